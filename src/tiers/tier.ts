@@ -1,0 +1,100 @@
+/**
+ * The Tier contract (DESIGN.md "Tiers"): one inference framework serving one model variant.
+ * Tokens are the lingua franca: every tier receives and returns token ids of the model family's
+ * tokenizer, so fallback and mid-stream continuation across frameworks are exact.
+ * Text concerns (detokenisation, stop strings, chat templates) live in the gateway, not in tiers.
+ */
+
+/** Sampling settings; temperature 0 means greedy (argmax). */
+export interface SamplingParams {
+  readonly temperature: number;
+  /** Nucleus sampling mass in (0, 1]; 1 disables it. */
+  readonly topP: number;
+  /** Keep only the k most likely tokens; 0 disables it. */
+  readonly topK: number;
+  /** Seed for reproducible sampling; undefined means a random seed. */
+  readonly seed?: number | undefined;
+}
+
+export interface GenerateRequest {
+  /** Prompt token ids, already tokenised by the gateway (BOS included when the model wants it). */
+  readonly tokens: readonly number[];
+  readonly sampling: SamplingParams;
+  /** Upper bound on generated tokens; the tier finishes with reason 'length' when reached. */
+  readonly maxTokens: number;
+  /** Token ids that end generation (EOS and friends); the stop token itself is not emitted. */
+  readonly stopTokens: readonly number[];
+  /** How many alternative tokens to report per step with their logprobs (0 = none). */
+  readonly topLogprobs: number;
+  /** Absolute deadline (ms since epoch) for this attempt; tiers stop generating past it. */
+  readonly deadline?: number | undefined;
+  /** Request id for logs and tracing across processes. */
+  readonly requestId?: string | undefined;
+}
+
+export interface TokenLogprob {
+  readonly token: number;
+  readonly logprob: number;
+}
+
+export interface TokenEvent {
+  readonly kind: 'token';
+  readonly token: number;
+  /** Natural-log probability of this token under the tier's (pre-sampling-transform) distribution. */
+  readonly logprob: number;
+  /** Present when topLogprobs > 0: the most likely alternatives, best first. */
+  readonly top?: readonly TokenLogprob[] | undefined;
+}
+
+/** 'stop': a stop token was produced; 'length': maxTokens reached or the context is full. */
+export type TierFinishReason = 'stop' | 'length';
+
+export interface FinishEvent {
+  readonly kind: 'finish';
+  readonly reason: TierFinishReason;
+}
+
+export type TierEvent = TokenEvent | FinishEvent;
+
+export type TierFramework = 'llama.cpp' | 'onnxruntime' | 'pytorch' | 'echo';
+
+export interface TierInfo {
+  /** The tier's name in config (e.g. "edge", "main", "fallback"). */
+  readonly name: string;
+  readonly framework: TierFramework;
+  /** Model family id, e.g. "tiny-brown". */
+  readonly modelId: string;
+  /** Variant id within the family, e.g. "gguf-q4_k_m", "onnx-int8". */
+  readonly variant: string;
+  /** "fp32", "int8", "q4_k_m", … */
+  readonly precision: string;
+  readonly contextLength: number;
+  readonly vocabSize: number;
+}
+
+export interface TierHealth {
+  readonly ready: boolean;
+  /** Why the tier is not ready (or extra detail when it is). */
+  readonly detail?: string | undefined;
+}
+
+export interface Tier {
+  readonly name: string;
+  /** Loads models / connects; resolves when the tier can serve. Throws a typed error otherwise. */
+  start(): Promise<void>;
+  /**
+   * Generates tokens for one sequence. The stream ends with exactly one FinishEvent unless it
+   * throws. Aborting `signal` stops generation promptly and frees the tier's resources; the
+   * iterator then ends by throwing the signal's reason.
+   */
+  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<TierEvent>;
+  /**
+   * Log-probabilities of tokens[i] given tokens[0..i-1] for i = 1..n-1 (length n-1):
+   * perplexity eval, cascade confidence, speculative verification.
+   */
+  score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array>;
+  info(): TierInfo;
+  health(): TierHealth;
+  /** Stops serving and frees models, workers and connections. */
+  close(): Promise<void>;
+}
