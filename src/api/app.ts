@@ -1,0 +1,44 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Gateway } from '../gateway/gateway.js';
+import { installAuth } from './auth.js';
+import { installErrorHandling } from './error-handler.js';
+import { healthRoutes } from './health.js';
+import { chatCompletionsRoute } from './openai/chat-completions.js';
+import { completionsRoute } from './openai/completions.js';
+import { modelsRoutes } from './openai/models.js';
+import { installRequestSummary } from './request-context.js';
+
+/** A request id from the client is honoured if it looks sane (it ends up in every log line). */
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/**
+ * Builds the HTTP app around a started gateway without listening (tests use inject() or
+ * listen on port 0). Hook order matters: the request summary is installed first so that even
+ * requests refused by auth get their log line and metrics.
+ */
+export function buildApp(gateway: Gateway): FastifyInstance {
+  const { server } = gateway.config;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: gateway.logger as FastifyBaseLogger,
+    // Fastify's own per-request lines are replaced by one summary line (request-context.ts).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    bodyLimit: server.bodyLimitBytes,
+    trustProxy: server.trustProxy,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Keep-alive sockets are closed on shutdown; in-flight requests are let finish (server.ts).
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  installRequestSummary(app, gateway.metrics);
+  installErrorHandling(app);
+  installAuth(app, gateway.config);
+  healthRoutes(app, gateway);
+  modelsRoutes(app, gateway);
+  completionsRoute(app, gateway);
+  chatCompletionsRoute(app, gateway);
+  return app;
+}

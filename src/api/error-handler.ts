@@ -1,0 +1,22 @@
+import type { FastifyInstance } from 'fastify';
+import { ApiError, toApiError } from './errors.js';
+
+/**
+ * The one place errors become responses: route errors, fastify's own (bad JSON, body too large,
+ * wrong content type) and unknown routes all leave as OpenAI error JSON. A 5xx is logged once,
+ * here, with its cause; 4xx are the client's business and only counted.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, request, reply) => {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500 && apiError.kind === 'internal') request.log.error({ err }, 'request failed');
+    request.tiergate.errorCode = apiError.code ?? apiError.type;
+    if (apiError.retryAfter !== undefined) void reply.header('retry-after', String(apiError.retryAfter));
+    return reply.status(apiError.status).send(apiError.toBody());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const err = new ApiError('route_not_found', `Unknown request URL: ${request.method} ${request.url}.`);
+    request.tiergate.errorCode = err.code ?? err.type;
+    return reply.status(err.status).send(err.toBody());
+  });
+}

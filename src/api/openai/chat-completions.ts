@@ -1,0 +1,109 @@
+import type { FastifyInstance } from 'fastify';
+import type { Gateway } from '../../gateway/gateway.js';
+import type { FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
+import { renderChat } from '../../text/chat-template.js';
+import { encodePrompt, type ChatMessage } from '../../text/tokenizer.js';
+import { responseId, systemFingerprint } from './ids.js';
+import { buildGeneration, routeRequest } from './normalise.js';
+import { ChatBodySchema, parseBody, type ChatBody } from './request-schemas.js';
+import { respond, type CollectedChoice, type Formatter } from './respond.js';
+
+/** POST /v1/chat/completions (https://platform.openai.com/docs/api-reference/chat). */
+export function chatCompletionsRoute(app: FastifyInstance, gateway: Gateway): void {
+  app.post('/v1/chat/completions', async (request, reply) => {
+    const body = parseBody(ChatBodySchema, request.body);
+    const served = routeRequest(request, gateway, body.model);
+    const promptTokens = chatPromptTokens(gateway, toMessages(body.messages));
+    const wantLogprobs = body.logprobs === true;
+    const gen = buildGeneration(
+      request,
+      gateway,
+      served,
+      body,
+      promptTokens,
+      body.max_completion_tokens != null
+        ? { value: body.max_completion_tokens, param: 'max_completion_tokens' }
+        : { value: body.max_tokens, param: 'max_tokens' },
+      { enabled: wantLogprobs, top: wantLogprobs ? (body.top_logprobs ?? 0) : 0, param: 'top_logprobs' },
+    );
+    const base = {
+      id: responseId('chatcmpl'),
+      created: Math.floor(Date.now() / 1000),
+      model: body.model,
+      system_fingerprint: systemFingerprint(served.tier.info()),
+    };
+    await respond(request, reply, gateway, served, gen, chatFormatter(base, wantLogprobs), {
+      stream: body.stream === true,
+      includeUsage: body.stream_options?.include_usage === true,
+    });
+  });
+}
+
+function toMessages(messages: ChatBody['messages']): ChatMessage[] {
+  return messages.map((m) => ({
+    role: m.role,
+    content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+  }));
+}
+
+/** The model's own template when it has one (config `chat.template: auto`), else a built-in one. */
+function chatPromptTokens(gateway: Gateway, messages: readonly ChatMessage[]): number[] {
+  const choice = gateway.config.chat.template;
+  if (choice === 'auto') {
+    const native = gateway.tokenizer.renderNativeChat?.(messages);
+    if (native !== undefined) return native;
+  }
+  return encodePrompt(gateway.tokenizer, renderChat(messages, choice === 'chatml' ? 'chatml' : 'plain'));
+}
+
+interface Base {
+  id: string;
+  created: number;
+  model: string;
+  system_fingerprint: string;
+}
+
+function bytesOf(text: string): number[] {
+  return [...Buffer.from(text, 'utf8')];
+}
+
+function chatLogprobs(tokens: readonly TokenDetail[]) {
+  return {
+    content: tokens.map((t) => ({
+      token: t.text,
+      logprob: t.logprob,
+      bytes: bytesOf(t.text),
+      top_logprobs: t.top.map((a) => ({ token: a.text, logprob: a.logprob, bytes: bytesOf(a.text) })),
+    })),
+    refusal: null,
+  };
+}
+
+function usageBody(u: Usage) {
+  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+}
+
+function chatFormatter(base: Base, logprobs: boolean): Formatter {
+  const chunk = (index: number, delta: Record<string, unknown>, finish: FinishReason | null, tokens: readonly TokenDetail[]) => ({
+    ...base,
+    object: 'chat.completion.chunk',
+    choices: [{ index, delta, logprobs: logprobs && tokens.length > 0 ? chatLogprobs(tokens) : null, finish_reason: finish }],
+  });
+  return {
+    openingChunks: (n) => Array.from({ length: n }, (_, i) => chunk(i, { role: 'assistant', content: '' }, null, [])),
+    deltaChunk: (ev) => chunk(ev.index, { content: ev.text }, null, ev.tokens),
+    finishChunk: (index, reason) => chunk(index, {}, reason, []),
+    usageChunk: (u) => ({ ...base, object: 'chat.completion.chunk', choices: [], usage: usageBody(u) }),
+    response: (choices: readonly CollectedChoice[], u: Usage) => ({
+      ...base,
+      object: 'chat.completion',
+      choices: choices.map((c) => ({
+        index: c.index,
+        message: { role: 'assistant', content: c.text, refusal: null },
+        logprobs: logprobs ? chatLogprobs(c.tokens) : null,
+        finish_reason: c.finishReason,
+      })),
+      usage: usageBody(u),
+    }),
+  };
+}

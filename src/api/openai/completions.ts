@@ -1,0 +1,109 @@
+import type { FastifyInstance } from 'fastify';
+import type { Gateway } from '../../gateway/gateway.js';
+import type { FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
+import { encodePrompt } from '../../text/tokenizer.js';
+import { ApiError } from '../errors.js';
+import { responseId, systemFingerprint } from './ids.js';
+import { buildGeneration, routeRequest } from './normalise.js';
+import { CompletionBodySchema, parseBody } from './request-schemas.js';
+import { respond, type CollectedChoice, type Formatter } from './respond.js';
+
+/** POST /v1/completions (https://platform.openai.com/docs/api-reference/completions). */
+export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
+  app.post('/v1/completions', async (request, reply) => {
+    const body = parseBody(CompletionBodySchema, request.body);
+    const served = routeRequest(request, gateway, body.model);
+    const promptTokens = promptToTokens(gateway, body.prompt);
+    const top = body.logprobs ?? 0;
+    const gen = buildGeneration(
+      request,
+      gateway,
+      served,
+      body,
+      promptTokens,
+      { value: body.max_tokens, param: 'max_tokens' },
+      { enabled: body.logprobs != null, top, param: 'logprobs' },
+    );
+    const base = {
+      id: responseId('cmpl'),
+      object: 'text_completion' as const,
+      created: Math.floor(Date.now() / 1000),
+      model: body.model,
+      system_fingerprint: systemFingerprint(served.tier.info()),
+    };
+    const echoText = body.echo === true ? gateway.tokenizer.detokenize(withoutBos(gateway, promptTokens)) : '';
+    const formatter = completionFormatter(base, echoText, body.logprobs != null);
+    await respond(request, reply, gateway, served, gen, formatter, {
+      stream: body.stream === true,
+      includeUsage: body.stream_options?.include_usage === true,
+    });
+  });
+}
+
+function promptToTokens(gateway: Gateway, prompt: string | string[] | number[] | number[][]): number[] {
+  const first = Array.isArray(prompt) ? prompt[0] : prompt;
+  if (typeof first === 'string') return encodePrompt(gateway.tokenizer, first);
+  if (typeof first === 'number') return prompt as number[];
+  if (Array.isArray(first)) return first;
+  throw new ApiError('invalid_request', 'The prompt must be a string or an array of token ids.', 'prompt');
+}
+
+function withoutBos(gateway: Gateway, tokens: readonly number[]): readonly number[] {
+  return tokens[0] === gateway.tokenizer.bos ? tokens.slice(1) : tokens;
+}
+
+interface Base {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  system_fingerprint: string;
+}
+
+/** OpenAI's legacy completions logprobs object. */
+function legacyLogprobs(tokens: readonly TokenDetail[], startOffset: number) {
+  let offset = startOffset;
+  const textOffset: number[] = [];
+  for (const t of tokens) {
+    textOffset.push(offset);
+    offset += t.text.length;
+  }
+  return {
+    tokens: tokens.map((t) => t.text),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((t) => Object.fromEntries(t.top.map((a) => [a.text, a.logprob]))),
+    text_offset: textOffset,
+  };
+}
+
+function usageBody(u: Usage) {
+  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+}
+
+function completionFormatter(base: Base, echoText: string, logprobs: boolean): Formatter {
+  const offsets = new Map<number, number>();
+  const choiceChunk = (index: number, text: string, finish: FinishReason | null, tokens: readonly TokenDetail[]) => {
+    const start = offsets.get(index) ?? 0;
+    offsets.set(index, start + text.length);
+    return {
+      ...base,
+      choices: [{ text, index, logprobs: logprobs ? legacyLogprobs(tokens, start) : null, finish_reason: finish }],
+    };
+  };
+  return {
+    openingChunks: (n) => (echoText === '' ? [] : Array.from({ length: n }, (_, i) => choiceChunk(i, echoText, null, []))),
+    deltaChunk: (ev) => choiceChunk(ev.index, ev.text, null, ev.tokens),
+    finishChunk: (index, reason) => choiceChunk(index, '', reason, []),
+    usageChunk: (u) => ({ ...base, choices: [], usage: usageBody(u) }),
+    response: (choices: readonly CollectedChoice[], u: Usage) => ({
+      ...base,
+      choices: choices.map((c) => ({
+        text: echoText + c.text,
+        index: c.index,
+        logprobs: logprobs ? legacyLogprobs(c.tokens, echoText.length) : null,
+        finish_reason: c.finishReason,
+      })),
+      usage: usageBody(u),
+    }),
+  };
+}

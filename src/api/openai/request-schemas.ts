@@ -1,0 +1,106 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ApiError } from '../errors.js';
+
+/**
+ * OpenAI request bodies, as far as tiergate interprets them. Unknown fields are allowed and
+ * ignored, as OpenAI does; known fields are checked strictly (no type coercion: "5" is not 5).
+ * https://platform.openai.com/docs/api-reference/completions/create
+ * https://platform.openai.com/docs/api-reference/chat/create
+ */
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+const StopSchema = Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 16 })]));
+const StreamOptionsSchema = Nullable(Type.Object({ include_usage: Type.Optional(Nullable(Type.Boolean())) }));
+
+const common = {
+  model: Type.String({ minLength: 1 }),
+  max_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 0 }))),
+  temperature: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 2 }))),
+  top_p: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1 }))),
+  /** Not OpenAI, but common (vLLM, llama.cpp server); 0 or absent disables it. */
+  top_k: Type.Optional(Nullable(Type.Integer({ minimum: 0 }))),
+  seed: Type.Optional(Nullable(Type.Integer())),
+  stop: Type.Optional(StopSchema),
+  stream: Type.Optional(Nullable(Type.Boolean())),
+  stream_options: Type.Optional(StreamOptionsSchema),
+  n: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+  user: Type.Optional(Nullable(Type.String())),
+  presence_penalty: Type.Optional(Nullable(Type.Number({ minimum: -2, maximum: 2 }))),
+  frequency_penalty: Type.Optional(Nullable(Type.Number({ minimum: -2, maximum: 2 }))),
+};
+
+const TokenArray = Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 });
+
+export const CompletionBodySchema = Type.Object({
+  ...common,
+  prompt: Type.Union([
+    Type.String(),
+    Type.Array(Type.String(), { minItems: 1, maxItems: 1 }),
+    TokenArray,
+    Type.Array(TokenArray, { minItems: 1, maxItems: 1 }),
+  ]),
+  logprobs: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20 }))),
+  echo: Type.Optional(Nullable(Type.Boolean())),
+  suffix: Type.Optional(Type.Null()),
+  best_of: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1 }))),
+});
+export type CompletionBody = Static<typeof CompletionBodySchema>;
+
+const TextPart = Type.Object({ type: Type.Literal('text'), text: Type.String() });
+const Content = Type.Union([Type.String(), Type.Array(TextPart)]);
+
+export const ChatBodySchema = Type.Object({
+  ...common,
+  messages: Type.Array(
+    Type.Object({
+      role: Type.Union([
+        Type.Literal('system'),
+        Type.Literal('developer'),
+        Type.Literal('user'),
+        Type.Literal('assistant'),
+        Type.Literal('tool'),
+      ]),
+      content: Nullable(Content),
+      name: Type.Optional(Type.String()),
+    }),
+    { minItems: 1 },
+  ),
+  max_completion_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 0 }))),
+  logprobs: Type.Optional(Nullable(Type.Boolean())),
+  top_logprobs: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20 }))),
+});
+export type ChatBody = Static<typeof ChatBodySchema>;
+
+/** Checks a body against a schema; the first problem becomes a 400 naming the field. */
+export function parseBody<T extends TSchema>(schema: T, body: unknown): Static<T> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError('invalid_request', 'The request body must be a JSON object.');
+  }
+  const first = Value.Errors(schema, body).First();
+  if (first === undefined) return body as Static<T>;
+  const param = toParam(first.path);
+  const missing = first.value === undefined;
+  const message = missing
+    ? `Missing required parameter: '${param}'.`
+    : `Invalid value for '${param}': ${first.message.toLowerCase()} (got ${describe(first.value)}).`;
+  throw new ApiError('invalid_request', message, param);
+}
+
+/** "/messages/0/role" → "messages[0].role" (OpenAI's param notation). */
+function toParam(path: string): string {
+  return path
+    .split('/')
+    .filter((p) => p !== '')
+    .map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`))
+    .join('');
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return value.length > 40 ? 'a string' : JSON.stringify(value);
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}

@@ -1,0 +1,106 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Gateway, ServedModel } from '../../gateway/gateway.js';
+import { execute, type ExecutionSummary } from '../../pipeline/execute.js';
+import type { ChoiceEvent, FinishReason, GenerationRequest, TokenDetail, Usage } from '../../pipeline/types.js';
+import { ApiError, toApiError } from '../errors.js';
+import { SseWriter } from '../sse.js';
+
+/** One finished choice, for non-streamed responses. */
+export interface CollectedChoice {
+  readonly index: number;
+  text: string;
+  tokens: TokenDetail[];
+  finishReason: FinishReason;
+}
+
+/** Turns pipeline events into one endpoint's wire shapes (completions or chat). */
+export interface Formatter {
+  /** Chunks sent before any generated text (chat: the assistant role; completions: echoed prompt). */
+  openingChunks(n: number): unknown[];
+  deltaChunk(event: Extract<ChoiceEvent, { kind: 'delta' }>): unknown;
+  finishChunk(index: number, reason: FinishReason): unknown;
+  usageChunk(usage: Usage): unknown;
+  response(choices: readonly CollectedChoice[], usage: Usage): unknown;
+}
+
+/**
+ * Runs a prepared request and answers it, streamed (SSE) or whole. The first event is awaited
+ * before any byte is written, so failures before the first token (tier busy, tier down) still
+ * get a proper HTTP status; later failures end the stream with an error event.
+ */
+export async function respond(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  gateway: Gateway,
+  served: ServedModel,
+  gen: GenerationRequest,
+  formatter: Formatter,
+  options: { stream: boolean; includeUsage: boolean },
+): Promise<void> {
+  const ctx = request.tiergate;
+  ctx.stream = options.stream;
+  ctx.promptTokens = gen.promptTokens.length;
+  const client = new AbortController();
+  // The response's 'close' before it finished means the client went away: stop generating now.
+  const onClose = (): void => {
+    if (!reply.raw.writableFinished) client.abort(new ApiError('invalid_request', 'client disconnected'));
+  };
+  reply.raw.once('close', onClose);
+  const signal = AbortSignal.any([client.signal, gateway.shutdownSignal]);
+  const summary: ExecutionSummary = { completionTokens: 0, ttftMs: undefined, aborted: false };
+  const events = execute(served.tier, gateway.tokenizer, gateway.metrics, gen, signal, summary);
+  const usage = (): Usage => ({ promptTokens: gen.promptTokens.length * gen.n, completionTokens: summary.completionTokens });
+  try {
+    const first = await events.next();
+    if (options.stream) {
+      const sse = new SseWriter(reply);
+      try {
+        for (const chunk of formatter.openingChunks(gen.n)) await sse.send(chunk);
+        for (let r = first; !r.done; r = await events.next()) {
+          if (sse.closed) break;
+          const ev = r.value;
+          if (ev.kind === 'delta') {
+            await sse.send(formatter.deltaChunk(ev));
+          } else {
+            ctx.finishReason = ev.reason;
+            await sse.send(formatter.finishChunk(ev.index, ev.reason));
+          }
+        }
+        if (options.includeUsage && !sse.closed) await sse.send(formatter.usageChunk(usage()));
+      } catch (err) {
+        // Headers are gone; OpenAI's convention is an error object as the last event.
+        const apiError = toApiError(signal.aborted ? signal.reason : err);
+        if (apiError.kind === 'internal') request.log.error({ err }, 'stream failed');
+        ctx.errorCode = apiError.code ?? apiError.type;
+        await sse.send(apiError.toBody());
+      } finally {
+        sse.end();
+      }
+    } else {
+      const choices = new Map<number, CollectedChoice>();
+      for (let r = first; !r.done; r = await events.next()) {
+        const ev = r.value;
+        let choice = choices.get(ev.index);
+        if (choice === undefined) {
+          choice = { index: ev.index, text: '', tokens: [], finishReason: 'length' };
+          choices.set(ev.index, choice);
+        }
+        if (ev.kind === 'delta') {
+          choice.text += ev.text;
+          choice.tokens.push(...ev.tokens);
+        } else {
+          choice.finishReason = ev.reason;
+          ctx.finishReason = ev.reason;
+        }
+      }
+      const ordered = [...choices.values()].sort((a, b) => a.index - b.index);
+      await reply.send(formatter.response(ordered, usage()));
+    }
+  } finally {
+    await events.return(undefined);
+    reply.raw.off('close', onClose);
+    ctx.completionTokens = summary.completionTokens;
+    ctx.ttftMs = summary.ttftMs;
+    ctx.aborted = summary.aborted;
+  }
+}

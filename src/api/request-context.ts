@@ -1,0 +1,83 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { MetricsService } from '../observability/metrics.js';
+
+/** What a request accumulates on its way through, for its summary log line and metrics. */
+export interface RequestContext {
+  readonly startedAt: number;
+  tier: string | undefined;
+  model: string | undefined;
+  stream: boolean;
+  promptTokens: number;
+  completionTokens: number;
+  /** Milliseconds from arrival to the first generated token. */
+  ttftMs: number | undefined;
+  finishReason: string | undefined;
+  errorCode: string | undefined;
+  /** True when the client went away before the response was complete. */
+  aborted: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    tiergate: RequestContext;
+  }
+}
+
+/**
+ * One summary line per request (route, tier, status, tokens, TTFT, duration) and the request
+ * counters. It hangs on the raw response's `close` event, which fires for normal replies,
+ * hijacked SSE streams and client disconnects alike.
+ */
+export function installRequestSummary(app: FastifyInstance, metrics: MetricsService): void {
+  app.decorateRequest('tiergate', null as unknown as RequestContext);
+  app.addHook('onRequest', async (request, reply) => {
+    request.tiergate = {
+      startedAt: performance.now(),
+      tier: undefined,
+      model: undefined,
+      stream: false,
+      promptTokens: 0,
+      completionTokens: 0,
+      ttftMs: undefined,
+      finishReason: undefined,
+      errorCode: undefined,
+      aborted: false,
+    };
+    void reply.header('x-request-id', request.id);
+    reply.raw.once('close', () => summarise(request, reply.raw.statusCode, reply.raw.writableFinished, metrics));
+  });
+}
+
+function summarise(request: FastifyRequest, status: number, finished: boolean, metrics: MetricsService): void {
+  const ctx = request.tiergate;
+  const seconds = (performance.now() - ctx.startedAt) / 1000;
+  const route = request.routeOptions.url ?? 'unmatched';
+  const tier = ctx.tier ?? 'none';
+  const labels = { route, tier, status: String(status) };
+  metrics.requests.inc(labels);
+  metrics.requestDuration.observe(labels, seconds);
+  // Probes and scrapes would drown the log; they are visible in the metrics.
+  if (route === '/healthz' || route === '/readyz' || route === '/metrics') return;
+  request.log.info(
+    {
+      method: request.method,
+      route,
+      status,
+      model: ctx.model,
+      tier: ctx.tier,
+      stream: ctx.stream,
+      promptTokens: ctx.promptTokens,
+      completionTokens: ctx.completionTokens,
+      ttftMs: ctx.ttftMs === undefined ? undefined : round(ctx.ttftMs),
+      durationMs: round(seconds * 1000),
+      finishReason: ctx.finishReason,
+      error: ctx.errorCode,
+      aborted: ctx.aborted || !finished ? true : undefined,
+    },
+    'request',
+  );
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

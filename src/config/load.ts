@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import type { TSchema } from '@sinclair/typebox';
+import { parse as parseYaml } from 'yaml';
+import { ConfigSchema, type Config } from './schema.js';
+import { isTierKind, tierSchemas, type TierConfig } from './tiers/index.js';
+
+/** Thrown for any invalid configuration; `problems` lists each bad path with what is wrong. */
+export class ConfigError extends Error {
+  readonly code = 'TIERGATE_ERR_CONFIG';
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`invalid configuration (${source}):\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadOptions {
+  /** Environment for overrides (TIERGATE_PORT, TIERGATE_HOST, TIERGATE_LOG_LEVEL) and key lookup. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Directory that relative paths resolve against; default: the config file's directory. */
+  readonly baseDir?: string;
+}
+
+/** Reads, validates and freezes a YAML config file. */
+export function loadConfigFile(path: string, options: LoadOptions = {}): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (err) {
+    throw new ConfigError(path, [`not valid YAML: ${(err as Error).message}`]);
+  }
+  return buildConfig(raw, { ...options, baseDir: options.baseDir ?? dirname(resolve(path)) }, path);
+}
+
+/** Validates a config object (as parsed from YAML) and returns the frozen, defaulted result. */
+export function buildConfig(raw: unknown, options: LoadOptions = {}, source = 'config'): Config {
+  const env = options.env ?? process.env;
+  const baseDir = options.baseDir ?? process.cwd();
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(source, ['/: expected a mapping at the top level']);
+  }
+  const input = structuredClone(raw) as Record<string, unknown>;
+  applyEnvOverrides(input, env);
+
+  const problems: string[] = [];
+  const root = validate(ConfigSchema, input, '', problems) as Record<string, unknown> | undefined;
+  const tiers: Record<string, TierConfig> = {};
+  const rawTiers = (input.tiers ?? {}) as Record<string, unknown>;
+  if (typeof rawTiers === 'object' && rawTiers !== null) {
+    for (const [name, tier] of Object.entries(rawTiers)) {
+      const kind = (tier as { kind?: unknown } | null)?.kind;
+      if (!isTierKind(kind)) {
+        problems.push(
+          `/tiers/${name}/kind: must be one of ${Object.keys(tierSchemas).join(', ')} (got ${JSON.stringify(kind)})`,
+        );
+        continue;
+      }
+      const checked = validate(tierSchemas[kind], tier, `/tiers/${name}`, problems);
+      if (checked !== undefined) tiers[name] = checked as TierConfig;
+    }
+  }
+  if (problems.length > 0 || root === undefined) throw new ConfigError(source, problems);
+
+  const config = { ...root, tiers } as unknown as MutableConfig;
+  crossValidate(config, env, problems);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  resolvePaths(config, baseDir);
+  return deepFreeze(config) as Config;
+}
+
+type MutableConfig = {
+  -readonly [K in keyof Config]: Config[K] extends object ? { -readonly [P in keyof Config[K]]: unknown } : Config[K];
+} & Record<string, unknown>;
+
+function validate(schema: TSchema, value: unknown, prefix: string, problems: string[]): unknown {
+  const withDefaults = Value.Default(schema, structuredClone(value ?? {}));
+  const errors = [...Value.Errors(schema, withDefaults)];
+  if (errors.length === 0) return withDefaults;
+  for (const e of errors.slice(0, 20)) {
+    // Unions report one error per member; the member errors are enough and clearer.
+    problems.push(`${prefix}${e.path || '/'}: ${e.message}${e.value === undefined ? '' : ` (got ${short(e.value)})`}`);
+  }
+  return undefined;
+}
+
+function short(value: unknown): string {
+  const s = JSON.stringify(value) ?? String(value);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function applyEnvOverrides(input: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const section = (key: string): Record<string, unknown> => {
+    const existing = input[key];
+    if (typeof existing === 'object' && existing !== null) return existing as Record<string, unknown>;
+    const created: Record<string, unknown> = {};
+    input[key] = created;
+    return created;
+  };
+  // Environment strings are coerced here so the schema sees the right type and can reject nonsense.
+  if (env.TIERGATE_PORT !== undefined) {
+    const port = Number(env.TIERGATE_PORT);
+    section('server').port = Number.isFinite(port) && env.TIERGATE_PORT.trim() !== '' ? port : env.TIERGATE_PORT;
+  }
+  if (env.TIERGATE_HOST !== undefined) section('server').host = env.TIERGATE_HOST;
+  if (env.TIERGATE_LOG_LEVEL !== undefined) section('logging').level = env.TIERGATE_LOG_LEVEL;
+}
+
+function crossValidate(config: MutableConfig, env: NodeJS.ProcessEnv, problems: string[]): void {
+  const tiers = config.tiers as Record<string, TierConfig>;
+  const models = config.models as Record<string, { tier: string }>;
+  for (const [model, served] of Object.entries(models)) {
+    if (!Object.hasOwn(tiers, served.tier)) {
+      const known = Object.keys(tiers).join(', ') || '(none)';
+      problems.push(`/models/${model}/tier: no tier named "${served.tier}" (tiers: ${known})`);
+    }
+  }
+  if (Object.keys(models).length === 0) problems.push('/models: at least one served model is required');
+  const auth = config.auth as { enabled: boolean; keys: { name: string; sha256?: string; env?: string; key?: string }[] };
+  auth.keys.forEach((k, i) => {
+    const given = [k.sha256, k.env, k.key].filter((v) => v !== undefined).length;
+    if (given !== 1) {
+      problems.push(`/auth/keys/${i}: give exactly one of sha256, env or key (key "${k.name}" has ${given})`);
+      return;
+    }
+    if (k.env !== undefined) {
+      const value = env[k.env];
+      if (value === undefined || value === '') {
+        if (auth.enabled) problems.push(`/auth/keys/${i}/env: environment variable ${k.env} is not set`);
+        return;
+      }
+      k.sha256 = sha256Hex(value);
+    } else if (k.key !== undefined) {
+      k.sha256 = sha256Hex(k.key);
+    }
+    // Only the hash is kept in memory; the plain-text key is dropped once hashed.
+    delete k.key;
+    k.sha256 = k.sha256?.toLowerCase();
+  });
+  if (auth.enabled && auth.keys.every((k) => k.sha256 === undefined)) {
+    problems.push('/auth/keys: auth is enabled but no usable key is configured');
+  }
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+function resolvePaths(config: MutableConfig, baseDir: string): void {
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const family = config.family as { dir: string };
+  family.dir = abs(family.dir);
+  // Tier `model` values may be variant ids, bare file names (looked up in the family directory)
+  // or paths; only values with a directory part are resolved here.
+  const looksLikePath = (p: string): boolean => p.includes('/');
+  for (const tier of Object.values(config.tiers as Record<string, { model?: string }>)) {
+    if (tier.model !== undefined && looksLikePath(tier.model)) tier.model = abs(tier.model);
+  }
+  const tokenizer = config.tokenizer as { model?: string };
+  if (tokenizer.model !== undefined && looksLikePath(tokenizer.model)) tokenizer.model = abs(tokenizer.model);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

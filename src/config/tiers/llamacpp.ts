@@ -1,0 +1,25 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/** The `llamacpp` (edge) tier: a GGUF variant of the model family run in process by node-llama-cpp. */
+export const LlamaCppTierSchema = Type.Object(
+  {
+    kind: Type.Literal('llamacpp'),
+    /** A variant id from the family manifest (e.g. "gguf-q4_k_m") or a path to a .gguf file. */
+    model: Type.String({ minLength: 1, default: 'gguf-q4_k_m' }),
+    /**
+     * Native evaluation threads. 1 is the default because on 2 shared cores a second spinning
+     * thread made decoding ~40× slower in measurements (docs FACTS.md); raise it on bigger machines.
+     */
+    threads: Type.Integer({ minimum: 0, default: 1 }),
+    /** Concurrent generations (llama.cpp context sequences, batched together on each step). */
+    sequences: Type.Integer({ minimum: 1, maximum: 64, default: 8 }),
+    /** Tokens per sequence; 0 means the model's training context length. */
+    contextSize: Type.Integer({ minimum: 0, default: 0 }),
+    /** llama.cpp batch size (tokens evaluated per step across all sequences). */
+    batchSize: Type.Integer({ minimum: 1, default: 512 }),
+    /** Requests waiting for a free sequence beyond this are refused with 429. */
+    maxQueue: Type.Integer({ minimum: 0, default: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type LlamaCppTierConfig = Static<typeof LlamaCppTierSchema>;

@@ -1,0 +1,130 @@
+import type { Logger } from 'pino';
+import { ApiError } from '../api/errors.js';
+import type { Config } from '../config/index.js';
+import { loadModelFamily, type ModelFamily } from '../family/manifest.js';
+import type { MetricsService } from '../observability/metrics.js';
+import { createTier } from '../tiers/registry.js';
+import type { Tier } from '../tiers/tier.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import { loadTokenizer } from './load-tokenizer.js';
+
+export interface ServedModel {
+  readonly name: string;
+  readonly tier: Tier;
+  readonly description: string | undefined;
+}
+
+/**
+ * The gateway's shared state: tokenizer, tiers and the model-name table, built once from a
+ * validated config. Fastify decorates the app with it; handlers never read config directly.
+ */
+export class Gateway {
+  private closing = false;
+  /** Aborted when the shutdown grace period ends: every in-flight generation stops. */
+  private readonly shutdownController = new AbortController();
+
+  private constructor(
+    readonly config: Config,
+    readonly logger: Logger,
+    readonly metrics: MetricsService,
+    readonly family: ModelFamily,
+    readonly tokenizer: Tokenizer,
+    readonly tiers: ReadonlyMap<string, Tier>,
+    private readonly models: ReadonlyMap<string, ServedModel>,
+    /** Seconds since the epoch at start, for /v1/models `created`. */
+    readonly createdAt: number,
+  ) {}
+
+  /** Loads the tokenizer, builds every tier and starts them (models load here). */
+  static async start(config: Config, logger: Logger, metrics: MetricsService): Promise<Gateway> {
+    const family = loadModelFamily(config.family.dir);
+    const tokenizer = await loadTokenizer(config, family);
+    const tiers = new Map<string, Tier>();
+    try {
+      for (const [name, options] of Object.entries(config.tiers)) {
+        const tierLogger = logger.child({ tier: name });
+        tiers.set(name, createTier(name, options, { logger: tierLogger, metrics, family, tokenizer }));
+      }
+      await Promise.all(
+        [...tiers.values()].map(async (tier) => {
+          const t0 = performance.now();
+          await tier.start();
+          metrics.tierStartSeconds.set({ tier: tier.name }, (performance.now() - t0) / 1000);
+        }),
+      );
+    } catch (err) {
+      await Promise.allSettled([...tiers.values()].map((t) => t.close()));
+      await tokenizer.close();
+      throw err;
+    }
+    const models = new Map<string, ServedModel>();
+    for (const [name, served] of Object.entries(config.models)) {
+      models.set(name, { name, tier: tiers.get(served.tier)!, description: served.description });
+    }
+    return new Gateway(config, logger, metrics, family, tokenizer, tiers, models, Math.floor(Date.now() / 1000));
+  }
+
+  /**
+   * The tier for a request: by served model name, or explicitly by the `x-tiergate-tier` header
+   * (until the policy engine chooses).
+   */
+  route(model: string, tierHeader: string | undefined): ServedModel {
+    const served = this.models.get(model);
+    if (served === undefined) {
+      throw new ApiError('model_not_found', `The model \`${model}\` does not exist.`, 'model');
+    }
+    if (tierHeader === undefined || tierHeader === '') return served;
+    const tier = this.tiers.get(tierHeader);
+    if (tier === undefined) {
+      const known = [...this.tiers.keys()].join(', ');
+      throw new ApiError('invalid_request', `Unknown tier "${tierHeader}" in x-tiergate-tier (tiers: ${known}).`, null);
+    }
+    return { ...served, tier };
+  }
+
+  listModels(): readonly ServedModel[] {
+    return [...this.models.values()];
+  }
+
+  getModel(name: string): ServedModel | undefined {
+    return this.models.get(name);
+  }
+
+  /** Ready when not shutting down and every tier reports ready. */
+  readiness(): { ready: boolean; tiers: Record<string, { ready: boolean; detail?: string | undefined }> } {
+    const tiers: Record<string, { ready: boolean; detail?: string | undefined }> = {};
+    let ready = !this.closing;
+    for (const [name, tier] of this.tiers) {
+      const h = tier.health();
+      tiers[name] = h;
+      this.metrics.tierReady.set({ tier: name }, h.ready ? 1 : 0);
+      ready &&= h.ready;
+    }
+    return { ready, tiers };
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** Signal that fires when in-flight work must stop (end of the shutdown grace period). */
+  get shutdownSignal(): AbortSignal {
+    return this.shutdownController.signal;
+  }
+
+  /** Stop taking new generations (readyz turns 503); in-flight ones continue. */
+  beginShutdown(): void {
+    this.closing = true;
+  }
+
+  /** Abort whatever is still generating (grace period over). */
+  abortInFlight(): void {
+    this.shutdownController.abort(new ApiError('not_ready', 'The server is shutting down.'));
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.allSettled([...this.tiers.values()].map((t) => t.close()));
+    await this.tokenizer.close();
+  }
+}

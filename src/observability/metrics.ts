@@ -1,0 +1,139 @@
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type CounterConfiguration,
+  type GaugeConfiguration,
+  type HistogramConfiguration,
+} from 'prom-client';
+
+/** Every metric name starts with this, so tiergate's series are easy to select. */
+export const METRIC_PREFIX = 'tiergate_';
+
+// Buckets sized for a gateway in front of small local models: sub-millisecond overheads up to
+// multi-second generations (vLLM uses a similar spread for TTFT and e2e latency).
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const PER_TOKEN_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+/**
+ * Owns one prom-client Registry per gateway instance (never the global one, so several apps
+ * in one process, e.g. in tests, do not collide). Names follow vLLM and the OpenTelemetry GenAI
+ * semantic conventions where those define one (TTFT, time per output token, token usage by type).
+ * Labels stay low-cardinality: tier, model (configured names only), route, status, type.
+ */
+export class MetricsService {
+  readonly registry = new Registry();
+
+  /** HTTP requests by route template, tier and status code. */
+  readonly requests: Counter<'route' | 'tier' | 'status'>;
+  /** Whole-request duration (gen_ai.server.request.duration / vllm e2e_request_latency). */
+  readonly requestDuration: Histogram<'route' | 'tier' | 'status'>;
+  /** Time from the request's arrival to its first generated token (gen_ai.server.time_to_first_token). */
+  readonly timeToFirstToken: Histogram<'tier'>;
+  /** Mean decode time per output token after the first (gen_ai.server.time_per_output_token). */
+  readonly timePerOutputToken: Histogram<'tier'>;
+  /** Tokens processed, by type input|output (gen_ai.client.token.usage). */
+  readonly tokens: Counter<'tier' | 'type'>;
+  /** Generation requests currently being served. */
+  readonly inFlight: Gauge<'tier'>;
+  /** Requests that ended early because the client went away. */
+  readonly aborted: Counter<'tier'>;
+  /** Time spent loading each tier's model at start-up. */
+  readonly tierStartSeconds: Gauge<'tier'>;
+  /** 1 when the tier reports ready. */
+  readonly tierReady: Gauge<'tier'>;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
+    }
+    this.requests = this.counter({
+      name: 'requests_total',
+      help: 'HTTP requests by route, tier and status code.',
+      labelNames: ['route', 'tier', 'status'],
+    });
+    this.requestDuration = this.histogram({
+      name: 'request_duration_seconds',
+      help: 'End-to-end request duration in seconds.',
+      labelNames: ['route', 'tier', 'status'],
+      buckets: LATENCY_BUCKETS,
+    });
+    this.timeToFirstToken = this.histogram({
+      name: 'time_to_first_token_seconds',
+      help: 'Time from request arrival to the first generated token, in seconds.',
+      labelNames: ['tier'],
+      buckets: LATENCY_BUCKETS,
+    });
+    this.timePerOutputToken = this.histogram({
+      name: 'time_per_output_token_seconds',
+      help: 'Mean time per output token after the first, per request, in seconds.',
+      labelNames: ['tier'],
+      buckets: PER_TOKEN_BUCKETS,
+    });
+    this.tokens = this.counter({
+      name: 'tokens_total',
+      help: 'Tokens processed, by type (input = prompt, output = generated).',
+      labelNames: ['tier', 'type'],
+    });
+    this.inFlight = this.gauge({
+      name: 'requests_in_flight',
+      help: 'Generation requests currently being served.',
+      labelNames: ['tier'],
+    });
+    this.aborted = this.counter({
+      name: 'requests_aborted_total',
+      help: 'Generations stopped because the client disconnected.',
+      labelNames: ['tier'],
+    });
+    this.tierStartSeconds = this.gauge({
+      name: 'tier_start_seconds',
+      help: 'Time the tier took to load its model and become ready, in seconds.',
+      labelNames: ['tier'],
+    });
+    this.tierReady = this.gauge({
+      name: 'tier_ready',
+      help: '1 when the tier reports ready, else 0.',
+      labelNames: ['tier'],
+    });
+  }
+
+  /** Registers a counter in this instance's registry; `name` is given without the prefix. */
+  // Registering returns the existing metric when the name is taken, so several tiers of one kind
+  // can each ask for the same series (distinguished by their `tier` label).
+  counter<L extends string>(config: CounterConfiguration<L>): Counter<L> {
+    const name = this.prefixed(config.name);
+    return (this.existing(name) as Counter<L> | undefined) ?? new Counter({ ...config, name, registers: [this.registry] });
+  }
+
+  gauge<L extends string>(config: GaugeConfiguration<L>): Gauge<L> {
+    const name = this.prefixed(config.name);
+    return (this.existing(name) as Gauge<L> | undefined) ?? new Gauge({ ...config, name, registers: [this.registry] });
+  }
+
+  histogram<L extends string>(config: HistogramConfiguration<L>): Histogram<L> {
+    const name = this.prefixed(config.name);
+    return (
+      (this.existing(name) as Histogram<L> | undefined) ??
+      new Histogram({ ...config, name, registers: [this.registry] })
+    );
+  }
+
+  private existing(name: string): unknown {
+    return this.registry.getSingleMetric(name);
+  }
+
+  /** The Prometheus text exposition of every metric in this instance. */
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private prefixed(name: string): string {
+    return name.startsWith(METRIC_PREFIX) ? name : `${METRIC_PREFIX}${name}`;
+  }
+}

@@ -1,0 +1,62 @@
+import type { MetricsService } from '../observability/metrics.js';
+import type { Tier } from '../tiers/tier.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import { generateChoice, type ChoiceStats } from './generate-choice.js';
+import { merge } from './merge.js';
+import type { ChoiceEvent, GenerationRequest } from './types.js';
+
+/** Totals over all choices of one request, for usage, the summary log and metrics. */
+export interface ExecutionSummary {
+  completionTokens: number;
+  /** Milliseconds from arrival to the first token of any choice. */
+  ttftMs: number | undefined;
+  aborted: boolean;
+}
+
+/**
+ * Step 4 of DESIGN.md for one request: runs its n choices on the tier (concurrently; llama.cpp
+ * batches them) and records the per-request metrics when the stream ends, however it ends.
+ */
+export async function* execute(
+  tier: Tier,
+  tokenizer: Tokenizer,
+  metrics: MetricsService,
+  request: GenerationRequest,
+  signal: AbortSignal,
+  summary: ExecutionSummary,
+): AsyncGenerator<ChoiceEvent> {
+  const labels = { tier: tier.name };
+  const stats: ChoiceStats[] = [];
+  const sources = Array.from({ length: request.n }, (_, i) => {
+    const s: ChoiceStats = { completionTokens: 0, firstTokenAt: undefined, lastTokenAt: undefined };
+    stats.push(s);
+    // Each choice gets its own seed so n > 1 gives different samples, reproducibly.
+    const seed = request.sampling.seed === undefined ? undefined : request.sampling.seed + i;
+    return generateChoice(tier, tokenizer, request, i, seed, s, signal);
+  });
+  metrics.inFlight.inc(labels);
+  metrics.tokens.inc({ ...labels, type: 'input' }, request.promptTokens.length * request.n);
+  let completed = false;
+  try {
+    yield* merge(sources);
+    completed = true;
+  } finally {
+    metrics.inFlight.dec(labels);
+    summary.aborted = !completed && signal.aborted;
+    if (summary.aborted) metrics.aborted.inc(labels);
+    let first: number | undefined;
+    for (const s of stats) {
+      summary.completionTokens += s.completionTokens;
+      if (s.firstTokenAt !== undefined) first = Math.min(first ?? Infinity, s.firstTokenAt);
+      if (s.firstTokenAt !== undefined && s.lastTokenAt !== undefined && s.completionTokens > 1) {
+        const perToken = (s.lastTokenAt - s.firstTokenAt) / (s.completionTokens - 1) / 1000;
+        metrics.timePerOutputToken.observe(labels, perToken);
+      }
+    }
+    metrics.tokens.inc({ ...labels, type: 'output' }, summary.completionTokens);
+    if (first !== undefined) {
+      summary.ttftMs = first - request.arrivedAt;
+      metrics.timeToFirstToken.observe(labels, summary.ttftMs / 1000);
+    }
+  }
+}

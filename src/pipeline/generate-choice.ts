@@ -1,0 +1,93 @@
+import type { Tier } from '../tiers/tier.js';
+import { IncrementalDetokenizer } from '../text/detokenizer.js';
+import { StopMatcher } from '../text/stop-matcher.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import type { ChoiceEvent, GenerationRequest, TokenDetail } from './types.js';
+
+/** Counters the caller reads after (or during) the stream, for usage and metrics. */
+export interface ChoiceStats {
+  completionTokens: number;
+  /** performance.now() of the first token and the last one, for TTFT and time per output token. */
+  firstTokenAt: number | undefined;
+  lastTokenAt: number | undefined;
+}
+
+/**
+ * Egress for one choice (DESIGN.md step 5): runs the tier, detokenises incrementally, applies
+ * stop strings and yields text deltas with their tokens. Returning early (client gone, stop
+ * string found) ends the tier's generator, which frees its slot.
+ */
+export async function* generateChoice(
+  tier: Tier,
+  tokenizer: Tokenizer,
+  request: GenerationRequest,
+  index: number,
+  seed: number | undefined,
+  stats: ChoiceStats,
+  signal: AbortSignal,
+): AsyncGenerator<ChoiceEvent> {
+  const detok = new IncrementalDetokenizer(tokenizer, request.promptTokens);
+  const stops = new StopMatcher(request.stop);
+  let pendingTokens: TokenDetail[] = [];
+  const events = tier.generate(
+    {
+      tokens: request.promptTokens,
+      sampling: { ...request.sampling, seed },
+      maxTokens: request.maxTokens,
+      stopTokens: tokenizer.stopTokens,
+      topLogprobs: request.logprobs ? request.topLogprobs : 0,
+      requestId: request.requestId,
+    },
+    signal,
+  );
+  let previous = request.promptTokens.at(-1);
+  for await (const event of events) {
+    if (event.kind === 'finish') {
+      const tail = stops.push(detok.flush());
+      const text = tail.stop === undefined ? tail.text + stops.flush() : tail.text;
+      if (text !== '' || pendingTokens.length > 0) {
+        yield { kind: 'delta', index, text, tokens: pendingTokens };
+      }
+      yield { kind: 'finish', index, reason: tail.stop === undefined ? event.reason : 'stop' };
+      return;
+    }
+    const now = performance.now();
+    stats.firstTokenAt ??= now;
+    stats.lastTokenAt = now;
+    stats.completionTokens++;
+    if (request.logprobs) pendingTokens.push(detail(tokenizer, event, previous));
+    previous = event.token;
+    const scan = stops.push(detok.push(event.token));
+    if (scan.stop !== undefined) {
+      yield { kind: 'delta', index, text: scan.text, tokens: pendingTokens };
+      yield { kind: 'finish', index, reason: 'stop' };
+      return;
+    }
+    if (scan.text !== '') {
+      yield { kind: 'delta', index, text: scan.text, tokens: pendingTokens };
+      pendingTokens = [];
+    }
+  }
+  // The Tier contract ends every stream with a finish event; a tier that does not is broken.
+  throw new Error(`tier "${tier.name}" ended its stream without a finish event`);
+}
+
+function detail(
+  tokenizer: Tokenizer,
+  event: { token: number; logprob: number; top?: readonly { token: number; logprob: number }[] | undefined },
+  previous: number | undefined,
+): TokenDetail {
+  // A token's text is what it adds after its predecessor (e.g. SentencePiece's leading space).
+  const before = previous === undefined ? [] : [previous];
+  const head = tokenizer.detokenize(before);
+  const textOf = (token: number): string => {
+    const both = tokenizer.detokenize([...before, token]);
+    return both.startsWith(head) ? both.slice(head.length) : tokenizer.detokenize([token]);
+  };
+  return {
+    token: event.token,
+    text: textOf(event.token),
+    logprob: event.logprob,
+    top: (event.top ?? []).map((t) => ({ token: t.token, text: textOf(t.token), logprob: t.logprob })),
+  };
+}

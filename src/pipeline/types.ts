@@ -1,0 +1,44 @@
+import type { SamplingParams } from '../tiers/tier.js';
+
+/**
+ * A request after ingress: validated, normalised, tokenised — the same for completions and chat,
+ * and for any future transport (gRPC).
+ */
+export interface GenerationRequest {
+  readonly requestId: string;
+  /** The served model name the client asked for. */
+  readonly model: string;
+  /** The tier chosen for it. */
+  readonly tier: string;
+  readonly promptTokens: readonly number[];
+  readonly maxTokens: number;
+  readonly sampling: SamplingParams;
+  readonly stop: readonly string[];
+  /** Number of choices to generate. */
+  readonly n: number;
+  /** Alternatives per token to report (0 = none), and whether to report logprobs at all. */
+  readonly logprobs: boolean;
+  readonly topLogprobs: number;
+  /** When the request arrived (performance.now()), for TTFT. */
+  readonly arrivedAt: number;
+}
+
+export interface TokenDetail {
+  readonly token: number;
+  readonly text: string;
+  readonly logprob: number;
+  readonly top: readonly { readonly token: number; readonly text: string; readonly logprob: number }[];
+}
+
+/** What the pipeline emits for one choice: text deltas, then exactly one finish. */
+export type ChoiceEvent =
+  | { readonly kind: 'delta'; readonly index: number; readonly text: string; readonly tokens: readonly TokenDetail[] }
+  | { readonly kind: 'finish'; readonly index: number; readonly reason: FinishReason };
+
+/** OpenAI's finish reasons that this gateway produces. */
+export type FinishReason = 'stop' | 'length';
+
+export interface Usage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}

@@ -1,0 +1,53 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './api/app.js';
+import type { Config } from './config/index.js';
+import { Gateway } from './gateway/gateway.js';
+import { MetricsService } from './observability/metrics.js';
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly gateway: Gateway;
+  /** The address actually bound (port 0 in config picks a free port). */
+  readonly url: string;
+  /** Graceful stop: refuse new work, let in-flight requests finish within the grace period, close tiers. */
+  shutdown(): Promise<void>;
+}
+
+/** Loads tiers, builds the app and listens. Used by `tiergate serve`, the tests and the bench. */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const metrics = new MetricsService();
+  const gateway = await Gateway.start(config, logger, metrics);
+  const app = buildApp(gateway);
+  app.addHook('onClose', async () => {
+    await gateway.close();
+  });
+  let url: string;
+  try {
+    url = await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      gateway.beginShutdown();
+      logger.info({ graceMs: config.server.shutdownGraceMs }, 'shutting down: draining in-flight requests');
+      // app.close() stops accepting at once and resolves when in-flight requests are done;
+      // past the grace period, the remaining generations are aborted so it can finish.
+      const timer = setTimeout(() => {
+        logger.warn('grace period over: aborting in-flight generations');
+        gateway.abortInFlight();
+      }, config.server.shutdownGraceMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(timer);
+      }
+      logger.info('shut down');
+    })();
+    return stopping;
+  };
+  return { app, gateway, url, shutdown };
+}

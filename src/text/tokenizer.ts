@@ -1,0 +1,35 @@
+/** A chat message after validation (OpenAI roles; content already flattened to text). */
+export interface ChatMessage {
+  readonly role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+  readonly content: string;
+}
+
+/**
+ * The gateway's tokenizer facade (DESIGN.md "preprocess"): every request is tokenised once here
+ * and every tier receives these ids, so all tiers must share this vocabulary.
+ */
+export interface Tokenizer {
+  readonly vocabSize: number;
+  /** Beginning-of-sequence token, prepended to prompts when the model wants one. */
+  readonly bos: number | undefined;
+  /** End-of-generation tokens (EOS, EOT…): tiers stop on them. */
+  readonly stopTokens: readonly number[];
+  /** Context length the vocabulary's model was trained with (0 when unknown). */
+  readonly trainContextLength: number;
+  /** Text → ids, without BOS; special-token markup in the text is treated as plain text. */
+  tokenize(text: string): number[];
+  /**
+   * Ids → text. `previous` are ids that came just before (they decide e.g. SentencePiece's
+   * leading space) and are not part of the output.
+   */
+  detokenize(tokens: readonly number[], previous?: readonly number[]): string;
+  /** The model's own chat template applied to messages, when it ships one (else undefined). */
+  renderNativeChat?(messages: readonly ChatMessage[]): number[] | undefined;
+  close(): Promise<void>;
+}
+
+/** Prompt text → ids with BOS when the tokenizer has one. */
+export function encodePrompt(tokenizer: Tokenizer, text: string): number[] {
+  const ids = tokenizer.tokenize(text);
+  return tokenizer.bos === undefined ? ids : [tokenizer.bos, ...ids];
+}

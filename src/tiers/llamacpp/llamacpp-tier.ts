@@ -1,0 +1,191 @@
+import type { Gauge } from 'prom-client';
+import type { LlamaContext, LlamaModel, Token } from 'node-llama-cpp';
+import type { LlamaCppTierConfig } from '../../config/index.js';
+import { resolveVariant, type VariantInfo } from '../../family/manifest.js';
+import { TierUnavailableError } from '../errors.js';
+import type { TierDeps } from '../registry.js';
+import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo, TokenLogprob } from '../tier.js';
+import { llamaRuntime } from './runtime.js';
+import { SequencePool } from './sequence-pool.js';
+
+/**
+ * The edge tier: a GGUF variant run in process by llama.cpp (node-llama-cpp). Evaluation runs on
+ * native threads, so the event loop stays free while tokens are computed (FACTS.md). Concurrent
+ * requests each get a context sequence; llama.cpp evaluates all active sequences in one batch.
+ */
+export class LlamaCppTier implements Tier {
+  private model: LlamaModel | undefined;
+  private context: LlamaContext | undefined;
+  private pool: SequencePool | undefined;
+  private variant: VariantInfo | undefined;
+  private state: 'new' | 'starting' | 'ready' | 'failed' | 'closed' = 'new';
+  private failure: string | undefined;
+  private readonly sequencesInUse: Gauge<'tier'>;
+  private readonly queueDepth: Gauge<'tier'>;
+
+  constructor(
+    readonly name: string,
+    private readonly options: LlamaCppTierConfig,
+    private readonly deps: TierDeps,
+  ) {
+    this.sequencesInUse = deps.metrics.gauge({
+      name: 'tier_sequences_in_use',
+      help: 'llama.cpp context sequences currently generating.',
+      labelNames: ['tier'],
+    });
+    this.queueDepth = deps.metrics.gauge({
+      name: 'tier_queue_depth',
+      help: 'Requests waiting for a free slot of the tier.',
+      labelNames: ['tier'],
+    });
+  }
+
+  async start(): Promise<void> {
+    this.state = 'starting';
+    try {
+      this.variant = resolveVariant(this.deps.family, this.options.model, '.gguf');
+      const llama = await llamaRuntime();
+      this.model = await llama.loadModel({ modelPath: this.variant.file });
+      this.context = await this.model.createContext({
+        sequences: this.options.sequences,
+        threads: this.options.threads,
+        batchSize: this.options.batchSize,
+        contextSize: this.options.contextSize > 0 ? this.options.contextSize : this.model.trainContextSize,
+      });
+      this.pool = new SequencePool(this.context, this.name, this.options.maxQueue, (inUse, queued) => {
+        this.sequencesInUse.set({ tier: this.name }, inUse);
+        this.queueDepth.set({ tier: this.name }, queued);
+      });
+      this.sequencesInUse.set({ tier: this.name }, 0);
+      this.queueDepth.set({ tier: this.name }, 0);
+      this.state = 'ready';
+      this.deps.logger.info(
+        { file: this.variant.file, contextSize: this.context.contextSize, sequences: this.options.sequences },
+        'llama.cpp tier loaded',
+      );
+    } catch (err) {
+      this.state = 'failed';
+      this.failure = (err as Error).message;
+      throw err;
+    }
+  }
+
+  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<TierEvent> {
+    const { pool, model } = this.ready();
+    const seq = await pool.acquire(signal);
+    try {
+      // Stop at the end of the context instead of letting llama.cpp shift it (which would
+      // silently drop the start of the prompt).
+      const room = seq.contextSize - request.tokens.length;
+      const limit = Math.max(0, Math.min(request.maxTokens, room));
+      if (limit === 0) {
+        yield { kind: 'finish', reason: 'length' };
+        return;
+      }
+      const stops = new Set(request.stopTokens);
+      const { sampling } = request;
+      const metadata = { confidence: true, probabilities: request.topLogprobs > 0 } as const;
+      const stream = seq.evaluateWithMetadata([...request.tokens] as Token[], metadata, {
+        temperature: sampling.temperature,
+        topP: sampling.topP < 1 ? sampling.topP : undefined,
+        topK: sampling.topK > 0 ? sampling.topK : undefined,
+        seed: sampling.seed,
+        yieldEogToken: true,
+      });
+      let produced = 0;
+      for await (const item of stream) {
+        const out = item as EvaluateOutput;
+        if (signal.aborted) break;
+        const token = out.token as number;
+        if (stops.has(token) || model.isEogToken(out.token)) {
+          yield { kind: 'finish', reason: 'stop' };
+          return;
+        }
+        const top = out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
+        yield { kind: 'token', token, logprob: Math.log(out.confidence), top };
+        if (++produced >= limit) {
+          yield { kind: 'finish', reason: 'length' };
+          return;
+        }
+        if (request.deadline !== undefined && Date.now() > request.deadline) {
+          yield { kind: 'finish', reason: 'length' };
+          return;
+        }
+      }
+      signal.throwIfAborted();
+    } finally {
+      // Leaving the loop (finish, abort or error) ends llama.cpp's evaluation; disposing the
+      // sequence frees its KV cells so a waiting request can start at once.
+      pool.release(seq);
+    }
+  }
+
+  async score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array> {
+    const { pool } = this.ready();
+    const out = new Float64Array(Math.max(0, tokens.length - 1));
+    if (tokens.length < 2) return out;
+    const seq = await pool.acquire(signal ?? new AbortController().signal);
+    try {
+      const input = tokens.map((t, i) =>
+        i < tokens.length - 1 ? ([t as Token, { generateNext: { probabilities: true } }] as const) : (t as Token),
+      );
+      const results = await seq.controlledEvaluate(input as Parameters<typeof seq.controlledEvaluate>[0]);
+      for (let i = 0; i < tokens.length - 1; i++) {
+        const p = results[i]?.next.probabilities?.get(tokens[i + 1] as Token) ?? 0;
+        out[i] = Math.log(p);
+      }
+      return out;
+    } finally {
+      pool.release(seq);
+    }
+  }
+
+  info(): TierInfo {
+    return {
+      name: this.name,
+      framework: 'llama.cpp',
+      modelId: this.deps.family.id,
+      variant: this.variant?.id ?? this.options.model,
+      precision: this.variant?.precision ?? 'unknown',
+      contextLength: this.context?.contextSize ?? 0,
+      vocabSize: this.deps.tokenizer.vocabSize,
+    };
+  }
+
+  health(): TierHealth {
+    if (this.state === 'ready') return { ready: true };
+    return { ready: false, detail: this.state === 'failed' ? `failed: ${this.failure}` : this.state };
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.pool?.rejectAll(new TierUnavailableError(this.name, `tier "${this.name}" is closing`));
+    await this.context?.dispose();
+    await this.model?.dispose();
+  }
+
+  private ready(): { pool: SequencePool; model: LlamaModel } {
+    if (this.state !== 'ready' || this.pool === undefined || this.model === undefined) {
+      throw new TierUnavailableError(this.name, `tier "${this.name}" is not ready (${this.state})`);
+    }
+    return { pool: this.pool, model: this.model };
+  }
+}
+
+/** One step of evaluateWithMetadata; `probabilities` is present only when asked for. */
+interface EvaluateOutput {
+  readonly token: Token;
+  readonly confidence: number;
+  readonly probabilities?: ReadonlyMap<Token, number>;
+}
+
+/** The k most likely tokens with natural-log probabilities (the map is sorted best first). */
+function topOf(probabilities: ReadonlyMap<Token, number>, k: number): TokenLogprob[] {
+  const out: TokenLogprob[] = [];
+  for (const [token, p] of probabilities) {
+    if (out.length >= k) break;
+    out.push({ token: token as number, logprob: Math.log(p) });
+  }
+  return out;
+}

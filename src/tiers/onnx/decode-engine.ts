@@ -1,0 +1,317 @@
+/**
+ * Continuous batching decoder; runs inside an inference worker (it calls the blocking
+ * session.run()). Between two decoder steps it admits waiting sequences (each prefilled alone,
+ * which is exact and avoids padded prompt rows), drops finished or cancelled ones, re-packs the
+ * KV cache when membership changed, and yields to the worker's event loop so that new requests
+ * and cancellations arrive. Each step decodes one token for every active sequence in one run().
+ */
+import ort from 'onnxruntime-node';
+import { createRng, logSoftmax, sampleToken, type Rng } from '../../text/sampling.js';
+import type { DecoderSpec } from './decoder-spec.js';
+import { idTensor, rangeTensor, stepMask } from './feeds.js';
+import { KvBatch, type KvShape, type RowRef } from './kv-batch.js';
+import type { SequenceEvent, SequenceRequest, WorkerToMain } from './worker-protocol.js';
+
+export interface EngineOptions {
+  readonly maxBatchSize: number;
+  readonly maxQueueDelayMs: number;
+  readonly contextLength: number;
+}
+
+interface ActiveSequence {
+  readonly request: SequenceRequest;
+  readonly rng: Rng;
+  readonly stop: ReadonlySet<number>;
+  /** The sampled token not yet fed to the model. */
+  pending: number;
+  generated: number;
+}
+
+interface ScoreJob {
+  readonly id: number;
+  readonly tokens: readonly number[];
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class DecodeEngine {
+  private readonly session: ort.InferenceSession;
+  private readonly spec: DecoderSpec;
+  private readonly shape: KvShape;
+  private readonly options: EngineOptions;
+  private readonly emit: (message: WorkerToMain) => void;
+  private readonly waiting: SequenceRequest[] = [];
+  private readonly scoreJobs: ScoreJob[] = [];
+  private readonly cancelled = new Set<number>();
+  private active: ActiveSequence[] = [];
+  private kv: KvBatch;
+  private running = false;
+  private closed = false;
+  private firstWaitingAt = 0;
+
+  constructor(
+    session: ort.InferenceSession,
+    spec: DecoderSpec,
+    options: EngineOptions,
+    emit: (message: WorkerToMain) => void,
+  ) {
+    this.session = session;
+    this.spec = spec;
+    this.shape = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim };
+    // Without position_ids a model infers positions from its own counters, which left padding
+    // would shift: such models decode one sequence at a time.
+    this.options = spec.positionIds ? options : { ...options, maxBatchSize: 1 };
+    this.emit = emit;
+    this.kv = KvBatch.empty(this.shape);
+  }
+
+  submit(request: SequenceRequest): void {
+    if (this.waiting.length === 0) this.firstWaitingAt = Date.now();
+    this.waiting.push(request);
+    this.wake();
+  }
+
+  cancel(id: number): void {
+    const w = this.waiting.findIndex((r) => r.id === id);
+    if (w >= 0) this.waiting.splice(w, 1);
+    else this.cancelled.add(id);
+    this.wake();
+  }
+
+  score(id: number, tokens: readonly number[]): void {
+    this.scoreJobs.push({ id, tokens });
+    this.wake();
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private wake(): void {
+    if (this.running || this.closed) return;
+    this.running = true;
+    this.loop()
+      .catch((err: unknown) => {
+        // A failed run() leaves the batch's cache unusable: fail every sequence in it.
+        const message = err instanceof Error ? err.message : String(err);
+        this.emit({
+          type: 'events',
+          batchSize: 0,
+          events: this.active.map((s) => ({ id: s.request.id, kind: 'error', message })),
+        });
+        this.active = [];
+        this.kv = KvBatch.empty(this.shape);
+      })
+      .finally(() => {
+        this.running = false;
+        if (!this.closed && (this.waiting.length > 0 || this.scoreJobs.length > 0)) this.wake();
+      });
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      const events: SequenceEvent[] = [];
+      this.dropCancelled(events);
+
+      const job = this.scoreJobs.shift();
+      if (job) await this.runScore(job);
+
+      if (this.active.length === 0 && this.waiting.length > 0) {
+        // Let a burst of requests arrive so they start together (Triton's max_queue_delay).
+        const wait = this.firstWaitingAt + this.options.maxQueueDelayMs - Date.now();
+        if (wait > 0 && this.waiting.length < this.options.maxBatchSize) await sleep(wait);
+        this.dropCancelled(events);
+      }
+
+      const joined: { seq: ActiveSequence; kv: KvBatch }[] = [];
+      while (this.waiting.length > 0 && this.active.length + joined.length < this.options.maxBatchSize) {
+        const request = this.waiting.shift() as SequenceRequest;
+        const started = await this.prefill(request, events);
+        if (started) joined.push(started);
+      }
+      if (joined.length > 0) {
+        const refs: RowRef[] = this.active.map((_, row) => ({ source: this.kv, row }));
+        for (const j of joined) refs.push({ source: j.kv, row: 0 });
+        this.active = [...this.active, ...joined.map((j) => j.seq)];
+        this.kv = KvBatch.pack(this.shape, refs);
+      }
+      // Prefill results go out before the step so that time to first token is not one step late.
+      if (joined.length > 0) this.emit({ type: 'events', batchSize: 0, events: events.splice(0) });
+
+      const batchSize = this.active.length;
+      if (batchSize > 0) await this.step(events);
+      if (events.length > 0 || batchSize > 0) this.emit({ type: 'events', batchSize, events });
+
+      if (this.active.length === 0 && this.waiting.length === 0 && this.scoreJobs.length === 0) {
+        return;
+      }
+      await yieldToEventLoop();
+    }
+  }
+
+  /** Removes cancelled sequences (re-packing the cache); true when membership changed. */
+  private dropCancelled(events: SequenceEvent[]): boolean {
+    if (this.cancelled.size === 0) return false;
+    const survivors: RowRef[] = [];
+    const next: ActiveSequence[] = [];
+    this.active.forEach((seq, row) => {
+      if (this.cancelled.has(seq.request.id)) {
+        events.push({ id: seq.request.id, kind: 'error', message: 'cancelled' });
+      } else {
+        survivors.push({ source: this.kv, row });
+        next.push(seq);
+      }
+    });
+    this.cancelled.clear();
+    if (next.length === this.active.length) return false;
+    this.active = next;
+    this.kv = KvBatch.pack(this.shape, survivors);
+    return true;
+  }
+
+  private pastFeeds(kv: KvBatch, rows = kv.rows): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    const dims = [rows, this.shape.kvHeads, kv.width, this.shape.headDim];
+    for (let l = 0; l < this.shape.layers; l++) {
+      feeds[`past_key_values.${l}.key`] = new ort.Tensor('float32', kv.tensors[2 * l] as Float32Array, dims);
+      feeds[`past_key_values.${l}.value`] = new ort.Tensor(
+        'float32',
+        kv.tensors[2 * l + 1] as Float32Array,
+        dims,
+      );
+    }
+    return feeds;
+  }
+
+  private presents(out: ort.InferenceSession.ReturnType): Float32Array[] {
+    const tensors: Float32Array[] = [];
+    for (let l = 0; l < this.shape.layers; l++) {
+      for (const kv of ['key', 'value'])
+        tensors.push((out[`present.${l}.${kv}`] as ort.Tensor).data as Float32Array);
+    }
+    return tensors;
+  }
+
+  /** Runs the decoder over `tokens` from `kv` (empty for a prompt); returns logits and presents. */
+  private async forward(
+    tokens: readonly number[],
+  ): Promise<{ logits: Float32Array; present: Float32Array[] }> {
+    const n = tokens.length;
+    // An empty past of one row: [1, kv_heads, 0, head_dim] (zero-length past works, FACTS.md).
+    const feeds = this.pastFeeds(KvBatch.empty(this.shape), 1);
+    feeds['input_ids'] = idTensor(this.spec.inputIdsType, tokens, [1, n]);
+    feeds['attention_mask'] = idTensor(this.spec.attentionMaskType, new Uint8Array(n).fill(1), [1, n]);
+    if (this.spec.positionIds) feeds['position_ids'] = rangeTensor(this.spec.positionIds, n);
+    const out = await this.session.run(feeds);
+    return { logits: (out['logits'] as ort.Tensor).data as Float32Array, present: this.presents(out) };
+  }
+
+  private async prefill(
+    request: SequenceRequest,
+    events: SequenceEvent[],
+  ): Promise<{ seq: ActiveSequence; kv: KvBatch } | undefined> {
+    const { id, tokens } = request;
+    if (request.maxTokens <= 0) {
+      events.push({ id, kind: 'finish', reason: 'length' });
+      return undefined;
+    }
+    const { logits, present } = await this.forward(tokens);
+    const vocab = logits.length / tokens.length;
+    const seq: ActiveSequence = {
+      request,
+      rng: createRng(request.sampling.seed),
+      stop: new Set(request.stopTokens),
+      pending: 0,
+      generated: 0,
+    };
+    const keep = this.accept(seq, logits.subarray(logits.length - vocab), tokens.length, events);
+    return keep ? { seq, kv: KvBatch.single(this.shape, present, tokens.length) } : undefined;
+  }
+
+  /**
+   * Samples the next token of `seq` from its logits row; emits it and, when the sequence ends,
+   * its finish. Returns whether the sequence continues. `cached` is the sequence's KV length.
+   */
+  private accept(
+    seq: ActiveSequence,
+    logits: Float32Array,
+    cached: number,
+    events: SequenceEvent[],
+  ): boolean {
+    const { id, sampling, topLogprobs, maxTokens } = seq.request;
+    const s = sampleToken(logits, sampling, seq.rng, topLogprobs);
+    if (seq.stop.has(s.token)) {
+      events.push({ id, kind: 'finish', reason: 'stop' });
+      return false;
+    }
+    events.push({ id, kind: 'token', token: s.token, logprob: s.logprob, top: s.top });
+    seq.generated++;
+    seq.pending = s.token;
+    // The pending token needs one more cache slot; the context is full when none is left.
+    if (seq.generated >= maxTokens || cached + 1 >= this.options.contextLength) {
+      events.push({ id, kind: 'finish', reason: 'length' });
+      return false;
+    }
+    return true;
+  }
+
+  private async step(events: SequenceEvent[]): Promise<void> {
+    const kv = this.kv;
+    const rows = kv.rows;
+    const feeds = this.pastFeeds(kv);
+    feeds['input_ids'] = idTensor(
+      this.spec.inputIdsType,
+      this.active.map((s) => s.pending),
+      [rows, 1],
+    );
+    feeds['attention_mask'] = stepMask(this.spec.attentionMaskType, kv.lengths, kv.width);
+    if (this.spec.positionIds) feeds['position_ids'] = idTensor(this.spec.positionIds, kv.lengths, [rows, 1]);
+    const out = await this.session.run(feeds);
+    const logits = (out['logits'] as ort.Tensor).data as Float32Array;
+    const vocab = logits.length / rows;
+    kv.advance(this.presents(out));
+
+    const survivors: RowRef[] = [];
+    const next: ActiveSequence[] = [];
+    this.active.forEach((seq, row) => {
+      const keep = this.accept(
+        seq,
+        logits.subarray(row * vocab, (row + 1) * vocab),
+        kv.lengths[row] as number,
+        events,
+      );
+      if (keep) {
+        survivors.push({ source: kv, row });
+        next.push(seq);
+      }
+    });
+    if (next.length !== this.active.length) {
+      this.active = next;
+      this.kv = KvBatch.pack(this.shape, survivors);
+    }
+  }
+
+  private async runScore(job: ScoreJob): Promise<void> {
+    const { id, tokens } = job;
+    try {
+      if (tokens.length > this.options.contextLength) {
+        throw new Error(
+          `cannot score ${tokens.length} tokens: context length is ${this.options.contextLength}`,
+        );
+      }
+      const out = new Float64Array(Math.max(0, tokens.length - 1));
+      if (tokens.length >= 2) {
+        const { logits } = await this.forward(tokens);
+        const vocab = logits.length / tokens.length;
+        for (let i = 1; i < tokens.length; i++) {
+          const lp = logSoftmax(logits.subarray((i - 1) * vocab, i * vocab));
+          out[i - 1] = lp[tokens[i] as number] as number;
+        }
+      }
+      this.emit({ type: 'scored', id, logprobs: out });
+    } catch (err) {
+      this.emit({ type: 'score-error', id, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}

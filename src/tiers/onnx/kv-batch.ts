@@ -1,0 +1,96 @@
+/**
+ * The KV cache of a batch of sequences decoded together, in the layout the decoder consumes:
+ * per layer a key and a value tensor [rows, kvHeads, width, headDim].
+ *
+ * Sequences have different lengths, so each row is left-padded: row r's `lengths[r]` real
+ * positions sit right-aligned at columns [width - lengths[r], width), and the pad columns are
+ * zeros masked out by attention_mask. Left padding means every row appends its next position at
+ * the same column, so in steady state the decoder's `present` outputs are adopted as the next
+ * step's `past` with no copy at all. Rows are only re-packed (one contiguous copy per row, head
+ * and tensor) when a sequence joins or leaves; re-packing also trims columns that became padding
+ * for every row, so a finished long sequence does not keep costing attention width.
+ */
+
+export interface KvShape {
+  readonly layers: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+}
+
+/** A cache to copy rows from: tensors in `past_key_values` order (l0.key, l0.value, l1.key, …). */
+export interface KvSource {
+  readonly tensors: readonly Float32Array[];
+  readonly width: number;
+  readonly lengths: readonly number[];
+}
+
+/** Which row of which source a row of the new batch comes from. */
+export interface RowRef {
+  readonly source: KvSource;
+  readonly row: number;
+}
+
+export class KvBatch implements KvSource {
+  readonly shape: KvShape;
+  readonly tensors: Float32Array[];
+  width: number;
+  readonly lengths: number[];
+
+  private constructor(shape: KvShape, tensors: Float32Array[], width: number, lengths: number[]) {
+    this.shape = shape;
+    this.tensors = tensors;
+    this.width = width;
+    this.lengths = lengths;
+  }
+
+  static empty(shape: KvShape): KvBatch {
+    const tensors = Array.from({ length: shape.layers * 2 }, () => new Float32Array(0));
+    return new KvBatch(shape, tensors, 0, []);
+  }
+
+  /** Wraps the `present` outputs of a single-sequence prefill (no padding). */
+  static single(shape: KvShape, tensors: Float32Array[], length: number): KvBatch {
+    return new KvBatch(shape, tensors, length, [length]);
+  }
+
+  get rows(): number {
+    return this.lengths.length;
+  }
+
+  /** Builds a batch from rows of other caches; width is the longest row (no spare padding). */
+  static pack(shape: KvShape, refs: readonly RowRef[]): KvBatch {
+    const lengths = refs.map((r) => r.source.lengths[r.row] as number);
+    const width = lengths.reduce((a, b) => Math.max(a, b), 0);
+    const { kvHeads, headDim } = shape;
+    const tensors: Float32Array[] = [];
+    for (let t = 0; t < shape.layers * 2; t++) {
+      const dst = new Float32Array(refs.length * kvHeads * width * headDim);
+      refs.forEach((ref, r) => {
+        const src = ref.source.tensors[t] as Float32Array;
+        const len = lengths[r] as number;
+        const srcWidth = ref.source.width;
+        for (let h = 0; h < kvHeads; h++) {
+          const from = ((ref.row * kvHeads + h) * srcWidth + (srcWidth - len)) * headDim;
+          const to = ((r * kvHeads + h) * width + (width - len)) * headDim;
+          dst.set(src.subarray(from, from + len * headDim), to);
+        }
+      });
+      tensors.push(dst);
+    }
+    return new KvBatch(shape, tensors, width, lengths);
+  }
+
+  /** Adopts the decoder's `present` outputs after a one-token step: every row grew by one. */
+  advance(present: Float32Array[]): void {
+    present.forEach((p, i) => {
+      this.tensors[i] = p;
+    });
+    this.width += 1;
+    for (let r = 0; r < this.lengths.length; r++) this.lengths[r] = (this.lengths[r] as number) + 1;
+  }
+
+  /** Columns that are padding in every row (re-packing would drop them). */
+  get sharedPadding(): number {
+    return this.width - this.lengths.reduce((a, b) => Math.max(a, b), 0);
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Main-thread handle on one inference worker: spawns it, routes its per-step event messages to
+ * the sequences' channels, and fails every open sequence if the worker dies.
+ */
+import { Worker } from 'node:worker_threads';
+import type { TokenEvent, FinishEvent } from '../tier.js';
+import type { DecoderSpec } from './decoder-spec.js';
+import { EventChannel } from './event-channel.js';
+import { OnnxTierError } from './onnx-tier-error.js';
+import type { MainToWorker, SequenceRequest, WorkerInit, WorkerToMain } from './worker-protocol.js';
+
+/**
+ * Spawns the worker script next to this module. Compiled (dist/) it is a .js file and runs as
+ * it is. Under tsx (tests, benchmarks) it is a .ts file, and Node 20 checks a worker entry's
+ * extension before any --import hook runs in the new thread, so a small bootstrap registers
+ * tsx's loader in the worker first and then imports the entry.
+ */
+function spawnWorker(init: WorkerInit): Worker {
+  const here = new URL(import.meta.url);
+  if (!here.pathname.endsWith('.ts')) {
+    return new Worker(new URL('./onnx-worker.js', here), { workerData: init });
+  }
+  const entry = new URL('./onnx-worker.ts', here).href;
+  const bootstrap =
+    `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })` +
+    `.catch((err) => { throw err; });`;
+  return new Worker(bootstrap, { eval: true, workerData: init });
+}
+
+export type SequenceChannel = EventChannel<TokenEvent | FinishEvent>;
+
+export interface WorkerClientHooks {
+  /** Called once per decode step with the number of sequences decoded together. */
+  onBatch?(size: number): void;
+  /** Called when the worker dies unexpectedly (after start). */
+  onCrash?(error: Error): void;
+}
+
+export class WorkerClient {
+  private readonly init: WorkerInit;
+  private readonly hooks: WorkerClientHooks;
+  private worker: Worker | undefined;
+  private readonly sequences = new Map<number, SequenceChannel>();
+  private readonly scores = new Map<number, { resolve(v: Float64Array): void; reject(e: Error): void }>();
+  private nextId = 1;
+  private closing = false;
+  alive = false;
+
+  constructor(init: WorkerInit, hooks: WorkerClientHooks = {}) {
+    this.init = init;
+    this.hooks = hooks;
+  }
+
+  /** Sequences currently assigned to this worker (running or queued): the pool balances on it. */
+  get load(): number {
+    return this.sequences.size + this.scores.size;
+  }
+
+  start(): Promise<DecoderSpec> {
+    const worker = spawnWorker(this.init);
+    this.worker = worker;
+    return new Promise<DecoderSpec>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (message: WorkerToMain) => {
+        if (message.type === 'ready') {
+          ready = true;
+          this.alive = true;
+          resolve(message.spec);
+        } else if (message.type === 'fatal') {
+          const code = message.code === 'TG_ONNX_NOT_A_DECODER' ? message.code : 'TG_ONNX_WORKER_FAILED';
+          reject(new OnnxTierError(code, message.message));
+          void worker.terminate();
+        } else {
+          this.dispatch(message);
+        }
+      });
+      worker.on('error', (err) => {
+        if (!ready)
+          reject(new OnnxTierError('TG_ONNX_WORKER_FAILED', `inference worker failed: ${err.message}`));
+        else this.die(err);
+      });
+      worker.on('exit', (code) => {
+        if (!ready) reject(new OnnxTierError('TG_ONNX_WORKER_FAILED', `inference worker exited (${code})`));
+        else if (!this.closing) this.die(new Error(`inference worker exited with code ${code}`));
+        this.alive = false;
+      });
+    });
+  }
+
+  generate(request: Omit<SequenceRequest, 'id'>): { id: number; channel: SequenceChannel } {
+    const id = this.nextId++;
+    const channel: SequenceChannel = new EventChannel();
+    this.sequences.set(id, channel);
+    this.send({ type: 'generate', request: { ...request, id } });
+    return { id, channel };
+  }
+
+  /** Stops a sequence between steps; its channel gets no further events. */
+  cancel(id: number): void {
+    if (this.sequences.delete(id)) this.send({ type: 'cancel', id });
+  }
+
+  score(tokens: readonly number[]): Promise<Float64Array> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.scores.set(id, { resolve, reject });
+      this.send({ type: 'score', id, tokens });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.failAll(new OnnxTierError('TG_ONNX_CLOSED', 'the ONNX tier was closed'));
+    if (this.worker) await this.worker.terminate();
+    this.alive = false;
+  }
+
+  private send(message: MainToWorker): void {
+    if (!this.worker || !this.alive) {
+      this.failAll(new OnnxTierError('TG_ONNX_WORKER_FAILED', 'inference worker is not running'));
+      return;
+    }
+    this.worker.postMessage(message);
+  }
+
+  private dispatch(message: WorkerToMain): void {
+    if (message.type === 'events') {
+      if (message.batchSize > 0) this.hooks.onBatch?.(message.batchSize);
+      for (const e of message.events) {
+        const channel = this.sequences.get(e.id);
+        if (!channel) continue; // cancelled on this side already
+        if (e.kind === 'token') {
+          channel.push({ kind: 'token', token: e.token, logprob: e.logprob, top: e.top });
+        } else if (e.kind === 'finish') {
+          channel.push({ kind: 'finish', reason: e.reason });
+          channel.end();
+          this.sequences.delete(e.id);
+        } else {
+          channel.fail(new OnnxTierError('TG_ONNX_WORKER_FAILED', e.message));
+          this.sequences.delete(e.id);
+        }
+      }
+    } else if (message.type === 'scored' || message.type === 'score-error') {
+      const pending = this.scores.get(message.id);
+      this.scores.delete(message.id);
+      if (message.type === 'scored') pending?.resolve(message.logprobs);
+      else pending?.reject(new OnnxTierError('TG_ONNX_BAD_REQUEST', message.message));
+    }
+  }
+
+  private die(err: Error): void {
+    this.alive = false;
+    this.failAll(new OnnxTierError('TG_ONNX_WORKER_FAILED', `inference worker died: ${err.message}`));
+    this.hooks.onCrash?.(err);
+  }
+
+  private failAll(err: OnnxTierError): void {
+    for (const channel of this.sequences.values()) channel.fail(err);
+    for (const pending of this.scores.values()) pending.reject(err);
+    this.sequences.clear();
+    this.scores.clear();
+  }
+}

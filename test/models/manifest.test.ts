@@ -1,0 +1,59 @@
+// The committed family matches its manifest: files, sizes, hashes, I/O contract, perplexities.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { FAMILY_DIR, readEvalSlice, readManifest, variantPath } from '../../models/ts/family.js';
+
+const manifest = readManifest();
+
+test('every variant file exists with the recorded size and sha256', () => {
+  const ids = manifest.variants.map((v) => v.id);
+  for (const id of ['pytorch-fp32', 'gguf-f32', 'gguf-q8_0', 'gguf-q4_k_m', 'onnx-fp32', 'onnx-int8', 'onnx-int4']) {
+    assert.ok(ids.includes(id), `manifest lists ${id}`);
+  }
+  for (const v of manifest.variants) {
+    const path = variantPath(v);
+    assert.equal(statSync(path).size, v.bytes, `${v.id} size`);
+    assert.equal(createHash('sha256').update(readFileSync(path)).digest('hex'), v.sha256, `${v.id} sha256`);
+  }
+});
+
+test('the committed family stays under 40 MB', () => {
+  const files = new Set(manifest.variants.map((v) => v.file));
+  files.add(manifest.tokenizer.file);
+  let total = 0;
+  for (const f of files) total += statSync(join(FAMILY_DIR, f)).size;
+  assert.ok(total < 40e6, `${total} bytes`);
+});
+
+test('every variant beats the unigram baseline by far', () => {
+  const unigram = (manifest.evaluation as unknown as { unigram_perplexity: number }).unigram_perplexity;
+  for (const v of manifest.variants) {
+    assert.ok(v.perplexity > 1 && v.perplexity < unigram / 2, `${v.id}: ${v.perplexity} vs unigram ${unigram}`);
+  }
+});
+
+test('the eval slice matches the manifest', () => {
+  const slice = readEvalSlice();
+  assert.equal(slice.windows.length, manifest.evaluation.windows);
+  const tokens = slice.windows.reduce((n, w) => n + w.length - 1, 0);
+  assert.equal(tokens, manifest.evaluation.tokens);
+});
+
+test('ONNX variants follow the optimum decoder I/O convention', async () => {
+  const layers = Number(manifest.architecture['n_layers']);
+  const past = Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]);
+  const present = Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]);
+  for (const v of manifest.variants.filter((x) => x.format === 'onnx')) {
+    const session = await ort.InferenceSession.create(variantPath(v));
+    try {
+      assert.deepEqual(session.inputNames, ['input_ids', 'attention_mask', 'position_ids', ...past.flat()], v.id);
+      assert.deepEqual(session.outputNames, ['logits', ...present.flat()], v.id);
+    } finally {
+      await session.release();
+    }
+  }
+});

@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KvBatch } from '../../../src/tiers/onnx/kv-batch.js';
+
+const shape = { layers: 1, kvHeads: 2, headDim: 2 };
+
+/** A one-row cache of `len` positions whose values encode (tensor, head, position, dim). */
+function single(len: number, tag: number): KvBatch {
+  const tensors = [0, 1].map((t) => {
+    const a = new Float32Array(2 * len * 2);
+    for (let h = 0; h < 2; h++)
+      for (let p = 0; p < len; p++)
+        for (let d = 0; d < 2; d++) a[(h * len + p) * 2 + d] = tag * 1000 + t * 100 + h * 10 + p + d / 10;
+    return a;
+  });
+  return KvBatch.single(shape, tensors, len);
+}
+
+/** Row r, head h of tensor t as a list of positions (first dim only), pads included. */
+function column(b: KvBatch, t: number, r: number, h: number): number[] {
+  const out: number[] = [];
+  for (let p = 0; p < b.width; p++) out.push(b.tensors[t]![((r * 2 + h) * b.width + p) * 2] as number);
+  return out;
+}
+
+test('pack left-pads shorter rows with zeros and right-aligns every row', () => {
+  const a = single(3, 1);
+  const b = single(1, 2);
+  const batch = KvBatch.pack(shape, [
+    { source: a, row: 0 },
+    { source: b, row: 0 },
+  ]);
+  assert.equal(batch.width, 3);
+  assert.deepEqual(batch.lengths, [3, 1]);
+  assert.deepEqual(column(batch, 0, 0, 1), [1010, 1011, 1012]);
+  assert.deepEqual(column(batch, 1, 1, 0), [0, 0, 2100]);
+  assert.equal(batch.sharedPadding, 0);
+});
+
+test('re-packing after the longest row leaves trims columns that are padding everywhere', () => {
+  const batch = KvBatch.pack(shape, [
+    { source: single(5, 1), row: 0 },
+    { source: single(2, 2), row: 0 },
+    { source: single(3, 3), row: 0 },
+  ]);
+  const trimmed = KvBatch.pack(shape, [
+    { source: batch, row: 1 },
+    { source: batch, row: 2 },
+  ]);
+  assert.equal(trimmed.width, 3);
+  assert.deepEqual(column(trimmed, 0, 0, 0), [0, 2000, 2001]);
+  assert.deepEqual(column(trimmed, 0, 1, 1), [3010, 3011, 3012]);
+});
+
+test('advance adopts the step outputs and grows every row by one', () => {
+  const batch = KvBatch.pack(shape, [
+    { source: single(2, 1), row: 0 },
+    { source: single(1, 2), row: 0 },
+  ]);
+  const present = [new Float32Array(2 * 2 * 3 * 2), new Float32Array(2 * 2 * 3 * 2)];
+  batch.advance(present);
+  assert.equal(batch.width, 3);
+  assert.deepEqual(batch.lengths, [3, 2]);
+  assert.equal(batch.tensors[0], present[0]);
+});
