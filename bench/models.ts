@@ -17,7 +17,7 @@ import {
   variantPath,
   type ManifestVariant,
 } from '../models/ts/family.js';
-import { GgufRunner } from '../models/ts/gguf-runner.js';
+import { GgufRunner, sharedLlama } from '../models/ts/gguf-runner.js';
 import { OnnxDecoder } from '../models/ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from '../models/ts/perplexity.js';
 
@@ -48,7 +48,9 @@ const golden = readGolden();
 const windows = readEvalSlice().windows.slice(0, windowCount);
 const prompt = golden.prompts[0]?.ids ?? [golden.bos_id];
 
+/** Best tokens/s of `repeats` timed runs after one untimed warm-up run (first-run allocations). */
 async function bestOf(run: () => Promise<number>): Promise<number> {
+  await run();
   let best = 0;
   for (let i = 0; i < repeats; i++) {
     const t = performance.now();
@@ -99,6 +101,8 @@ function benchTorch(v: ManifestVariant): Row {
   };
 }
 
+// Load the llama.cpp binding once up front so the first GGUF load time is the model's alone.
+await sharedLlama();
 const rows: Row[] = [];
 for (const v of manifest.variants) {
   process.stderr.write(`benchmarking ${v.id}...\n`);

@@ -6,14 +6,18 @@
 # Usage: npm run models:build [-- --quick]
 #   --quick            short training run (~3 min) for a pipeline check; same files, weaker model
 # Environment:
-#   TIERGATE_TRAIN_STEPS (default 750), TIERGATE_TRAIN_MINUTES (default 22, hard wall-clock limit)
-#   TIERGATE_TRAIN_THREADS (default 2)
+#   TIERGATE_TRAIN_STEPS (default 1000), TIERGATE_TRAIN_MINUTES (default 25, hard wall-clock limit;
+#   the learning-rate schedule anneals by whichever of the two runs out first)
+#   TIERGATE_TRAIN_THREADS (default 1: on 2 cores shared with other work, 2 OpenMP threads were
+#   several times slower than 1)
+# The new family is written to models/tiny/work/stage/ and moved into models/tiny/ only when
+# every step has succeeded.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3 # Debian's interpreter: the one with python3-torch & co (FACTS.md)
-STEPS="${TIERGATE_TRAIN_STEPS:-750}"
-MINUTES="${TIERGATE_TRAIN_MINUTES:-22}"
+STEPS="${TIERGATE_TRAIN_STEPS:-1000}"
+MINUTES="${TIERGATE_TRAIN_MINUTES:-25}"
 if [[ "${1:-}" == "--quick" ]]; then
   STEPS=120
   MINUTES=3
@@ -46,7 +50,10 @@ stage() {
   printf '[models:build] %s: %ss\n' "$name" "$(($(date +%s) - t))"
 }
 
-mkdir -p models/tiny/work
+STAGE="$PWD/models/tiny/work/stage"
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+export TIERGATE_MODELS_OUT="$STAGE"
 cd models/scripts
 stage "corpus" "$PY" prepare_corpus.py
 stage "tokenizer" "$PY" train_tokenizer.py --vocab 2048
@@ -62,5 +69,7 @@ stage "perplexity in node-llama-cpp / onnxruntime-node" node --import tsx models
 cd models/scripts
 stage "manifest" "$PY" make_manifest.py
 cd ../..
+mv -f "$STAGE"/* models/tiny/
+rmdir "$STAGE"
 say "done in $(($(date +%s) - T0))s; files:"
 ls -l models/tiny | grep -v '^total'

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FAMILY_DIR, readEvalSlice, readGolden } from './ts/family.js';
+import { FAMILY_DIR, WORK_DIR, readEvalSlice, readGolden } from './ts/family.js';
 import { GgufRunner } from './ts/gguf-runner.js';
 import { OnnxDecoder } from './ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from './ts/perplexity.js';
@@ -31,5 +31,5 @@ for (const p of ONNX) {
   result[`onnx-${p}`] = r.perplexity;
   process.stdout.write(`[models] onnx-${p}: perplexity ${r.perplexity.toFixed(3)} (${r.tokens} tokens)\n`);
 }
-mkdirSync(join(FAMILY_DIR, 'work'), { recursive: true });
-writeFileSync(join(FAMILY_DIR, 'work', 'ppl-node.json'), JSON.stringify(result, null, 1) + '\n');
+mkdirSync(WORK_DIR, { recursive: true });
+writeFileSync(join(WORK_DIR, 'ppl-node.json'), JSON.stringify(result, null, 1) + '\n');

@@ -45,7 +45,10 @@ const llama = await sharedLlama();
 const vocabModel = await llama.loadModel({ modelPath: join(FAMILY_DIR, 'tiny-f32.gguf'), vocabOnly: true });
 for (const [i, s] of golden.tokenizer_samples.entries()) {
   const ids = Array.from(vocabModel.tokenize(s.text));
-  report(JSON.stringify(ids) === JSON.stringify(s.ids), `tokenizer sample ${i}: llama.cpp ids == SentencePiece ids`);
+  report(
+    JSON.stringify(ids) === JSON.stringify(s.ids),
+    `tokenizer sample ${i}: llama.cpp ids == SentencePiece ids`,
+  );
 }
 await vocabModel.dispose();
 
@@ -55,10 +58,18 @@ for (const p of golden.prompts) {
   const name = JSON.stringify(p.text);
   const res = await onnx.step([p.ids]);
   const onnxDiff = maxAbsDiff(res.logits.subarray((res.seq - 1) * res.vocab), p.next_token_logits);
-  report(onnxDiff <= LOGIT_TOLERANCE.onnx, `${name}: ONNX FP32 logits vs PyTorch`, `max |diff| ${onnxDiff.toExponential(2)}`);
+  report(
+    onnxDiff <= LOGIT_TOLERANCE.onnx,
+    `${name}: ONNX FP32 logits vs PyTorch`,
+    `max |diff| ${onnxDiff.toExponential(2)}`,
+  );
   const [last] = await gguf.logits(p.ids, golden.vocab_size, new Set([p.ids.length - 1]));
   const ggufDiff = last === undefined ? Infinity : maxAbsDiff(last, p.next_token_logits);
-  report(ggufDiff <= LOGIT_TOLERANCE.gguf, `${name}: GGUF F32 logits vs PyTorch`, `max |diff| ${ggufDiff.toExponential(2)}`);
+  report(
+    ggufDiff <= LOGIT_TOLERANCE.gguf,
+    `${name}: GGUF F32 logits vs PyTorch`,
+    `max |diff| ${ggufDiff.toExponential(2)}`,
+  );
   const same = (a: readonly number[]): boolean => JSON.stringify(a) === JSON.stringify(p.greedy);
   report(same(await onnx.greedy(p.ids, 32)), `${name}: ONNX FP32 greedy 32 == PyTorch`);
   report(same(await gguf.greedy(p.ids, 32, golden.vocab_size)), `${name}: GGUF F32 greedy 32 == PyTorch`);
@@ -85,5 +96,7 @@ if (process.argv.includes('--perplexity')) {
   }
 }
 
-process.stdout.write(failures === 0 ? '\nmodels:verify: all checks passed\n' : `\nmodels:verify: ${failures} failed\n`);
+process.stdout.write(
+  failures === 0 ? '\nmodels:verify: all checks passed\n' : `\nmodels:verify: ${failures} failed\n`,
+);
 process.exitCode = failures === 0 ? 0 : 1;

@@ -40,10 +40,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         logger.warn('grace period over: aborting in-flight generations');
         gateway.abortInFlight();
       }, config.server.shutdownGraceMs);
+      // server.close() drops idle keep-alive sockets only once, when it starts; sockets whose
+      // response finishes later would otherwise linger until the keep-alive timeout (72 s).
+      const reaper = setInterval(() => app.server.closeIdleConnections(), 50);
       try {
         await app.close();
       } finally {
         clearTimeout(timer);
+        clearInterval(reaper);
       }
       logger.info('shut down');
     })();

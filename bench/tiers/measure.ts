@@ -60,21 +60,17 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank] as number;
 }
 
-export async function singleStream(
-  tier: Tier,
-  prompt: readonly number[],
-  tokens: number,
-  runs: number,
-): Promise<SingleStreamResult> {
-  const timings: StreamTiming[] = [];
-  for (let i = 0; i < runs; i++) timings.push(await timeStream(tier, greedyRequest(prompt, tokens)));
-  const decode = timings.map((t) => {
-    const decodeMs = t.gapsMs.reduce((a, b) => a + b, 0);
-    return decodeMs > 0 ? ((t.tokens - 1) * 1000) / decodeMs : 0;
-  });
+/** Decode tokens/s of one stream after its first token: (n - 1) / (last - first). */
+export function decodeTps(t: StreamTiming): number {
+  const decodeMs = t.gapsMs.reduce((a, b) => a + b, 0);
+  return decodeMs > 0 ? ((t.tokens - 1) * 1000) / decodeMs : 0;
+}
+
+/** Summary of several single-stream runs: best decode rate, median TTFT, pooled gap percentiles. */
+export function summarise(timings: readonly StreamTiming[]): SingleStreamResult {
   const gaps = timings.flatMap((t) => t.gapsMs);
   return {
-    decodeTps: Math.max(...decode),
+    decodeTps: Math.max(...timings.map(decodeTps)),
     ttftMs: percentile(
       timings.map((t) => t.ttftMs),
       50,

@@ -27,6 +27,7 @@ export const runner: TierRunner = {
               intraOpThreads: ctx.threads,
               maxBatchSize: ctx.maxConcurrency,
               maxQueueDelayMs: 2,
+              maxQueue: 64,
               contextLength: 0,
             },
             {

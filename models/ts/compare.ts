@@ -18,7 +18,9 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * Largest allowed relative validation-perplexity increase of a quantized variant over the FP32
  * variant of the same framework (measured values and the reasoning: docs/models.md).
  */
-export const PERPLEXITY_BOUNDS: Readonly<Record<string, { readonly base: string; readonly maxIncrease: number }>> = {
+export const PERPLEXITY_BOUNDS: Readonly<
+  Record<string, { readonly base: string; readonly maxIncrease: number }>
+> = {
   'gguf-q8_0': { base: 'gguf-f32', maxIncrease: 0.01 },
   'gguf-q4_k_m': { base: 'gguf-f32', maxIncrease: 0.1 },
   'gguf-q3_k_s': { base: 'gguf-f32', maxIncrease: 0.2 },

@@ -6,7 +6,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const FAMILY_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'tiny');
+const MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The family's folder; TIERGATE_MODELS_OUT overrides it (build.sh stages a rebuild there). */
+export const FAMILY_DIR = process.env['TIERGATE_MODELS_OUT'] || join(MODELS_DIR, 'tiny');
+
+/** Intermediate build files (gitignored). */
+export const WORK_DIR = join(MODELS_DIR, 'tiny', 'work');
 
 export type VariantFramework = 'llama.cpp' | 'onnxruntime' | 'pytorch';
 

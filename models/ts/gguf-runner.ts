@@ -68,7 +68,11 @@ export class GgufRunner {
    * Raw next-token logits after each of `tokens` (from an empty context), as dense arrays of
    * `vocab` floats; `positions` selects which positions to return (default: all), in order.
    */
-  async logits(tokens: readonly number[], vocab: number, positions?: ReadonlySet<number>): Promise<Float32Array[]> {
+  async logits(
+    tokens: readonly number[],
+    vocab: number,
+    positions?: ReadonlySet<number>,
+  ): Promise<Float32Array[]> {
     const seq = await this.fresh();
     const want = (i: number): boolean => positions === undefined || positions.has(i);
     const items: ControlledEvaluateInputItem[] = tokens.map((t, i) =>
@@ -98,7 +102,8 @@ export class GgufRunner {
       if (map === undefined) throw new Error('no logits');
       const logits = dense(map, vocab);
       let best = 0;
-      for (let tok = 1; tok < vocab; tok++) if ((logits[tok] as number) > (logits[best] as number)) best = tok;
+      for (let tok = 1; tok < vocab; tok++)
+        if ((logits[tok] as number) > (logits[best] as number)) best = tok;
       out.push(best);
       items = [[best as Token, WANT_LOGITS]];
     }

@@ -85,7 +85,9 @@ export class OnnxDecoder {
       });
     });
     const mask = new BigInt64Array(batch * (pastLen + seq)).fill(1n);
-    opts.attentionMask?.forEach((row, b) => row.forEach((m, j) => (mask[b * (pastLen + seq) + j] = BigInt(m))));
+    opts.attentionMask?.forEach((row, b) =>
+      row.forEach((m, j) => (mask[b * (pastLen + seq) + j] = BigInt(m))),
+    );
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', inputIds, [batch, seq]),
       attention_mask: new ort.Tensor('int64', mask, [batch, pastLen + seq]),

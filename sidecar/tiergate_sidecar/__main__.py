@@ -107,6 +107,7 @@ def main(argv: list) -> int:
     health.set_all(NOT_SERVING)
     # A short grace for in-flight streams; the gateway has already stopped sending work.
     server.stop(grace=2).wait()
+    tier.close()
     log.info("stopped", counters=counters.snapshot())
     return 0
 

@@ -1,9 +1,14 @@
 """Generation and scoring over the shared model, with a preallocated KV cache.
 
-Prefill and Score run the shared definition's own forward(). Decoding one token at a time runs
-the same modules (norms, projections, feed-forward, the shared rope helper) but writes each
-step's key/value into a cache allocated once per request, instead of forward()'s torch.cat of the
-whole past on every step — that copy is what held a plain eager loop to ~0.4× llama.cpp (FACTS.md).
+Prefill and Score run the shared definition's own forward(). Decoding runs the same layers and
+weights one token per sequence per step, but:
+- each step's key/value goes into a cache allocated once (per slot, for the full context)
+  instead of forward()'s torch.cat of the whole past on every step — that copy is what held a
+  plain eager loop to ~0.4× llama.cpp (FACTS.md);
+- Q/K/V and gate/up projections each run as one matmul over weights stored side by side (the
+  modules' parameters are views into them, so forward() is unchanged and no memory is added);
+- a single sequence uses matrix-vector products: on Debian's torch a 1-row F.linear measured
+  several times slower than torch.mv of the same weights.
 """
 
 from __future__ import annotations
@@ -19,11 +24,32 @@ from .model_loader import LoadedModel, load_gguf_model
 
 
 @dataclass
-class DecodeState:
-    """One sequence's KV cache: per layer [1, n_kv_heads, capacity, head_dim] key and value."""
+class SlotCache:
+    """KV cache shared by concurrent sequences: per layer [slots, n_kv_heads, context, head_dim]."""
     keys: List[torch.Tensor]
     values: List[torch.Tensor]
+
+
+@dataclass
+class DecodeState:
+    """One sequence decoded alone (tests, warm-up): a one-slot cache and its length."""
+    cache: SlotCache
     length: int
+
+
+@dataclass(frozen=True)
+class _LayerWeights:
+    qkv: torch.Tensor  # [(n_heads + 2 n_kv_heads) head_dim, dim]
+    o: torch.Tensor
+    gate_up: torch.Tensor  # [2 ffn_dim, dim]
+    down: torch.Tensor
+
+
+def _mm(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x [B, in] → x W^T [B, out]; matrix-vector for one row (see the module docstring)."""
+    if x.shape[0] == 1:
+        return torch.mv(weight, x[0]).unsqueeze(0)
+    return F.linear(x, weight)
 
 
 class Engine:
@@ -38,63 +64,106 @@ class Engine:
         self.vocab_size = loaded.vocab_size
         cfg = self.cfg
         positions = torch.arange(cfg.max_seq_len).unsqueeze(0)
-        # cos/sin for every position once, [1, 1, max_seq_len, head_dim/2], from the shared helper.
-        self._cos, self._sin = self.llama.rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta)
+        # cos/sin for every position once, [max_seq_len, head_dim/2], from the shared helper.
+        cos, sin = self.llama.rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta)
+        self._cos, self._sin = cos[0, 0], sin[0, 0]
         self._group = cfg.n_heads // cfg.n_kv_heads
         self._scale = 1.0 / math.sqrt(cfg.head_dim)
         self._out_weight = (self.model.tok_embeddings.weight if self.model.output is None
                             else self.model.output.weight)
+        self._layers = [self._fuse(layer) for layer in self.model.layers]
+
+    @staticmethod
+    def _fuse(layer: torch.nn.Module) -> _LayerWeights:
+        """Stores Q/K/V (and gate/up) contiguously and points the module parameters at slices."""
+        att, ff = layer.attention, layer.feed_forward
+        qkv = torch.cat([att.wq.weight, att.wk.weight, att.wv.weight]).contiguous()
+        gate_up = torch.cat([ff.w1.weight, ff.w3.weight]).contiguous()
+        at = 0
+        for lin in (att.wq, att.wk, att.wv):
+            n = lin.weight.shape[0]
+            lin.weight.data = qkv[at : at + n]
+            at += n
+        f = ff.w1.weight.shape[0]
+        ff.w1.weight.data = gate_up[:f]
+        ff.w3.weight.data = gate_up[f:]
+        return _LayerWeights(qkv, att.wo.weight, gate_up, ff.w2.weight)
 
     # -- decoding ------------------------------------------------------------------------------
 
-    def prefill(self, tokens: List[int]) -> Tuple[torch.Tensor, DecodeState]:
-        """Runs the prompt; returns the last position's logits [vocab] and the filled cache."""
+    def allocate_slots(self, count: int) -> SlotCache:
+        """A KV cache for `count` concurrent sequences, each up to the full context."""
         cfg = self.cfg
+        shape = (count, cfg.n_kv_heads, self.context_length, cfg.head_dim)
+        return SlotCache([torch.zeros(shape) for _ in range(cfg.n_layers)],
+                         [torch.zeros(shape) for _ in range(cfg.n_layers)])
+
+    def prefill_slot(self, cache: SlotCache, slot: int, tokens: List[int]) -> torch.Tensor:
+        """Runs a prompt with the shared forward() and stores its keys/values in `slot`."""
         ids = torch.tensor([tokens], dtype=torch.long)
         logits, presents = self.model(ids)
         n = len(tokens)
-        shape = (1, cfg.n_kv_heads, self.context_length, cfg.head_dim)
-        keys, values = [], []
-        for k, v in presents:
-            kc = torch.empty(shape)
-            vc = torch.empty(shape)
-            kc[:, :, :n] = k
-            vc[:, :, :n] = v
-            keys.append(kc)
-            values.append(vc)
-        return logits[0, -1], DecodeState(keys, values, n)
+        for i, (k, v) in enumerate(presents):
+            cache.keys[i][slot, :, :n] = k[0]
+            cache.values[i][slot, :, :n] = v[0]
+        return logits[0, -1]
 
-    def step(self, state: DecodeState, token: int) -> torch.Tensor:
-        """Appends one token at position state.length; returns its logits [vocab]."""
+    def step_slots(self, cache: SlotCache, slots: List[int], tokens: List[int], positions: List[int]) -> torch.Tensor:
+        """One decode step for several sequences at once: token b goes to position positions[b] of
+        cache slot slots[b]. Returns logits [B, vocab]. Projections and feed-forward run once for
+        the whole batch (per-op overhead dominates a small model, so batching pays); attention
+        runs over the longest sequence with positions past each row's own masked."""
         cfg = self.cfg
-        pos = state.length
+        b = len(slots)
         heads, kv_heads, d = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        cos = self._cos[:, :, pos : pos + 1]
-        sin = self._sin[:, :, pos : pos + 1]
-        x = self.model.tok_embeddings.weight[token].view(1, 1, cfg.dim)
+        q_end, k_end = heads * d, (heads + kv_heads) * d
+        ffn = cfg.ffn_dim
+        slot_t = torch.tensor(slots, dtype=torch.long)
+        pos_t = torch.tensor(positions, dtype=torch.long)
+        span = max(positions) + 1
+        cos = self._cos[pos_t].view(b, 1, 1, -1)
+        sin = self._sin[pos_t].view(b, 1, 1, -1)
+        hidden = None
+        if b > 1:
+            hidden = torch.arange(span).view(1, 1, 1, span) > pos_t.view(b, 1, 1, 1)
+        contiguous = slots == list(range(slots[0], slots[0] + b))
+        x = self.model.tok_embeddings.weight[torch.tensor(tokens, dtype=torch.long)]  # [B, dim]
         for i, layer in enumerate(self.model.layers):
-            att = layer.attention
-            h = layer.attention_norm(x)
-            q = att.wq(h).view(1, 1, heads, d).transpose(1, 2)
-            k = att.wk(h).view(1, 1, kv_heads, d).transpose(1, 2)
-            v = att.wv(h).view(1, 1, kv_heads, d).transpose(1, 2)
-            q = self.llama.apply_rope(q, cos, sin)
-            k = self.llama.apply_rope(k, cos, sin)
-            kc, vc = state.keys[i], state.values[i]
-            kc[:, :, pos : pos + 1] = k
-            vc[:, :, pos : pos + 1] = v
-            keys = kc[:, :, : pos + 1]
-            vals = vc[:, :, : pos + 1]
+            w = self._layers[i]
+            qkv = _mm(w.qkv, layer.attention_norm(x))
+            q = self.llama.apply_rope(qkv[:, :q_end].reshape(b, heads, 1, d), cos, sin)
+            k = self.llama.apply_rope(qkv[:, q_end:k_end].reshape(b, kv_heads, 1, d), cos, sin)
+            kc, vc = cache.keys[i], cache.values[i]
+            kc[slot_t, :, pos_t] = k[:, :, 0]
+            vc[slot_t, :, pos_t] = qkv[:, k_end:].reshape(b, kv_heads, d)
+            if contiguous:
+                keys = kc[slots[0] : slots[0] + b, :, :span]
+                vals = vc[slots[0] : slots[0] + b, :, :span]
+            else:
+                keys = kc.index_select(0, slot_t)[:, :, :span]
+                vals = vc.index_select(0, slot_t)[:, :, :span]
             # Grouped-query attention without repeat_interleave: query head h uses kv head
             # h // group, so view the queries as [kv_heads, group] and broadcast over the group.
-            qg = q.view(1, kv_heads, self._group, d)
-            scores = torch.matmul(qg, keys.transpose(2, 3)) * self._scale
-            out = torch.matmul(F.softmax(scores, dim=-1), vals)  # [1, kv_heads, group, d]
-            x = x + att.wo(out.reshape(1, 1, heads * d))
-            x = x + layer.feed_forward(layer.ffn_norm(x))
-        state.length = pos + 1
-        x = self.model.norm(x)
-        return F.linear(x, self._out_weight)[0, -1]
+            scores = torch.matmul(q.view(b, kv_heads, self._group, d), keys.transpose(2, 3)) * self._scale
+            if hidden is not None:
+                scores = scores.masked_fill(hidden, float("-inf"))
+            out = torch.matmul(F.softmax(scores, dim=-1), vals)  # [B, kv_heads, group, d]
+            x = x + _mm(w.o, out.reshape(b, heads * d))
+            gate_up = _mm(w.gate_up, layer.ffn_norm(x))
+            x = x + _mm(w.down, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
+        return _mm(self._out_weight, self.model.norm(x))
+
+    def prefill(self, tokens: List[int]) -> Tuple[torch.Tensor, DecodeState]:
+        """A single sequence in its own one-slot cache: last position's logits [vocab], state."""
+        cache = self.allocate_slots(1)
+        logits = self.prefill_slot(cache, 0, tokens)
+        return logits, DecodeState(cache, len(tokens))
+
+    def step(self, state: DecodeState, token: int) -> torch.Tensor:
+        """Appends one token to a single sequence; returns its logits [vocab]."""
+        logits = self.step_slots(state.cache, [0], [token], [state.length])
+        state.length += 1
+        return logits[0]
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -106,7 +175,7 @@ class Engine:
         return logprobs.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1).tolist()
 
     def warmup(self) -> None:
-        """One short generation so the first real request does not pay for lazy initialisation."""
+        """A short generation so the first real request does not pay for lazy initialisation."""
         with torch.inference_mode():
             logits, state = self.prefill([0, 1])
             for _ in range(2):

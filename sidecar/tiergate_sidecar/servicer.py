@@ -1,9 +1,10 @@
 """The tiergate.v1.Tier gRPC service over one Engine.
 
-Each Generate holds one of `max_concurrent` slots; more requests wait for a slot until their
-deadline. Between decode steps the loop checks whether the call is still wanted — cancelled by the
-client, past the gRPC deadline or past `deadline_unix_ms` — and stops there, so a dropped request
-frees the CPU within one step.
+Generate hands its sequence to the DecodeBatcher (up to `max_concurrent` decode together; more
+wait for a slot until their deadline) and streams what it produces. Before every step the
+batcher checks whether the call is still wanted — cancelled by the client, past the gRPC
+deadline or past `deadline_unix_ms` — and stops there, so a dropped request frees the CPU within
+one step.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from .counters import Counters
 from .engine import Engine
 from .gen.tiergate.v1 import tier_pb2, tier_pb2_grpc
 from .jsonlog import JsonLogger
-from .sampling import Mulberry32, SamplingParams, sample
+from .batcher import FINISH, TOKEN, DecodeBatcher, Sequence
+from .sampling import SamplingParams
 
 
 class TierServicer(tier_pb2_grpc.TierServicer):
     def __init__(self, max_concurrent: int, counters: Counters, log: JsonLogger) -> None:
         self._engine: Optional[Engine] = None
+        self._batcher: Optional[DecodeBatcher] = None
         self.max_concurrent = max_concurrent
+        # Score runs the full forward() in the request thread; this bounds how many do at once.
         self.slots = threading.BoundedSemaphore(max_concurrent)
         self.counters = counters
         self.log = log
@@ -34,7 +38,12 @@ class TierServicer(tier_pb2_grpc.TierServicer):
     def attach(self, engine: Engine, runtime: Dict[str, str]) -> None:
         """Starts serving `engine` (the server is up before the model is loaded)."""
         self.runtime = runtime
+        self._batcher = DecodeBatcher(engine, self.max_concurrent, self.counters, self.log)
         self._engine = engine
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.stop()
 
     def _require_engine(self, context: grpc.ServicerContext) -> Engine:
         if self._engine is None:
@@ -46,8 +55,9 @@ class TierServicer(tier_pb2_grpc.TierServicer):
     def Generate(self, request: tier_pb2.GenerateRequest, context: grpc.ServicerContext
                  ) -> Iterator[tier_pb2.GenerateResponse]:
         engine = self._require_engine(context)
+        batcher = self._batcher
+        assert batcher is not None
         log = self.log.child(**({"request_id": request.request_id} if request.request_id else {}))
-        deadline = _deadline(request, context)
         tokens = list(request.tokens)
         if not tokens:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tokens must not be empty")
@@ -58,75 +68,62 @@ class TierServicer(tier_pb2_grpc.TierServicer):
         if len(tokens) >= engine.context_length:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"prompt of {len(tokens)} tokens fills the context ({engine.context_length})")
-        wait = None if deadline is None else max(0.0, deadline - time.time())
-        if not self.slots.acquire(timeout=wait):
-            self.counters.add("generate_deadline_exceeded")
-            log.warn("generate: no free slot before the deadline", max_concurrent=self.max_concurrent)
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no free slot before the deadline")
-        # Cancellation arrives on a gRPC thread; the decode loop polls this flag between steps.
-        cancelled = threading.Event()
-        context.add_callback(cancelled.set)
+        sampling = request.sampling
+        seq = Sequence(
+            tokens=tokens,
+            params=SamplingParams(
+                temperature=sampling.temperature,
+                top_p=sampling.top_p if sampling.top_p > 0 else 1.0,
+                top_k=sampling.top_k,
+                seed=sampling.seed if sampling.HasField("seed") else None,
+            ),
+            max_tokens=request.max_tokens,
+            stop_tokens=frozenset(request.stop_tokens),
+            top_logprobs=request.top_logprobs,
+            deadline=_deadline(request, context),
+        )
+
+        # Cancellation arrives on a gRPC thread; the scheduler checks the flag before every step.
+        def cancel() -> None:
+            seq.cancelled.set()
+            batcher.wake()
+
+        context.add_callback(cancel)
         self.counters.add("generate_started")
         self.counters.add("active_requests")
-        outcome, produced, started = "failed", 0, time.perf_counter()
+        outcome, started = "failed", time.perf_counter()
+        batcher.submit(seq)
         try:
-            params = SamplingParams(
-                temperature=request.sampling.temperature,
-                top_p=request.sampling.top_p if request.sampling.top_p > 0 else 1.0,
-                top_k=request.sampling.top_k,
-                seed=request.sampling.seed if request.sampling.HasField("seed") else None,
-            )
-            rng = Mulberry32(params.seed)
-            stop_tokens = set(request.stop_tokens)
-            max_tokens = request.max_tokens
-            reason = tier_pb2.FINISH_REASON_LENGTH
-            with torch.inference_mode():
-                state = None
-                logits = None
-                while True:
-                    if cancelled.is_set() or not context.is_active():
-                        outcome = "deadline" if _past(deadline) else "cancelled"
-                        break
-                    if _past(deadline):
-                        outcome = "deadline"
-                        break
-                    if produced >= max_tokens:
-                        break
-                    if state is None:
-                        logits, state = engine.prefill(tokens)
-                    s = sample(logits, params, rng, request.top_logprobs)
-                    if s.token in stop_tokens:
-                        reason = tier_pb2.FINISH_REASON_STOP
-                        break
-                    produced += 1
-                    self.counters.add("tokens_generated")
+            while True:
+                kind, payload = seq.events.get()
+                if kind == TOKEN:
+                    s = payload
                     yield tier_pb2.GenerateResponse(token=tier_pb2.GeneratedToken(
                         token=s.token, logprob=s.logprob,
                         top=[tier_pb2.TokenLogprob(token=t, logprob=lp) for t, lp in s.top]))
-                    if produced >= max_tokens:
-                        break
-                    if state.length >= engine.context_length:
-                        break  # context full: 'length'
-                    logits = engine.step(state, s.token)
-            if outcome == "failed":
-                outcome = "finished"
-                yield tier_pb2.GenerateResponse(finish=tier_pb2.Finish(
-                    reason=reason,
-                    usage=tier_pb2.Usage(prompt_tokens=len(tokens), completion_tokens=produced)))
-            elif outcome == "deadline":
-                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"deadline passed after {produced} tokens")
+                elif kind == FINISH:
+                    reason = tier_pb2.FINISH_REASON_STOP if payload == "stop" else tier_pb2.FINISH_REASON_LENGTH
+                    yield tier_pb2.GenerateResponse(finish=tier_pb2.Finish(
+                        reason=reason,
+                        usage=tier_pb2.Usage(prompt_tokens=len(tokens), completion_tokens=seq.produced)))
+                else:
+                    outcome = str(payload)
+                    break
+            if outcome == "deadline":
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"deadline passed after {seq.produced} tokens")
+            elif outcome == "failed":
+                context.abort(grpc.StatusCode.INTERNAL, "decoding failed (see the sidecar log)")
         except GeneratorExit:
-            # The server stopped pulling this stream: the call is gone (cancelled or expired).
-            outcome = "deadline" if _past(deadline) else "cancelled"
+            # gRPC stopped pulling this stream: the call is gone. Make sure the scheduler lets go.
+            cancel()
+            outcome = "deadline" if seq.expired() else "cancelled"
             raise
         finally:
-            self.slots.release()
             self.counters.add("active_requests", -1)
             self.counters.add({"finished": "generate_finished", "cancelled": "generate_cancelled",
                                "deadline": "generate_deadline_exceeded"}.get(outcome, "generate_failed"))
-            elapsed = time.perf_counter() - started
-            log.info("generate", outcome=outcome, prompt_tokens=len(tokens), completion_tokens=produced,
-                     duration_ms=round(elapsed * 1000, 2))
+            log.info("generate", outcome=outcome, prompt_tokens=len(tokens), completion_tokens=seq.produced,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
 
     # -- Score ---------------------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ export function buildApp(gateway: Gateway): FastifyInstance {
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
+  // The API speaks JSON only; other bodies get 415 instead of reaching a handler as a string.
+  app.removeContentTypeParser('text/plain');
   installRequestSummary(app, gateway.metrics);
   installErrorHandling(app);
   installAuth(app, gateway.config);

@@ -107,13 +107,14 @@ function applyEnvOverrides(input: Record<string, unknown>, env: NodeJS.ProcessEn
     input[key] = created;
     return created;
   };
-  // Environment strings are coerced here so the schema sees the right type and can reject nonsense.
-  if (env.TIERGATE_PORT !== undefined) {
+  // Environment strings are coerced here so the schema sees the right type and can reject
+  // nonsense; empty values count as unset (as in `TIERGATE_PORT= tiergate serve`).
+  if (env.TIERGATE_PORT !== undefined && env.TIERGATE_PORT !== '') {
     const port = Number(env.TIERGATE_PORT);
     section('server').port = Number.isFinite(port) && env.TIERGATE_PORT.trim() !== '' ? port : env.TIERGATE_PORT;
   }
-  if (env.TIERGATE_HOST !== undefined) section('server').host = env.TIERGATE_HOST;
-  if (env.TIERGATE_LOG_LEVEL !== undefined) section('logging').level = env.TIERGATE_LOG_LEVEL;
+  if (env.TIERGATE_HOST !== undefined && env.TIERGATE_HOST !== '') section('server').host = env.TIERGATE_HOST;
+  if (env.TIERGATE_LOG_LEVEL !== undefined && env.TIERGATE_LOG_LEVEL !== '') section('logging').level = env.TIERGATE_LOG_LEVEL;
 }
 
 function crossValidate(config: MutableConfig, env: NodeJS.ProcessEnv, problems: string[]): void {

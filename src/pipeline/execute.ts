@@ -36,13 +36,18 @@ export async function* execute(
   });
   metrics.inFlight.inc(labels);
   metrics.tokens.inc({ ...labels, type: 'input' }, request.promptTokens.length * request.n);
-  let completed = false;
+  // 'abandoned': the consumer stopped early (client gone, shutdown) — a generator's finally
+  // without completion or error; 'failed' errors are logged by whoever handles them.
+  let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
   try {
     yield* merge(sources);
-    completed = true;
+    outcome = 'completed';
+  } catch (err) {
+    outcome = signal.aborted ? 'abandoned' : 'failed';
+    throw err;
   } finally {
     metrics.inFlight.dec(labels);
-    summary.aborted = !completed && signal.aborted;
+    summary.aborted = outcome === 'abandoned';
     if (summary.aborted) metrics.aborted.inc(labels);
     let first: number | undefined;
     for (const s of stats) {

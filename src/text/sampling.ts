@@ -28,16 +28,21 @@ export function createRng(seed?: number): Rng {
   };
 }
 
-/** Natural-log softmax in float64, stable against large logits. */
-export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+/** log(sum(exp(logits))) in float64, stable against large logits. */
+export function logSumExp(logits: ArrayLike<number>): number {
   const n = logits.length;
   let max = -Infinity;
   for (let i = 0; i < n; i++) max = Math.max(max, logits[i] as number);
   let sum = 0;
   for (let i = 0; i < n; i++) sum += Math.exp((logits[i] as number) - max);
-  const lse = max + Math.log(sum);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = (logits[i] as number) - lse;
+  return max + Math.log(sum);
+}
+
+/** Natural-log softmax in float64. */
+export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  const lse = logSumExp(logits);
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = (logits[i] as number) - lse;
   return out;
 }
 
@@ -55,12 +60,15 @@ export function argmax(values: ArrayLike<number>): number {
   return best;
 }
 
-/** The k largest entries, best first (ties: lower index first). */
-export function topEntries(logprobs: ArrayLike<number>, k: number): TokenLogprob[] {
+/**
+ * The k largest entries of `values` (logits or logprobs), best first, ties to the lower index;
+ * each as { token: index, logprob: value }.
+ */
+export function topEntries(values: ArrayLike<number>, k: number): TokenLogprob[] {
   if (k <= 0) return [];
   const top: TokenLogprob[] = [];
-  for (let i = 0; i < logprobs.length; i++) {
-    const lp = logprobs[i] as number;
+  for (let i = 0; i < values.length; i++) {
+    const lp = values[i] as number;
     if (top.length === k && lp <= (top[k - 1] as TokenLogprob).logprob) continue;
     // Insertion into a short sorted list: k is small (OpenAI caps top_logprobs at 20).
     let at = top.length;
@@ -122,7 +130,9 @@ export function sampleToken(
   rng: Rng,
   topLogprobs = 0,
 ): SampledToken {
-  const logprobs = logSoftmax(logits);
+  // Log-probabilities are logits - logsumexp; computed only where needed, without allocating a
+  // vocabulary-sized array per step (this runs for every sequence of every batched step).
+  const lse = logSumExp(logits);
   let token: number;
   if (!(params.temperature > 0)) {
     token = argmax(logits);
@@ -139,9 +149,9 @@ export function sampleToken(
       }
     }
   }
-  return {
-    token,
-    logprob: logprobs[token] as number,
-    top: topLogprobs > 0 ? topEntries(logprobs, topLogprobs) : undefined,
-  };
+  const top =
+    topLogprobs > 0
+      ? topEntries(logits, topLogprobs).map((e) => ({ token: e.token, logprob: e.logprob - lse }))
+      : undefined;
+  return { token, logprob: (logits[token] as number) - lse, top };
 }

@@ -102,10 +102,13 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
     assert.equal(lp.tokens?.length, res.usage?.completion_tokens);
     assert.equal(lp.tokens?.join(''), res.choices[0]!.text);
     for (const [i, top] of (lp.top_logprobs ?? []).entries()) {
+      // A dict keyed by token text (OpenAI's legacy shape), so its order is not meaningful.
       const values = Object.values(top);
       assert.ok(values.length >= 1 && values.length <= 3);
-      assert.ok(values.every((v, j) => j === 0 || v <= values[j - 1]!));
-      assert.ok((lp.token_logprobs?.[i] ?? 1) <= 0);
+      const chosen = lp.token_logprobs?.[i] ?? 1;
+      assert.ok(chosen <= 0);
+      // Greedy picks the most likely token: it is the best of the alternatives.
+      assert.ok(Math.abs(Math.max(...values) - chosen) < 1e-6, `${chosen} vs ${JSON.stringify(top)}`);
     }
   });
 
@@ -205,11 +208,14 @@ describe('client abort on the edge tier', () => {
       { signal: controller.signal },
     );
     let chunks = 0;
-    await assert.rejects(async () => {
+    try {
       for await (const _chunk of stream) {
         if (++chunks === 2) controller.abort();
       }
-    });
+    } catch {
+      // The SDK may end the iteration quietly or throw an abort error; either is fine.
+    }
+    assert.equal(chunks, 2);
     // The server notices the closed socket and aborts; poll the metric briefly.
     let aborted = 0;
     for (let i = 0; i < 100 && aborted === 0; i++) {

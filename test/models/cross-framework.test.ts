@@ -44,6 +44,10 @@ test('32-token greedy continuations are identical in PyTorch, ONNX Runtime and l
   for (const p of golden.prompts) {
     assert.equal(p.greedy.length, 32);
     assert.deepEqual(await onnx.greedy(p.ids, 32), p.greedy, `onnx, prompt ${JSON.stringify(p.text)}`);
-    assert.deepEqual(await gguf.greedy(p.ids, 32, golden.vocab_size), p.greedy, `gguf, ${JSON.stringify(p.text)}`);
+    assert.deepEqual(
+      await gguf.greedy(p.ids, 32, golden.vocab_size),
+      p.greedy,
+      `gguf, ${JSON.stringify(p.text)}`,
+    );
   }
 });

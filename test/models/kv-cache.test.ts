@@ -49,8 +49,18 @@ test('left padding with attention_mask 0 does not change a row', async () => {
   const short = tokens.slice(0, tokens.length - pad);
   const alone = await decoder.step([short]);
   const padded = await decoder.step([Array(pad).fill(0).concat(short), tokens], undefined, {
-    attentionMask: [Array(pad).fill(0).concat(short.map(() => 1)), tokens.map(() => 1)],
-    positionIds: [Array(pad).fill(0).concat(short.map((_, i) => i)), tokens.map((_, i) => i)],
+    attentionMask: [
+      Array(pad)
+        .fill(0)
+        .concat(short.map(() => 1)),
+      tokens.map(() => 1),
+    ],
+    positionIds: [
+      Array(pad)
+        .fill(0)
+        .concat(short.map((_, i) => i)),
+      tokens.map((_, i) => i),
+    ],
   });
   const row0 = padded.logits.subarray(pad * padded.vocab, tokens.length * padded.vocab);
   const diff = maxAbsDiff(row0, alone.logits);

@@ -11,7 +11,15 @@ const manifest = readManifest();
 
 test('every variant file exists with the recorded size and sha256', () => {
   const ids = manifest.variants.map((v) => v.id);
-  for (const id of ['pytorch-fp32', 'gguf-f32', 'gguf-q8_0', 'gguf-q4_k_m', 'onnx-fp32', 'onnx-int8', 'onnx-int4']) {
+  for (const id of [
+    'pytorch-fp32',
+    'gguf-f32',
+    'gguf-q8_0',
+    'gguf-q4_k_m',
+    'onnx-fp32',
+    'onnx-int8',
+    'onnx-int4',
+  ]) {
     assert.ok(ids.includes(id), `manifest lists ${id}`);
   }
   for (const v of manifest.variants) {
@@ -32,7 +40,10 @@ test('the committed family stays under 40 MB', () => {
 test('every variant beats the unigram baseline by far', () => {
   const unigram = (manifest.evaluation as unknown as { unigram_perplexity: number }).unigram_perplexity;
   for (const v of manifest.variants) {
-    assert.ok(v.perplexity > 1 && v.perplexity < unigram / 2, `${v.id}: ${v.perplexity} vs unigram ${unigram}`);
+    assert.ok(
+      v.perplexity > 1 && v.perplexity < unigram / 2,
+      `${v.id}: ${v.perplexity} vs unigram ${unigram}`,
+    );
   }
 });
 
@@ -45,12 +56,19 @@ test('the eval slice matches the manifest', () => {
 
 test('ONNX variants follow the optimum decoder I/O convention', async () => {
   const layers = Number(manifest.architecture['n_layers']);
-  const past = Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]);
+  const past = Array.from({ length: layers }, (_, i) => [
+    `past_key_values.${i}.key`,
+    `past_key_values.${i}.value`,
+  ]);
   const present = Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]);
   for (const v of manifest.variants.filter((x) => x.format === 'onnx')) {
     const session = await ort.InferenceSession.create(variantPath(v));
     try {
-      assert.deepEqual(session.inputNames, ['input_ids', 'attention_mask', 'position_ids', ...past.flat()], v.id);
+      assert.deepEqual(
+        session.inputNames,
+        ['input_ids', 'attention_mask', 'position_ids', ...past.flat()],
+        v.id,
+      );
       assert.deepEqual(session.outputNames, ['logits', ...present.flat()], v.id);
     } finally {
       await session.release();

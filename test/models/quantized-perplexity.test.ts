@@ -3,7 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PERPLEXITY_BOUNDS } from '../../models/ts/compare.js';
-import { readEvalSlice, readGolden, readManifest, variantPath, type ManifestVariant } from '../../models/ts/family.js';
+import {
+  readEvalSlice,
+  readGolden,
+  readManifest,
+  variantPath,
+  type ManifestVariant,
+} from '../../models/ts/family.js';
 import { GgufRunner } from '../../models/ts/gguf-runner.js';
 import { OnnxDecoder } from '../../models/ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from '../../models/ts/perplexity.js';

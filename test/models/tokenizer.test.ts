@@ -13,7 +13,11 @@ test('llama.cpp tokenises the golden samples exactly like SentencePiece', async 
   try {
     assert.ok(golden.tokenizer_samples.length >= 3);
     for (const sample of golden.tokenizer_samples) {
-      assert.deepEqual(Array.from(model.tokenize(sample.text)), sample.ids, `text: ${JSON.stringify(sample.text)}`);
+      assert.deepEqual(
+        Array.from(model.tokenize(sample.text)),
+        sample.ids,
+        `text: ${JSON.stringify(sample.text)}`,
+      );
       // Detokenising gives the text back (byte fallback included).
       assert.equal(model.detokenize(model.tokenize(sample.text)), sample.text);
     }

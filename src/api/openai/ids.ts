@@ -1,18 +1,30 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { TierInfo } from '../../tiers/tier.js';
 
-/** OpenAI-looking ids: a prefix and 24 random base62-ish characters. */
+// Ids are a random per-process part plus a counter: unique without a random draw per request.
+const processPart = randomBytes(9).toString('base64url');
+let counter = 0;
+
+/** OpenAI-looking ids: a prefix and 24 URL-safe characters. */
 export function responseId(prefix: 'cmpl' | 'chatcmpl'): string {
-  return `${prefix}-${randomBytes(18).toString('base64url')}`;
+  counter = (counter + 1) % 0x1000000000;
+  return `${prefix}-${processPart}${counter.toString(36).padStart(12, '0')}`;
 }
 
 /**
  * `system_fingerprint` identifies the backend configuration that produced a response (OpenAI:
  * "use with seed to understand when backend changes have been made"): here framework + variant.
  */
+const fingerprints = new Map<string, string>();
+
 export function systemFingerprint(info: TierInfo): string {
+  const key = `${info.framework}|${info.modelId}|${info.variant}|${info.precision}`;
+  const cached = fingerprints.get(key);
+  if (cached !== undefined) return cached;
   const digest = createHash('sha256')
-    .update(`${info.framework}|${info.modelId}|${info.variant}|${info.precision}`)
+    .update(key)
     .digest('hex');
-  return `fp_${digest.slice(0, 10)}`;
+  const fingerprint = `fp_${digest.slice(0, 10)}`;
+  fingerprints.set(key, fingerprint);
+  return fingerprint;
 }

@@ -51,7 +51,10 @@ export async function respond(
   const events = execute(served.tier, gateway.tokenizer, gateway.metrics, gen, signal, summary);
   const usage = (): Usage => ({ promptTokens: gen.promptTokens.length * gen.n, completionTokens: summary.completionTokens });
   try {
-    const first = await events.next();
+    // Once aborted, the reason (client gone, shutdown) is the error, not whatever the tier threw.
+    const first = await events.next().catch((err: unknown) => {
+      throw signal.aborted ? signal.reason : err;
+    });
     if (options.stream) {
       const sse = new SseWriter(reply);
       try {
@@ -78,7 +81,11 @@ export async function respond(
       }
     } else {
       const choices = new Map<number, CollectedChoice>();
-      for (let r = first; !r.done; r = await events.next()) {
+      const next = () =>
+        events.next().catch((err: unknown) => {
+          throw signal.aborted ? signal.reason : err;
+        });
+      for (let r = first; !r.done; r = await next()) {
         const ev = r.value;
         let choice = choices.get(ev.index);
         if (choice === undefined) {

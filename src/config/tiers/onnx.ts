@@ -20,6 +20,8 @@ export const OnnxTierSchema = Type.Object(
     maxBatchSize: Type.Integer({ minimum: 1, maximum: 256, default: 16 }),
     /** How long an idle worker waits for more requests before starting a partial batch. */
     maxQueueDelayMs: Type.Number({ minimum: 0, maximum: 1000, default: 2 }),
+    /** Requests waiting beyond the batches' capacity (workers × maxBatchSize) before 429s. */
+    maxQueue: Type.Integer({ minimum: 0, default: 64 }),
     /** Tokens per sequence (prompt + generated); 0 means the family manifest's context length. */
     contextLength: Type.Integer({ minimum: 0, default: 0 }),
   },

@@ -116,7 +116,7 @@ export class LlamaCppTier implements Tier {
     } finally {
       // Leaving the loop (finish, abort or error) ends llama.cpp's evaluation; disposing the
       // sequence frees its KV cells so a waiting request can start at once.
-      pool.release(seq);
+      await pool.release(seq);
     }
   }
 
@@ -136,7 +136,7 @@ export class LlamaCppTier implements Tier {
       }
       return out;
     } finally {
-      pool.release(seq);
+      await pool.release(seq);
     }
   }
 
@@ -180,12 +180,19 @@ interface EvaluateOutput {
   readonly probabilities?: ReadonlyMap<Token, number>;
 }
 
-/** The k most likely tokens with natural-log probabilities (the map is sorted best first). */
+/**
+ * The k most likely tokens with natural-log probabilities, best first. node-llama-cpp's map is
+ * not reliably ordered (seen here: greedy sampling put a less likely token first), so the top k
+ * are selected explicitly, in one pass with a small sorted buffer.
+ */
 function topOf(probabilities: ReadonlyMap<Token, number>, k: number): TokenLogprob[] {
-  const out: TokenLogprob[] = [];
+  const best: { token: number; p: number }[] = [];
   for (const [token, p] of probabilities) {
-    if (out.length >= k) break;
-    out.push({ token: token as number, logprob: Math.log(p) });
+    if (best.length === k && p <= best[k - 1]!.p) continue;
+    let i = best.length;
+    while (i > 0 && best[i - 1]!.p < p) i--;
+    best.splice(i, 0, { token: token as number, p });
+    if (best.length > k) best.pop();
   }
-  return out;
+  return best.map((b) => ({ token: b.token, logprob: Math.log(b.p) }));
 }

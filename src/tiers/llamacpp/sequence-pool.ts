@@ -8,19 +8,22 @@ interface Waiter {
 
 /**
  * Hands out the context's sequences (one per concurrent generation) and queues requests when
- * all are busy. A released sequence is disposed, which frees its KV cache cells at once, and
- * the next waiter gets a fresh one.
+ * all are busy. Sequences are created once and reused: a released sequence has its KV cache
+ * cleared and goes straight to the next waiter.
  */
 export class SequencePool {
+  private readonly free: LlamaContextSequence[] = [];
   private readonly waiters: Waiter[] = [];
   private busy = 0;
 
   constructor(
-    private readonly context: LlamaContext,
+    context: LlamaContext,
     private readonly tierName: string,
     private readonly maxQueue: number,
     private readonly onChange: (inUse: number, queued: number) => void,
-  ) {}
+  ) {
+    while (context.sequencesLeft > 0) this.free.push(context.getSequence());
+  }
 
   get inUse(): number {
     return this.busy;
@@ -32,15 +35,23 @@ export class SequencePool {
 
   async acquire(signal: AbortSignal): Promise<LlamaContextSequence> {
     signal.throwIfAborted();
-    if (this.context.sequencesLeft > 0) return this.take();
+    const seq = this.free.pop();
+    if (seq !== undefined) {
+      this.busy++;
+      this.report();
+      return seq;
+    }
     if (this.waiters.length >= this.maxQueue) throw new TierOverloadedError(this.tierName);
     return new Promise<LlamaContextSequence>((resolve, reject) => {
       const waiter: Waiter = {
-        resolve: (seq) => {
+        resolve: (s) => {
           signal.removeEventListener('abort', onAbort);
-          resolve(seq);
+          resolve(s);
         },
-        reject,
+        reject: (err) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
       };
       const onAbort = (): void => {
         const i = this.waiters.indexOf(waiter);
@@ -54,25 +65,31 @@ export class SequencePool {
     });
   }
 
-  release(seq: LlamaContextSequence): void {
-    seq.dispose();
-    this.busy--;
+  /** Returns a sequence: its KV cells are cleared first, so the next user starts empty. */
+  async release(seq: LlamaContextSequence): Promise<void> {
+    try {
+      await seq.clearHistory();
+    } catch {
+      // A sequence whose context was disposed (tier closing) cannot be cleared; it is not reused.
+      this.busy--;
+      this.report();
+      return;
+    }
     const next = this.waiters.shift();
-    if (next !== undefined) next.resolve(this.take());
-    else this.report();
+    if (next !== undefined) {
+      next.resolve(seq);
+      this.report();
+      return;
+    }
+    this.busy--;
+    this.free.push(seq);
+    this.report();
   }
 
   /** Fails every waiter (tier closing). */
   rejectAll(err: unknown): void {
     for (const w of this.waiters.splice(0)) w.reject(err);
     this.report();
-  }
-
-  private take(): LlamaContextSequence {
-    const seq = this.context.getSequence();
-    this.busy++;
-    this.report();
-    return seq;
   }
 
   private report(): void {

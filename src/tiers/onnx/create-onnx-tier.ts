@@ -73,6 +73,7 @@ export function createOnnxTier(name: string, config: OnnxTierConfig, deps: TierD
       intraOpThreads: config.intraOpThreads,
       maxBatchSize: config.maxBatchSize,
       maxQueueDelayMs: config.maxQueueDelayMs,
+      maxQueue: config.maxQueue,
     },
     { logger: deps.logger, batchSizes: batchObserver(deps.metrics) },
   );

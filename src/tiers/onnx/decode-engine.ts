@@ -9,6 +9,7 @@ import ort from 'onnxruntime-node';
 import { createRng, logSoftmax, sampleToken, type Rng } from '../../text/sampling.js';
 import type { DecoderSpec } from './decoder-spec.js';
 import { idTensor, rangeTensor, stepMask } from './feeds.js';
+import { KvArena } from './kv-arena.js';
 import { KvBatch, type KvShape, type RowRef } from './kv-batch.js';
 import type { SequenceEvent, SequenceRequest, WorkerToMain } from './worker-protocol.js';
 
@@ -46,6 +47,7 @@ export class DecodeEngine {
   private readonly cancelled = new Set<number>();
   private active: ActiveSequence[] = [];
   private kv: KvBatch;
+  private readonly arena: KvArena;
   private running = false;
   private closed = false;
   private firstWaitingAt = 0;
@@ -64,6 +66,7 @@ export class DecodeEngine {
     this.options = spec.positionIds ? options : { ...options, maxBatchSize: 1 };
     this.emit = emit;
     this.kv = KvBatch.empty(this.shape);
+    this.arena = new KvArena(spec.layers * 2);
   }
 
   submit(request: SequenceRequest): void {
@@ -134,7 +137,7 @@ export class DecodeEngine {
         const refs: RowRef[] = this.active.map((_, row) => ({ source: this.kv, row }));
         for (const j of joined) refs.push({ source: j.kv, row: 0 });
         this.active = [...this.active, ...joined.map((j) => j.seq)];
-        this.kv = KvBatch.pack(this.shape, refs);
+        this.kv = KvBatch.pack(this.shape, refs, this.arena, this.kv);
       }
       // Prefill results go out before the step so that time to first token is not one step late.
       if (joined.length > 0) this.emit({ type: 'events', batchSize: 0, events: events.splice(0) });
@@ -166,7 +169,7 @@ export class DecodeEngine {
     this.cancelled.clear();
     if (next.length === this.active.length) return false;
     this.active = next;
-    this.kv = KvBatch.pack(this.shape, survivors);
+    this.kv = KvBatch.pack(this.shape, survivors, this.arena, this.kv);
     return true;
   }
 
@@ -267,10 +270,23 @@ export class DecodeEngine {
     );
     feeds['attention_mask'] = stepMask(this.spec.attentionMaskType, kv.lengths, kv.width);
     if (this.spec.positionIds) feeds['position_ids'] = idTensor(this.spec.positionIds, kv.lengths, [rows, 1]);
-    const out = await this.session.run(feeds);
+    // ORT writes the presents straight into the arena buffer the past does not occupy.
+    const presentDims = [rows, this.shape.kvHeads, kv.width + 1, this.shape.headDim];
+    const presentSize = rows * this.shape.kvHeads * (kv.width + 1) * this.shape.headDim;
+    const present: Float32Array[] = [];
+    const fetches: Record<string, ort.Tensor | null> = { logits: null };
+    for (let l = 0; l < this.shape.layers; l++) {
+      ['key', 'value'].forEach((name, j) => {
+        const t = 2 * l + j;
+        const view = this.arena.take(t, presentSize, kv.tensors[t]);
+        present.push(view);
+        fetches[`present.${l}.${name}`] = new ort.Tensor('float32', view, presentDims);
+      });
+    }
+    const out = await this.session.run(feeds, fetches);
     const logits = (out['logits'] as ort.Tensor).data as Float32Array;
     const vocab = logits.length / rows;
-    kv.advance(this.presents(out));
+    kv.advance(present);
 
     const survivors: RowRef[] = [];
     const next: ActiveSequence[] = [];
@@ -288,7 +304,7 @@ export class DecodeEngine {
     });
     if (next.length !== this.active.length) {
       this.active = next;
-      this.kv = KvBatch.pack(this.shape, survivors);
+      this.kv = KvBatch.pack(this.shape, survivors, this.arena, kv);
     }
   }
 

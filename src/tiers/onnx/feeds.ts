@@ -19,9 +19,16 @@ export function idTensor(type: IdType, values: ArrayLike<number>, dims: readonly
  */
 export function stepMask(type: IdType, lengths: readonly number[], width: number): ort.Tensor {
   const cols = width + 1;
-  const values = new Uint8Array(lengths.length * cols).fill(1);
-  lengths.forEach((len, r) => values.fill(0, r * cols, r * cols + (width - len)));
-  return idTensor(type, values, [lengths.length, cols]);
+  const dims = [lengths.length, cols];
+  // Range fills, not per-element conversion: this runs on every decode step.
+  if (type === 'int32') {
+    const data = new Int32Array(lengths.length * cols).fill(1);
+    lengths.forEach((len, r) => data.fill(0, r * cols, r * cols + (width - len)));
+    return new ort.Tensor('int32', data, dims);
+  }
+  const data = new BigInt64Array(lengths.length * cols).fill(1n);
+  lengths.forEach((len, r) => data.fill(0n, r * cols, r * cols + (width - len)));
+  return new ort.Tensor('int64', data, dims);
 }
 
 /** 0, 1, …, n-1 as a [1, n] tensor: the positions of a prompt decoded from an empty cache. */

@@ -11,6 +11,8 @@
  * for every row, so a finished long sequence does not keep costing attention width.
  */
 
+import type { KvArena } from './kv-arena.js';
+
 export interface KvShape {
   readonly layers: number;
   readonly kvHeads: number;
@@ -57,21 +59,36 @@ export class KvBatch implements KvSource {
     return this.lengths.length;
   }
 
-  /** Builds a batch from rows of other caches; width is the longest row (no spare padding). */
-  static pack(shape: KvShape, refs: readonly RowRef[]): KvBatch {
+  /**
+   * Builds a batch from rows of other caches; width is the longest row (no spare padding).
+   * With an arena the result lives in reused memory (never in the buffers of `current`, the
+   * cache being re-packed); without one it is freshly allocated.
+   */
+  static pack(shape: KvShape, refs: readonly RowRef[], arena?: KvArena, current?: KvSource): KvBatch {
     const lengths = refs.map((r) => r.source.lengths[r.row] as number);
     const width = lengths.reduce((a, b) => Math.max(a, b), 0);
     const { kvHeads, headDim } = shape;
     const tensors: Float32Array[] = [];
     for (let t = 0; t < shape.layers * 2; t++) {
-      const dst = new Float32Array(refs.length * kvHeads * width * headDim);
+      const size = refs.length * kvHeads * width * headDim;
+      const dst = arena ? arena.take(t, size, current?.tensors[t]) : new Float32Array(size);
       refs.forEach((ref, r) => {
         const src = ref.source.tensors[t] as Float32Array;
         const len = lengths[r] as number;
         const srcWidth = ref.source.width;
+        if (srcWidth === width) {
+          // Same width (e.g. another row left): the row's [kvHeads, width, headDim] block,
+          // padding included, is contiguous in both tensors.
+          const block = kvHeads * width * headDim;
+          dst.set(src.subarray(ref.row * block, (ref.row + 1) * block), r * block);
+          return;
+        }
         for (let h = 0; h < kvHeads; h++) {
           const from = ((ref.row * kvHeads + h) * srcWidth + (srcWidth - len)) * headDim;
-          const to = ((r * kvHeads + h) * width + (width - len)) * headDim;
+          const rowStart = (r * kvHeads + h) * width * headDim;
+          const to = rowStart + (width - len) * headDim;
+          // Reused memory holds stale values: padding must be zeros (masked, but 0 × NaN = NaN).
+          if (arena) dst.fill(0, rowStart, to);
           dst.set(src.subarray(from, from + len * headDim), to);
         }
       });

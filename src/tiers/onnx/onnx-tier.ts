@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tier.js';
 import type { DecoderSpec } from './decoder-spec.js';
-import { TierUnavailableError } from '../errors.js';
+import { TierOverloadedError, TierUnavailableError } from '../errors.js';
 import { OnnxTierError } from './onnx-tier-error.js';
 import { WorkerClient } from './worker-client.js';
 
@@ -32,6 +32,8 @@ export interface OnnxTierOptions {
   readonly intraOpThreads: number;
   readonly maxBatchSize: number;
   readonly maxQueueDelayMs: number;
+  /** Sequences allowed to wait beyond workers × maxBatchSize; more are refused (overloaded). */
+  readonly maxQueue?: number | undefined;
 }
 
 /** Where the tier reports per-step batch sizes (the gateway's MetricsService adapts to it). */
@@ -114,6 +116,7 @@ export class OnnxTier implements Tier {
     // The prompt needs room for at least one generated token.
     this.validate(request.tokens, model.contextLength - 1, model);
     const worker = this.pickWorker();
+    this.admit();
     const { id, channel } = worker.generate({
       tokens: request.tokens,
       sampling: request.sampling,
@@ -220,6 +223,14 @@ export class OnnxTier implements Tier {
     if (vocab !== undefined && tokens.some((t) => !Number.isInteger(t) || t < 0 || t >= vocab)) {
       throw new OnnxTierError('TG_ONNX_BAD_REQUEST', `token ids must be integers in [0, ${vocab})`);
     }
+  }
+
+  /** Sheds load early (429 + Retry-After upstream) rather than queueing without bound. */
+  private admit(): void {
+    const { maxQueue, maxBatchSize } = this.options;
+    if (maxQueue === undefined) return;
+    const assigned = this.workers.reduce((n, w) => n + w.load, 0);
+    if (assigned >= this.workers.length * maxBatchSize + maxQueue) throw new TierOverloadedError(this.name);
   }
 
   private pickWorker(): WorkerClient {

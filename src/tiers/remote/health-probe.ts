@@ -4,7 +4,8 @@ import { createHealthClient, unary, type HealthClient, type ServingStatusName } 
 /** The service name the sidecar registers for the tier in grpc.health.v1. */
 export const TIER_HEALTH_SERVICE = 'tiergate.v1.Tier';
 
-export type ProbeResult = { readonly status: ServingStatusName } | { readonly status: 'ERROR'; readonly error: string };
+export type ProbeResult =
+  { readonly status: ServingStatusName } | { readonly status: 'ERROR'; readonly error: string };
 
 /**
  * grpc.health.v1 Check against one address. Keeps its own channel so health keeps being

@@ -48,7 +48,10 @@ export type FinishReasonName = 'FINISH_REASON_UNSPECIFIED' | 'FINISH_REASON_STOP
 export interface GenerateResponseMessage {
   event?: 'token' | 'finish';
   token?: { token: number; logprob: number; top: TokenLogprobMessage[] } | null;
-  finish?: { reason: FinishReasonName; usage: { promptTokens: number; completionTokens: number } | null } | null;
+  finish?: {
+    reason: FinishReasonName;
+    usage: { promptTokens: number; completionTokens: number } | null;
+  } | null;
 }
 
 export interface CountersMessage {
@@ -84,7 +87,10 @@ type Unary<Req, Res> = (
 ) => unknown;
 
 export interface TierClient extends Client {
-  Generate(request: GenerateRequestMessage, options: CallOptions): ClientReadableStream<GenerateResponseMessage>;
+  Generate(
+    request: GenerateRequestMessage,
+    options: CallOptions,
+  ): ClientReadableStream<GenerateResponseMessage>;
   Score: Unary<{ tokens: number[]; requestId: string }, { logprobs: number[] }>;
   Info: Unary<Record<string, never>, InfoResponseMessage>;
 }
@@ -117,7 +123,8 @@ function constructors(): { tier: ServiceClientConstructor; health: ServiceClient
 function lookup(root: GrpcObject, path: string[]): ServiceClientConstructor {
   let node: unknown = root;
   for (const part of path) node = (node as Record<string, unknown>)[part];
-  if (typeof node !== 'function') throw new Error(`proto service ${path.join('.')} not found in ${PROTO_DIR}`);
+  if (typeof node !== 'function')
+    throw new Error(`proto service ${path.join('.')} not found in ${PROTO_DIR}`);
   return node as ServiceClientConstructor;
 }
 
@@ -140,7 +147,11 @@ export function createTierClient(address: string, options: ChannelOptions): Tier
 }
 
 export function createHealthClient(address: string, options: ChannelOptions): HealthClient {
-  return new (constructors().health)(address, credentials.createInsecure(), options) as unknown as HealthClient;
+  return new (constructors().health)(
+    address,
+    credentials.createInsecure(),
+    options,
+  ) as unknown as HealthClient;
 }
 
 /** Promise form of a unary call. */

@@ -32,7 +32,11 @@ export class RemoteTierError extends Error {
   readonly grpcCode: number | undefined;
   readonly retryable: boolean;
 
-  constructor(code: RemoteTierErrorCode, message: string, options: { grpcCode?: number; cause?: unknown } = {}) {
+  constructor(
+    code: RemoteTierErrorCode,
+    message: string,
+    options: { grpcCode?: number; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RemoteTierError';
     this.code = code;
@@ -58,14 +62,22 @@ export function fromGrpcError(tier: string, err: ServiceError, midStream: boolea
       // A connection reset mid-stream surfaces as UNAVAILABLE/INTERNAL (or CANCELLED when the
       // server process dies): to the caller it is one thing, a broken stream.
       if (midStream) {
-        return new RemoteTierError('TG_REMOTE_STREAM_BROKEN', `tier "${tier}": stream broken (${detail})`, opts);
+        return new RemoteTierError(
+          'TG_REMOTE_STREAM_BROKEN',
+          `tier "${tier}": stream broken (${detail})`,
+          opts,
+        );
       }
       if (err.code === GrpcStatus.UNAVAILABLE) {
         return new RemoteTierError('TG_REMOTE_UNAVAILABLE', `tier "${tier}": unavailable (${detail})`, opts);
       }
       return new RemoteTierError('TG_REMOTE_FAILED', `tier "${tier}": ${detail}`, opts);
     default:
-      return new RemoteTierError('TG_REMOTE_FAILED', `tier "${tier}": ${GrpcStatus[err.code] ?? err.code}: ${detail}`, opts);
+      return new RemoteTierError(
+        'TG_REMOTE_FAILED',
+        `tier "${tier}": ${GrpcStatus[err.code] ?? err.code}: ${detail}`,
+        opts,
+      );
   }
 }
 

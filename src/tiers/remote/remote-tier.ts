@@ -2,16 +2,9 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { RemoteTierConfig } from '../../config/index.js';
 import { remoteConfigProblems } from '../../config/tiers/remote.js';
-import { resolveVariant, type ModelFamily } from '../../family/manifest.js';
+import { resolveVariant, type ModelFamily, type VariantInfo } from '../../family/manifest.js';
 import type { MetricsService } from '../../observability/metrics.js';
-import type {
-  GenerateRequest,
-  Tier,
-  TierEvent,
-  TierFramework,
-  TierHealth,
-  TierInfo,
-} from '../tier.js';
+import type { GenerateRequest, Tier, TierEvent, TierFramework, TierHealth, TierInfo } from '../tier.js';
 import { TierUnavailableError } from '../errors.js';
 import { HealthProbe } from './health-probe.js';
 import {
@@ -49,6 +42,8 @@ export class RemoteTier implements Tier {
   private healthTimer: NodeJS.Timeout | undefined;
   private supervisor: SidecarSupervisor | undefined;
   private remoteInfo: InfoResponseMessage | undefined;
+  /** The manifest variant a spawned sidecar serves (its precision naming wins over the GGUF's). */
+  private variant: VariantInfo | undefined;
   private externalReady = false;
   private externalDetail = 'not started';
   private closed = false;
@@ -74,7 +69,11 @@ export class RemoteTier implements Tier {
       else await this.startExternal(this.options.address as string);
       this.remoteInfo = await this.fetchInfo();
       this.log.info(
-        { modelId: this.remoteInfo.modelId, variant: this.remoteInfo.variant, runtime: this.remoteInfo.runtime },
+        {
+          modelId: this.remoteInfo.modelId,
+          variant: this.remoteInfo.variant,
+          runtime: this.remoteInfo.runtime,
+        },
         'remote tier ready',
       );
     } catch (err) {
@@ -88,6 +87,7 @@ export class RemoteTier implements Tier {
   private async startSidecar(): Promise<void> {
     const o = this.options;
     const variant = resolveVariant(this.deps.family, o.model, '.gguf');
+    this.variant = variant;
     const supervisor = new SidecarSupervisor(
       {
         python: o.python,
@@ -193,11 +193,17 @@ export class RemoteTier implements Tier {
             kind: 'token',
             token: message.token.token,
             logprob: message.token.logprob,
-            top: message.token.top.length > 0 ? message.token.top.map((t) => ({ token: t.token, logprob: t.logprob })) : undefined,
+            top:
+              message.token.top.length > 0
+                ? message.token.top.map((t) => ({ token: t.token, logprob: t.logprob }))
+                : undefined,
           };
         } else if (message.finish) {
           finished = true;
-          yield { kind: 'finish', reason: message.finish.reason === 'FINISH_REASON_STOP' ? 'stop' : 'length' };
+          yield {
+            kind: 'finish',
+            reason: message.finish.reason === 'FINISH_REASON_STOP' ? 'stop' : 'length',
+          };
         }
       }
     } catch (err) {
@@ -227,19 +233,28 @@ export class RemoteTier implements Tier {
   async score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array> {
     signal?.throwIfAborted();
     const client = this.requireClient();
-    const call = new Promise<{ logprobs: number[] }>((resolve, reject) => {
-      const c = client.Score(
-        { tokens: [...tokens], requestId: '' },
-        { deadline: new Date(Date.now() + this.options.requestTimeoutMs) },
-        (err, res) => (err !== null ? reject(err) : res === undefined ? reject(new Error('empty')) : resolve(res)),
-      ) as { cancel(): void };
-      signal?.addEventListener('abort', () => c.cancel(), { once: true });
-    });
+    let onAbort: (() => void) | undefined;
     try {
-      return Float64Array.from((await call).logprobs);
+      const response = await new Promise<{ logprobs: number[] }>((resolve, reject) => {
+        const call = client.Score(
+          { tokens: [...tokens], requestId: '' },
+          { deadline: new Date(Date.now() + this.options.requestTimeoutMs) },
+          (err, res) =>
+            err !== null
+              ? reject(err)
+              : res === undefined
+                ? reject(new Error('empty response'))
+                : resolve(res),
+        ) as { cancel(): void };
+        onAbort = () => call.cancel();
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+      return Float64Array.from(response.logprobs);
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       throw isServiceError(err) ? fromGrpcError(this.name, err, false) : err;
+    } finally {
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -251,7 +266,7 @@ export class RemoteTier implements Tier {
       framework,
       modelId: r?.modelId ?? this.deps.family.id,
       variant: r?.variant ?? this.options.model,
-      precision: r?.precision ?? 'unknown',
+      precision: this.variant?.precision || r?.precision || 'unknown',
       contextLength: r?.contextLength ?? 0,
       vocabSize: r?.vocabSize ?? 0,
     };
@@ -260,7 +275,8 @@ export class RemoteTier implements Tier {
   health(): TierHealth {
     if (this.closed) return { ready: false, detail: 'closed' };
     if (this.supervisor !== undefined) {
-      const ready = this.supervisor.state === 'ready' && this.client !== undefined && this.remoteInfo !== undefined;
+      const ready =
+        this.supervisor.state === 'ready' && this.client !== undefined && this.remoteInfo !== undefined;
       return { ready, detail: this.supervisor.detail };
     }
     return { ready: this.externalReady && this.remoteInfo !== undefined, detail: this.externalDetail };

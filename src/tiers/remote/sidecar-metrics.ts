@@ -15,9 +15,17 @@ const UP = 'tiergate_remote_tier_up';
 export function sidecarMetrics(metrics: MetricsService): SidecarMetrics {
   const restarts =
     (metrics.registry.getSingleMetric(RESTARTS) as Counter<'tier'> | undefined) ??
-    metrics.counter({ name: RESTARTS, help: 'Sidecar restarts after a crash or failed start.', labelNames: ['tier'] });
+    metrics.counter({
+      name: RESTARTS,
+      help: 'Sidecar restarts after a crash or failed start.',
+      labelNames: ['tier'],
+    });
   const up =
     (metrics.registry.getSingleMetric(UP) as Gauge<'tier'> | undefined) ??
-    metrics.gauge({ name: UP, help: '1 while the remote tier server is connected and SERVING.', labelNames: ['tier'] });
+    metrics.gauge({
+      name: UP,
+      help: '1 while the remote tier server is connected and SERVING.',
+      labelNames: ['tier'],
+    });
   return { restarts, up };
 }

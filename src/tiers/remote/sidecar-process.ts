@@ -70,7 +70,10 @@ export class SidecarProcess {
       const name = LEVEL_NAMES[typeof level === 'number' ? level : 30] ?? 'info';
       const message = typeof msg === 'string' ? msg : 'sidecar';
       if (level !== undefined && Number(level) >= 50) {
-        remember(this.loggedErrors, typeof fields.error === 'string' ? `${message}: ${fields.error}` : message);
+        remember(
+          this.loggedErrors,
+          typeof fields.error === 'string' ? `${message}: ${fields.error}` : message,
+        );
       }
       if (message === 'listening' && typeof fields.address === 'string') resolveListening(fields.address);
       logger[name]({ sidecar: fields }, `sidecar: ${message}`);
@@ -100,7 +103,6 @@ export class SidecarProcess {
     }
     return this.exited;
   }
-
 }
 
 function remember(into: string[], line: string): void {

@@ -21,7 +21,11 @@ export interface SupervisorOptions {
   readonly listen: string;
   readonly env: Readonly<Record<string, string>>;
   readonly startTimeoutMs: number;
-  readonly restart: { readonly initialDelayMs: number; readonly maxDelayMs: number; readonly resetAfterMs: number };
+  readonly restart: {
+    readonly initialDelayMs: number;
+    readonly maxDelayMs: number;
+    readonly resetAfterMs: number;
+  };
   readonly healthIntervalMs: number;
   readonly channel: ChannelOptions;
   readonly logLevel: string;
@@ -135,7 +139,16 @@ export class SidecarSupervisor extends EventEmitter {
       o.logLevel,
       '--exit-with-parent',
     ];
-    const env = { ...process.env, ...o.env, PYTHONPATH: SIDECAR_DIR, PYTHONUNBUFFERED: '1' };
+    const env = {
+      ...process.env,
+      // OpenBLAS (under Debian's torch) starts one spinning thread per core unless told
+      // otherwise, which fights torch's own threads and every other process on a small machine.
+      OPENBLAS_NUM_THREADS: String(o.threads),
+      OMP_NUM_THREADS: String(o.threads),
+      ...o.env,
+      PYTHONPATH: SIDECAR_DIR,
+      PYTHONUNBUFFERED: '1',
+    };
     const proc = new SidecarProcess({ python: o.python, args, cwd: SIDECAR_DIR, env }, this.logger);
     this.current = proc;
     this.logger.info({ pid: proc.pid, python: o.python, model: o.modelPath }, 'sidecar spawned');
@@ -153,7 +166,10 @@ export class SidecarSupervisor extends EventEmitter {
       if (this.current !== proc || this.stopping) return;
       if (result.status !== 'SERVING') {
         const why = result.status === 'ERROR' ? result.error : result.status;
-        this.logger.error({ pid: proc.pid, timeoutMs: o.startTimeoutMs, last: why }, 'sidecar not SERVING in time');
+        this.logger.error(
+          { pid: proc.pid, timeoutMs: o.startTimeoutMs, last: why },
+          'sidecar not SERVING in time',
+        );
         this.reason = `sidecar did not report SERVING within ${o.startTimeoutMs} ms (last: ${why})`;
         // Killing it hands over to onExit, which schedules the restart.
         void proc.stop(1_000);

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { KvArena } from '../../../src/tiers/onnx/kv-arena.js';
 import { KvBatch } from '../../../src/tiers/onnx/kv-batch.js';
 
 const shape = { layers: 1, kvHeads: 2, headDim: 2 };
@@ -62,4 +63,33 @@ test('advance adopts the step outputs and grows every row by one', () => {
   assert.equal(batch.width, 3);
   assert.deepEqual(batch.lengths, [3, 2]);
   assert.equal(batch.tensors[0], present[0]);
+});
+
+test('packing into reused arena memory zeroes padding and never overwrites the current cache', () => {
+  const arena = new KvArena(2);
+  const first = KvBatch.pack(
+    shape,
+    [
+      { source: single(4, 1), row: 0 },
+      { source: single(4, 2), row: 0 },
+    ],
+    arena,
+  );
+  // Re-pack from `first` (in the arena) with a shorter new row: stale values must not leak.
+  const second = KvBatch.pack(
+    shape,
+    [
+      { source: first, row: 1 },
+      { source: single(1, 3), row: 0 },
+    ],
+    arena,
+    first,
+  );
+  assert.notEqual(second.tensors[0]!.buffer, first.tensors[0]!.buffer);
+  assert.deepEqual(column(second, 0, 1, 0), [0, 0, 0, 3000]);
+  assert.deepEqual(column(second, 0, 0, 1), [2010, 2011, 2012, 2013]);
+  // A third pack from `second` reuses the first buffer.
+  const third = KvBatch.pack(shape, [{ source: second, row: 1 }], arena, second);
+  assert.equal(third.tensors[0]!.buffer, first.tensors[0]!.buffer);
+  assert.deepEqual(column(third, 1, 0, 1), [3110]);
 });

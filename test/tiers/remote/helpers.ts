@@ -4,7 +4,8 @@
  * (fast, no dependency on the trained family) or the model family's F32 GGUF.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -20,18 +21,23 @@ export const PYTHON = '/usr/bin/python3';
 export const REPO = resolve(import.meta.dirname, '../../..');
 export const FAMILY_DIR = join(REPO, 'models/tiny');
 
-/** Writes (once per process) a random 2-layer LLaMA GGUF with a 4096-token context. */
-let randomGguf: string | undefined;
-export function randomModel(): string {
-  if (randomGguf === undefined) {
-    const path = join(mkdtempSync(join(tmpdir(), 'tiergate-remote-')), 'random-f32.gguf');
-    const r = spawnSync(PYTHON, [join(REPO, 'test/sidecar/make_random_gguf.py'), path, 'f32', '1'], {
-      encoding: 'utf8',
-    });
+/**
+ * A random 2-layer LLaMA GGUF with a 4096-token context (f32 or f16), written by
+ * test/sidecar/make_random_gguf.py. Cached in the temp directory under the script's hash, so test
+ * files (separate processes) share one file instead of each paying for a torch start-up.
+ */
+export function randomModel(dtype: 'f32' | 'f16' = 'f32'): string {
+  const script = join(REPO, 'test/sidecar/make_random_gguf.py');
+  const hash = createHash('sha256').update(readFileSync(script)).digest('hex').slice(0, 12);
+  const path = join(tmpdir(), `tiergate-random-${hash}-${dtype}.gguf`);
+  if (!existsSync(path)) {
+    // Write to a unique name, then rename: concurrent test files never see a partial file.
+    const partial = join(mkdtempSync(join(tmpdir(), 'tiergate-remote-')), 'model.gguf');
+    const r = spawnSync(PYTHON, [script, partial, dtype, '1'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`make_random_gguf.py failed: ${r.stderr}`);
-    randomGguf = path;
+    renameSync(partial, path);
   }
-  return randomGguf;
+  return path;
 }
 
 /** A pino logger that keeps every line so tests can read what the gateway and sidecar logged. */
@@ -39,7 +45,8 @@ export function captureLogger(): { logger: Logger; lines: Record<string, unknown
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
       cb();
     },
   });
@@ -56,7 +63,11 @@ export interface TierHarness {
   lines: Record<string, unknown>[];
 }
 
-export function makeTier(overrides: Partial<RemoteTierConfig>, family?: ModelFamily, name = 'fallback'): TierHarness {
+export function makeTier(
+  overrides: Partial<RemoteTierConfig>,
+  family?: ModelFamily,
+  name = 'fallback',
+): TierHarness {
   const { logger, lines } = captureLogger();
   const metrics = new MetricsService({ defaultMetrics: false });
   const fam = family ?? { dir: tmpdir(), id: 'random', variants: [], manifest: undefined };
@@ -78,7 +89,11 @@ export function readJson<T>(path: string): T {
 
 export const GREEDY = { temperature: 0, topP: 1, topK: 0 } as const;
 
-export function request(tokens: readonly number[], maxTokens: number, extra: Partial<GenerateRequest> = {}): GenerateRequest {
+export function request(
+  tokens: readonly number[],
+  maxTokens: number,
+  extra: Partial<GenerateRequest> = {},
+): GenerateRequest {
   return { tokens, sampling: GREEDY, maxTokens, stopTokens: [], topLogprobs: 0, ...extra };
 }
 
@@ -99,7 +114,11 @@ export async function collect(
 }
 
 /** Polls `check` every 25 ms until it returns true or `timeoutMs` passes. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await check()) return;

@@ -12,7 +12,11 @@ export async function onnxScore(modelPath: string, tokens: readonly number[]): P
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, n]),
       attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
-      position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [1, n]),
+      position_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+        [1, n],
+      ),
     };
     for (const meta of session.inputMetadata) {
       if (!meta.name.startsWith('past_key_values.') || !meta.isTensor) continue;

@@ -11,7 +11,11 @@ describe('remote tier with a spawned sidecar', () => {
   let h: TierHarness;
 
   before(async () => {
-    h = makeTier({ spawn: true, model: randomModel(), restart: { initialDelayMs: 50, maxDelayMs: 1000, resetAfterMs: 60_000 } });
+    h = makeTier({
+      spawn: true,
+      model: randomModel(),
+      restart: { initialDelayMs: 50, maxDelayMs: 1000, resetAfterMs: 60_000 },
+    });
     await h.tier.start();
   });
 
@@ -26,7 +30,10 @@ describe('remote tier with a spawned sidecar', () => {
     assert.equal(info.contextLength, 4096);
     assert.equal(info.vocabSize, 96);
     assert.equal(info.precision, 'f32');
-    assert.ok(h.lines.some((l) => l.msg === 'sidecar: serving'), 'sidecar log lines are forwarded');
+    assert.ok(
+      h.lines.some((l) => l.msg === 'sidecar: serving'),
+      'sidecar log lines are forwarded',
+    );
   });
 
   it('generates greedily and deterministically, with a finish event', async () => {
@@ -38,11 +45,46 @@ describe('remote tier with a spawned sidecar', () => {
     assert.ok(a.logprobs.every((lp) => lp <= 0 && Number.isFinite(lp)));
   });
 
+  it("concurrent requests (more than the sidecar's slots) give the same tokens as one at a time", async () => {
+    const prompts = [[1, 5, 9, 3], [2], [7, 7, 7, 7, 7, 7, 7, 7, 7], [11, 12], [40, 41, 42]];
+    const alone: number[][] = [];
+    for (const p of prompts)
+      alone.push((await collect(h.tier.generate(request(p, 12), new AbortController().signal))).tokens);
+    const together = await Promise.all(
+      prompts.map((p) => collect(h.tier.generate(request(p, 12), new AbortController().signal))),
+    );
+    assert.deepEqual(
+      together.map((r) => r.tokens),
+      alone,
+    );
+  });
+
+  it('seeded sampling travels through gRPC: the same seed repeats, other seeds differ', async () => {
+    const run = async (seed: number) =>
+      (
+        await collect(
+          h.tier.generate(
+            request([1, 5], 24, { sampling: { temperature: 1.5, topP: 0.95, topK: 40, seed } }),
+            new AbortController().signal,
+          ),
+        )
+      ).tokens;
+    const a = await run(11);
+    assert.deepEqual(await run(11), a);
+    const others = await Promise.all([12, 13, 14].map(run));
+    assert.ok(
+      others.some((o) => JSON.stringify(o) !== JSON.stringify(a)),
+      'different seeds gave identical tokens',
+    );
+  });
+
   it('stops on a stop token without emitting it', async () => {
     const free = await collect(h.tier.generate(request([1, 5, 9, 3], 8), new AbortController().signal));
     const stopAt = free.tokens[3] as number;
     const firstIndex = free.tokens.indexOf(stopAt);
-    const r = await collect(h.tier.generate(request([1, 5, 9, 3], 8, { stopTokens: [stopAt] }), new AbortController().signal));
+    const r = await collect(
+      h.tier.generate(request([1, 5, 9, 3], 8, { stopTokens: [stopAt] }), new AbortController().signal),
+    );
     assert.equal(r.reason, 'stop');
     assert.deepEqual(r.tokens, free.tokens.slice(0, firstIndex));
   });
@@ -53,7 +95,9 @@ describe('remote tier with a spawned sidecar', () => {
     const scores = await h.tier.score([...prompt, ...g.tokens]);
     assert.equal(scores.length, prompt.length + g.tokens.length - 1);
     const tail = Array.from(scores.slice(prompt.length - 1));
-    tail.forEach((s, i) => assert.ok(Math.abs(s - (g.logprobs[i] as number)) < 1e-3, `position ${i}: ${s} vs ${g.logprobs[i]}`));
+    tail.forEach((s, i) =>
+      assert.ok(Math.abs(s - (g.logprobs[i] as number)) < 1e-3, `position ${i}: ${s} vs ${g.logprobs[i]}`),
+    );
   });
 
   it('a request whose budget expires stops generating inside the sidecar', async () => {
@@ -63,7 +107,11 @@ describe('remote tier with a spawned sidecar', () => {
       collect(h.tier.generate(request([1, 2, 3], 4000, { deadline }), new AbortController().signal)),
       (err: unknown) => err instanceof RemoteTierError && err.code === 'TG_REMOTE_DEADLINE',
     );
-    await waitFor(async () => (await h.tier.fetchInfo()).counters?.activeRequests === 0, 5000, 'the sidecar to go idle');
+    await waitFor(
+      async () => (await h.tier.fetchInfo()).counters?.activeRequests === 0,
+      5000,
+      'the sidecar to go idle',
+    );
     const afterInfo = await h.tier.fetchInfo();
     const c0 = before.counters!;
     const c1 = afterInfo.counters!;
@@ -71,7 +119,11 @@ describe('remote tier with a spawned sidecar', () => {
     const produced = c1.tokensGenerated - c0.tokensGenerated;
     assert.ok(produced < 4000, `the sidecar stopped early (${produced} tokens)`);
     await new Promise((r) => setTimeout(r, 200));
-    assert.equal((await h.tier.fetchInfo()).counters!.tokensGenerated, c1.tokensGenerated, 'no tokens after the stop');
+    assert.equal(
+      (await h.tier.fetchInfo()).counters!.tokensGenerated,
+      c1.tokensGenerated,
+      'no tokens after the stop',
+    );
   });
 
   it('aborting the signal cancels the call and the sidecar stops decoding', async () => {
@@ -83,7 +135,11 @@ describe('remote tier with a spawned sidecar', () => {
         if (e.kind === 'token' && ++seen === 5) ac.abort(new Error('client went away'));
       }
     }, /client went away/);
-    await waitFor(async () => (await h.tier.fetchInfo()).counters!.generateCancelled > before.generateCancelled, 5000, 'the sidecar to count the cancellation');
+    await waitFor(
+      async () => (await h.tier.fetchInfo()).counters!.generateCancelled > before.generateCancelled,
+      5000,
+      'the sidecar to count the cancellation',
+    );
     const c1 = (await h.tier.fetchInfo()).counters!;
     assert.equal(c1.activeRequests, 0);
     assert.ok(c1.tokensGenerated - before.tokensGenerated < 4000);
@@ -95,11 +151,15 @@ describe('remote tier with a spawned sidecar', () => {
     const pid = h.tier.sidecarPid;
     assert.ok(pid !== undefined);
     let seen = 0;
-    await assert.rejects(async () => {
-      for await (const e of h.tier.generate(request([7, 8, 9], 4000), new AbortController().signal)) {
-        if (e.kind === 'token' && ++seen === 3) process.kill(pid, 'SIGKILL');
-      }
-    }, (err: unknown) => err instanceof RemoteTierError && err.code === 'TG_REMOTE_STREAM_BROKEN' && err.retryable);
+    await assert.rejects(
+      async () => {
+        for await (const e of h.tier.generate(request([7, 8, 9], 4000), new AbortController().signal)) {
+          if (e.kind === 'token' && ++seen === 3) process.kill(pid, 'SIGKILL');
+        }
+      },
+      (err: unknown) =>
+        err instanceof RemoteTierError && err.code === 'TG_REMOTE_STREAM_BROKEN' && err.retryable,
+    );
     await waitFor(() => h.tier.sidecarPid !== pid && h.tier.health().ready, 30_000, 'the restarted sidecar');
     assert.equal(h.tier.sidecarRestarts, 1);
     const metrics = await h.metrics.render();

@@ -12,14 +12,27 @@ import assert from 'node:assert/strict';
 import { TierUnavailableError } from '../../../src/tiers/errors.js';
 import { RemoteTierError } from '../../../src/tiers/remote/remote-tier-error.js';
 import { SIDECAR_DIR } from '../../../src/tiers/remote/sidecar-supervisor.js';
-import { collect, makeTier, PYTHON, randomModel, request } from './helpers.js';
+import { collect, makeTier, PYTHON, randomModel, request, waitFor } from './helpers.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('remote tier start-up', () => {
   it('connects to an external sidecar by address', async () => {
-    const child = spawn(PYTHON, ['-m', 'tiergate_sidecar', '--model', randomModel(), '--listen', '127.0.0.1:0'], {
-      cwd: SIDECAR_DIR,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      PYTHON,
+      ['-m', 'tiergate_sidecar', '--model', randomModel(), '--listen', '127.0.0.1:0'],
+      {
+        cwd: SIDECAR_DIR,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     try {
       const address = await new Promise<string>((resolve, reject) => {
         const lines = createInterface({ input: child.stderr! });
@@ -48,7 +61,10 @@ describe('remote tier start-up', () => {
     const health = h.tier.health();
     assert.equal(health.ready, false);
     assert.match(health.detail ?? '', /127\.0\.0\.1:1 not SERVING after 300 ms/);
-    await assert.rejects(h.tier.generate(request([1], 1), new AbortController().signal).next(), TierUnavailableError);
+    await assert.rejects(
+      h.tier.generate(request([1], 1), new AbortController().signal).next(),
+      TierUnavailableError,
+    );
     assert.ok(h.lines.some((l) => l.msg === 'remote tier not ready; continuing without it'));
     await h.tier.close();
   });
@@ -67,7 +83,7 @@ describe('remote tier start-up', () => {
     await h.tier.close();
   });
 
-  it('a file that is not a GGUF: a required tier fails to start with the sidecar\'s own reason', async () => {
+  it("a file that is not a GGUF: a required tier fails to start with the sidecar's own reason", async () => {
     const bad = join(tmpdir(), `not-a-model-${process.pid}.gguf`);
     writeFileSync(bad, 'definitely not gguf');
     const h = makeTier({
@@ -86,8 +102,29 @@ describe('remote tier start-up', () => {
     await h.tier.close();
   });
 
+  it('a supervised sidecar never outlives its gateway, even one killed with SIGKILL', async () => {
+    const gateway = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'fixtures/gateway-with-sidecar.ts')],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const pid = await new Promise<number>((resolve, reject) => {
+      createInterface({ input: gateway.stdout! }).once('line', (line) => resolve(Number(line)));
+      gateway.once('exit', (code) => reject(new Error(`stand-in gateway exited with ${code}`)));
+    });
+    assert.ok(alive(pid));
+    gateway.kill('SIGKILL');
+    // The sidecar watches its stdin (the gateway's end of a pipe) and exits when it closes.
+    await waitFor(() => !alive(pid), 10_000, `sidecar ${pid} to exit`);
+  });
+
   it('rejects options with both or neither of address and spawn', () => {
-    assert.throws(() => makeTier({ spawn: true, address: '127.0.0.1:5000' }), (e: unknown) => e instanceof RemoteTierError && e.code === 'TG_REMOTE_CONFIG');
+    assert.throws(
+      () => makeTier({ spawn: true, address: '127.0.0.1:5000' }),
+      (e: unknown) => e instanceof RemoteTierError && e.code === 'TG_REMOTE_CONFIG',
+    );
     assert.throws(() => makeTier({}), /give address .* or spawn: true/);
   });
 });

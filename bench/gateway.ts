@@ -1,0 +1,238 @@
+/**
+ * npm run bench:gateway — what the gateway itself costs.
+ *
+ * 1. Added latency and highest rate: autocannon drives POST /v1/completions on the zero-work
+ *    echo tier (logging at info and metrics on, as in production) and, in the same run, a bare
+ *    fastify handler that parses the same JSON body and returns the same response body. Both
+ *    servers run in their own child processes; runs alternate bare/gateway and medians are quoted,
+ *    because autocannon shares the 2 cores and is noisy.
+ * 2. Streaming efficiency: tokens/s of one SSE stream through the gateway on the llama.cpp edge
+ *    tier versus node-llama-cpp's own generation loop on the same GGUF, same thread count.
+ *
+ * Options (env): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_RATES ("500,1000,2000"),
+ * BENCH_TOKENS (200), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import Fastify from 'fastify';
+
+/** The part of autocannon's API used here (the package ships no TypeScript types). */
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  errors: number;
+  non2xx: number;
+  timeouts: number;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const RATES = (process.env.BENCH_RATES ?? '500,1000,2000').split(',').map(Number);
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
+const GGUF = process.env.BENCH_GGUF ?? `${ROOT}models/tiny/tiny-q4_k_m.gguf`;
+const REQUEST = { model: 'tiergate-echo', prompt: 'The county grand jury said Friday', max_tokens: 16 };
+
+// ---- child-process servers -------------------------------------------------------------------
+
+/** `--serve-bare <bodyJson>`: the baseline, a bare fastify POST handler returning a fixed body. */
+async function serveBare(body: string): Promise<void> {
+  const app = Fastify({ logger: false });
+  app.post('/v1/completions', async (_req, reply) => reply.type('application/json; charset=utf-8').send(body));
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  process.stdout.write(`LISTENING ${url}\n`);
+}
+
+/** `--serve-gateway`: the real gateway with the echo and edge tiers, logging on. */
+async function serveGateway(): Promise<void> {
+  const { buildConfig } = await import('../src/config/index.js');
+  const { createLogger } = await import('../src/observability/logger.js');
+  const { startServer } = await import('../src/server.js');
+  const config = buildConfig(
+    {
+      server: { port: 0 },
+      logging: { level: 'info' },
+      family: { dir: 'models/tiny' },
+      tiers: {
+        echo: { kind: 'echo' },
+        edge: { kind: 'llamacpp', model: GGUF, threads: 1, sequences: 2 },
+      },
+      models: { 'tiergate-echo': { tier: 'echo' }, 'tiergate-tiny': { tier: 'edge' } },
+    },
+    { baseDir: ROOT, env: {} },
+  );
+  // Log lines go to a file descriptor the parent discards: logging cost is real, output is not.
+  const server = await startServer(config, createLogger(config.logging.level));
+  process.stderr.write(`LISTENING ${server.url}\n`);
+}
+
+function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const onData = (d: Buffer): void => {
+      seen += d.toString();
+      const m = /LISTENING (\S+)/.exec(seen);
+      if (m?.[1] !== undefined) resolve({ child, url: m[1] });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`server exited (${code}): ${seen.slice(-2000)}`)));
+  });
+}
+
+// ---- measurements ----------------------------------------------------------------------------
+
+interface LoadResult {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+}
+
+async function load(url: string, rate: number | undefined): Promise<LoadResult> {
+  const result = await autocannon({
+    url: `${url}/v1/completions`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(REQUEST),
+    connections: rate === undefined ? 32 : 16,
+    duration: SECONDS,
+    ...(rate === undefined ? {} : { overallRate: rate }),
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** One SSE stream through the gateway: generated tokens per second, request to last byte. */
+async function gatewayStream(url: string): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'tiergate-tiny',
+      prompt: 'The county grand jury said',
+      max_tokens: TOKENS,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  const text = await res.text();
+  const seconds = (performance.now() - t0) / 1000;
+  const usage = /"completion_tokens":(\d+)/.exec(text);
+  return Number(usage?.[1] ?? 0) / seconds;
+}
+
+/** node-llama-cpp's own loop: same GGUF, same prompt, greedy, same thread count. */
+async function makeDirectLoop(): Promise<{ run: () => Promise<number>; close: () => Promise<void> }> {
+  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: GGUF });
+  const context = await model.createContext({ sequences: 1, threads: 1, contextSize: model.trainContextSize });
+  const prompt = [model.tokens.bos!, ...model.tokenize('The county grand jury said')];
+  const run = async (): Promise<number> => {
+    const seq = context.getSequence();
+    const t0 = performance.now();
+    let n = 0;
+    for await (const token of seq.evaluate(prompt, { temperature: 0 })) {
+      void token;
+      if (++n >= TOKENS) break;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    seq.dispose();
+    return n / seconds;
+  };
+  return { run, close: async () => void (await context.dispose(), await model.dispose()) };
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const fmt = (x: number, d = 2): string => x.toFixed(d).padStart(9);
+  const gateway = await startChild(['--serve-gateway']);
+  // The bare server returns exactly the gateway's response body for this request.
+  const sample = await (
+    await fetch(`${gateway.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(REQUEST),
+    })
+  ).text();
+  const bare = await startChild(['--serve-bare', sample]);
+  console.log(`tiergate bench:gateway — ${ROUNDS} alternating rounds of ${SECONDS} s per point, body ${sample.length} B`);
+
+  const latency = new Map<number, { bare: LoadResult[]; gw: LoadResult[] }>();
+  const max = { bare: [] as number[], gw: [] as number[] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const rate of RATES) {
+      const entry = latency.get(rate) ?? { bare: [], gw: [] };
+      latency.set(rate, entry);
+      // Alternate which server goes first, so drift in background load hits both alike.
+      const order = round % 2 === 0 ? (['bare', 'gw'] as const) : (['gw', 'bare'] as const);
+      for (const which of order) entry[which].push(await load(which === 'bare' ? bare.url : gateway.url, rate));
+    }
+    const order = round % 2 === 0 ? (['bare', 'gw'] as const) : (['gw', 'bare'] as const);
+    for (const which of order) max[which].push((await load(which === 'bare' ? bare.url : gateway.url, undefined)).rps);
+    process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
+  }
+
+  console.log('\nPOST /v1/completions, echo tier vs bare fastify (medians; latency in ms)');
+  console.log('  rate/s   bare p50  bare p99    gw p50    gw p99  added p50  added p99   gw req/s  errors');
+  for (const [rate, r] of latency) {
+    const b50 = median(r.bare.map((x) => x.p50));
+    const b99 = median(r.bare.map((x) => x.p99));
+    const g50 = median(r.gw.map((x) => x.p50));
+    const g99 = median(r.gw.map((x) => x.p99));
+    const errors = [...r.bare, ...r.gw].reduce((s, x) => s + x.errors, 0);
+    console.log(
+      `${String(rate).padStart(8)} ${fmt(b50)} ${fmt(b99)} ${fmt(g50)} ${fmt(g99)} ${fmt(g50 - b50)}  ${fmt(g99 - b99)}  ${fmt(median(r.gw.map((x) => x.rps)), 0)}  ${errors}`,
+    );
+  }
+  const maxBare = median(max.bare);
+  const maxGw = median(max.gw);
+  console.log(`\nhighest rate (unthrottled, 32 connections): bare ${maxBare.toFixed(0)} req/s, gateway ${maxGw.toFixed(0)} req/s, ratio ${(maxGw / maxBare).toFixed(2)}`);
+
+  // Streaming efficiency: alternate direct loop and gateway stream, medians.
+  const direct = await makeDirectLoop();
+  await direct.run(); // warm-up both paths once
+  await gatewayStream(gateway.url);
+  const d: number[] = [];
+  const g: number[] = [];
+  for (let i = 0; i < Math.max(3, ROUNDS); i++) {
+    d.push(await direct.run());
+    g.push(await gatewayStream(gateway.url));
+  }
+  await direct.close();
+  const md = median(d);
+  const mg = median(g);
+  console.log(`\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1 (medians of ${d.length})`);
+  console.log(`  node-llama-cpp loop ${md.toFixed(0)} tokens/s, gateway SSE ${mg.toFixed(0)} tokens/s, ratio ${(mg / md).toFixed(2)}`);
+
+  bare.child.kill('SIGTERM');
+  gateway.child.kill('SIGTERM');
+  await Promise.all([once(bare.child, 'exit'), once(gateway.child, 'exit')]);
+}
+
+const mode = process.argv[2];
+if (mode === '--serve-bare') await serveBare(process.argv[3] ?? '{}');
+else if (mode === '--serve-gateway') await serveGateway();
+else await main();

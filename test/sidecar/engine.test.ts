@@ -1,0 +1,49 @@
+/**
+ * The sidecar's model loading and KV-cache decoding: any llama-architecture GGUF in F32 or F16
+ * loads into the shared model definition, and the decode paths (one sequence; several batched
+ * in non-contiguous cache slots) give the same logits as the shared model's full forward().
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { SIDECAR_DIR } from '../../src/tiers/remote/sidecar-supervisor.js';
+import { PYTHON, randomModel } from '../tiers/remote/helpers.js';
+
+interface Report {
+  max_abs_diff: number;
+  batched_max_abs_diff: number;
+  greedy: number[];
+  precision: string;
+  config: Record<string, number | boolean>;
+}
+
+describe('sidecar engine', () => {
+  it('loads F32 and F16 GGUFs; single and batched KV-cache decoding match the full forward pass', () => {
+    const dtypes = ['f32', 'f16'] as const;
+    const r = spawnSync(
+      PYTHON,
+      [join(import.meta.dirname, 'engine_report.py'), '[1, 5, 9, 3]', '24', ...dtypes.map((d) => randomModel(d))],
+      { cwd: SIDECAR_DIR, env: { ...process.env, PYTHONPATH: SIDECAR_DIR }, encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const reports = JSON.parse(r.stdout) as Report[];
+    dtypes.forEach((dtype, i) => {
+      const rep = reports[i]!;
+      assert.equal(rep.precision, dtype);
+      assert.deepEqual(rep.config, {
+        dim: 64,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        vocab_size: 96,
+        ffn_dim: 128,
+        max_seq_len: 4096,
+        tie_embeddings: false,
+      });
+      assert.equal(rep.greedy.length, 24);
+      assert.ok(rep.max_abs_diff < 1e-4, `${dtype}: largest logit difference ${rep.max_abs_diff}`);
+      assert.ok(rep.batched_max_abs_diff < 1e-4, `${dtype}: batched decode differs by ${rep.batched_max_abs_diff}`);
+    });
+  });
+});

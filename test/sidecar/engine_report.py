@@ -1,0 +1,69 @@
+"""Prints a JSON report about the sidecar's engine on a GGUF, for test/sidecar/engine.test.ts:
+the largest difference between the KV-cache decode path and the shared model's full forward()
+over a greedy run, the greedy tokens, and the parsed hyper-parameters.
+
+Usage: PYTHONPATH=sidecar /usr/bin/python3 test/sidecar/engine_report.py PROMPT_IDS_JSON STEPS MODEL.gguf...
+(one JSON report per model, as a list: one interpreter start for all of them)
+"""
+
+import json
+import sys
+
+import torch
+
+from tiergate_sidecar.engine import load_engine
+
+
+def main() -> None:
+    prompt, steps = json.loads(sys.argv[1]), int(sys.argv[2])
+    print(json.dumps([report(path, prompt, steps) for path in sys.argv[3:]]))
+
+
+def report(path: str, prompt: list, steps: int) -> dict:
+    engine = load_engine(path, "")
+    worst = 0.0
+    with torch.inference_mode():
+        logits, state = engine.prefill(prompt)
+        seq = list(prompt)
+        for _ in range(steps):
+            token = int(torch.argmax(logits))
+            seq.append(token)
+            logits = engine.step(state, token)
+            full, _ = engine.model(torch.tensor([seq]))
+            worst = max(worst, float((full[0, -1] - logits).abs().max()))
+        # The batched path: three sequences of different lengths in non-contiguous cache slots,
+        # stepped together, against the single-sequence path above.
+        prompts = [prompt, prompt[:1], prompt + prompt]
+        singles = []
+        for p in prompts:
+            logits, state = engine.prefill(p)
+            rows = []
+            for _ in range(steps):
+                rows.append(logits)
+                logits = engine.step(state, int(torch.argmax(logits)))
+            singles.append(rows)
+        cache = engine.allocate_slots(4)
+        slots = [3, 0, 2]
+        current = [engine.prefill_slot(cache, s, p) for s, p in zip(slots, prompts)]
+        lengths = [len(p) for p in prompts]
+        batch_worst = 0.0
+        for step in range(steps):
+            for j in range(3):
+                batch_worst = max(batch_worst, float((current[j] - singles[j][step]).abs().max()))
+            out = engine.step_slots(cache, slots, [int(torch.argmax(c)) for c in current], lengths)
+            lengths = [n + 1 for n in lengths]
+            current = [out[j] for j in range(3)]
+    cfg = engine.cfg
+    return {
+        "max_abs_diff": worst,
+        "batched_max_abs_diff": batch_worst,
+        "greedy": seq[len(prompt):],
+        "precision": engine.precision,
+        "config": {"dim": cfg.dim, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_kv_heads": cfg.n_kv_heads,
+                   "vocab_size": cfg.vocab_size, "ffn_dim": cfg.ffn_dim, "max_seq_len": cfg.max_seq_len,
+                   "tie_embeddings": cfg.tie_embeddings},
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { buildConfig } from '../../../src/config/index.js';
+import { loadModelFamily } from '../../../src/family/manifest.js';
+import { MetricsService } from '../../../src/observability/metrics.js';
+import { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
+import { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import type { TierEvent } from '../../../src/tiers/tier.js';
+import { FAMILY_DIR } from '../../helpers/start-gateway.js';
+
+interface GoldenPrompt {
+  readonly text: string;
+  readonly ids: number[];
+  readonly next_token_logits: number[];
+  readonly greedy: number[];
+}
+const golden = JSON.parse(readFileSync(join(FAMILY_DIR, 'golden.json'), 'utf8')) as { prompts: GoldenPrompt[] };
+const greedy = { temperature: 0, topP: 1, topK: 0 };
+
+async function collect(events: AsyncIterable<TierEvent>): Promise<TierEvent[]> {
+  const out: TierEvent[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+}
+
+describe('llama.cpp edge tier on the F32 GGUF', () => {
+  let tier: LlamaCppTier;
+  let tokenizer: LlamaTokenizer;
+  const metrics = new MetricsService({ defaultMetrics: false });
+
+  before(async () => {
+    tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
+    const config = buildConfig(
+      { tiers: { edge: { kind: 'llamacpp', model: 'tiny-f32.gguf', sequences: 2 } }, models: { m: { tier: 'edge' } } },
+      { env: {} },
+    );
+    const options = config.tiers.edge;
+    assert.ok(options?.kind === 'llamacpp');
+    tier = new LlamaCppTier('edge', options, {
+      logger: pino({ level: 'silent' }),
+      metrics,
+      family: loadModelFamily(FAMILY_DIR),
+      tokenizer,
+    });
+    await tier.start();
+  });
+  after(async () => {
+    await tier.close();
+    await tokenizer.close();
+  });
+
+  test('info and health describe the loaded variant', () => {
+    const info = tier.info();
+    assert.equal(info.framework, 'llama.cpp');
+    assert.ok(info.contextLength > 0);
+    assert.equal(info.vocabSize, 2048);
+    assert.deepEqual(tier.health(), { ready: true });
+  });
+
+  test('greedy generation reproduces the PyTorch FP32 continuation stored in golden.json', async () => {
+    for (const p of golden.prompts.slice(0, 3)) {
+      const events = await collect(
+        tier.generate(
+          { tokens: p.ids, sampling: greedy, maxTokens: p.greedy.length, stopTokens: [], topLogprobs: 0 },
+          new AbortController().signal,
+        ),
+      );
+      const tokens = events.flatMap((e) => (e.kind === 'token' ? [e.token] : []));
+      assert.deepEqual(tokens, p.greedy.slice(0, tokens.length), p.text);
+      assert.equal(events.at(-1)?.kind, 'finish');
+    }
+  });
+
+  test('logprobs match the reference logits (log-softmax)', async () => {
+    const p = golden.prompts[0]!;
+    const max = Math.max(...p.next_token_logits);
+    const logZ = max + Math.log(p.next_token_logits.reduce((s, l) => s + Math.exp(l - max), 0));
+    const events = await collect(
+      tier.generate({ tokens: p.ids, sampling: greedy, maxTokens: 1, stopTokens: [], topLogprobs: 3 }, new AbortController().signal),
+    );
+    const first = events[0];
+    assert.ok(first?.kind === 'token');
+    assert.ok(Math.abs(first.logprob - (p.next_token_logits[first.token]! - logZ)) < 1e-3);
+    assert.equal(first.top?.[0]?.token, first.token);
+    const scored = await tier.score([...p.ids, first.token]);
+    assert.equal(scored.length, p.ids.length);
+    assert.ok(Math.abs(scored.at(-1)! - first.logprob) < 1e-3);
+  });
+
+  test('maxTokens ends with "length"; the context limit is respected', async () => {
+    const p = golden.prompts[1]!;
+    const events = await collect(
+      tier.generate({ tokens: p.ids, sampling: greedy, maxTokens: 3, stopTokens: [], topLogprobs: 0 }, new AbortController().signal),
+    );
+    assert.equal(events.filter((e) => e.kind === 'token').length, 3);
+    assert.deepEqual(events.at(-1), { kind: 'finish', reason: 'length' });
+  });
+
+  test('abort stops generation and frees the sequence for waiting requests', async () => {
+    const p = golden.prompts[0]!;
+    const controllers = [new AbortController(), new AbortController()];
+    const streams = controllers.map((c) =>
+      tier.generate({ tokens: p.ids, sampling: { ...greedy, temperature: 1, seed: 1 }, maxTokens: 10_000, stopTokens: [], topLogprobs: 0 }, c.signal)[
+        Symbol.asyncIterator
+      ](),
+    );
+    await Promise.all(streams.map((s) => s.next()));
+    // Both sequences are busy: a third request waits until one is freed.
+    const third = collect(
+      tier.generate({ tokens: p.ids, sampling: greedy, maxTokens: 2, stopTokens: [], topLogprobs: 0 }, new AbortController().signal),
+    );
+    controllers[0]!.abort(new Error('client gone'));
+    await assert.rejects(streams[0]!.next(), /client gone/);
+    const events = await third;
+    assert.deepEqual(events.at(-1), { kind: 'finish', reason: 'length' });
+    controllers[1]!.abort(new Error('done'));
+    await assert.rejects(streams[1]!.next());
+    const inUse = (await metrics.registry.getSingleMetric('tiergate_tier_sequences_in_use')?.get())?.values[0]?.value;
+    assert.equal(inUse, 0);
+  });
+});
