@@ -13,6 +13,7 @@
  * least disturbed one; the machine is shared), TTFT the median.
  */
 import { readdirSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -134,6 +135,7 @@ async function main(): Promise<void> {
   const prompts = PROMPTS.map((p) => encodePrompt(tokenizer, p));
   const started: Started[] = [];
   let rows: Row[] = [];
+  let load: [number, number] = [0, 0];
   try {
     for (const runner of await loadRunners(values.kinds?.split(','))) {
       for (const target of runner.targets(ctx)) {
@@ -144,12 +146,16 @@ async function main(): Promise<void> {
       }
     }
     process.stderr.write(`measuring ${started.length} tiers round-robin…\n`);
+    const loadBefore = loadavg()[0] ?? 0;
     rows = await measureAll(started, prompts, opts);
+    load = [loadBefore, loadavg()[0] ?? 0];
   } finally {
     await Promise.allSettled(started.map((s) => s.tier.close()));
     await tokenizer.close();
   }
-  process.stdout.write(report(rows, opts, ctx));
+  // Figures on a shared machine mean little without the load they were taken under.
+  const loadLine = `${cpus().length} CPUs; 1-minute load average ${load[0].toFixed(1)} before, ${load[1].toFixed(1)} after measuring`;
+  process.stdout.write(`${report(rows, opts, ctx)}\n${loadLine}\n`);
 }
 
 function report(

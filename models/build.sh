@@ -4,7 +4,8 @@
 # -> golden data -> perplexity in every serving framework -> manifest.
 #
 # Usage: npm run models:build [-- --quick]
-#   --quick            short training run (~3 min) for a pipeline check; same files, weaker model
+#   --quick            short training run (~3 min) for a pipeline check: the (weak) family is left
+#                      in models/tiny/work/stage/ and models/tiny/ is not touched
 # Environment:
 #   TIERGATE_TRAIN_STEPS (default 1000), TIERGATE_TRAIN_MINUTES (default 25, hard wall-clock limit;
 #   the learning-rate schedule anneals by whichever of the two runs out first)
@@ -18,7 +19,9 @@ cd "$(dirname "$0")/.."
 PY=/usr/bin/python3 # Debian's interpreter: the one with python3-torch & co (FACTS.md)
 STEPS="${TIERGATE_TRAIN_STEPS:-1000}"
 MINUTES="${TIERGATE_TRAIN_MINUTES:-25}"
+QUICK=0
 if [[ "${1:-}" == "--quick" ]]; then
+  QUICK=1
   STEPS=120
   MINUTES=3
 fi
@@ -69,6 +72,11 @@ stage "perplexity in node-llama-cpp / onnxruntime-node" node --import tsx models
 cd models/scripts
 stage "manifest" "$PY" make_manifest.py
 cd ../..
+if [[ "$QUICK" == 1 ]]; then
+  say "quick build done in $(($(date +%s) - T0))s; left in $STAGE (models/tiny/ unchanged):"
+  ls -l "$STAGE" | grep -v '^total'
+  exit 0
+fi
 mv -f "$STAGE"/* models/tiny/
 rmdir "$STAGE"
 say "done in $(($(date +%s) - T0))s; files:"

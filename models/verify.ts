@@ -7,7 +7,7 @@
  * variant's validation perplexity and compares it with the manifest. Exit code 1 on any failure.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOGIT_TOLERANCE, maxAbsDiff } from './ts/compare.js';
 import { FAMILY_DIR, readEvalSlice, readGolden, readManifest, variantPath } from './ts/family.js';
@@ -40,6 +40,15 @@ for (const v of manifest.variants) {
   const hash = await sha256(path);
   report(bytes === v.bytes && hash === v.sha256, `${v.id}: ${v.file} size and sha256`, `${bytes} bytes`);
 }
+
+// Everything committed in models/tiny/ (the work/ folder is scratch and not committed).
+const committed = readdirSync(FAMILY_DIR).filter((f) => f !== 'work');
+const totalBytes = committed.reduce((n, f) => n + statSync(join(FAMILY_DIR, f)).size, 0);
+report(
+  totalBytes < 40e6,
+  `committed family size`,
+  `${committed.length} files, ${(totalBytes / 1e6).toFixed(2)} MB`,
+);
 
 const llama = await sharedLlama();
 const vocabModel = await llama.loadModel({ modelPath: join(FAMILY_DIR, 'tiny-f32.gguf'), vocabOnly: true });

@@ -1,6 +1,7 @@
 """Assemble models/tiny/manifest.json from the files on disk and the measured perplexities
 (work/ppl-pytorch.json from PyTorch, work/ppl-node.json from node-llama-cpp / onnxruntime-node)."""
 
+import json
 import os
 
 import torch
@@ -32,8 +33,6 @@ def main() -> None:
     train_final = {}
     log_path = tiny_path("train-log.jsonl")
     if os.path.exists(log_path):
-        import json
-
         with open(log_path, encoding="utf-8") as fh:
             lines = [json.loads(l) for l in fh if l.strip()]
         train_final = next((l for l in reversed(lines) if l.get("final")), {})
@@ -101,6 +100,13 @@ def main() -> None:
     }
     write_json(tiny_path("manifest.json"), manifest)
     log(f"wrote manifest.json ({len(variants)} variants)")
+    unigram = ppl_torch["unigram"]
+    log(f"unigram perplexity {unigram:.3f} = {unigram / ppl_torch['pytorch-fp32']:.2f}x the PyTorch FP32 model's")
+    base = {"llama.cpp": "gguf-f32", "onnxruntime": "onnx-fp32", "pytorch": "pytorch-fp32"}
+    by_id = {v["id"]: v for v in variants}
+    for v in variants:
+        ref = by_id[base[v["framework"]]]["perplexity"]
+        log(f"  {v['id']:<14} perplexity {v['perplexity']:.3f}  {100 * (v['perplexity'] / ref - 1):+.2f}% vs FP32 ({v['bytes']:,} bytes)")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def rewrite(src: str, dst: str, bits: int) -> None:
             (rows,) = r.node("Gather", [q_name, n.input[1]], ["embedding/rows_q8"])
             (rows_f,) = r.node("Cast", [rows], ["embedding/rows_f"], to=TensorProto.FLOAT)
             (sc,) = r.node("Gather", [s_name, n.input[1]], ["embedding/rows_scale"])
-            (axes,) = [r.add_init("embedding/axes", np.array([-1], dtype=np.int64))]
+            axes = r.add_init("embedding/axes", np.array([-1], dtype=np.int64))
             (sc_u,) = r.node("Unsqueeze", [sc, axes], ["embedding/rows_scale_u"])
             r.node("Mul", [rows_f, sc_u], [n.output[0]])
             kept.extend(r.new_nodes)

@@ -5,7 +5,7 @@
  * ONNX Runtime runs the same graph with other kernels (fused MatMul, different summation order);
  * llama.cpp additionally computes attention and RMSNorm its own way.
  */
-export const LOGIT_TOLERANCE = { onnx: 1e-3, gguf: 5e-3 } as const;
+export const LOGIT_TOLERANCE = { onnx: 1e-4, gguf: 5e-3 } as const;
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
@@ -16,15 +16,17 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /**
  * Largest allowed relative validation-perplexity increase of a quantized variant over the FP32
- * variant of the same framework (measured values and the reasoning: docs/models.md).
+ * variant of the same framework. Measured on the full slice (docs/models.md): Q8_0 +0.02%,
+ * Q4_K_M +0.16%, Q3_K_S +0.65%, Q2_K +1.8%, ONNX INT8 +0.16%, INT4 +0.26%; the bounds leave
+ * room (4x or more) for a rebuild and for the shorter slice the test uses.
  */
 export const PERPLEXITY_BOUNDS: Readonly<
   Record<string, { readonly base: string; readonly maxIncrease: number }>
 > = {
   'gguf-q8_0': { base: 'gguf-f32', maxIncrease: 0.01 },
-  'gguf-q4_k_m': { base: 'gguf-f32', maxIncrease: 0.1 },
-  'gguf-q3_k_s': { base: 'gguf-f32', maxIncrease: 0.2 },
-  'gguf-q2_k': { base: 'gguf-f32', maxIncrease: 0.35 },
+  'gguf-q4_k_m': { base: 'gguf-f32', maxIncrease: 0.02 },
+  'gguf-q3_k_s': { base: 'gguf-f32', maxIncrease: 0.04 },
+  'gguf-q2_k': { base: 'gguf-f32', maxIncrease: 0.08 },
   'onnx-int8': { base: 'onnx-fp32', maxIncrease: 0.01 },
-  'onnx-int4': { base: 'onnx-fp32', maxIncrease: 0.1 },
+  'onnx-int4': { base: 'onnx-fp32', maxIncrease: 0.02 },
 };

@@ -21,7 +21,11 @@ export interface TierDeps {
   readonly tokenizer: Tokenizer;
 }
 
-export type TierFactory<K extends TierKind> = (name: string, options: TierConfigOf<K>, deps: TierDeps) => Tier;
+export type TierFactory<K extends TierKind> = (
+  name: string,
+  options: TierConfigOf<K>,
+  deps: TierDeps,
+) => Tier;
 
 /** kind → factory. Each kind registers itself with one line here. */
 const factories: { readonly [K in TierKind]: TierFactory<K> } = {
@@ -31,11 +35,7 @@ const factories: { readonly [K in TierKind]: TierFactory<K> } = {
   remote: (name, options, deps) => new RemoteTier(name, options, deps),
 };
 
-export function createTier<K extends TierKind>(
-  name: string,
-  options: TierConfigOf<K>,
-  deps: TierDeps,
-): Tier {
+export function createTier<K extends TierKind>(name: string, options: TierConfigOf<K>, deps: TierDeps): Tier {
   const factory = factories[options.kind as K] as TierFactory<K>;
   return factory(name, options, deps);
 }

@@ -9,6 +9,7 @@ import type { DecoderSpec } from './decoder-spec.js';
 import { TierOverloadedError, TierUnavailableError } from '../errors.js';
 import { OnnxTierError } from './onnx-tier-error.js';
 import { WorkerClient } from './worker-client.js';
+import type { WorkerInit } from './worker-protocol.js';
 
 /** Which decoder to serve. */
 export interface OnnxModelSource {
@@ -23,6 +24,10 @@ export interface OnnxModelSource {
   /** Vocabulary size when the model's logits output does not state it statically. */
   readonly vocabSize?: number | undefined;
 }
+
+/** First restart of a crashed worker after this long; doubling up to the maximum on failures. */
+const RESTART_DELAY_MS = 500;
+const MAX_RESTART_DELAY_MS = 30_000;
 
 export interface OnnxTierOptions {
   readonly name: string;
@@ -55,6 +60,7 @@ export class OnnxTier implements Tier {
   private spec: DecoderSpec | undefined;
   private state: 'new' | 'starting' | 'ready' | 'failed' | 'closed' = 'new';
   private failure: string | undefined;
+  private readonly restarts = new Set<NodeJS.Timeout>();
 
   constructor(options: OnnxTierOptions, deps: OnnxTierDeps = {}) {
     this.name = options.name;
@@ -87,16 +93,7 @@ export class OnnxTier implements Tier {
       maxQueueDelayMs: this.options.maxQueueDelayMs,
       contextLength: model.contextLength,
     };
-    this.workers = Array.from(
-      { length: this.options.workers },
-      () =>
-        new WorkerClient(init, {
-          onBatch: (size) => this.deps.batchSizes?.observeBatchSize(this.name, size),
-          onCrash: (err) => {
-            this.deps.logger?.error({ tier: this.name, err }, 'onnx inference worker died');
-          },
-        }),
-    );
+    this.workers = Array.from({ length: this.options.workers }, (_, index) => this.makeWorker(index, init));
     try {
       const specs = await Promise.all(this.workers.map((w) => w.start()));
       this.spec = specs[0];
@@ -196,6 +193,8 @@ export class OnnxTier implements Tier {
 
   async close(): Promise<void> {
     this.state = 'closed';
+    for (const timer of this.restarts) clearTimeout(timer);
+    this.restarts.clear();
     const workers = this.workers;
     this.workers = [];
     await Promise.all(workers.map((w) => w.close()));
@@ -223,6 +222,48 @@ export class OnnxTier implements Tier {
     if (vocab !== undefined && tokens.some((t) => !Number.isInteger(t) || t < 0 || t >= vocab)) {
       throw new OnnxTierError('TG_ONNX_BAD_REQUEST', `token ids must be integers in [0, ${vocab})`);
     }
+  }
+
+  private makeWorker(index: number, init: WorkerInit): WorkerClient {
+    return new WorkerClient(init, {
+      onBatch: (size) => this.deps.batchSizes?.observeBatchSize(this.name, size),
+      onCrash: (err) => {
+        // Its sequences have already failed (the gateway may retry them on another tier);
+        // the slot is refilled with a fresh worker so the tier recovers its capacity.
+        this.deps.logger?.error(
+          { tier: this.name, worker: index, err },
+          'onnx inference worker died; restarting',
+        );
+        this.scheduleRestart(index, init, RESTART_DELAY_MS);
+      },
+    });
+  }
+
+  /** Replaces worker `index` after `delayMs`, retrying with doubling delays while start fails. */
+  private scheduleRestart(index: number, init: WorkerInit, delayMs: number): void {
+    if (this.state !== 'ready') return;
+    const timer = setTimeout(() => {
+      this.restarts.delete(timer);
+      if (this.state !== 'ready') return;
+      const worker = this.makeWorker(index, init);
+      worker.start().then(
+        async () => {
+          if (this.state !== 'ready') return worker.close();
+          this.workers[index] = worker;
+          this.deps.logger?.info({ tier: this.name, worker: index }, 'onnx inference worker restarted');
+        },
+        async (err: unknown) => {
+          this.deps.logger?.error(
+            { tier: this.name, worker: index, err },
+            'onnx inference worker restart failed',
+          );
+          await worker.close();
+          this.scheduleRestart(index, init, Math.min(delayMs * 2, MAX_RESTART_DELAY_MS));
+        },
+      );
+    }, delayMs);
+    timer.unref();
+    this.restarts.add(timer);
   }
 
   /** Sheds load early (429 + Retry-After upstream) rather than queueing without bound. */

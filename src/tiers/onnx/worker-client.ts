@@ -44,6 +44,7 @@ export class WorkerClient {
   private readonly scores = new Map<number, { resolve(v: Float64Array): void; reject(e: Error): void }>();
   private nextId = 1;
   private closing = false;
+  private crashed = false;
   alive = false;
 
   constructor(init: WorkerInit, hooks: WorkerClientHooks = {}) {
@@ -149,6 +150,9 @@ export class WorkerClient {
   }
 
   private die(err: Error): void {
+    // 'error' is followed by 'exit': report the crash once.
+    if (this.crashed) return;
+    this.crashed = true;
     this.alive = false;
     this.failAll(new OnnxTierError('TG_ONNX_WORKER_FAILED', `inference worker died: ${err.message}`));
     this.hooks.onCrash?.(err);

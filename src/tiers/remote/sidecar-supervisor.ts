@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,22 @@ import { describeExit, SidecarProcess, type SidecarExit } from './sidecar-proces
 
 /** sidecar/ at the repository root (the Python package's parent), from src/ and dist/ alike. */
 export const SIDECAR_DIR = fileURLToPath(new URL('../../../sidecar', import.meta.url));
+
+const STUBS = `${SIDECAR_DIR}/tiergate_sidecar/gen/tiergate/v1/tier_pb2.py`;
+
+/**
+ * The sidecar's Python stubs are generated, not committed (scripts/install.sh runs
+ * sidecar/gen-stubs.sh). A checkout that skipped the install step gets them generated here, from
+ * the local proto files with the local protoc — nothing is downloaded. Returns why that failed.
+ */
+function ensureStubs(logger: Logger): string | undefined {
+  if (existsSync(STUBS)) return undefined;
+  logger.info('generating the sidecar gRPC stubs (sidecar/gen-stubs.sh)');
+  const r = spawnSync('bash', [`${SIDECAR_DIR}/gen-stubs.sh`], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status === 0 && existsSync(STUBS)) return undefined;
+  const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim();
+  return `Python gRPC stubs missing (${STUBS}) and sidecar/gen-stubs.sh failed: ${why}`;
+}
 
 export interface SupervisorOptions {
   readonly python: string;
@@ -82,9 +99,9 @@ export class SidecarSupervisor extends EventEmitter {
    * so a tier whose sidecar comes up later still becomes ready.
    */
   async start(): Promise<string> {
-    const stubs = `${SIDECAR_DIR}/tiergate_sidecar/gen/tiergate/v1/tier_pb2.py`;
-    if (!existsSync(stubs)) {
-      this.reason = `Python gRPC stubs missing (${stubs}); run sidecar/gen-stubs.sh (scripts/install.sh does)`;
+    const problem = ensureStubs(this.logger);
+    if (problem !== undefined) {
+      this.reason = problem;
       this.stateValue = 'stopped';
       throw new RemoteTierError('TG_REMOTE_SPAWN_FAILED', this.reason);
     }

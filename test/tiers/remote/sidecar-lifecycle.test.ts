@@ -78,6 +78,20 @@ describe('remote tier with a spawned sidecar', () => {
     );
   });
 
+  it('reports top logprobs: best first, the greedy choice on top', async () => {
+    for await (const e of h.tier.generate(
+      request([1, 5, 9, 3], 4, { topLogprobs: 3 }),
+      new AbortController().signal,
+    )) {
+      if (e.kind !== 'token') continue;
+      assert.equal(e.top?.length, 3);
+      const top = e.top!;
+      assert.equal(top[0]!.token, e.token);
+      assert.ok(Math.abs(top[0]!.logprob - e.logprob) < 1e-9);
+      assert.ok(top[0]!.logprob >= top[1]!.logprob && top[1]!.logprob >= top[2]!.logprob);
+    }
+  });
+
   it('stops on a stop token without emitting it', async () => {
     const free = await collect(h.tier.generate(request([1, 5, 9, 3], 8), new AbortController().signal));
     const stopAt = free.tokens[3] as number;
