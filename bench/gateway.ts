@@ -42,9 +42,11 @@ const REQUEST = { model: 'tiergate-echo', prompt: 'The county grand jury said Fr
 /** `--serve-bare <bodyJson>`: the baseline, a bare fastify POST handler returning a fixed body. */
 async function serveBare(body: string): Promise<void> {
   const app = Fastify({ logger: false });
-  app.post('/v1/completions', async (_req, reply) => reply.type('application/json; charset=utf-8').send(body));
+  app.post('/v1/completions', async (_req, reply) =>
+    reply.type('application/json; charset=utf-8').send(body),
+  );
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  process.stdout.write(`LISTENING ${url}\n`);
+  process.stderr.write(`LISTENING ${url}\n`);
 }
 
 /** `--serve-gateway`: the real gateway with the echo and edge tiers, logging on. */
@@ -65,7 +67,6 @@ async function serveGateway(): Promise<void> {
     },
     { baseDir: ROOT, env: {} },
   );
-  // Log lines go to a file descriptor the parent discards: logging cost is real, output is not.
   const server = await startServer(config, createLogger(config.logging.level));
   process.stderr.write(`LISTENING ${server.url}\n`);
 }
@@ -73,16 +74,21 @@ async function serveGateway(): Promise<void> {
 function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...args], {
     cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // stdout (the gateway's JSON log lines) goes to /dev/null: pino still formats and writes
+    // every line, but this process does not spend CPU reading them.
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   return new Promise((resolve, reject) => {
     let seen = '';
     const onData = (d: Buffer): void => {
       seen += d.toString();
       const m = /LISTENING (\S+)/.exec(seen);
-      if (m?.[1] !== undefined) resolve({ child, url: m[1] });
+      if (m?.[1] !== undefined) {
+        child.stderr!.off('data', onData);
+        child.stderr!.resume();
+        resolve({ child, url: m[1] });
+      }
     };
-    child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`server exited (${code}): ${seen.slice(-2000)}`)));
   });
@@ -113,6 +119,27 @@ async function load(url: string, rate: number | undefined): Promise<LoadResult> 
     p99: result.latency.p99,
     errors: result.errors + result.non2xx + result.timeouts,
   };
+}
+
+/**
+ * Unloaded added latency at microsecond resolution (autocannon reports whole milliseconds):
+ * one keep-alive connection, requests back to back, per-request wall time.
+ */
+async function serialLatency(url: string, n: number): Promise<{ p50: number; p99: number }> {
+  const body = JSON.stringify(REQUEST);
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    await res.arrayBuffer();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: times[Math.floor(n * 0.5)]!, p99: times[Math.floor(n * 0.99)]! };
 }
 
 function median(xs: readonly number[]): number {
@@ -147,7 +174,11 @@ async function makeDirectLoop(): Promise<{ run: () => Promise<number>; close: ()
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: GGUF });
-  const context = await model.createContext({ sequences: 1, threads: 1, contextSize: model.trainContextSize });
+  const context = await model.createContext({
+    sequences: 1,
+    threads: 1,
+    contextSize: model.trainContextSize,
+  });
   const prompt = [model.tokens.bos!, ...model.tokenize('The county grand jury said')];
   const run = async (): Promise<number> => {
     const seq = context.getSequence();
@@ -178,7 +209,9 @@ async function main(): Promise<void> {
     })
   ).text();
   const bare = await startChild(['--serve-bare', sample]);
-  console.log(`tiergate bench:gateway — ${ROUNDS} alternating rounds of ${SECONDS} s per point, body ${sample.length} B`);
+  console.log(
+    `tiergate bench:gateway — ${ROUNDS} alternating rounds of ${SECONDS} s per point, body ${sample.length} B`,
+  );
 
   const latency = new Map<number, { bare: LoadResult[]; gw: LoadResult[] }>();
   const max = { bare: [] as number[], gw: [] as number[] };
@@ -188,10 +221,12 @@ async function main(): Promise<void> {
       latency.set(rate, entry);
       // Alternate which server goes first, so drift in background load hits both alike.
       const order = round % 2 === 0 ? (['bare', 'gw'] as const) : (['gw', 'bare'] as const);
-      for (const which of order) entry[which].push(await load(which === 'bare' ? bare.url : gateway.url, rate));
+      for (const which of order)
+        entry[which].push(await load(which === 'bare' ? bare.url : gateway.url, rate));
     }
     const order = round % 2 === 0 ? (['bare', 'gw'] as const) : (['gw', 'bare'] as const);
-    for (const which of order) max[which].push((await load(which === 'bare' ? bare.url : gateway.url, undefined)).rps);
+    for (const which of order)
+      max[which].push((await load(which === 'bare' ? bare.url : gateway.url, undefined)).rps);
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
 
@@ -207,9 +242,24 @@ async function main(): Promise<void> {
       `${String(rate).padStart(8)} ${fmt(b50)} ${fmt(b99)} ${fmt(g50)} ${fmt(g99)} ${fmt(g50 - b50)}  ${fmt(g99 - b99)}  ${fmt(median(r.gw.map((x) => x.rps)), 0)}  ${errors}`,
     );
   }
+  const serial = { bare: [] as { p50: number; p99: number }[], gw: [] as { p50: number; p99: number }[] };
+  for (let round = 0; round < ROUNDS; round++) {
+    serial.bare.push(await serialLatency(bare.url, 1000));
+    serial.gw.push(await serialLatency(gateway.url, 1000));
+  }
+  const s = (which: 'bare' | 'gw', k: 'p50' | 'p99'): number => median(serial[which].map((x) => x[k]));
+  console.log(
+    '\nunloaded, one connection, 1000 requests back to back (medians of rounds; ms, µs resolution)',
+  );
+  console.log(
+    `  bare p50 ${s('bare', 'p50').toFixed(3)} p99 ${s('bare', 'p99').toFixed(3)} | gateway p50 ${s('gw', 'p50').toFixed(3)} p99 ${s('gw', 'p99').toFixed(3)} | added p50 ${(s('gw', 'p50') - s('bare', 'p50')).toFixed(3)} p99 ${(s('gw', 'p99') - s('bare', 'p99')).toFixed(3)}`,
+  );
+
   const maxBare = median(max.bare);
   const maxGw = median(max.gw);
-  console.log(`\nhighest rate (unthrottled, 32 connections): bare ${maxBare.toFixed(0)} req/s, gateway ${maxGw.toFixed(0)} req/s, ratio ${(maxGw / maxBare).toFixed(2)}`);
+  console.log(
+    `\nhighest rate (unthrottled, 32 connections): bare ${maxBare.toFixed(0)} req/s, gateway ${maxGw.toFixed(0)} req/s, ratio ${(maxGw / maxBare).toFixed(2)}`,
+  );
 
   // Streaming efficiency: alternate direct loop and gateway stream, medians.
   const direct = await makeDirectLoop();
@@ -217,15 +267,19 @@ async function main(): Promise<void> {
   await gatewayStream(gateway.url);
   const d: number[] = [];
   const g: number[] = [];
-  for (let i = 0; i < Math.max(3, ROUNDS); i++) {
+  for (let i = 0; i < Math.max(5, ROUNDS); i++) {
     d.push(await direct.run());
     g.push(await gatewayStream(gateway.url));
   }
   await direct.close();
   const md = median(d);
   const mg = median(g);
-  console.log(`\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1 (medians of ${d.length})`);
-  console.log(`  node-llama-cpp loop ${md.toFixed(0)} tokens/s, gateway SSE ${mg.toFixed(0)} tokens/s, ratio ${(mg / md).toFixed(2)}`);
+  console.log(
+    `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1 (medians of ${d.length})`,
+  );
+  console.log(
+    `  node-llama-cpp loop ${md.toFixed(0)} tokens/s, gateway SSE ${mg.toFixed(0)} tokens/s, ratio ${(mg / md).toFixed(2)}`,
+  );
 
   bare.child.kill('SIGTERM');
   gateway.child.kill('SIGTERM');

@@ -8,6 +8,8 @@ import { chatCompletionsRoute } from './openai/chat-completions.js';
 import { completionsRoute } from './openai/completions.js';
 import { modelsRoutes } from './openai/models.js';
 import { installRequestSummary } from './request-context.js';
+import { installRouteHeaders } from './route-decision.js';
+import { routeExplainRoutes } from './route-explain.js';
 
 /** A request id from the client is honoured if it looks sane (it ends up in every log line). */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -38,9 +40,11 @@ export function buildApp(gateway: Gateway): FastifyInstance {
   installRequestSummary(app, gateway.metrics);
   installErrorHandling(app);
   installAuth(app, gateway.config);
+  installRouteHeaders(app);
   healthRoutes(app, gateway);
   modelsRoutes(app, gateway);
   completionsRoute(app, gateway);
   chatCompletionsRoute(app, gateway);
+  routeExplainRoutes(app, gateway);
   return app;
 }

@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.js';
 import { ApiError } from './errors.js';
 
-type Scope = 'inference' | 'admin';
+export type Scope = 'inference' | 'admin';
 
 interface StoredKey {
   readonly name: string;
@@ -19,13 +19,25 @@ interface StoredKey {
  */
 export function installAuth(app: FastifyInstance, config: Config): void {
   if (!config.auth.enabled) return;
-  const keys: StoredKey[] = config.auth.keys.flatMap((k) =>
-    k.sha256 === undefined ? [] : [{ name: k.name, hash: Buffer.from(k.sha256, 'hex'), scopes: k.scopes }],
-  );
+  const verify = keyVerifier(config);
   app.addHook('onRequest', async (request) => {
     const scope = requiredScope(request.url);
     if (scope === undefined) return;
-    const key = presentedKey(request);
+    const name = verify(presentedKey(request.headers.authorization), scope, request.url);
+    request.tiergate.apiKey = name;
+    request.log.debug({ apiKey: name }, 'authenticated');
+  });
+}
+
+/**
+ * The key store shared by the HTTP and gRPC APIs: returns a function that checks a presented key
+ * (undefined: none given) for a scope and returns the key's name, or throws the ApiError to answer.
+ */
+export function keyVerifier(config: Config): (key: string | undefined, scope: Scope, resource: string) => string {
+  const keys: StoredKey[] = config.auth.keys.flatMap((k) =>
+    k.sha256 === undefined ? [] : [{ name: k.name, hash: Buffer.from(k.sha256, 'hex'), scopes: k.scopes }],
+  );
+  return (key, scope, resource) => {
     if (key === undefined) {
       throw new ApiError(
         'invalid_api_key',
@@ -39,10 +51,10 @@ export function installAuth(app: FastifyInstance, config: Config): void {
     }
     if (match === undefined) throw new ApiError('invalid_api_key', 'Incorrect API key provided.');
     if (!match.scopes.includes(scope)) {
-      throw new ApiError('missing_scope', `This API key lacks the "${scope}" scope required for ${request.url}.`);
+      throw new ApiError('missing_scope', `This API key lacks the "${scope}" scope required for ${resource}.`);
     }
-    request.log.debug({ apiKey: match.name }, 'authenticated');
-  });
+    return match.name;
+  };
 }
 
 function requiredScope(url: string): Scope | undefined {
@@ -52,8 +64,8 @@ function requiredScope(url: string): Scope | undefined {
   return undefined;
 }
 
-function presentedKey(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
+/** The key of an `Authorization: Bearer <key>` header (HTTP header or gRPC metadata). */
+export function presentedKey(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const match = /^Bearer\s+(.+)$/i.exec(header.trim());
   return match?.[1];

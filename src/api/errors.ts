@@ -12,11 +12,17 @@ const table = {
   model_not_found: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
   route_not_found: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   method_not_allowed: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed' },
+  /** No tier can meet the request's latency budget and accuracy floor, and the policy rejects. */
+  route_infeasible: { status: 422, type: 'invalid_request_error', code: 'route_infeasible' },
   body_too_large: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   unsupported_media_type: { status: 415, type: 'invalid_request_error', code: 'unsupported_media_type' },
   rate_limited: { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' },
   internal: { status: 500, type: 'server_error', code: 'internal_error' },
   not_ready: { status: 503, type: 'server_error', code: 'service_unavailable' },
+  /** Every tier failed and the last failure had no status of its own. */
+  bad_gateway: { status: 502, type: 'server_error', code: 'upstream_failed' },
+  /** The request's deadline passed before a tier could finish it. */
+  gateway_timeout: { status: 504, type: 'server_error', code: 'deadline_exceeded' },
 } as const;
 
 export type ApiErrorKind = keyof typeof table;
@@ -66,10 +72,15 @@ export function toApiError(err: unknown): ApiError {
   const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; name?: unknown };
   if (typeof e.code === 'string') {
     const kind = fastifyCodes[e.code];
-    if (kind === 'invalid_json') return new ApiError(kind, 'We could not parse the JSON body of your request.');
+    if (kind === 'invalid_json')
+      return new ApiError(kind, 'We could not parse the JSON body of your request.');
     if (kind !== undefined) return new ApiError(kind, String(e.message));
-    if (e.code === 'TIERGATE_ERR_TIER_OVERLOADED') return new ApiError('rate_limited', String(e.message), null, 1);
-    if (e.code === 'TIERGATE_ERR_TIER_UNAVAILABLE') return new ApiError('not_ready', String(e.message), null, 5);
+    if (e.code === 'TIERGATE_ERR_TIER_OVERLOADED')
+      return new ApiError('rate_limited', String(e.message), null, 1);
+    if (e.code === 'TIERGATE_ERR_TIER_UNAVAILABLE')
+      return new ApiError('not_ready', String(e.message), null, 5);
+    const resilience = fromResilienceError(e.code, err);
+    if (resilience !== undefined) return resilience;
   }
   // A SyntaxError with a 400 status comes from JSON.parse in fastify's body parser.
   if (e.name === 'SyntaxError' && e.statusCode === 400) {
@@ -79,4 +90,38 @@ export function toApiError(err: unknown): ApiError {
     return new ApiError('invalid_request', String(e.message));
   }
   return new ApiError('internal', 'The server had an error while processing your request.');
+}
+
+/**
+ * The resilience layer's codes (src/resilience/errors.ts) and the remote tier's TG_REMOTE_*:
+ * shed for capacity → 429, unavailable / breaker open / shed for the deadline → 503,
+ * deadline → 504. All tiers failed → the last failure's status, or 502 when it has none.
+ */
+function fromResilienceError(code: string, err: unknown): ApiError | undefined {
+  const e = err as { message?: unknown; retryAfterSeconds?: unknown; last?: unknown };
+  const message = String(e.message);
+  const retryAfter = typeof e.retryAfterSeconds === 'number' ? e.retryAfterSeconds : undefined;
+  switch (code) {
+    case 'TIERGATE_ERR_SHED_QUEUE_FULL':
+      return new ApiError('rate_limited', message, null, retryAfter ?? 1);
+    case 'TIERGATE_ERR_SHED_DEADLINE':
+    case 'TIERGATE_ERR_BREAKER_OPEN':
+    case 'TIERGATE_ERR_FAULT_INJECTED':
+    case 'TG_REMOTE_UNAVAILABLE':
+    case 'TG_REMOTE_SPAWN_FAILED':
+      return new ApiError('not_ready', message, null, retryAfter ?? 1);
+    case 'TIERGATE_ERR_DEADLINE':
+    case 'TIERGATE_ERR_ATTEMPT_TIMEOUT':
+    case 'TG_REMOTE_DEADLINE':
+      return new ApiError('gateway_timeout', message);
+    case 'TG_REMOTE_BAD_REQUEST':
+      return new ApiError('invalid_request', message);
+    case 'TIERGATE_ERR_ALL_TIERS_FAILED': {
+      const last = toApiError(e.last);
+      // The client sees the last tier's failure; an unexplained one is the upstream's (502).
+      return last.kind === 'internal' ? new ApiError('bad_gateway', message) : last;
+    }
+    default:
+      return undefined;
+  }
 }

@@ -6,7 +6,9 @@ export function healthRoutes(app: FastifyInstance, gateway: Gateway): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const readiness = gateway.readiness();
-    return reply.status(readiness.ready ? 200 : 503).send({ status: readiness.ready ? 'ready' : 'not ready', ...readiness });
+    return reply
+      .status(readiness.ready ? 200 : 503)
+      .send({ status: readiness.ready ? 'ready' : 'not ready', ...readiness });
   });
   app.get('/metrics', async (_request, reply) => {
     const text = await gateway.metrics.render();

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { MetricsService } from '../observability/metrics.js';
+import type { ExecutionRecord } from '../resilience/executor.js';
 
 /** What a request accumulates on its way through, for its summary log line and metrics. */
 export interface RequestContext {
@@ -15,6 +16,13 @@ export interface RequestContext {
   errorCode: string | undefined;
   /** True when the client went away before the response was complete. */
   aborted: boolean;
+  /** Fallbacks, retries and continuation across tiers (src/resilience/executor.ts). */
+  resilience?: ExecutionRecord | undefined;
+  /** Name of the API key that authenticated the request (auth on). */
+  apiKey?: string | undefined;
+  /** The routing policy applied ("none": the static model table) and its reason code. */
+  policy?: string | undefined;
+  routeReason?: string | undefined;
 }
 
 declare module 'fastify' {
@@ -44,11 +52,18 @@ export function installRequestSummary(app: FastifyInstance, metrics: MetricsServ
       aborted: false,
     };
     void reply.header('x-request-id', request.id);
-    reply.raw.once('close', () => summarise(request, reply.raw.statusCode, reply.raw.writableFinished, metrics));
+    reply.raw.once('close', () =>
+      summarise(request, reply.raw.statusCode, reply.raw.writableFinished, metrics),
+    );
   });
 }
 
-function summarise(request: FastifyRequest, status: number, finished: boolean, metrics: MetricsService): void {
+function summarise(
+  request: FastifyRequest,
+  status: number,
+  finished: boolean,
+  metrics: MetricsService,
+): void {
   const ctx = request.tiergate;
   const seconds = (performance.now() - ctx.startedAt) / 1000;
   const route = request.routeOptions.url ?? 'unmatched';
@@ -65,6 +80,8 @@ function summarise(request: FastifyRequest, status: number, finished: boolean, m
       status,
       model: ctx.model,
       tier: ctx.tier,
+      policy: ctx.policy,
+      routeReason: ctx.routeReason,
       stream: ctx.stream,
       promptTokens: ctx.promptTokens,
       completionTokens: ctx.completionTokens,
@@ -73,6 +90,12 @@ function summarise(request: FastifyRequest, status: number, finished: boolean, m
       finishReason: ctx.finishReason,
       error: ctx.errorCode,
       aborted: ctx.aborted || !finished ? true : undefined,
+      servedBy:
+        ctx.resilience !== undefined && ctx.resilience.servedBy.length > 1
+          ? ctx.resilience.servedBy
+          : undefined,
+      continuedFrom: ctx.resilience?.continuedFrom,
+      fallbacks: ctx.resilience?.fallbacks.length ? ctx.resilience.fallbacks : undefined,
     },
     'request',
   );

@@ -4,7 +4,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
+import { routingProblems, withRoutingDefaults, type RoutingConfig } from './policies.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { checkResilience, type ResilienceConfig } from './resilience.js';
 import { isTierKind, tierSchemas, type TierConfig } from './tiers/index.js';
 
 /** Thrown for any invalid configuration; `problems` lists each bad path with what is wrong. */
@@ -52,6 +54,7 @@ export function buildConfig(raw: unknown, options: LoadOptions = {}, source = 'c
   }
   const input = structuredClone(raw) as Record<string, unknown>;
   applyEnvOverrides(input, env);
+  if (input.routing !== undefined) input.routing = withRoutingDefaults(input.routing);
 
   const problems: string[] = [];
   const root = validate(ConfigSchema, input, '', problems) as Record<string, unknown> | undefined;
@@ -80,7 +83,9 @@ export function buildConfig(raw: unknown, options: LoadOptions = {}, source = 'c
 }
 
 type MutableConfig = {
-  -readonly [K in keyof Config]: Config[K] extends object ? { -readonly [P in keyof Config[K]]: unknown } : Config[K];
+  -readonly [K in keyof Config]: Config[K] extends object
+    ? { -readonly [P in keyof Config[K]]: unknown }
+    : Config[K];
 } & Record<string, unknown>;
 
 function validate(schema: TSchema, value: unknown, prefix: string, problems: string[]): unknown {
@@ -89,7 +94,9 @@ function validate(schema: TSchema, value: unknown, prefix: string, problems: str
   if (errors.length === 0) return withDefaults;
   for (const e of errors.slice(0, 20)) {
     // Unions report one error per member; the member errors are enough and clearer.
-    problems.push(`${prefix}${e.path || '/'}: ${e.message}${e.value === undefined ? '' : ` (got ${short(e.value)})`}`);
+    problems.push(
+      `${prefix}${e.path || '/'}: ${e.message}${e.value === undefined ? '' : ` (got ${short(e.value)})`}`,
+    );
   }
   return undefined;
 }
@@ -111,10 +118,12 @@ function applyEnvOverrides(input: Record<string, unknown>, env: NodeJS.ProcessEn
   // nonsense; empty values count as unset (as in `TIERGATE_PORT= tiergate serve`).
   if (env.TIERGATE_PORT !== undefined && env.TIERGATE_PORT !== '') {
     const port = Number(env.TIERGATE_PORT);
-    section('server').port = Number.isFinite(port) && env.TIERGATE_PORT.trim() !== '' ? port : env.TIERGATE_PORT;
+    section('server').port =
+      Number.isFinite(port) && env.TIERGATE_PORT.trim() !== '' ? port : env.TIERGATE_PORT;
   }
   if (env.TIERGATE_HOST !== undefined && env.TIERGATE_HOST !== '') section('server').host = env.TIERGATE_HOST;
-  if (env.TIERGATE_LOG_LEVEL !== undefined && env.TIERGATE_LOG_LEVEL !== '') section('logging').level = env.TIERGATE_LOG_LEVEL;
+  if (env.TIERGATE_LOG_LEVEL !== undefined && env.TIERGATE_LOG_LEVEL !== '')
+    section('logging').level = env.TIERGATE_LOG_LEVEL;
 }
 
 function crossValidate(config: MutableConfig, env: NodeJS.ProcessEnv, problems: string[]): void {
@@ -127,7 +136,12 @@ function crossValidate(config: MutableConfig, env: NodeJS.ProcessEnv, problems: 
     }
   }
   if (Object.keys(models).length === 0) problems.push('/models: at least one served model is required');
-  const auth = config.auth as { enabled: boolean; keys: { name: string; sha256?: string; env?: string; key?: string }[] };
+  problems.push(...routingProblems(config.routing as RoutingConfig, Object.keys(tiers)));
+  problems.push(...checkResilience(config.resilience as ResilienceConfig, Object.keys(tiers)));
+  const auth = config.auth as {
+    enabled: boolean;
+    keys: { name: string; sha256?: string; env?: string; key?: string }[];
+  };
   auth.keys.forEach((k, i) => {
     const given = [k.sha256, k.env, k.key].filter((v) => v !== undefined).length;
     if (given !== 1) {

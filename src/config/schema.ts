@@ -1,5 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { RoutingSchema } from './policies.js';
 import type { TierConfig } from './tiers/index.js';
+import { ResilienceSchema } from './resilience.js';
 
 /**
  * The gateway's configuration, declared once: the TypeScript type and the runtime validation
@@ -17,6 +19,17 @@ const ServerSchema = Type.Object(
     shutdownGraceMs: Type.Integer({ minimum: 0, default: 10_000 }),
     /** Honour X-Forwarded-* headers (only behind a trusted proxy). */
     trustProxy: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** The gRPC API (proto/tiergate/v1/gateway.proto, docs/grpc-and-workers.md), next to HTTP. */
+const GrpcSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false }),
+    host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    /** 0 picks a free port (tests); 50051 is gRPC's customary port. */
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 50051 }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -127,6 +140,7 @@ const LimitsSchema = Type.Object(
 export const ConfigSchema = Type.Object(
   {
     server: ServerSchema,
+    grpc: GrpcSchema,
     logging: LoggingSchema,
     auth: AuthSchema,
     family: FamilySchema,
@@ -135,6 +149,10 @@ export const ConfigSchema = Type.Object(
     limits: LimitsSchema,
     tiers: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]*$' }), Type.Unknown(), { default: {} }),
     models: Type.Record(Type.String({ minLength: 1 }), ServedModelSchema, { default: {} }),
+    /** Breakers, admission control, retries and fault injection (src/config/resilience.ts). */
+    resilience: ResilienceSchema,
+    /** Routing policies and tier latency priors (src/config/policies.ts, docs/routing.md). */
+    routing: RoutingSchema,
   },
   { additionalProperties: false },
 );

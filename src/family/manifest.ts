@@ -57,7 +57,9 @@ function readVariants(raw: unknown, dir: string): VariantInfo[] {
   const entries: [string | undefined, Record<string, unknown>][] = Array.isArray(raw)
     ? raw.filter(isRecord).map((v) => [undefined, v])
     : isRecord(raw)
-      ? Object.entries(raw).flatMap(([k, v]) => (isRecord(v) ? [[k, v] as [string, Record<string, unknown>]] : []))
+      ? Object.entries(raw).flatMap(([k, v]) =>
+          isRecord(v) ? [[k, v] as [string, Record<string, unknown>]] : [],
+        )
       : [];
   const out: VariantInfo[] = [];
   for (const [key, v] of entries) {
@@ -87,7 +89,8 @@ export function resolveVariant(family: ModelFamily, model: string, extension: st
   const variant = byId ?? variantFromPath(family, model);
   if (variant === undefined || !existsSync(variant.file)) {
     const known = family.variants.filter((v) => v.file.endsWith(extension)).map((v) => v.id);
-    const hint = known.length > 0 ? `known ${extension} variants: ${known.join(', ')}` : `no manifest in ${family.dir}`;
+    const hint =
+      known.length > 0 ? `known ${extension} variants: ${known.join(', ')}` : `no manifest in ${family.dir}`;
     const where = variant === undefined ? model : variant.file;
     throw new ModelFileError(`model file not found: ${where} (${hint}; run \`npm run models:build\`?)`);
   }

@@ -3,10 +3,15 @@ import { ApiError } from '../api/errors.js';
 import type { Config } from '../config/index.js';
 import { loadModelFamily, type ModelFamily } from '../family/manifest.js';
 import type { MetricsService } from '../observability/metrics.js';
+import { Router } from '../routing/router.js';
 import { createTier } from '../tiers/registry.js';
 import type { Tier } from '../tiers/tier.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { loadTokenizer } from './load-tokenizer.js';
+import { ResilienceRuntime } from '../resilience/resilience-runtime.js';
+
+/** Config sections whose changes need a restart: they shape objects built once at start. */
+const RESTART_SECTIONS = ['server', 'grpc', 'auth', 'family', 'tokenizer', 'tiers', 'models'] as const;
 
 export interface ServedModel {
   readonly name: string;
@@ -20,11 +25,15 @@ export interface ServedModel {
  */
 export class Gateway {
   private closing = false;
+  private routerInstance: Router | undefined;
   /** Aborted when the shutdown grace period ends: every in-flight generation stops. */
   private readonly shutdownController = new AbortController();
 
+  /** Breakers, admission, retry budget and faults of every tier (src/resilience/). */
+  readonly resilience: ResilienceRuntime;
+
   private constructor(
-    readonly config: Config,
+    private current: Config,
     readonly logger: Logger,
     readonly metrics: MetricsService,
     readonly family: ModelFamily,
@@ -33,7 +42,33 @@ export class Gateway {
     private readonly models: ReadonlyMap<string, ServedModel>,
     /** Seconds since the epoch at start, for /v1/models `created`. */
     readonly createdAt: number,
-  ) {}
+  ) {
+    this.resilience = new ResilienceRuntime(
+      tiers,
+      current,
+      metrics,
+      logger.child({ component: 'resilience' }),
+    );
+  }
+
+  /** The config in force; a hot reload replaces it atomically (read it per request, never keep it). */
+  get config(): Config {
+    return this.current;
+  }
+
+  /**
+   * Hot reload: swaps in a validated config. Live parts (resilience, policies, limits, chat) take
+   * effect for the next request; returns the sections that changed but only apply on restart
+   * (tiers, models, tokenizer, family, server, auth).
+   */
+  applyConfig(next: Config): string[] {
+    const restart = RESTART_SECTIONS.filter(
+      (k) => JSON.stringify(next[k]) !== JSON.stringify(this.current[k]),
+    );
+    this.resilience.apply(next);
+    this.current = next;
+    return restart;
+  }
 
   /** Loads the tokenizer, builds every tier and starts them (models load here). */
   static async start(config: Config, logger: Logger, metrics: MetricsService): Promise<Gateway> {
@@ -61,7 +96,16 @@ export class Gateway {
     for (const [name, served] of Object.entries(config.models)) {
       models.set(name, { name, tier: tiers.get(served.tier)!, description: served.description });
     }
-    return new Gateway(config, logger, metrics, family, tokenizer, tiers, models, Math.floor(Date.now() / 1000));
+    return new Gateway(
+      config,
+      logger,
+      metrics,
+      family,
+      tokenizer,
+      tiers,
+      models,
+      Math.floor(Date.now() / 1000),
+    );
   }
 
   /**
@@ -77,9 +121,19 @@ export class Gateway {
     const tier = this.tiers.get(tierHeader);
     if (tier === undefined) {
       const known = [...this.tiers.keys()].join(', ');
-      throw new ApiError('invalid_request', `Unknown tier "${tierHeader}" in x-tiergate-tier (tiers: ${known}).`, null);
+      throw new ApiError(
+        'invalid_request',
+        `Unknown tier "${tierHeader}" in x-tiergate-tier (tiers: ${known}).`,
+        null,
+      );
     }
     return { ...served, tier };
+  }
+
+  /** The policy router (src/routing/): profiles, in-flight counts and plans for requests. */
+  get router(): Router {
+    this.routerInstance ??= new Router(() => this.config, this.family, this.tiers);
+    return this.routerInstance;
   }
 
   listModels(): readonly ServedModel[] {
@@ -124,6 +178,7 @@ export class Gateway {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.resilience.close();
     await Promise.allSettled([...this.tiers.values()].map((t) => t.close()));
     await this.tokenizer.close();
   }

@@ -15,6 +15,11 @@ export const METRIC_PREFIX = 'tiergate_';
 // Buckets sized for a gateway in front of small local models: sub-millisecond overheads up to
 // multi-second generations (vLLM uses a similar spread for TTFT and e2e latency).
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const GAUGES_NAMED_LIKE_COUNTERS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 const PER_TOKEN_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 /**
@@ -48,6 +53,12 @@ export class MetricsService {
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
+      // prom-client's gauges named *_total break the Prometheus naming rule that `promtool check
+      // metrics` enforces (only counters end in _total); each duplicates the sum over its
+      // by-type sibling (e.g. sum(tiergate_nodejs_active_handles)), so they are dropped.
+      for (const name of GAUGES_NAMED_LIKE_COUNTERS) {
+        this.registry.removeSingleMetric(`${METRIC_PREFIX}${name}`);
+      }
     }
     this.requests = this.counter({
       name: 'requests_total',
@@ -104,12 +115,18 @@ export class MetricsService {
   // can each ask for the same series (distinguished by their `tier` label).
   counter<L extends string>(config: CounterConfiguration<L>): Counter<L> {
     const name = this.prefixed(config.name);
-    return (this.existing(name) as Counter<L> | undefined) ?? new Counter({ ...config, name, registers: [this.registry] });
+    return (
+      (this.existing(name) as Counter<L> | undefined) ??
+      new Counter({ ...config, name, registers: [this.registry] })
+    );
   }
 
   gauge<L extends string>(config: GaugeConfiguration<L>): Gauge<L> {
     const name = this.prefixed(config.name);
-    return (this.existing(name) as Gauge<L> | undefined) ?? new Gauge({ ...config, name, registers: [this.registry] });
+    return (
+      (this.existing(name) as Gauge<L> | undefined) ??
+      new Gauge({ ...config, name, registers: [this.registry] })
+    );
   }
 
   histogram<L extends string>(config: HistogramConfiguration<L>): Histogram<L> {

@@ -1,7 +1,7 @@
 import type { MetricsService } from '../observability/metrics.js';
-import type { Tier } from '../tiers/tier.js';
+import type { LatencyObservation } from '../routing/latency-model.js';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { generateChoice, type ChoiceStats } from './generate-choice.js';
+import { generateChoice, type ChoiceStats, type GenerationSource } from './generate-choice.js';
 import { merge } from './merge.js';
 import type { ChoiceEvent, GenerationRequest } from './types.js';
 
@@ -18,12 +18,14 @@ export interface ExecutionSummary {
  * batches them) and records the per-request metrics when the stream ends, however it ends.
  */
 export async function* execute(
-  tier: Tier,
+  tier: GenerationSource,
   tokenizer: Tokenizer,
   metrics: MetricsService,
   request: GenerationRequest,
   signal: AbortSignal,
   summary: ExecutionSummary,
+  /** Called once when the request completed with a first token: feeds the router's latency model. */
+  observe?: (observation: LatencyObservation) => void,
 ): AsyncGenerator<ChoiceEvent> {
   const labels = { tier: tier.name };
   const stats: ChoiceStats[] = [];
@@ -50,18 +52,30 @@ export async function* execute(
     summary.aborted = outcome === 'abandoned';
     if (summary.aborted) metrics.aborted.inc(labels);
     let first: number | undefined;
+    let perTokenSum = 0;
+    let perTokenCount = 0;
     for (const s of stats) {
       summary.completionTokens += s.completionTokens;
       if (s.firstTokenAt !== undefined) first = Math.min(first ?? Infinity, s.firstTokenAt);
       if (s.firstTokenAt !== undefined && s.lastTokenAt !== undefined && s.completionTokens > 1) {
         const perToken = (s.lastTokenAt - s.firstTokenAt) / (s.completionTokens - 1) / 1000;
         metrics.timePerOutputToken.observe(labels, perToken);
+        perTokenSum += perToken * 1000;
+        perTokenCount++;
       }
     }
     metrics.tokens.inc({ ...labels, type: 'output' }, summary.completionTokens);
     if (first !== undefined) {
       summary.ttftMs = first - request.arrivedAt;
       metrics.timeToFirstToken.observe(labels, summary.ttftMs / 1000);
+      // Only completed requests teach the latency model: an aborted one says little about the tier.
+      if (outcome === 'completed') {
+        observe?.({
+          promptTokens: request.promptTokens.length,
+          ttftMs: summary.ttftMs,
+          perTokenMs: perTokenCount > 0 ? perTokenSum / perTokenCount : undefined,
+        });
+      }
     }
   }
 }

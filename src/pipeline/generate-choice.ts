@@ -1,4 +1,7 @@
 import type { Tier } from '../tiers/tier.js';
+
+/** What generates one choice: a Tier, or the resilience executor standing in front of several. */
+export type GenerationSource = Pick<Tier, 'name' | 'generate'>;
 import { IncrementalDetokenizer } from '../text/detokenizer.js';
 import { StopMatcher } from '../text/stop-matcher.js';
 import type { Tokenizer } from '../text/tokenizer.js';
@@ -18,7 +21,9 @@ export interface ChoiceStats {
  * string found) ends the tier's generator, which frees its slot.
  */
 export async function* generateChoice(
-  tier: Tier,
+  // The resilient executor (src/resilience/executor.ts) runs the request's attempt list behind
+  // this `generate`: breakers, admission, retries and mid-stream continuation across tiers.
+  tier: GenerationSource,
   tokenizer: Tokenizer,
   request: GenerationRequest,
   index: number,

@@ -25,7 +25,11 @@ export function budgetFor(
   if (prompt === 0) throw new ApiError('invalid_request', 'The prompt must not be empty.', 'prompt');
   const bad = promptTokens.find((t) => t >= tokenizer.vocabSize || t < 0);
   if (bad !== undefined && tokenizer.vocabSize > 0) {
-    throw new ApiError('invalid_request', `Token id ${bad} is outside the vocabulary (size ${tokenizer.vocabSize}).`, 'prompt');
+    throw new ApiError(
+      'invalid_request',
+      `Token id ${bad} is outside the vocabulary (size ${tokenizer.vocabSize}).`,
+      'prompt',
+    );
   }
   if (requestedMaxTokens != null && requestedMaxTokens > config.limits.maxTokens) {
     throw new ApiError(
@@ -34,7 +38,10 @@ export function budgetFor(
       maxTokensParam,
     );
   }
-  if (prompt >= contextLength || (requestedMaxTokens != null && prompt + requestedMaxTokens > contextLength)) {
+  if (
+    prompt >= contextLength ||
+    (requestedMaxTokens != null && prompt + requestedMaxTokens > contextLength)
+  ) {
     const want = requestedMaxTokens ?? 0;
     throw new ApiError(
       'context_length_exceeded',

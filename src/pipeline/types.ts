@@ -21,6 +21,13 @@ export interface GenerationRequest {
   readonly topLogprobs: number;
   /** When the request arrived (performance.now()), for TTFT. */
   readonly arrivedAt: number;
+  /**
+   * Ordered attempts (chosen tier first, then fallbacks; a RoutePlan's `attempts`) for the
+   * resilience executor; default: the tier and its `resilience` fallbacks.
+   */
+  readonly attempts?: readonly { readonly tier: string; readonly deadlineMs: number }[] | undefined;
+  /** Absolute deadline of the whole request (ms since the epoch); default: resilience.requestTimeoutMs. */
+  readonly deadline?: number | undefined;
 }
 
 export interface TokenDetail {
@@ -32,7 +39,12 @@ export interface TokenDetail {
 
 /** What the pipeline emits for one choice: text deltas, then exactly one finish. */
 export type ChoiceEvent =
-  | { readonly kind: 'delta'; readonly index: number; readonly text: string; readonly tokens: readonly TokenDetail[] }
+  | {
+      readonly kind: 'delta';
+      readonly index: number;
+      readonly text: string;
+      readonly tokens: readonly TokenDetail[];
+    }
   | { readonly kind: 'finish'; readonly index: number; readonly reason: FinishReason };
 
 /** OpenAI's finish reasons that this gateway produces. */

@@ -56,11 +56,14 @@ export class LlamaTokenizer implements Tokenizer {
 }
 
 function readVocabSize(model: LlamaModel): number {
-  const tokenizerMeta = model.fileInfo.metadata.tokenizer as { ggml?: { tokens?: readonly unknown[] } } | undefined;
+  const tokenizerMeta = model.fileInfo.metadata.tokenizer as
+    { ggml?: { tokens?: readonly unknown[] } } | undefined;
   return tokenizerMeta?.ggml?.tokens?.length ?? 0;
 }
 
 function readChatTemplate(model: LlamaModel): string | undefined {
   const meta = model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined;
-  return typeof meta?.chat_template === 'string' && meta.chat_template !== '' ? meta.chat_template : undefined;
+  return typeof meta?.chat_template === 'string' && meta.chat_template !== ''
+    ? meta.chat_template
+    : undefined;
 }

@@ -27,7 +27,11 @@ describe('API keys', () => {
   after(async () => gw.shutdown());
 
   test('a valid key is accepted (the SDK sends it as a Bearer token)', async () => {
-    const res = await gw.client.completions.create({ model: 'tiergate-echo', prompt: 'hello', max_tokens: 3 });
+    const res = await gw.client.completions.create({
+      model: 'tiergate-echo',
+      prompt: 'hello',
+      max_tokens: 3,
+    });
     assert.equal(res.choices[0]!.text, 'hel');
   });
 
@@ -43,9 +47,13 @@ describe('API keys', () => {
   test('admin routes need the admin scope', async () => {
     const asUser = await fetch(`${gw.baseUrl}/metrics`, { headers: { authorization: `Bearer ${USER_KEY}` } });
     assert.equal(asUser.status, 403);
-    const asAdmin = await fetch(`${gw.baseUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    const asAdmin = await fetch(`${gw.baseUrl}/metrics`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
     assert.equal(asAdmin.status, 200);
-    const tiers = await fetch(`${gw.baseUrl}/admin/tiers`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    const tiers = await fetch(`${gw.baseUrl}/admin/tiers`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
     assert.equal(tiers.status, 200);
     const sdkAdmin = new OpenAI({ baseURL: `${gw.baseUrl}/v1`, apiKey: ADMIN_KEY, maxRetries: 0 });
     assert.equal((await sdkAdmin.models.list()).data.length, 1);

@@ -19,19 +19,40 @@ const chatOk = { model: 'tiergate-echo', messages: [{ role: 'user', content: 'hi
 const json = (v: unknown): string => JSON.stringify(v);
 
 const cases: Case[] = [
-  { name: 'max_tokens of the wrong type', body: json({ ...ok, max_tokens: '5' }), status: 400, param: 'max_tokens' },
+  {
+    name: 'max_tokens of the wrong type',
+    body: json({ ...ok, max_tokens: '5' }),
+    status: 400,
+    param: 'max_tokens',
+  },
   { name: 'negative max_tokens', body: json({ ...ok, max_tokens: -1 }), status: 400, param: 'max_tokens' },
-  { name: 'temperature out of range', body: json({ ...ok, temperature: 3 }), status: 400, param: 'temperature' },
+  {
+    name: 'temperature out of range',
+    body: json({ ...ok, temperature: 3 }),
+    status: 400,
+    param: 'temperature',
+  },
   { name: 'top_p of zero', body: json({ ...ok, top_p: 0 }), status: 400, param: 'top_p' },
   { name: 'stream not a boolean', body: json({ ...ok, stream: 'yes' }), status: 400, param: 'stream' },
   { name: 'n too large', body: json({ ...ok, n: 50 }), status: 400, param: 'n' },
-  { name: 'too many stop sequences', body: json({ ...ok, stop: ['a', 'b', 'c', 'd', 'e'] }), status: 400, param: 'stop' },
+  {
+    name: 'too many stop sequences',
+    body: json({ ...ok, stop: ['a', 'b', 'c', 'd', 'e'] }),
+    status: 400,
+    param: 'stop',
+  },
   { name: 'missing prompt', body: json({ model: 'tiergate-echo' }), status: 400, param: 'prompt' },
   { name: 'missing model', body: json({ prompt: 'hi' }), status: 400, param: 'model' },
   { name: 'body is an array', body: json([ok]), status: 400 },
   { name: 'not JSON', body: '{"model": ', status: 400, code: 'invalid_json' },
   { name: 'empty JSON body', body: '', status: 400 },
-  { name: 'unknown model', body: json({ ...ok, model: 'gpt-9' }), status: 404, param: 'model', code: 'model_not_found' },
+  {
+    name: 'unknown model',
+    body: json({ ...ok, model: 'gpt-9' }),
+    status: 404,
+    param: 'model',
+    code: 'model_not_found',
+  },
   {
     name: 'prompt longer than the context',
     body: json({ ...ok, prompt: 'x'.repeat(300) }),
@@ -45,7 +66,12 @@ const cases: Case[] = [
     param: 'max_tokens',
     code: 'context_length_exceeded',
   },
-  { name: 'token id outside the vocabulary', body: json({ ...ok, prompt: [1, 99999] }), status: 400, param: 'prompt' },
+  {
+    name: 'token id outside the vocabulary',
+    body: json({ ...ok, prompt: [1, 99999] }),
+    status: 400,
+    param: 'prompt',
+  },
   { name: 'body too large', body: json({ ...ok, prompt: 'x'.repeat(2_000_000) }), status: 413 },
   { name: 'wrong content type', body: 'hello', contentType: 'text/plain', status: 415 },
   {
@@ -100,7 +126,9 @@ describe('bad requests', () => {
         headers,
         body: method === 'POST' ? (c.body ?? '') : undefined,
       });
-      const body = (await res.json()) as { error: { message: string; type: string; param: unknown; code: unknown } };
+      const body = (await res.json()) as {
+        error: { message: string; type: string; param: unknown; code: unknown };
+      };
       assert.equal(res.status, c.status, JSON.stringify(body));
       assert.deepEqual(Object.keys(body), ['error']);
       assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);

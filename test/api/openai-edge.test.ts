@@ -3,7 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import { LlamaTokenizer } from '../../src/text/llama-tokenizer.js';
 import { encodePrompt } from '../../src/text/tokenizer.js';
-import { edgeConfig, FAMILY_DIR, metricValue, startGateway, type TestGateway } from '../helpers/start-gateway.js';
+import {
+  edgeConfig,
+  FAMILY_DIR,
+  metricValue,
+  startGateway,
+  type TestGateway,
+} from '../helpers/start-gateway.js';
 
 // The real gateway on the real llama.cpp edge tier, driven by the official openai SDK.
 // Model outputs are never hard-coded: the model is retrained; expectations are derived from it.
@@ -24,7 +30,12 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
   });
 
   test('completion: OpenAI shape, usage equals the tokenizer counts, max_tokens gives "length"', async () => {
-    const res = await gw.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 12, temperature: 0 });
+    const res = await gw.client.completions.create({
+      model: MODEL,
+      prompt: PROMPT,
+      max_tokens: 12,
+      temperature: 0,
+    });
     assert.match(res.id, /^cmpl-/);
     assert.equal(res.object, 'text_completion');
     assert.equal(res.model, MODEL);
@@ -36,12 +47,21 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
     assert.equal(res.usage?.prompt_tokens, encodePrompt(tokenizer, PROMPT).length);
     if (choice.finish_reason === 'length') assert.equal(res.usage?.completion_tokens, 12);
     else assert.ok((res.usage?.completion_tokens ?? 99) <= 12);
-    assert.equal(res.usage?.total_tokens, (res.usage?.prompt_tokens ?? 0) + (res.usage?.completion_tokens ?? 0));
+    assert.equal(
+      res.usage?.total_tokens,
+      (res.usage?.prompt_tokens ?? 0) + (res.usage?.completion_tokens ?? 0),
+    );
   });
 
   test('a token-array prompt is accepted and echo prepends the prompt text', async () => {
     const tokens = encodePrompt(tokenizer, PROMPT);
-    const res = await gw.client.completions.create({ model: MODEL, prompt: tokens, max_tokens: 4, temperature: 0, echo: true });
+    const res = await gw.client.completions.create({
+      model: MODEL,
+      prompt: tokens,
+      max_tokens: 4,
+      temperature: 0,
+      echo: true,
+    });
     assert.ok(res.choices[0]!.text.startsWith(PROMPT), res.choices[0]!.text);
     assert.equal(res.usage?.prompt_tokens, tokens.length);
   });
@@ -49,7 +69,11 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
   test('streamed deltas joined equal the non-streamed text for the same seed', async () => {
     const params = { model: MODEL, prompt: PROMPT, max_tokens: 24, temperature: 0.9, seed: 1234 };
     const whole = await gw.client.completions.create(params);
-    const stream = await gw.client.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+    const stream = await gw.client.completions.create({
+      ...params,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let finish: string | null = null;
     let usage: { completion_tokens: number } | undefined;
@@ -72,15 +96,29 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
     const [a, b] = [await run(7), await run(7)];
     assert.equal(a.choices[0]!.text, b.choices[0]!.text);
     const others = await Promise.all([8, 9, 10].map(run));
-    assert.ok(others.some((o) => o.choices[0]!.text !== a.choices[0]!.text), 'different seeds gave identical text');
+    assert.ok(
+      others.some((o) => o.choices[0]!.text !== a.choices[0]!.text),
+      'different seeds gave identical text',
+    );
   });
 
   test('a stop sequence ends the text before it with finish_reason "stop"', async () => {
-    const base = await gw.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 40, temperature: 0 });
+    const base = await gw.client.completions.create({
+      model: MODEL,
+      prompt: PROMPT,
+      max_tokens: 40,
+      temperature: 0,
+    });
     const full = base.choices[0]!.text;
     assert.ok(full.length >= 8, `greedy output too short to test stops: ${JSON.stringify(full)}`);
     const stop = full.slice(4, 7);
-    const res = await gw.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 40, temperature: 0, stop: [stop] });
+    const res = await gw.client.completions.create({
+      model: MODEL,
+      prompt: PROMPT,
+      max_tokens: 40,
+      temperature: 0,
+      stop: [stop],
+    });
     assert.equal(res.choices[0]!.text, full.slice(0, full.indexOf(stop)));
     assert.equal(res.choices[0]!.finish_reason, 'stop');
     const streamed = await gw.client.completions.create({
@@ -97,7 +135,13 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
   });
 
   test('logprobs: the chosen token and top alternatives, best first', async () => {
-    const res = await gw.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 5, temperature: 0, logprobs: 3 });
+    const res = await gw.client.completions.create({
+      model: MODEL,
+      prompt: PROMPT,
+      max_tokens: 5,
+      temperature: 0,
+      logprobs: 3,
+    });
     const lp = res.choices[0]!.logprobs!;
     assert.equal(lp.tokens?.length, res.usage?.completion_tokens);
     assert.equal(lp.tokens?.join(''), res.choices[0]!.text);
@@ -154,7 +198,13 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
   });
 
   test('n = 3 choices come back with distinct indexes', async () => {
-    const res = await gw.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 6, n: 3, seed: 5 });
+    const res = await gw.client.completions.create({
+      model: MODEL,
+      prompt: PROMPT,
+      max_tokens: 6,
+      n: 3,
+      seed: 5,
+    });
     assert.deepEqual(
       res.choices.map((c) => c.index),
       [0, 1, 2],
@@ -176,7 +226,10 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
       return finish;
     };
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => one(i)));
-    assert.ok(results.every((f) => f === 'length' || f === 'stop'), JSON.stringify(results));
+    assert.ok(
+      results.every((f) => f === 'length' || f === 'stop'),
+      JSON.stringify(results),
+    );
     assert.equal(await metricValue(gw.baseUrl, 'tiergate_tier_sequences_in_use{tier="edge"}'), 0);
   });
 
@@ -217,10 +270,11 @@ describe('client abort on the edge tier', () => {
     }
     assert.equal(chunks, 2);
     // The server notices the closed socket and aborts; poll the metric briefly.
-    let aborted = 0;
-    for (let i = 0; i < 100 && aborted === 0; i++) {
+    // The series appears (NaN until then) once the server has seen the disconnect.
+    let aborted = Number.NaN;
+    for (let i = 0; i < 100 && !(aborted >= 1); i++) {
       aborted = await metricValue(gw.baseUrl, 'tiergate_requests_aborted_total{tier="edge"}');
-      if (aborted === 0) await new Promise((r) => setTimeout(r, 20));
+      if (!(aborted >= 1)) await new Promise((r) => setTimeout(r, 20));
     }
     assert.equal(aborted, 1);
     assert.equal(await metricValue(gw.baseUrl, 'tiergate_tier_sequences_in_use{tier="edge"}'), 0);
@@ -228,5 +282,34 @@ describe('client abort on the edge tier', () => {
     assert.ok(output < 400, `the aborted generation ran on: ${output} tokens`);
     const next = await gw.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 3 });
     assert.equal(next.choices.length, 1);
+  });
+});
+
+describe('edge tier at capacity', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway(edgeConfig({ sequences: 1, maxQueue: 0 }));
+  });
+  after(async () => gw.shutdown());
+
+  test('a request beyond sequences + queue gets 429 with Retry-After and OpenAI error JSON', async () => {
+    const controller = new AbortController();
+    const stream = await gw.client.completions.create(
+      { model: MODEL, prompt: PROMPT, max_tokens: 400, stream: true },
+      { signal: controller.signal },
+    );
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next(); // the only sequence is now generating
+    const res = await fetch(`${gw.baseUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: PROMPT, max_tokens: 2 }),
+    });
+    controller.abort();
+    await iterator.return?.();
+    assert.equal(res.status, 429);
+    assert.ok(res.headers.get('retry-after'));
+    const body = (await res.json()) as { error: { type: string; code: string } };
+    assert.equal(body.error.type, 'rate_limit_error');
   });
 });

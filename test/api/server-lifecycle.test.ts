@@ -14,23 +14,27 @@ test('x-request-id is honoured and returned', async (t) => {
 test('metrics count requests, tokens by type, TTFT and in-flight', async (t) => {
   const gw = await startGateway(echoConfig());
   t.after(() => gw.shutdown());
-  const res = await gw.client.completions.create({ model: 'tiergate-echo', prompt: 'hello world', max_tokens: 5 });
+  const res = await gw.client.completions.create({
+    model: 'tiergate-echo',
+    prompt: 'hello world',
+    max_tokens: 5,
+  });
   assert.equal(res.usage?.prompt_tokens, 12); // BOS + 11 bytes with the byte tokenizer
   const m = (s: string) => metricValue(gw.baseUrl, s);
   assert.equal(await m('tiergate_tokens_total{tier="echo",type="input"}'), 12);
   assert.equal(await m('tiergate_tokens_total{tier="echo",type="output"}'), 5);
   assert.equal(await m('tiergate_requests_in_flight{tier="echo"}'), 0);
   assert.equal(await m('tiergate_time_to_first_token_seconds_count{tier="echo"}'), 1);
-  assert.equal(
-    await m('tiergate_requests_total{route="/v1/completions",tier="echo",status="200"}'),
-    1,
-  );
+  assert.equal(await m('tiergate_requests_total{route="/v1/completions",tier="echo",status="200"}'), 1);
 });
 
 test('SIGTERM-style shutdown lets an in-flight stream finish, then refuses new work', async () => {
   // 40 tokens at 10 ms each: the stream is still running when shutdown starts.
   const gw = await startGateway(
-    echoConfig({ tiers: { echo: { kind: 'echo', contextLength: 256, tokenDelayMs: 10 } }, server: { port: 0, shutdownGraceMs: 5000 } }),
+    echoConfig({
+      tiers: { echo: { kind: 'echo', contextLength: 256, tokenDelayMs: 10 } },
+      server: { port: 0, shutdownGraceMs: 5000 },
+    }),
   );
   const stream = await gw.client.completions.create({
     model: 'tiergate-echo',
@@ -57,11 +61,17 @@ test('SIGTERM-style shutdown lets an in-flight stream finish, then refuses new w
 
 test('past the grace period, in-flight generations are aborted', async () => {
   const gw = await startGateway(
-    echoConfig({ tiers: { echo: { kind: 'echo', contextLength: 4096, tokenDelayMs: 20 } }, server: { port: 0, shutdownGraceMs: 100 } }),
+    echoConfig({
+      tiers: { echo: { kind: 'echo', contextLength: 4096, tokenDelayMs: 20 } },
+      server: { port: 0, shutdownGraceMs: 100 },
+    }),
   );
   const outcome = gw.client.completions
     .create({ model: 'tiergate-echo', prompt: 'abc', max_tokens: 1000 })
-    .then(() => 'completed', (err: { status?: number }) => err.status);
+    .then(
+      () => 'completed',
+      (err: { status?: number }) => err.status,
+    );
   await new Promise((r) => setTimeout(r, 100));
   const t0 = Date.now();
   await gw.shutdown();

@@ -57,7 +57,9 @@ test('errors name the bad path, unknown keys included', () => {
 });
 
 test('served models must point at a configured tier', () => {
-  const problems = problemsOf(() => buildConfig({ ...minimal, models: { m: { tier: 'main' } } }, { env: {} }));
+  const problems = problemsOf(() =>
+    buildConfig({ ...minimal, models: { m: { tier: 'main' } } }, { env: {} }),
+  );
   assert.match(problems.join('\n'), /\/models\/m\/tier: no tier named "main" \(tiers: echo\)/);
 });
 
@@ -90,7 +92,10 @@ test('API keys: plain keys and env keys are hashed; enabled auth needs a usable 
   assert.equal(config.auth.keys[0]?.key, undefined);
   assert.equal(config.auth.keys[1]?.sha256, sha256Hex('sk-from-env-5678'));
   const problems = problemsOf(() =>
-    buildConfig({ ...minimal, auth: { enabled: true, keys: [{ name: 'b', env: 'UNSET_VAR' }] } }, { env: {} }),
+    buildConfig(
+      { ...minimal, auth: { enabled: true, keys: [{ name: 'b', env: 'UNSET_VAR' }] } },
+      { env: {} },
+    ),
   );
   assert.match(problems.join('\n'), /UNSET_VAR is not set/);
 });
@@ -101,7 +106,10 @@ test('YAML files: syntax errors and relative paths', () => {
   writeFileSync(bad, 'server: [unclosed\n');
   assert.match(problemsOf(() => loadConfigFile(bad)).join('\n'), /not valid YAML/);
   const good = join(dir, 'good.yaml');
-  writeFileSync(good, 'family: { dir: ./fam }\ntiers: { echo: { kind: echo } }\nmodels: { m: { tier: echo } }\n');
+  writeFileSync(
+    good,
+    'family: { dir: ./fam }\ntiers: { echo: { kind: echo } }\nmodels: { m: { tier: echo } }\n',
+  );
   assert.equal(loadConfigFile(good, { env: {} }).family.dir, join(dir, 'fam'));
 });
 

@@ -18,7 +18,11 @@ export interface TestGateway extends RunningServer {
  */
 export async function startGateway(raw: Record<string, unknown>, apiKey = 'unused'): Promise<TestGateway> {
   const config = buildConfig(
-    { server: { port: 0, host: '127.0.0.1' }, logging: { level: process.env.TEST_LOG_LEVEL ?? 'silent' }, ...raw },
+    {
+      server: { port: 0, host: '127.0.0.1' },
+      logging: { level: process.env.TEST_LOG_LEVEL ?? 'silent' },
+      ...raw,
+    },
     { baseDir: REPO_ROOT, env: {} },
   );
   const server = await startServer(config, createLogger(config.logging.level));
@@ -39,7 +43,10 @@ export function echoConfig(extra: Record<string, unknown> = {}): Record<string, 
 }
 
 /** The real edge tier on the committed Q4_K_M GGUF. */
-export function edgeConfig(tier: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function edgeConfig(
+  tier: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     family: { dir: 'models/tiny' },
     tiers: { edge: { kind: 'llamacpp', model: 'tiny-q4_k_m.gguf', threads: 1, sequences: 4, ...tier } },
@@ -49,7 +56,11 @@ export function edgeConfig(tier: Record<string, unknown> = {}, extra: Record<str
 }
 
 /** Reads one sample value from the Prometheus text, e.g. metric('tiergate_tier_sequences_in_use{tier="edge"}'). */
-export async function metricValue(baseUrl: string, series: string, headers: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  baseUrl: string,
+  series: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`, { headers })).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));

@@ -20,7 +20,10 @@ test('multi-byte characters split across tokens never come out half', () => {
   const text = 'naïve 日本 🙂!';
   const deltas = stream(bytes, [bytes.bos], bytes.tokenize(text));
   assert.equal(deltas.join(''), text);
-  assert.ok(deltas.every((d) => !d.includes('\uFFFD')), JSON.stringify(deltas));
+  assert.ok(
+    deltas.every((d) => !d.includes('\uFFFD')),
+    JSON.stringify(deltas),
+  );
   // The 4-byte emoji arrives as 3 empty deltas and then the whole character.
   assert.ok(deltas.includes('🙂'));
 });

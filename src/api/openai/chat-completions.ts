@@ -39,15 +39,20 @@ export function chatCompletionsRoute(app: FastifyInstance, gateway: Gateway): vo
   });
 }
 
-function toMessages(messages: ChatBody['messages']): ChatMessage[] {
+export function toMessages(messages: ChatBody['messages']): ChatMessage[] {
   return messages.map((m) => ({
     role: m.role,
-    content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+    content:
+      m.content == null
+        ? ''
+        : typeof m.content === 'string'
+          ? m.content
+          : m.content.map((p) => p.text).join(''),
   }));
 }
 
 /** The model's own template when it has one (config `chat.template: auto`), else a built-in one. */
-function chatPromptTokens(gateway: Gateway, messages: readonly ChatMessage[]): number[] {
+export function chatPromptTokens(gateway: Gateway, messages: readonly ChatMessage[]): number[] {
   const choice = gateway.config.chat.template;
   if (choice === 'auto') {
     const native = gateway.tokenizer.renderNativeChat?.(messages);
@@ -80,17 +85,34 @@ function chatLogprobs(tokens: readonly TokenDetail[]) {
 }
 
 function usageBody(u: Usage) {
-  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+  };
 }
 
 function chatFormatter(base: Base, logprobs: boolean): Formatter {
-  const chunk = (index: number, delta: Record<string, unknown>, finish: FinishReason | null, tokens: readonly TokenDetail[]) => ({
+  const chunk = (
+    index: number,
+    delta: Record<string, unknown>,
+    finish: FinishReason | null,
+    tokens: readonly TokenDetail[],
+  ) => ({
     ...base,
     object: 'chat.completion.chunk',
-    choices: [{ index, delta, logprobs: logprobs && tokens.length > 0 ? chatLogprobs(tokens) : null, finish_reason: finish }],
+    choices: [
+      {
+        index,
+        delta,
+        logprobs: logprobs && tokens.length > 0 ? chatLogprobs(tokens) : null,
+        finish_reason: finish,
+      },
+    ],
   });
   return {
-    openingChunks: (n) => Array.from({ length: n }, (_, i) => chunk(i, { role: 'assistant', content: '' }, null, [])),
+    openingChunks: (n) =>
+      Array.from({ length: n }, (_, i) => chunk(i, { role: 'assistant', content: '' }, null, [])),
     deltaChunk: (ev) => chunk(ev.index, { content: ev.text }, null, ev.tokens),
     finishChunk: (index, reason) => chunk(index, {}, reason, []),
     usageChunk: (u) => ({ ...base, object: 'chat.completion.chunk', choices: [], usage: usageBody(u) }),

@@ -31,7 +31,8 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
       model: body.model,
       system_fingerprint: systemFingerprint(served.tier.info()),
     };
-    const echoText = body.echo === true ? gateway.tokenizer.detokenize(withoutBos(gateway, promptTokens)) : '';
+    const echoText =
+      body.echo === true ? gateway.tokenizer.detokenize(withoutBos(gateway, promptTokens)) : '';
     const formatter = completionFormatter(base, echoText, body.logprobs != null);
     await respond(request, reply, gateway, served, gen, formatter, {
       stream: body.stream === true,
@@ -40,7 +41,7 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
   });
 }
 
-function promptToTokens(gateway: Gateway, prompt: string | string[] | number[] | number[][]): number[] {
+export function promptToTokens(gateway: Gateway, prompt: string | string[] | number[] | number[][]): number[] {
   const first = Array.isArray(prompt) ? prompt[0] : prompt;
   if (typeof first === 'string') return encodePrompt(gateway.tokenizer, first);
   if (typeof first === 'number') return prompt as number[];
@@ -77,21 +78,33 @@ function legacyLogprobs(tokens: readonly TokenDetail[], startOffset: number) {
 }
 
 function usageBody(u: Usage) {
-  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+  };
 }
 
 function completionFormatter(base: Base, echoText: string, logprobs: boolean): Formatter {
   const offsets = new Map<number, number>();
-  const choiceChunk = (index: number, text: string, finish: FinishReason | null, tokens: readonly TokenDetail[]) => {
+  const choiceChunk = (
+    index: number,
+    text: string,
+    finish: FinishReason | null,
+    tokens: readonly TokenDetail[],
+  ) => {
     const start = offsets.get(index) ?? 0;
     offsets.set(index, start + text.length);
     return {
       ...base,
-      choices: [{ text, index, logprobs: logprobs ? legacyLogprobs(tokens, start) : null, finish_reason: finish }],
+      choices: [
+        { text, index, logprobs: logprobs ? legacyLogprobs(tokens, start) : null, finish_reason: finish },
+      ],
     };
   };
   return {
-    openingChunks: (n) => (echoText === '' ? [] : Array.from({ length: n }, (_, i) => choiceChunk(i, echoText, null, []))),
+    openingChunks: (n) =>
+      echoText === '' ? [] : Array.from({ length: n }, (_, i) => choiceChunk(i, echoText, null, [])),
     deltaChunk: (ev) => choiceChunk(ev.index, ev.text, null, ev.tokens),
     finishChunk: (index, reason) => choiceChunk(index, '', reason, []),
     usageChunk: (u) => ({ ...base, choices: [], usage: usageBody(u) }),

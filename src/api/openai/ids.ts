@@ -21,9 +21,7 @@ export function systemFingerprint(info: TierInfo): string {
   const key = `${info.framework}|${info.modelId}|${info.variant}|${info.precision}`;
   const cached = fingerprints.get(key);
   if (cached !== undefined) return cached;
-  const digest = createHash('sha256')
-    .update(key)
-    .digest('hex');
+  const digest = createHash('sha256').update(key).digest('hex');
   const fingerprint = `fp_${digest.slice(0, 10)}`;
   fingerprints.set(key, fingerprint);
   return fingerprint;

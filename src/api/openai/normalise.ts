@@ -3,6 +3,7 @@ import type { Gateway, ServedModel } from '../../gateway/gateway.js';
 import { budgetFor } from '../../pipeline/prepare.js';
 import type { GenerationRequest } from '../../pipeline/types.js';
 import { ApiError } from '../errors.js';
+import { routeByPolicy } from '../route-decision.js';
 
 /** Fields shared by completions and chat, after schema validation. */
 export interface CommonFields {
@@ -20,16 +21,16 @@ export function headerValue(request: FastifyRequest, name: string): string | und
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Picks the tier, refuses work while shutting down or when the tier is not ready. */
+/**
+ * Resolves the model (and an x-tiergate-tier override), refuses work while shutting down. The
+ * tier's readiness is checked once routing has chosen it (routeByPolicy in buildGeneration): a
+ * policy may route around a tier that is not ready.
+ */
 export function routeRequest(request: FastifyRequest, gateway: Gateway, model: string): ServedModel {
   const served = gateway.route(model, headerValue(request, 'x-tiergate-tier'));
   request.tiergate.model = model;
   request.tiergate.tier = served.tier.name;
   if (gateway.isClosing) throw new ApiError('not_ready', 'The server is shutting down.', null, 5);
-  const health = served.tier.health();
-  if (!health.ready) {
-    throw new ApiError('not_ready', `The model's tier is not ready: ${health.detail ?? 'unknown'}.`, null, 5);
-  }
   return served;
 }
 
@@ -37,28 +38,65 @@ export function routeRequest(request: FastifyRequest, gateway: Gateway, model: s
 export function buildGeneration(
   request: FastifyRequest,
   gateway: Gateway,
-  served: ServedModel,
+  modelServed: ServedModel,
   fields: CommonFields,
   promptTokens: readonly number[],
   maxTokens: { value: number | null | undefined; param: string },
   logprobs: { enabled: boolean; top: number; param: string },
 ): GenerationRequest {
+  // The policy engine needs the prompt's length, so routing happens here, after tokenisation.
+  const served = routeByPolicy(request, gateway, modelServed, promptTokens, maxTokens.value);
+  return generationFor(gateway, served, fields, promptTokens, maxTokens, logprobs, {
+    requestId: request.id,
+    arrivedAt: request.tiergate.startedAt,
+  });
+}
+
+/**
+ * The transport-independent part of ingress (limits, budget, sampling defaults) on an already
+ * routed tier: the HTTP handlers and the gRPC API (src/api/grpc/) share it.
+ */
+export function generationFor(
+  gateway: Gateway,
+  served: ServedModel,
+  fields: CommonFields,
+  promptTokens: readonly number[],
+  maxTokens: { value: number | null | undefined; param: string },
+  logprobs: { enabled: boolean; top: number; param: string },
+  ids: { readonly requestId: string; readonly arrivedAt: number },
+): GenerationRequest {
   const { limits } = gateway.config;
   const stop = fields.stop == null ? [] : typeof fields.stop === 'string' ? [fields.stop] : fields.stop;
   if (stop.length > limits.maxStopSequences) {
-    throw new ApiError('invalid_request', `At most ${limits.maxStopSequences} stop sequences are allowed.`, 'stop');
+    throw new ApiError(
+      'invalid_request',
+      `At most ${limits.maxStopSequences} stop sequences are allowed.`,
+      'stop',
+    );
   }
-  if (stop.some((s) => s === '')) throw new ApiError('invalid_request', 'Stop sequences must not be empty.', 'stop');
+  if (stop.some((s) => s === ''))
+    throw new ApiError('invalid_request', 'Stop sequences must not be empty.', 'stop');
   const n = fields.n ?? 1;
   if (n > limits.maxChoices) {
     throw new ApiError('invalid_request', `'n' must be at most ${limits.maxChoices} (got ${n}).`, 'n');
   }
   if (logprobs.top > limits.maxTopLogprobs) {
-    throw new ApiError('invalid_request', `'${logprobs.param}' must be at most ${limits.maxTopLogprobs}.`, logprobs.param);
+    throw new ApiError(
+      'invalid_request',
+      `'${logprobs.param}' must be at most ${limits.maxTopLogprobs}.`,
+      logprobs.param,
+    );
   }
-  const budget = budgetFor(gateway.config, served.tier, gateway.tokenizer, promptTokens, maxTokens.value, maxTokens.param);
+  const budget = budgetFor(
+    gateway.config,
+    served.tier,
+    gateway.tokenizer,
+    promptTokens,
+    maxTokens.value,
+    maxTokens.param,
+  );
   return {
-    requestId: request.id,
+    requestId: ids.requestId,
     model: fields.model,
     tier: served.tier.name,
     promptTokens,
@@ -74,6 +112,6 @@ export function buildGeneration(
     n,
     logprobs: logprobs.enabled,
     topLogprobs: logprobs.top,
-    arrivedAt: request.tiergate.startedAt,
+    arrivedAt: ids.arrivedAt,
   };
 }

@@ -1,9 +1,17 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Gateway, ServedModel } from '../../gateway/gateway.js';
 import { execute, type ExecutionSummary } from '../../pipeline/execute.js';
-import type { ChoiceEvent, FinishReason, GenerationRequest, TokenDetail, Usage } from '../../pipeline/types.js';
+import type {
+  ChoiceEvent,
+  FinishReason,
+  GenerationRequest,
+  TokenDetail,
+  Usage,
+} from '../../pipeline/types.js';
 import { ApiError, toApiError } from '../errors.js';
 import { SseWriter } from '../sse.js';
+import { newExecutionRecord, ResilientGeneration } from '../../resilience/executor.js';
+import { resilienceFields, setResilienceHeaders } from '../../resilience/response-fields.js';
 
 /** One finished choice, for non-streamed responses. */
 export interface CollectedChoice {
@@ -48,13 +56,29 @@ export async function respond(
   reply.raw.once('close', onClose);
   const signal = AbortSignal.any([client.signal, gateway.shutdownSignal]);
   const summary: ExecutionSummary = { completionTokens: 0, ttftMs: undefined, aborted: false };
-  const events = execute(served.tier, gateway.tokenizer, gateway.metrics, gen, signal, summary);
-  const usage = (): Usage => ({ promptTokens: gen.promptTokens.length * gen.n, completionTokens: summary.completionTokens });
+  // Routing may have chosen another tier than the model's (gen.tier); feed its latency model.
+  const tier = gateway.tiers.get(gen.tier) ?? served.tier;
+  // The resilience executor runs the attempt list (breakers, admission, retries, continuation).
+  const resilient = new ResilientGeneration(
+    gateway.resilience,
+    gen.attempts ?? gateway.resilience.defaultAttempts(tier.name),
+    newExecutionRecord(),
+    gen.deadline,
+  );
+  ctx.resilience = resilient.record;
+  const events = execute(resilient, gateway.tokenizer, gateway.metrics, gen, signal, summary, (o) =>
+    gateway.router.observe(tier.name, o),
+  );
+  const usage = (): Usage => ({
+    promptTokens: gen.promptTokens.length * gen.n,
+    completionTokens: summary.completionTokens,
+  });
   try {
     // Once aborted, the reason (client gone, shutdown) is the error, not whatever the tier threw.
     const first = await events.next().catch((err: unknown) => {
       throw signal.aborted ? signal.reason : err;
     });
+    setResilienceHeaders(reply, resilient.record, options.stream);
     if (options.stream) {
       const sse = new SseWriter(reply);
       try {
@@ -77,6 +101,8 @@ export async function respond(
         ctx.errorCode = apiError.code ?? apiError.type;
         await sse.send(apiError.toBody());
       } finally {
+        // A mid-stream continuation happens after the headers left: report it in trailers.
+        if (!sse.closed) reply.raw.addTrailers(resilienceFields(resilient.record));
         sse.end();
       }
     } else {
@@ -101,6 +127,7 @@ export async function respond(
         }
       }
       const ordered = [...choices.values()].sort((a, b) => a.index - b.index);
+      void reply.headers(resilienceFields(resilient.record));
       await reply.send(formatter.response(ordered, usage()));
     }
   } finally {

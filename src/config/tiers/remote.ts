@@ -11,6 +11,17 @@ export const RemoteTierSchema = Type.Object(
     kind: Type.Literal('remote'),
     /** host:port of a running tier server. */
     address: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * Several tier servers (host:port each, e.g. `tiergate worker` replicas) behind this one tier:
+     * requests go to the serving one with the fewest outstanding requests (docs/grpc-and-workers.md).
+     */
+    addresses: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+    /**
+     * Resolve the host names of `address` / `addresses` to every IP they have (a Kubernetes
+     * headless Service) and balance over all of them, re-resolving every resolveIntervalMs.
+     */
+    resolve: Type.Boolean({ default: false }),
+    resolveIntervalMs: Type.Integer({ minimum: 100, default: 30_000 }),
     /** Start the PyTorch sidecar from the gateway, wait for its health check, restart it on crash. */
     spawn: Type.Boolean({ default: false }),
     /** Debian's interpreter with python3-torch and python3-grpcio (the first python3 on PATH may lack them). */
@@ -58,6 +69,13 @@ export type RemoteTierConfig = Static<typeof RemoteTierSchema>;
 
 /** Cross-field rules the schema cannot express; an empty list means the options are usable. */
 export function remoteConfigProblems(config: RemoteTierConfig): string[] {
+  if (config.address !== undefined && config.addresses !== undefined) {
+    return ['give either address or addresses (a list of tier servers), not both'];
+  }
+  if (config.spawn && (config.addresses !== undefined || config.resolve)) {
+    return ['addresses and resolve are for external tier servers; spawn: true starts one sidecar'];
+  }
+  if (!config.spawn && config.addresses !== undefined) return [];
   if (config.spawn && config.address !== undefined) {
     return ['give either address (an external server) or spawn: true (a supervised sidecar), not both'];
   }

@@ -101,7 +101,8 @@ export class LlamaCppTier implements Tier {
           yield { kind: 'finish', reason: 'stop' };
           return;
         }
-        const top = out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
+        const top =
+          out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
         yield { kind: 'token', token, logprob: Math.log(out.confidence), top };
         if (++produced >= limit) {
           yield { kind: 'finish', reason: 'length' };
@@ -127,7 +128,9 @@ export class LlamaCppTier implements Tier {
     const seq = await pool.acquire(signal ?? new AbortController().signal);
     try {
       const input = tokens.map((t, i) =>
-        i < tokens.length - 1 ? ([t as Token, { generateNext: { probabilities: true } }] as const) : (t as Token),
+        i < tokens.length - 1
+          ? ([t as Token, { generateNext: { probabilities: true } }] as const)
+          : (t as Token),
       );
       const results = await seq.controlledEvaluate(input as Parameters<typeof seq.controlledEvaluate>[0]);
       for (let i = 0; i < tokens.length - 1; i++) {

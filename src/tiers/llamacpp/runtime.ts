@@ -7,11 +7,14 @@ let shared: Promise<Llama> | undefined;
  * prebuilt binaries from @node-llama-cpp/linux-x64 are used as installed (FACTS.md).
  */
 export function llamaRuntime(): Promise<Llama> {
-  shared ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, progressLogs: false }).catch(
-    (err: unknown) => {
-      shared = undefined;
-      throw err;
-    },
-  );
+  shared ??= getLlama({
+    gpu: false,
+    build: 'never',
+    logLevel: LlamaLogLevel.error,
+    progressLogs: false,
+  }).catch((err: unknown) => {
+    shared = undefined;
+    throw err;
+  });
   return shared;
 }

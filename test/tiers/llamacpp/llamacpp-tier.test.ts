@@ -17,7 +17,9 @@ interface GoldenPrompt {
   readonly next_token_logits: number[];
   readonly greedy: number[];
 }
-const golden = JSON.parse(readFileSync(join(FAMILY_DIR, 'golden.json'), 'utf8')) as { prompts: GoldenPrompt[] };
+const golden = JSON.parse(readFileSync(join(FAMILY_DIR, 'golden.json'), 'utf8')) as {
+  prompts: GoldenPrompt[];
+};
 const greedy = { temperature: 0, topP: 1, topK: 0 };
 
 async function collect(events: AsyncIterable<TierEvent>): Promise<TierEvent[]> {
@@ -34,7 +36,10 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
   before(async () => {
     tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
     const config = buildConfig(
-      { tiers: { edge: { kind: 'llamacpp', model: 'tiny-f32.gguf', sequences: 2 } }, models: { m: { tier: 'edge' } } },
+      {
+        tiers: { edge: { kind: 'llamacpp', model: 'tiny-f32.gguf', sequences: 2 } },
+        models: { m: { tier: 'edge' } },
+      },
       { env: {} },
     );
     const options = config.tiers.edge;
@@ -79,7 +84,10 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
     const max = Math.max(...p.next_token_logits);
     const logZ = max + Math.log(p.next_token_logits.reduce((s, l) => s + Math.exp(l - max), 0));
     const events = await collect(
-      tier.generate({ tokens: p.ids, sampling: greedy, maxTokens: 1, stopTokens: [], topLogprobs: 3 }, new AbortController().signal),
+      tier.generate(
+        { tokens: p.ids, sampling: greedy, maxTokens: 1, stopTokens: [], topLogprobs: 3 },
+        new AbortController().signal,
+      ),
     );
     const first = events[0];
     assert.ok(first?.kind === 'token');
@@ -93,7 +101,10 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
   test('maxTokens ends with "length"; the context limit is respected', async () => {
     const p = golden.prompts[1]!;
     const events = await collect(
-      tier.generate({ tokens: p.ids, sampling: greedy, maxTokens: 3, stopTokens: [], topLogprobs: 0 }, new AbortController().signal),
+      tier.generate(
+        { tokens: p.ids, sampling: greedy, maxTokens: 3, stopTokens: [], topLogprobs: 0 },
+        new AbortController().signal,
+      ),
     );
     assert.equal(events.filter((e) => e.kind === 'token').length, 3);
     assert.deepEqual(events.at(-1), { kind: 'finish', reason: 'length' });
@@ -102,15 +113,18 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
   test('abort stops generation and frees the sequence for waiting requests', async () => {
     const p = golden.prompts[0]!;
     const controllers = [new AbortController(), new AbortController()];
-    const streams = controllers.map((c) =>
-      tier.generate({ tokens: p.ids, sampling: { ...greedy, temperature: 1, seed: 1 }, maxTokens: 10_000, stopTokens: [], topLogprobs: 0 }, c.signal)[
-        Symbol.asyncIterator
-      ](),
-    );
+    const long = { tokens: p.ids, sampling: { ...greedy, temperature: 1, seed: 1 }, maxTokens: 10_000 };
+    const streams = controllers.map((c) => {
+      const events = tier.generate({ ...long, stopTokens: [], topLogprobs: 0 }, c.signal);
+      return events[Symbol.asyncIterator]();
+    });
     await Promise.all(streams.map((s) => s.next()));
     // Both sequences are busy: a third request waits until one is freed.
     const third = collect(
-      tier.generate({ tokens: p.ids, sampling: greedy, maxTokens: 2, stopTokens: [], topLogprobs: 0 }, new AbortController().signal),
+      tier.generate(
+        { tokens: p.ids, sampling: greedy, maxTokens: 2, stopTokens: [], topLogprobs: 0 },
+        new AbortController().signal,
+      ),
     );
     controllers[0]!.abort(new Error('client gone'));
     await assert.rejects(streams[0]!.next(), /client gone/);
@@ -118,7 +132,8 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
     assert.deepEqual(events.at(-1), { kind: 'finish', reason: 'length' });
     controllers[1]!.abort(new Error('done'));
     await assert.rejects(streams[1]!.next());
-    const inUse = (await metrics.registry.getSingleMetric('tiergate_tier_sequences_in_use')?.get())?.values[0]?.value;
+    const inUse = (await metrics.registry.getSingleMetric('tiergate_tier_sequences_in_use')?.get())?.values[0]
+      ?.value;
     assert.equal(inUse, 0);
   });
 });

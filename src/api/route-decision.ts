@@ -1,0 +1,168 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Gateway, ServedModel } from '../gateway/gateway.js';
+import type { MetricsService } from '../observability/metrics.js';
+import type { RoutePlan } from '../routing/plan.js';
+import { parseRouteOptions } from '../routing/route-options.js';
+import type { RouteQuestion } from '../routing/router.js';
+import { ApiError } from './errors.js';
+
+/** Replies by request, so routing (which runs inside body handling) can set response headers. */
+const replies = new WeakMap<FastifyRequest, FastifyReply>();
+/** Plans by request: the executor (src/resilience/) and the summary line read them. */
+const plans = new WeakMap<FastifyRequest, RoutePlan>();
+
+/** Route decisions and budget misses, registered in the gateway's own registry. */
+function routingMetrics(metrics: MetricsService) {
+  return {
+    decisions: metrics.counter({
+      name: 'route_decisions_total',
+      help: 'Routing decisions by policy, chosen tier and reason code.',
+      labelNames: ['policy', 'tier', 'reason'],
+    }),
+    budgetMisses: metrics.counter({
+      name: 'route_budget_misses_total',
+      help: 'Requests that missed their latency budget or were served below their accuracy floor.',
+      labelNames: ['policy', 'tier', 'budget'],
+    }),
+  };
+}
+
+/** Installs the hook that makes each request's reply reachable from routing. */
+export function installRouteHeaders(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request, reply) => {
+    replies.set(request, reply);
+  });
+}
+
+/** The plan routing made for a request, if any. */
+export function planOf(request: FastifyRequest): RoutePlan | undefined {
+  return plans.get(request);
+}
+
+/** The routing question of an OpenAI request: its options, key, override and features. */
+export function routeQuestion(
+  request: FastifyRequest,
+  gateway: Gateway,
+  served: ServedModel,
+  promptTokens: number,
+  maxTokens: number | null | undefined,
+): RouteQuestion {
+  const override = request.headers['x-tiergate-tier'];
+  const modelTier = gateway.config.models[served.name]?.tier ?? served.tier.name;
+  return {
+    model: served.name,
+    modelTier,
+    tierOverride: typeof override === 'string' && override !== '' ? served.tier.name : undefined,
+    apiKey: request.tiergate.apiKey,
+    options: parseRouteOptions(request.body, request.headers),
+    features: { promptTokens, maxTokens: maxTokens ?? gateway.config.limits.defaultMaxTokens },
+  };
+}
+
+/**
+ * Step 3 of DESIGN.md for an OpenAI request: asks the router for a plan, records it (headers,
+ * summary line, metrics), refuses rejected plans and returns the served model on the first
+ * attempt's tier. The executor takes the rest of the attempts from planOf(request).
+ */
+export function routeByPolicy(
+  request: FastifyRequest,
+  gateway: Gateway,
+  served: ServedModel,
+  promptTokens: readonly number[],
+  maxTokens: number | null | undefined,
+): ServedModel {
+  const ctx = request.tiergate;
+  const reply = replies.get(request);
+  const decided = decideRoute(
+    gateway,
+    served,
+    routeQuestion(request, gateway, served, promptTokens.length, maxTokens),
+    ctx.startedAt,
+    {
+      onPlan: (plan) => {
+        plans.set(request, plan);
+        ctx.policy = plan.policy;
+        ctx.routeReason = plan.code;
+        void reply?.header('x-tiergate-policy', plan.policy);
+        void reply?.header('x-tiergate-route-reason', headerSafe(plan.reason));
+      },
+      onTier: (tier) => {
+        ctx.tier = tier;
+        void reply?.header('x-tiergate-tier', tier);
+      },
+    },
+  );
+  reply?.raw.once('close', decided.done);
+  return decided.served;
+}
+
+/** A routed request: its plan, the served model on the first attempt's tier, and its end. */
+export interface RouteDecision {
+  readonly plan: RoutePlan;
+  readonly served: ServedModel;
+  /** Call once when the request ends (however it ends): frees the router's slot, records budget misses. */
+  readonly done: () => void;
+}
+
+/**
+ * Step 3 of DESIGN.md, independent of the transport (HTTP above, gRPC in src/api/grpc/): asks
+ * the router for a plan, counts the decision, refuses rejected plans and unready tiers, and
+ * admits the request to the chosen tier. `onPlan` / `onTier` see the decision before any refusal.
+ */
+export function decideRoute(
+  gateway: Gateway,
+  served: ServedModel,
+  question: RouteQuestion,
+  startedAt: number,
+  hooks: { onPlan?: (plan: RoutePlan) => void; onTier?: (tier: string) => void } = {},
+): RouteDecision {
+  const plan = gateway.router.plan(question);
+  hooks.onPlan?.(plan);
+  const first = plan.attempts[0];
+  const m = routingMetrics(gateway.metrics);
+  m.decisions.inc({ policy: plan.policy, tier: first?.tier ?? 'none', reason: plan.code });
+  if (plan.rejected !== undefined || first === undefined) {
+    const reason = plan.rejected?.reason ?? 'no tier to route to';
+    if (plan.code === 'unavailable')
+      throw new ApiError('not_ready', `Cannot route the request: ${reason}.`, null, 5);
+    throw new ApiError('route_infeasible', `Cannot meet the request's budgets: ${reason}.`, 'tiergate');
+  }
+  const tier = gateway.tiers.get(first.tier);
+  if (tier === undefined) throw new ApiError('internal', `Routing chose an unknown tier "${first.tier}".`);
+  hooks.onTier?.(tier.name);
+  // The engine already skipped unready tiers; a static or override plan has not looked.
+  const health = tier.health();
+  if (!health.ready) {
+    throw new ApiError('not_ready', `The model's tier is not ready: ${health.detail ?? 'unknown'}.`, null, 5);
+  }
+  const release = gateway.router.admit(tier.name);
+  let ended = false;
+  const done = (): void => {
+    if (ended) return;
+    ended = true;
+    release();
+    recordMisses(startedAt, plan, tier.name, gateway, m);
+  };
+  return { plan, served: { ...served, tier }, done };
+}
+
+function recordMisses(
+  startedAt: number,
+  plan: RoutePlan,
+  tier: string,
+  gateway: Gateway,
+  m: ReturnType<typeof routingMetrics>,
+): void {
+  if (plan.policy === 'none') return;
+  const elapsedMs = performance.now() - startedAt;
+  if (elapsedMs > plan.budget.latencyMs) m.budgetMisses.inc({ policy: plan.policy, tier, budget: 'latency' });
+  const accuracy = gateway.router.profiles.profile(tier).accuracy;
+  if (accuracy < plan.budget.accuracyFloor)
+    m.budgetMisses.inc({ policy: plan.policy, tier, budget: 'accuracy' });
+}
+
+/** Header values must be visible ASCII; reasons are built from ASCII but tier names come from config. */
+function headerSafe(text: string): string {
+  const ascii = text.replace(/[^\x20-\x7e]/g, '?');
+  return ascii.length > 200 ? `${ascii.slice(0, 197)}...` : ascii;
+}

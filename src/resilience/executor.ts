@@ -1,0 +1,251 @@
+import type { GenerateRequest, Tier, TierEvent } from '../tiers/tier.js';
+import { AllTiersFailedError, causeOf, isRetryable, ResilienceError, type FailureCause } from './errors.js';
+import type { ResilienceRuntime } from './resilience-runtime.js';
+import type { BreakerTicket } from './tier-breaker.js';
+
+/** One entry of a RoutePlan's ordered attempt list (chosen tier first, then fallbacks). */
+export interface AttemptSpec {
+  readonly tier: string;
+  /** Time this attempt may take, in ms from its start; 0 = bounded only by the request deadline. */
+  readonly deadlineMs: number;
+}
+
+/** What happened to a request across its attempts: for headers, the summary log and metrics. */
+export interface ExecutionRecord {
+  /** Tiers that streamed tokens (or finished) for this request, in order. */
+  readonly servedBy: string[];
+  /** The tier that failed mid-stream and was continued from (first such tier). */
+  continuedFrom: string | undefined;
+  readonly fallbacks: { from: string; to: string | undefined; cause: FailureCause; stage: Stage }[];
+  retries: number;
+}
+
+type Stage = 'before_first_token' | 'mid_stream';
+
+export function newExecutionRecord(): ExecutionRecord {
+  return { servedBy: [], continuedFrom: undefined, fallbacks: [], retries: 0 };
+}
+
+/**
+ * Runs one generation over an ordered attempt list with the tiers' breakers, admission control,
+ * retry budget and deadlines. Looks like a Tier's `generate` to the pipeline.
+ *
+ * - Before the first token, a failed attempt moves to the next tier only while the request's
+ *   deadline has time left and the retry budget allows it; a tier skipped because its breaker is
+ *   open or it shed the request costs nothing and needs no budget.
+ * - After tokens were streamed, a failure continues on the next tier from prompt + tokens sent
+ *   (maxTokens reduced): every tier shares the tokenizer, so greedy output is unchanged. This is
+ *   not charged to the budget: the client already holds half an answer.
+ */
+export class ResilientGeneration {
+  readonly name: string;
+  private readonly deadline: number;
+
+  constructor(
+    private readonly runtime: ResilienceRuntime,
+    private readonly attempts: readonly AttemptSpec[],
+    readonly record: ExecutionRecord,
+    /** Absolute deadline (ms since the epoch) of the whole request; default from config. */
+    deadline?: number,
+  ) {
+    this.name = attempts[0]?.tier ?? 'none';
+    this.deadline = deadline ?? Date.now() + runtime.requestTimeoutMs;
+    runtime.retryBudget.deposit();
+  }
+
+  generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<TierEvent> {
+    return this.run(request, signal);
+  }
+
+  private async *run(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<TierEvent> {
+    const { runtime, record } = this;
+    const m = runtime.metrics;
+    const sent: number[] = [];
+    const tried: string[] = [];
+    let lastError: unknown;
+    /** True once an attempt actually ran on a tier and failed (so the next one is a retry). */
+    let issuedAndFailed = false;
+
+    const noteFallback = (from: string, cause: FailureCause): void => {
+      const stage: Stage = sent.length > 0 ? 'mid_stream' : 'before_first_token';
+      record.fallbacks.push({ from, to: undefined, cause, stage });
+    };
+
+    for (const [index, attempt] of this.attempts.entries()) {
+      const guard = runtime.guard(attempt.tier);
+      if (guard === undefined) continue;
+      if (signal.aborted) throw signal.reason;
+      const pending = record.fallbacks.at(-1);
+      if (pending !== undefined && pending.to === undefined) {
+        pending.to = guard.name;
+        m.fallbacks.inc({ from: pending.from, to: guard.name, cause: pending.cause, stage: pending.stage });
+      }
+      if (Date.now() >= this.deadline) break;
+      if (issuedAndFailed && sent.length === 0) {
+        if (!runtime.retryBudget.tryWithdraw()) {
+          m.retries.inc({ tier: guard.name, result: 'budget_exhausted' });
+          break;
+        }
+        m.retries.inc({ tier: guard.name, result: 'attempted' });
+        record.retries++;
+      }
+      tried.push(guard.name);
+
+      const ticket = guard.breaker.tryAcquire();
+      if (ticket === undefined) {
+        lastError = new ResilienceError(
+          'TIERGATE_ERR_BREAKER_OPEN',
+          `tier "${guard.name}" is failing; its circuit breaker is open`,
+          guard.name,
+          Math.ceil(guard.settings.breaker.resetTimeoutMs / 1000),
+        );
+        noteFallback(guard.name, 'breaker_open');
+        continue;
+      }
+      let release: (() => void) | undefined;
+      try {
+        release = await guard.admission.acquire(this.deadline, signal);
+      } catch (err) {
+        ticket.neutral();
+        if (signal.aborted) throw signal.reason;
+        lastError = err;
+        m.shed.inc({
+          tier: guard.name,
+          reason:
+            (err as ResilienceError).code === 'TIERGATE_ERR_SHED_QUEUE_FULL' ? 'queue_full' : 'deadline',
+        });
+        noteFallback(guard.name, 'shed');
+        continue;
+      }
+
+      const outcome = yield* this.attempt(
+        guard.name,
+        guard.tier,
+        ticket,
+        {
+          ...attempt,
+          deadlineMs: attemptLimit(
+            // The plan's budget does not bind the final attempt: cutting it would turn a slow
+            // answer into no answer. The tier's own attemptTimeoutMs (hang protection) does.
+            index === this.attempts.length - 1 ? 0 : attempt.deadlineMs,
+            guard.settings.attemptTimeoutMs,
+          ),
+        },
+        request,
+        sent,
+        signal,
+        release,
+      );
+      if (outcome === 'finished') return;
+      lastError = outcome.error;
+      if (!isRetryable(outcome.error)) throw outcome.error;
+      issuedAndFailed = true;
+      if (sent.length > 0) record.continuedFrom ??= guard.name;
+      noteFallback(guard.name, causeOf(outcome.error));
+      runtime.logger.warn(
+        { tier: guard.name, requestId: request.requestId, tokensSent: sent.length, err: outcome.error },
+        `attempt on tier "${guard.name}" failed; trying the next tier`,
+      );
+    }
+    if (
+      Date.now() >= this.deadline &&
+      !(lastError instanceof ResilienceError && lastError.code === 'TIERGATE_ERR_DEADLINE')
+    ) {
+      lastError = new ResilienceError(
+        'TIERGATE_ERR_DEADLINE',
+        `the request's deadline passed (tiers tried: ${tried.join(', ') || 'none'})`,
+        undefined,
+      );
+    }
+    throw new AllTiersFailedError(tried, lastError ?? new Error('no tier could serve the request'));
+  }
+
+  /** One attempt on one tier; yields its events, returns 'finished' or the error that ended it. */
+  private async *attempt(
+    tierName: string,
+    tier: Tier,
+    ticket: BreakerTicket,
+    spec: AttemptSpec,
+    request: GenerateRequest,
+    sent: number[],
+    signal: AbortSignal,
+    release: () => void,
+  ): AsyncGenerator<TierEvent, 'finished' | { error: unknown }> {
+    const now = Date.now();
+    const attemptEnd = spec.deadlineMs > 0 ? Math.min(this.deadline, now + spec.deadlineMs) : this.deadline;
+    const local = new AbortController();
+    const timer = setTimeout(
+      () => {
+        const overall = attemptEnd >= this.deadline;
+        local.abort(
+          new ResilienceError(
+            overall ? 'TIERGATE_ERR_DEADLINE' : 'TIERGATE_ERR_ATTEMPT_TIMEOUT',
+            overall
+              ? `the request's deadline passed on tier "${tierName}"`
+              : `attempt on tier "${tierName}" timed out after ${spec.deadlineMs} ms`,
+            tierName,
+          ),
+        );
+      },
+      Math.max(0, attemptEnd - now),
+    );
+    const onAbort = (): void => local.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const remaining = request.maxTokens - sent.length;
+    let servedNoted = false;
+    try {
+      if (remaining <= 0) {
+        // The previous tier died after the last token but before its finish event.
+        ticket.neutral();
+        yield { kind: 'finish', reason: 'length' };
+        return 'finished';
+      }
+      const events = tier.generate(
+        // The tier sees the prompt plus everything already sent: a seamless continuation.
+        {
+          ...request,
+          tokens: sent.length === 0 ? request.tokens : [...request.tokens, ...sent],
+          maxTokens: remaining,
+          deadline: this.deadline,
+        },
+        local.signal,
+      );
+      for await (const event of events) {
+        if (!servedNoted) {
+          this.record.servedBy.push(tierName);
+          servedNoted = true;
+        }
+        if (event.kind === 'token') sent.push(event.token);
+        else ticket.success();
+        yield event;
+        if (event.kind === 'finish') return 'finished';
+      }
+      throw new Error(`tier "${tierName}" ended its stream without a finish event`);
+    } catch (err) {
+      if (signal.aborted) {
+        ticket.neutral();
+        throw signal.reason;
+      }
+      const error = local.signal.aborted ? local.signal.reason : err;
+      if (!isRetryable(error)) ticket.neutral();
+      else ticket.failure(error);
+      if ((error as { code?: unknown }).code === 'TIERGATE_ERR_DEADLINE')
+        throw new AllTiersFailedError([tierName], error);
+      return { error };
+    } finally {
+      // Reached also when the consumer stops early (client gone, stop string): not the tier's fault.
+      ticket.neutral();
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      local.abort();
+      release();
+    }
+  }
+}
+
+/** The tighter of two limits where 0 means "none". */
+function attemptLimit(a: number, b: number): number {
+  if (a <= 0) return b;
+  if (b <= 0) return a;
+  return Math.min(a, b);
+}

@@ -1,0 +1,132 @@
+import type { FaultSettings } from '../config/resilience.js';
+import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tiers/tier.js';
+import { ResilienceError } from './errors.js';
+
+export type FaultKind = 'error' | 'delay' | 'fail_after_tokens' | 'hang';
+
+/** What to do to one stream, decided when it starts. */
+interface FaultPlan {
+  readonly delayMs: number;
+  readonly error: boolean;
+  /** Fail (or hang) once this many tokens were passed through; undefined = never. */
+  readonly failAfter: number | undefined;
+  readonly hangAfter: number | undefined;
+}
+
+/**
+ * Envoy fault-filter style injection around any Tier (llama.cpp, ONNX, remote alike): delay,
+ * fail before the first token, fail after N tokens, or hang until aborted — each with its own
+ * probability. Settings are read per stream from `settings()`, so a hot reload changes them live.
+ * With every rate at 0 (the default) streams pass through untouched.
+ */
+export class FaultInjectingTier implements Tier {
+  constructor(
+    private readonly inner: Tier,
+    private readonly settings: () => FaultSettings,
+    private readonly onFault: (kind: FaultKind) => void = () => {},
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  get name(): string {
+    return this.inner.name;
+  }
+
+  start(): Promise<void> {
+    return this.inner.start();
+  }
+
+  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<TierEvent> {
+    const plan = this.plan(this.settings());
+    if (plan === undefined) return this.inner.generate(request, signal);
+    return this.faulty(plan, request, signal);
+  }
+
+  private plan(s: FaultSettings): FaultPlan | undefined {
+    const hit = (rate: number): boolean => rate > 0 && (rate >= 1 || this.random() < rate);
+    const delay = hit(s.delayRate) ? s.delayMs : 0;
+    const error = hit(s.errorRate);
+    const failAfter = hit(s.failAfterTokensRate) ? s.failAfterTokens : undefined;
+    const hangAfter = hit(s.hangRate) ? s.hangAfterTokens : undefined;
+    if (delay === 0 && !error && failAfter === undefined && hangAfter === undefined) return undefined;
+    return { delayMs: delay, error, failAfter, hangAfter };
+  }
+
+  private async *faulty(
+    plan: FaultPlan,
+    request: GenerateRequest,
+    signal: AbortSignal,
+  ): AsyncGenerator<TierEvent> {
+    if (plan.delayMs > 0) {
+      this.onFault('delay');
+      await sleep(plan.delayMs, signal);
+    }
+    if (plan.error) {
+      this.onFault('error');
+      throw this.injected('before the first token');
+    }
+    if (plan.hangAfter === 0) return this.hang(signal);
+    if (plan.failAfter === 0) {
+      this.onFault('fail_after_tokens');
+      throw this.injected('after 0 tokens');
+    }
+    let tokens = 0;
+    for await (const event of this.inner.generate(request, signal)) {
+      yield event;
+      if (event.kind !== 'token') continue;
+      tokens++;
+      if (tokens === plan.hangAfter) return this.hang(signal);
+      if (tokens === plan.failAfter) {
+        // Returning from the loop ends the inner stream, which frees its slot, like a crash would.
+        this.onFault('fail_after_tokens');
+        throw this.injected(`after ${tokens} tokens`);
+      }
+    }
+  }
+
+  /** Never resolves; ends (by throwing the abort reason) only when the caller aborts. */
+  private async hang(signal: AbortSignal): Promise<void> {
+    this.onFault('hang');
+    await sleep(Number.POSITIVE_INFINITY, signal);
+  }
+
+  private injected(when: string): ResilienceError {
+    return new ResilienceError(
+      'TIERGATE_ERR_FAULT_INJECTED',
+      `tier "${this.name}": injected fault ${when}`,
+      this.name,
+    );
+  }
+
+  score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array> {
+    return this.inner.score(tokens, signal);
+  }
+
+  info(): TierInfo {
+    return this.inner.info();
+  }
+
+  health(): TierHealth {
+    return this.inner.health();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Resolves after `ms` (never for Infinity); rejects with the signal's reason when aborted. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
+    function done(): void {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }
+    function onAbort(): void {
+      if (timer !== undefined) clearTimeout(timer);
+      reject(signal.reason as Error);
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

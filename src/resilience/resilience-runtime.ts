@@ -1,0 +1,109 @@
+import type { Logger } from 'pino';
+import { tierResilience, type ResilienceConfig, type TierResilience } from '../config/resilience.js';
+import type { Config } from '../config/index.js';
+import type { MetricsService } from '../observability/metrics.js';
+import type { Tier } from '../tiers/tier.js';
+import { AdmissionController } from './admission.js';
+import { FaultInjectingTier } from './fault-tier.js';
+import { BREAKER_STATE_VALUE, ResilienceMetrics } from './resilience-metrics.js';
+import { RetryBudget } from './retry-budget.js';
+import { TierBreaker } from './tier-breaker.js';
+
+/** Everything the executor needs for one tier. */
+export interface TierGuard {
+  readonly name: string;
+  /** The tier behind fault injection (a pass-through when no fault is configured). */
+  readonly tier: Tier;
+  readonly breaker: TierBreaker;
+  readonly admission: AdmissionController;
+  settings: TierResilience;
+}
+
+/**
+ * The live resilience state of a gateway: one guard (breaker, admission, faults) per tier and
+ * the shared retry budget. `apply()` swaps settings in place on a hot reload, so in-flight
+ * requests keep their slots and breakers keep their history.
+ */
+export class ResilienceRuntime {
+  readonly metrics: ResilienceMetrics;
+  readonly retryBudget: RetryBudget;
+  private readonly guards = new Map<string, TierGuard>();
+  private config: ResilienceConfig;
+
+  constructor(
+    tiers: ReadonlyMap<string, Tier>,
+    config: Config,
+    metrics: MetricsService,
+    readonly logger: Logger,
+  ) {
+    this.metrics = new ResilienceMetrics(metrics);
+    this.config = config.resilience as ResilienceConfig;
+    this.retryBudget = new RetryBudget(this.config.retryBudget);
+    for (const [name, tier] of tiers) {
+      const settings = tierResilience(this.config, name);
+      const m = this.metrics;
+      const guard: TierGuard = {
+        name,
+        settings,
+        tier: new FaultInjectingTier(
+          tier,
+          () => guard.settings.fault,
+          (kind) => m.faults.inc({ tier: name, fault: kind }),
+        ),
+        breaker: new TierBreaker(name, settings.breaker, (event, state) => {
+          m.breakerEvents.inc({ tier: name, event });
+          m.breakerState.set({ tier: name }, BREAKER_STATE_VALUE[state]);
+          if (event === 'open' || event === 'half_open' || event === 'close') {
+            logger.warn({ tier: name, breaker: state }, `circuit breaker of tier "${name}" is now ${state}`);
+          }
+        }),
+        admission: new AdmissionController(name, settings.admission, (queued, active) => {
+          m.queueDepth.set({ tier: name }, queued);
+          m.admitted.set({ tier: name }, active);
+        }),
+      };
+      m.breakerState.set({ tier: name }, 0);
+      m.queueDepth.set({ tier: name }, 0);
+      this.guards.set(name, guard);
+    }
+  }
+
+  /** For the router (Router.useBreakers): a tier whose breaker is open should not be planned first. */
+  isBreakerOpen(name: string): boolean {
+    return this.guards.get(name)?.breaker.state === 'open';
+  }
+
+  guard(name: string): TierGuard | undefined {
+    return this.guards.get(name);
+  }
+
+  get requestTimeoutMs(): number {
+    return this.config.requestTimeoutMs;
+  }
+
+  /** The attempt list when no RoutePlan gives one: the tier, then its configured fallbacks. */
+  defaultAttempts(tier: string): { tier: string; deadlineMs: number }[] {
+    const g = this.guards.get(tier);
+    const names = [tier, ...(g?.settings.fallbacks ?? [])];
+    return names.map((name) => ({
+      tier: name,
+      deadlineMs: this.guards.get(name)?.settings.attemptTimeoutMs ?? 0,
+    }));
+  }
+
+  /** Applies reloaded settings (already validated) to every tier. */
+  apply(config: Config): void {
+    this.config = config.resilience as ResilienceConfig;
+    this.retryBudget.update(this.config.retryBudget);
+    for (const [name, guard] of this.guards) {
+      const settings = tierResilience(this.config, name);
+      guard.settings = settings;
+      guard.breaker.update(settings.breaker);
+      guard.admission.update(settings.admission);
+    }
+  }
+
+  close(): void {
+    for (const g of this.guards.values()) g.breaker.shutdown();
+  }
+}

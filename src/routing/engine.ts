@@ -1,0 +1,292 @@
+import type { PolicyConfig } from '../config/policies.js';
+import type {
+  Objective,
+  RouteAttempt,
+  RouteBudget,
+  RoutePlan,
+  RouteReasonCode,
+  SkipCause,
+  TierVerdict,
+} from './plan.js';
+
+/** What the engine knows about a request before running it. */
+export interface RequestFeatures {
+  readonly promptTokens: number;
+  /** Upper bound on generated tokens; latency is predicted for all of them (worst case). */
+  readonly maxTokens: number;
+}
+
+/** A tier's predicted latency terms (already at the configured quantile) and accuracy. */
+export interface TierProfile {
+  readonly ttftMs: number;
+  readonly ttftPerPromptTokenMs: number;
+  readonly perOutputTokenMs: number;
+  readonly queueMs: number;
+  /** Relative to the FP32 reference, in (0, 1]. */
+  readonly accuracy: number;
+}
+
+export interface TierState {
+  readonly ready: boolean;
+  readonly breakerOpen: boolean;
+  /** Requests currently routed to the tier (running or queued). */
+  readonly queueDepth: number;
+  /** Requests the tier runs at once. */
+  readonly capacity: number;
+}
+
+export interface NamedPolicy extends Pick<
+  PolicyConfig,
+  'tiers' | 'objective' | 'fallback' | 'costPer1kTokens' | 'onInfeasible'
+> {
+  readonly name: string;
+}
+
+export interface EngineInput {
+  readonly features: RequestFeatures;
+  readonly policy: NamedPolicy;
+  /** The policy's defaults with the request's own budgets applied. */
+  readonly budget: RouteBudget;
+  readonly profiles: Readonly<Record<string, TierProfile>>;
+  readonly state: Readonly<Record<string, TierState>>;
+}
+
+interface Candidate {
+  readonly tier: string;
+  readonly ttftMs: number;
+  readonly latencyMs: number;
+  readonly queueMs: number;
+  readonly accuracy: number;
+  readonly cost: number;
+  readonly available: boolean;
+  readonly latencyOk: boolean;
+  readonly accuracyOk: boolean;
+  readonly skip: SkipCause | undefined;
+}
+
+/**
+ * The policy engine (DESIGN.md "Policy engine"): a pure function of the request's features, the
+ * policy, the tiers' profiles and their health. Same inputs, same plan — which is what lets
+ * `tiergate simulate` replay recorded traffic through exactly the code that routes live requests.
+ */
+export function planRoute(input: EngineInput): RoutePlan {
+  const { policy, budget } = input;
+  const candidates = policy.tiers.map((t) => assess(t, input));
+  const feasible = sortBy(
+    candidates.filter((c) => c.available && c.latencyOk && c.accuracyOk),
+    policy.objective,
+  );
+  const available = candidates.filter((c) => c.available);
+  let chosen: Candidate | undefined = feasible[0];
+  let code: RouteReasonCode = 'objective';
+  if (chosen === undefined) {
+    if (available.length === 0) {
+      return rejectedPlan(
+        input,
+        candidates,
+        'unavailable',
+        `no tier of policy "${policy.name}" is available (${skips(candidates)})`,
+      );
+    }
+    if (policy.onInfeasible === 'reject') {
+      return rejectedPlan(
+        input,
+        candidates,
+        'infeasible',
+        `no tier of policy "${policy.name}" meets latency_budget_ms=${budget.latencyMs} and accuracy_floor=${budget.accuracyFloor} (${skips(candidates)})`,
+      );
+    }
+    // Best effort: honour the accuracy floor first (a wrong answer on time is still wrong), then
+    // the latency budget, then take the most accurate tier.
+    const accurate = sortBy(
+      available.filter((c) => c.accuracyOk),
+      'fastest',
+    );
+    const fast = sortBy(
+      available.filter((c) => c.latencyOk),
+      'most_accurate',
+    );
+    if (accurate[0] !== undefined) [chosen, code] = [accurate[0], 'best_effort_accuracy'];
+    else if (fast[0] !== undefined) [chosen, code] = [fast[0], 'best_effort_latency'];
+    else [chosen, code] = [sortBy(available, 'most_accurate')[0]!, 'best_effort'];
+  }
+  const bestEffort = code !== 'objective';
+  const order = [chosen, ...fallbacks(input, candidates, chosen, bestEffort)];
+  const attempts = deadlines(order, budget.latencyMs);
+  const trace = candidates.map((c) => verdict(c, order.indexOf(c), c === chosen, budget));
+  return {
+    policy: policy.name,
+    objective: policy.objective,
+    budget,
+    attempts,
+    bestEffort,
+    code,
+    reason: reasonText(code, chosen, policy.objective, budget),
+    trace,
+  };
+}
+
+/** A plan for a tier chosen without the engine (x-tiergate-tier override, or no policy). */
+export function fixedPlan(
+  tier: string,
+  policy: string,
+  objective: Objective,
+  code: 'override' | 'static',
+  budget: RouteBudget,
+): RoutePlan {
+  const why =
+    code === 'override'
+      ? 'x-tiergate-tier override, routing bypassed'
+      : 'no routing policy, served model tier';
+  return {
+    policy,
+    objective,
+    budget,
+    attempts: [{ tier, deadlineMs: Math.max(1, Math.round(budget.latencyMs)) }],
+    bestEffort: false,
+    code,
+    reason: `${code}: ${tier} (${why})`,
+    trace: [],
+  };
+}
+
+function assess(tier: string, { features, profiles, state, policy, budget }: EngineInput): Candidate {
+  const p = profiles[tier];
+  const s = state[tier] ?? { ready: false, breakerOpen: false, queueDepth: 0, capacity: 1 };
+  const prompt = Math.max(0, features.promptTokens);
+  const decodeMs = p === undefined ? 0 : p.perOutputTokenMs * Math.max(0, features.maxTokens - 1);
+  const serviceMs = p === undefined ? 0 : p.ttftMs + p.ttftPerPromptTokenMs * prompt + decodeMs;
+  // A request that finds every slot busy waits for whole service times of the ones ahead of it.
+  const capacity = Math.max(1, s.capacity);
+  const waves = s.queueDepth >= capacity ? Math.ceil((s.queueDepth - capacity + 1) / capacity) : 0;
+  const queueMs = (p?.queueMs ?? 0) + waves * serviceMs;
+  const ttftMs = p === undefined ? Infinity : queueMs + p.ttftMs + p.ttftPerPromptTokenMs * prompt;
+  const latencyMs = ttftMs + decodeMs;
+  const accuracy = p?.accuracy ?? 0;
+  const cost = ((prompt + Math.max(0, features.maxTokens)) / 1000) * (policy.costPer1kTokens[tier] ?? 0);
+  const available = p !== undefined && s.ready && !s.breakerOpen;
+  const latencyOk = latencyMs <= budget.latencyMs;
+  const accuracyOk = accuracy >= budget.accuracyFloor;
+  const skip: SkipCause | undefined =
+    !s.ready || p === undefined
+      ? 'not_ready'
+      : s.breakerOpen
+        ? 'breaker_open'
+        : !accuracyOk
+          ? 'accuracy'
+          : !latencyOk
+            ? 'latency'
+            : undefined;
+  return { tier, ttftMs, latencyMs, queueMs, accuracy, cost, available, latencyOk, accuracyOk, skip };
+}
+
+const comparators: Record<Objective, (a: Candidate, b: Candidate) => number> = {
+  cheapest: (a, b) => a.cost - b.cost || a.latencyMs - b.latencyMs,
+  fastest: (a, b) => a.latencyMs - b.latencyMs || a.cost - b.cost,
+  most_accurate: (a, b) => b.accuracy - a.accuracy || a.latencyMs - b.latencyMs,
+};
+
+/** Stable sort: equal candidates keep the policy's tier order. */
+function sortBy(list: readonly Candidate[], objective: Objective): Candidate[] {
+  return [...list].sort(comparators[objective]);
+}
+
+/**
+ * Tiers tried after the chosen one fails: the policy's fallback order when given, else the rest in
+ * objective order. A fallback need not meet the latency budget (a late answer beats an error; the
+ * deadline still bounds it) but must meet the accuracy floor unless the plan is best effort.
+ */
+function fallbacks(
+  input: EngineInput,
+  candidates: readonly Candidate[],
+  chosen: Candidate,
+  bestEffort: boolean,
+): Candidate[] {
+  const eligible = (c: Candidate): boolean => c !== chosen && c.available && (bestEffort || c.accuracyOk);
+  const { policy } = input;
+  if (policy.fallback.length > 0) {
+    return policy.fallback.flatMap((t) => candidates.filter((c) => c.tier === t && eligible(c)));
+  }
+  return sortBy(candidates.filter(eligible), policy.objective);
+}
+
+/**
+ * Each attempt may use the budget except what the next attempt is predicted to need, but never
+ * less than its own prediction; the last attempt may use all of it.
+ */
+function deadlines(order: readonly Candidate[], budgetMs: number): RouteAttempt[] {
+  return order.map((c, i) => {
+    const next = order[i + 1];
+    const ms =
+      next === undefined ? budgetMs : Math.min(budgetMs, Math.max(c.latencyMs, budgetMs - next.latencyMs));
+    return { tier: c.tier, deadlineMs: Math.max(1, Math.round(ms)) };
+  });
+}
+
+function verdict(c: Candidate, attempt: number, chosen: boolean, budget: RouteBudget): TierVerdict {
+  const pred = `ttft ${ms(c.ttftMs)} ms, latency ${ms(c.latencyMs)} ms, accuracy ${c.accuracy.toFixed(4)}`;
+  let why: string;
+  if (chosen) why = `chosen: ${pred}`;
+  else if (c.skip === 'not_ready') why = 'skipped: tier not ready';
+  else if (c.skip === 'breaker_open') why = 'skipped: breaker open';
+  else if (c.skip === 'accuracy')
+    why = `skipped: accuracy ${c.accuracy.toFixed(4)} < floor ${budget.accuracyFloor}`;
+  else if (c.skip === 'latency')
+    why = `skipped: latency ${ms(c.latencyMs)} ms > budget ${budget.latencyMs} ms`;
+  else why = `feasible, not best by objective: ${pred}`;
+  if (!chosen && attempt > 0) why += ` (fallback #${attempt})`;
+  return {
+    tier: c.tier,
+    ttftMs: ms(c.ttftMs),
+    latencyMs: ms(c.latencyMs),
+    queueMs: ms(c.queueMs),
+    accuracy: c.accuracy,
+    cost: c.cost,
+    available: c.available,
+    feasible: c.available && c.latencyOk && c.accuracyOk,
+    chosen,
+    attempt: attempt >= 0 ? attempt : undefined,
+    skip: c.skip,
+    why,
+  };
+}
+
+function rejectedPlan(
+  input: EngineInput,
+  candidates: readonly Candidate[],
+  code: RouteReasonCode,
+  reason: string,
+): RoutePlan {
+  return {
+    policy: input.policy.name,
+    objective: input.policy.objective,
+    budget: input.budget,
+    attempts: [],
+    rejected: { reason },
+    bestEffort: false,
+    code,
+    reason: `${code}: ${reason}`,
+    trace: candidates.map((c) => verdict(c, -1, false, input.budget)),
+  };
+}
+
+function skips(candidates: readonly Candidate[]): string {
+  return candidates
+    .map((c) => {
+      if (c.skip === 'not_ready' || c.skip === 'breaker_open')
+        return `${c.tier}: ${c.skip.replace('_', ' ')}`;
+      return `${c.tier}: latency ${ms(c.latencyMs)} ms, accuracy ${c.accuracy.toFixed(4)}`;
+    })
+    .join('; ');
+}
+
+function reasonText(code: RouteReasonCode, c: Candidate, objective: Objective, budget: RouteBudget): string {
+  const lat = `latency ${ms(c.latencyMs)}ms ${c.latencyOk ? '<=' : '>'} ${budget.latencyMs}ms`;
+  const acc = `accuracy ${c.accuracy.toFixed(4)} ${c.accuracyOk ? '>=' : '<'} ${budget.accuracyFloor}`;
+  const lead = code === 'objective' ? `${objective} feasible` : 'no tier meets both budgets';
+  return `${code}: ${c.tier} (${lead}; ${lat}; ${acc})`;
+}
+
+function ms(v: number): number {
+  return Number.isFinite(v) ? Math.round(v * 10) / 10 : v;
+}

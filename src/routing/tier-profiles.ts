@@ -1,0 +1,92 @@
+import { basename } from 'node:path';
+import type { TierConfig } from '../config/index.js';
+import type { ProfileSeed, RoutingConfig } from '../config/policies.js';
+import type { ModelFamily } from '../family/manifest.js';
+import { relativeAccuracy } from './accuracy.js';
+import type { TierProfile } from './engine.js';
+import { LatencyModel, type LatencyObservation } from './latency-model.js';
+
+/** The defaults of ProfileSeedSchema, for tiers with no `routing.profiles` entry. */
+const DEFAULT_SEED: ProfileSeed = { ttftMs: 50, ttftPerPromptTokenMs: 0.5, perOutputTokenMs: 5, queueMs: 0 };
+
+export interface ProfileSnapshot extends TierProfile {
+  /** Live requests in the latency model's window. */
+  readonly samples: number;
+  /** Whether the latency terms are measured (true) or the configured prior (false). */
+  readonly live: boolean;
+  /** Where the accuracy came from. */
+  readonly accuracySource: 'config' | 'manifest' | 'unknown';
+}
+
+const FRAMEWORK_OF_KIND: Readonly<Record<string, string>> = {
+  llamacpp: 'llama.cpp',
+  onnx: 'onnxruntime',
+  remote: 'pytorch',
+};
+
+/**
+ * The manifest variant a tier config serves, without starting the tier: by variant id, else by
+ * file name (preferring the variant of the tier's framework: PyTorch and llama.cpp share the F32 GGUF).
+ */
+export function configuredVariant(family: ModelFamily, tier: TierConfig): string | undefined {
+  if (tier.kind === 'echo') return undefined;
+  const model = tier.model;
+  const byId = family.variants.find((v) => v.id === model);
+  if (byId !== undefined) return byId.id;
+  const byFile = family.variants.filter((v) => basename(v.file) === basename(model));
+  return (byFile.find((v) => v.framework === FRAMEWORK_OF_KIND[tier.kind]) ?? byFile[0])?.id;
+}
+
+/**
+ * Accuracy and live latency model of every tier (DESIGN.md "Policy engine" inputs). Accuracy is
+ * fixed per variant; latency models learn from completed requests (`observe`).
+ */
+export class TierProfiles {
+  private readonly models = new Map<string, LatencyModel>();
+
+  constructor(
+    private readonly routing: RoutingConfig,
+    /** Manifest variant id each tier serves (undefined: not a family variant, e.g. echo). */
+    private readonly variants: Readonly<Record<string, string | undefined>>,
+    private readonly family: ModelFamily,
+  ) {}
+
+  observe(tier: string, observation: LatencyObservation): void {
+    this.model(tier).observe(observation);
+  }
+
+  snapshot(): Record<string, ProfileSnapshot> {
+    const out: Record<string, ProfileSnapshot> = {};
+    for (const tier of Object.keys(this.variants)) out[tier] = this.profile(tier);
+    return out;
+  }
+
+  profile(tier: string): ProfileSnapshot {
+    const est = this.model(tier).estimate();
+    const configured = this.routing.profiles[tier]?.accuracy;
+    const variant = this.variants[tier];
+    const measured = variant === undefined ? undefined : relativeAccuracy(this.family, variant);
+    return {
+      ttftMs: est.ttftMs,
+      ttftPerPromptTokenMs: est.ttftPerPromptTokenMs,
+      perOutputTokenMs: est.perOutputTokenMs,
+      queueMs: est.queueMs,
+      samples: est.samples,
+      live: est.live,
+      // A tier with no known accuracy cannot meet any floor above 0.
+      accuracy: configured ?? measured ?? 0,
+      accuracySource: configured !== undefined ? 'config' : measured !== undefined ? 'manifest' : 'unknown',
+    };
+  }
+
+  private model(tier: string): LatencyModel {
+    let m = this.models.get(tier);
+    if (m === undefined) {
+      const seed = this.routing.profiles[tier];
+      const prior = seed === undefined ? DEFAULT_SEED : seed;
+      m = new LatencyModel(prior, this.routing);
+      this.models.set(tier, m);
+    }
+    return m;
+  }
+}

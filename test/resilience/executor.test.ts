@@ -1,0 +1,126 @@
+// The executor over real echo tiers with injected faults: attempt timeouts move on before the
+// first token, the retry budget caps retries, the request deadline ends the request with 504,
+// and all-tiers-failed takes the last failure's status.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { toApiError } from '../../src/api/errors.js';
+import { buildConfig } from '../../src/config/index.js';
+import { loadModelFamily } from '../../src/family/manifest.js';
+import { MetricsService } from '../../src/observability/metrics.js';
+import { newExecutionRecord, ResilientGeneration } from '../../src/resilience/executor.js';
+import { ResilienceRuntime } from '../../src/resilience/resilience-runtime.js';
+import { ByteTokenizer } from '../../src/text/byte-tokenizer.js';
+import { EchoTier } from '../../src/tiers/echo/echo-tier.js';
+import type { GenerateRequest, Tier, TierEvent } from '../../src/tiers/tier.js';
+import { FAMILY_DIR } from '../helpers/start-gateway.js';
+
+const logger = pino({ level: 'silent' });
+const family = loadModelFamily(FAMILY_DIR);
+
+async function runtimeWith(resilience: Record<string, unknown>): Promise<ResilienceRuntime> {
+  const config = buildConfig({
+    tokenizer: { kind: 'bytes' },
+    tiers: { a: { kind: 'echo' }, b: { kind: 'echo' }, c: { kind: 'echo' } },
+    models: { m: { tier: 'a' } },
+    resilience,
+  });
+  const metrics = new MetricsService({ defaultMetrics: false });
+  const tiers = new Map<string, Tier>();
+  for (const name of ['a', 'b', 'c']) {
+    const tier = new EchoTier(
+      name,
+      { kind: 'echo', contextLength: 256, tokenDelayMs: 0 },
+      {
+        logger,
+        metrics,
+        family,
+        tokenizer: new ByteTokenizer(),
+      },
+    );
+    await tier.start();
+    tiers.set(name, tier);
+  }
+  return new ResilienceRuntime(tiers, config, metrics, logger);
+}
+
+const request: GenerateRequest = {
+  tokens: [...Buffer.from('abcdef')],
+  sampling: { temperature: 0, topP: 1, topK: 0 },
+  maxTokens: 6,
+  stopTokens: [],
+  topLogprobs: 0,
+};
+
+async function tokens(events: AsyncIterable<TierEvent>): Promise<number[]> {
+  const out: number[] = [];
+  for await (const e of events) if (e.kind === 'token') out.push(e.token);
+  return out;
+}
+
+const attempts = (...tiers: string[]) => tiers.map((tier) => ({ tier, deadlineMs: 0 }));
+
+test('a tier that hangs before its first token is abandoned at its attempt timeout', async () => {
+  const rt = await runtimeWith({ tiers: { a: { fault: { hangRate: 1 }, attemptTimeoutMs: 100 } } });
+  const record = newExecutionRecord();
+  const gen = new ResilientGeneration(rt, rt.defaultAttempts('a').concat(attempts('b')), record);
+  assert.deepEqual(await tokens(gen.generate(request, new AbortController().signal)), [
+    ...Buffer.from('abcdef'),
+  ]);
+  assert.deepEqual(record.servedBy, ['b']);
+  assert.deepEqual(
+    record.fallbacks.map((f) => [f.from, f.to, f.cause, f.stage]),
+    [['a', 'b', 'timeout', 'before_first_token']],
+  );
+  assert.equal(record.retries, 1);
+  rt.close();
+});
+
+test('a tier that hangs mid-stream is continued elsewhere with the tokens already sent', async () => {
+  const rt = await runtimeWith({
+    tiers: { a: { fault: { hangRate: 1, hangAfterTokens: 2 }, attemptTimeoutMs: 100 } },
+  });
+  const record = newExecutionRecord();
+  const gen = new ResilientGeneration(rt, attempts('a', 'b'), record);
+  // Echo repeats its input, so b (given prompt + "ab") echoes from the start: what matters is
+  // that exactly maxTokens tokens arrive and b was asked to continue, not to start over.
+  const got = await tokens(gen.generate(request, new AbortController().signal));
+  assert.equal(got.length, request.maxTokens);
+  assert.equal(record.continuedFrom, 'a');
+  rt.close();
+});
+
+test('the retry budget caps retries; the last failure decides the status', async () => {
+  const rt = await runtimeWith({
+    retryBudget: { ratio: 0, minPerSecond: 0.1, windowMs: 10_000 }, // exactly 1 retry in the window
+    tiers: { a: { fault: { errorRate: 1 } }, b: { fault: { errorRate: 1 } } },
+  });
+  const first = new ResilientGeneration(rt, attempts('a', 'b', 'c'), newExecutionRecord());
+  // a fails, the one retry goes to b, which fails too; c is not tried: the budget is spent.
+  const err = await tokens(first.generate(request, new AbortController().signal)).then(
+    () => assert.fail('should fail'),
+    (e: unknown) => e,
+  );
+  assert.equal((err as { code: string }).code, 'TIERGATE_ERR_ALL_TIERS_FAILED');
+  assert.deepEqual((err as { tiers: string[] }).tiers, ['a', 'b']);
+  const api = toApiError(err);
+  assert.equal(api.status, 503, 'the injected fault of the last tier is a 503');
+  assert.ok((api.retryAfter ?? 0) >= 1);
+  rt.close();
+});
+
+test('the request deadline ends a hanging request with 504', async () => {
+  const rt = await runtimeWith({ tiers: { a: { fault: { hangRate: 1 } } } });
+  const gen = new ResilientGeneration(rt, attempts('a', 'b'), newExecutionRecord(), Date.now() + 100);
+  const err = await tokens(gen.generate(request, new AbortController().signal)).then(
+    () => assert.fail('should fail'),
+    (e: unknown) => e,
+  );
+  assert.equal(toApiError(err).status, 504);
+  rt.close();
+});
+
+test('an unexplained failure of every tier is a 502', () => {
+  const api = toApiError({ code: 'TIERGATE_ERR_ALL_TIERS_FAILED', message: 'x', last: new Error('boom') });
+  assert.equal(api.status, 502);
+});

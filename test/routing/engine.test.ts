@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  fixedPlan,
+  planRoute,
+  type EngineInput,
+  type NamedPolicy,
+  type TierProfile,
+  type TierState,
+} from '../../src/routing/engine.js';
+
+// Three tiers shaped like tiergate's: a fast quantised edge, a mid FP32 main, a slow FP32 fallback.
+const profiles: Record<string, TierProfile> = {
+  edge: { ttftMs: 10, ttftPerPromptTokenMs: 0.1, perOutputTokenMs: 1, queueMs: 0, accuracy: 0.98 },
+  main: { ttftMs: 20, ttftPerPromptTokenMs: 0.2, perOutputTokenMs: 2, queueMs: 0, accuracy: 1 },
+  fallback: { ttftMs: 100, ttftPerPromptTokenMs: 1, perOutputTokenMs: 5, queueMs: 0, accuracy: 1 },
+};
+const up: TierState = { ready: true, breakerOpen: false, queueDepth: 0, capacity: 4 };
+const allUp = { edge: up, main: up, fallback: up };
+
+function policy(over: Partial<NamedPolicy> = {}): NamedPolicy {
+  return {
+    name: 'p',
+    tiers: ['edge', 'main', 'fallback'],
+    objective: 'fastest',
+    fallback: [],
+    costPer1kTokens: { edge: 1, main: 2, fallback: 3 },
+    onInfeasible: 'best_effort',
+    ...over,
+  };
+}
+
+function input(over: Partial<EngineInput> = {}): EngineInput {
+  return {
+    features: { promptTokens: 100, maxTokens: 11 },
+    policy: policy(),
+    budget: { latencyMs: 1000, accuracyFloor: 0 },
+    profiles,
+    state: allUp,
+    ...over,
+  };
+}
+
+// Predicted latencies at 100 prompt tokens, 11 output tokens: edge 10+10+10=30, main 20+20+20=60,
+// fallback 100+100+50=250 ms.
+test('fastest: the lowest predicted latency among feasible tiers, the rest as fallbacks', () => {
+  const plan = planRoute(input());
+  assert.equal(plan.code, 'objective');
+  assert.deepEqual(
+    plan.attempts.map((a) => a.tier),
+    ['edge', 'main', 'fallback'],
+  );
+  assert.equal(plan.bestEffort, false);
+  assert.equal(plan.rejected, undefined);
+  const edge = plan.trace.find((v) => v.tier === 'edge')!;
+  assert.equal(edge.latencyMs, 30);
+  assert.equal(edge.ttftMs, 20);
+  assert.equal(edge.chosen, true);
+  assert.match(plan.reason, /^objective: edge \(fastest feasible; latency 30ms <= 1000ms/);
+});
+
+test('cheapest: lowest cost per request; ties broken by latency', () => {
+  const cheap = planRoute(
+    input({ policy: policy({ objective: 'cheapest', costPer1kTokens: { edge: 5, main: 1, fallback: 1 } }) }),
+  );
+  assert.equal(cheap.attempts[0]!.tier, 'main');
+  const v = cheap.trace.find((t) => t.tier === 'main')!;
+  assert.equal(v.cost, (111 / 1000) * 1);
+  assert.equal(cheap.attempts[1]!.tier, 'fallback');
+});
+
+test('most_accurate: highest accuracy, ties broken by latency', () => {
+  const plan = planRoute(input({ policy: policy({ objective: 'most_accurate' }) }));
+  assert.deepEqual(
+    plan.attempts.map((a) => a.tier),
+    ['main', 'fallback', 'edge'],
+  );
+});
+
+test('an accuracy floor skips the quantised tier and says why', () => {
+  const plan = planRoute(input({ budget: { latencyMs: 1000, accuracyFloor: 0.99 } }));
+  assert.equal(plan.attempts[0]!.tier, 'main');
+  const edge = plan.trace.find((v) => v.tier === 'edge')!;
+  assert.equal(edge.skip, 'accuracy');
+  assert.equal(edge.feasible, false);
+  assert.match(edge.why, /accuracy 0\.9800 < floor 0\.99/);
+  // A fallback below the floor is not attempted when the plan is not best effort.
+  assert.deepEqual(
+    plan.attempts.map((a) => a.tier),
+    ['main', 'fallback'],
+  );
+});
+
+test('a latency budget skips slow tiers', () => {
+  const plan = planRoute(
+    input({ policy: policy({ objective: 'most_accurate' }), budget: { latencyMs: 100, accuracyFloor: 0 } }),
+  );
+  assert.equal(plan.attempts[0]!.tier, 'main');
+  const fb = plan.trace.find((v) => v.tier === 'fallback')!;
+  assert.equal(fb.skip, 'latency');
+  assert.match(fb.why, /latency 250 ms > budget 100 ms/);
+  // Slow but accurate tiers remain fallbacks: a late answer beats an error.
+  assert.ok(plan.attempts.some((a) => a.tier === 'fallback'));
+});
+
+test('tiers that are not ready or whose breaker is open are skipped', () => {
+  const plan = planRoute(
+    input({ state: { edge: { ...up, ready: false }, main: { ...up, breakerOpen: true }, fallback: up } }),
+  );
+  assert.deepEqual(
+    plan.attempts.map((a) => a.tier),
+    ['fallback'],
+  );
+  assert.equal(plan.trace.find((v) => v.tier === 'edge')!.skip, 'not_ready');
+  assert.equal(plan.trace.find((v) => v.tier === 'main')!.skip, 'breaker_open');
+});
+
+test('a tier with no profile or no state is treated as not ready', () => {
+  const { edge: _edge, ...rest } = profiles;
+  const plan = planRoute(input({ profiles: rest, state: { edge: up, main: up } }));
+  assert.deepEqual(
+    plan.attempts.map((a) => a.tier),
+    ['main'],
+  );
+  assert.equal(plan.trace.find((v) => v.tier === 'edge')!.skip, 'not_ready');
+  assert.equal(plan.trace.find((v) => v.tier === 'fallback')!.skip, 'not_ready');
+});
+
+test('infeasible budgets are rejected with a reason when the policy says reject', () => {
+  const plan = planRoute(
+    input({ policy: policy({ onInfeasible: 'reject' }), budget: { latencyMs: 40, accuracyFloor: 0.999 } }),
+  );
+  assert.equal(plan.code, 'infeasible');
+  assert.deepEqual(plan.attempts, []);
+  assert.match(plan.rejected!.reason, /latency_budget_ms=40 and accuracy_floor=0.999/);
+  assert.match(plan.rejected!.reason, /edge: latency 30 ms, accuracy 0\.9800/);
+  assert.ok(plan.trace.every((v) => !v.chosen && v.attempt === undefined));
+});
+
+test('best effort prefers the tier meeting the accuracy floor (fastest of them)', () => {
+  const plan = planRoute(input({ budget: { latencyMs: 40, accuracyFloor: 0.999 } }));
+  assert.equal(plan.code, 'best_effort_accuracy');
+  assert.equal(plan.bestEffort, true);
+  assert.equal(plan.attempts[0]!.tier, 'main');
+  // Best effort: even the tier below the floor is a fallback.
+  assert.deepEqual(
+    plan.attempts.map((a) => a.tier),
+    ['main', 'edge', 'fallback'],
+  );
+});
+
+test('best effort falls back to the latency budget when no tier meets the floor', () => {
+  const plan = planRoute(input({ budget: { latencyMs: 100, accuracyFloor: 1.5 } }));
+  assert.equal(plan.code, 'best_effort_latency');
+  assert.equal(plan.attempts[0]!.tier, 'main');
+});
+
+test('best effort takes the most accurate tier when neither budget can be met', () => {
+  const plan = planRoute(input({ budget: { latencyMs: 1, accuracyFloor: 1.5 } }));
+  assert.equal(plan.code, 'best_effort');
+  assert.equal(plan.attempts[0]!.tier, 'main');
+});
+
+test('with no tier available the plan is rejected as unavailable, even for best effort', () => {
+  const down = { ...up, ready: false };
+  const plan = planRoute(
+    input({ state: { edge: down, main: down, fallback: { ...up, breakerOpen: true } } }),
+  );
+  assert.equal(plan.code, 'unavailable');
+  assert.match(plan.rejected!.reason, /edge: not ready; main: not ready; fallback: breaker open/);
+});
+
+test("the policy's fallback order is followed, limited to available tiers", () => {
+  const plan = planRoute(
+    input({
+      policy: policy({ fallback: ['fallback', 'main'] }),
+      state: { edge: up, main: { ...up, ready: false }, fallback: up },
+    }),
+  );
+  assert.deepEqual(
+    plan.attempts.map((a) => a.tier),
+    ['edge', 'fallback'],
+  );
+  assert.match(plan.trace.find((v) => v.tier === 'fallback')!.why, /fallback #1/);
+});
+
+test('deadlines: each attempt leaves the next one its predicted latency; the last gets the budget', () => {
+  const plan = planRoute(input({ budget: { latencyMs: 1000, accuracyFloor: 0 } }));
+  // edge: 1000 - main's 60; main: 1000 - fallback's 250; fallback: all 1000.
+  assert.deepEqual(plan.attempts, [
+    { tier: 'edge', deadlineMs: 940 },
+    { tier: 'main', deadlineMs: 750 },
+    { tier: 'fallback', deadlineMs: 1000 },
+  ]);
+  // An attempt never gets less than its own prediction (here main's 60 > 100 - 250).
+  const tight = planRoute(
+    input({ policy: policy({ fallback: ['fallback'] }), budget: { latencyMs: 100, accuracyFloor: 0 } }),
+  );
+  assert.deepEqual(tight.attempts, [
+    { tier: 'edge', deadlineMs: 30 },
+    { tier: 'fallback', deadlineMs: 100 },
+  ]);
+});
+
+test('a full tier predicts queue wait in whole service times', () => {
+  const busy = planRoute(input({ state: { ...allUp, edge: { ...up, queueDepth: 4, capacity: 4 } } }));
+  const edge = busy.trace.find((v) => v.tier === 'edge')!;
+  assert.equal(edge.queueMs, 30);
+  assert.equal(edge.latencyMs, 60);
+  // Tie with main on latency; the cost breaks it (edge is cheaper).
+  assert.equal(busy.attempts[0]!.tier, 'edge');
+  const busier = planRoute(input({ state: { ...allUp, edge: { ...up, queueDepth: 8, capacity: 4 } } }));
+  assert.equal(busier.attempts[0]!.tier, 'main');
+});
+
+test('tiers outside the policy are never considered', () => {
+  const plan = planRoute(input({ policy: policy({ tiers: ['main', 'fallback'] }) }));
+  assert.deepEqual(
+    plan.trace.map((v) => v.tier),
+    ['main', 'fallback'],
+  );
+  assert.equal(plan.attempts[0]!.tier, 'main');
+});
+
+test('the engine is pure: the same input gives the same plan', () => {
+  assert.deepEqual(planRoute(input()), planRoute(input()));
+});
+
+test('fixed plans: override and static carry one attempt with the whole budget', () => {
+  const o = fixedPlan('main', 'p', 'fastest', 'override', { latencyMs: 500, accuracyFloor: 0.5 });
+  assert.deepEqual(o.attempts, [{ tier: 'main', deadlineMs: 500 }]);
+  assert.match(o.reason, /^override: main \(x-tiergate-tier override, routing bypassed\)$/);
+  const s = fixedPlan('edge', 'none', 'cheapest', 'static', { latencyMs: 600_000, accuracyFloor: 0 });
+  assert.equal(s.code, 'static');
+  assert.deepEqual(s.trace, []);
+});
