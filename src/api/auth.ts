@@ -33,7 +33,9 @@ export function installAuth(app: FastifyInstance, config: Config): void {
  * The key store shared by the HTTP and gRPC APIs: returns a function that checks a presented key
  * (undefined: none given) for a scope and returns the key's name, or throws the ApiError to answer.
  */
-export function keyVerifier(config: Config): (key: string | undefined, scope: Scope, resource: string) => string {
+export function keyVerifier(
+  config: Config,
+): (key: string | undefined, scope: Scope, resource: string) => string {
   const keys: StoredKey[] = config.auth.keys.flatMap((k) =>
     k.sha256 === undefined ? [] : [{ name: k.name, hash: Buffer.from(k.sha256, 'hex'), scopes: k.scopes }],
   );
@@ -51,7 +53,10 @@ export function keyVerifier(config: Config): (key: string | undefined, scope: Sc
     }
     if (match === undefined) throw new ApiError('invalid_api_key', 'Incorrect API key provided.');
     if (!match.scopes.includes(scope)) {
-      throw new ApiError('missing_scope', `This API key lacks the "${scope}" scope required for ${resource}.`);
+      throw new ApiError(
+        'missing_scope',
+        `This API key lacks the "${scope}" scope required for ${resource}.`,
+      );
     }
     return match.name;
   };

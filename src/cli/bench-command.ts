@@ -69,7 +69,9 @@ export async function benchCommand(argv: readonly string[], self: readonly strin
     return 0;
   }
   const out = resolve(values.out ?? 'reports/bench.json');
-  const childArgs = argv.filter((a, i) => a !== '-o' && a !== '--out' && argv[i - 1] !== '-o' && argv[i - 1] !== '--out');
+  const childArgs = argv.filter(
+    (a, i) => a !== '-o' && a !== '--out' && argv[i - 1] !== '-o' && argv[i - 1] !== '--out',
+  );
   const file = await runBench(config, { ...options, tiers, allVariants, self, childArgs }, createProgress());
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(file, null, 2)}\n`);

@@ -24,12 +24,18 @@ export function loadCliConfig(path: string | undefined): Config {
 
 /** "a,b" → ["a", "b"]; undefined stays undefined. */
 export function listArg(value: string | undefined): string[] | undefined {
-  return value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return value === undefined
+    ? undefined
+    : value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
 }
 
 export function intArg(value: string | undefined, name: string, min = 1): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new CliError(`--${name} must be an integer >= ${min} (got "${value}")`);
+  if (!Number.isInteger(n) || n < min)
+    throw new CliError(`--${name} must be an integer >= ${min} (got "${value}")`);
   return n;
 }

@@ -63,6 +63,8 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
       `${id.padEnd(14)} ppl ${v.perplexity.toFixed(3).padStart(9)}  rel.acc ${v.relativeAccuracy.toFixed(4)}  ` +
       `degr ${v.degradationPct.toFixed(2).padStart(6)}%  rouge-l ${v.rougeL.toFixed(3)}`,
   );
-  process.stdout.write(`${rows.join('\n')}\nreference ${profiles.reference.variant} ppl ${profiles.reference.perplexity}\nwrote ${out}\n`);
+  process.stdout.write(
+    `${rows.join('\n')}\nreference ${profiles.reference.variant} ppl ${profiles.reference.perplexity}\nwrote ${out}\n`,
+  );
   return 0;
 }

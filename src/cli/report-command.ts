@@ -34,7 +34,8 @@ export async function reportCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const benchPath = resolve(values.bench ?? 'reports/bench.json');
-  if (!existsSync(benchPath)) throw new CliError(`no measurement file at ${benchPath} (run \`tiergate bench\`)`);
+  if (!existsSync(benchPath))
+    throw new CliError(`no measurement file at ${benchPath} (run \`tiergate bench\`)`);
   const bench = JSON.parse(readFileSync(benchPath, 'utf8')) as BenchFile;
   if (bench.format !== BENCH_FORMAT) throw new CliError(`${benchPath} is not a ${BENCH_FORMAT} file`);
   const profiles = readProfiles(resolve(values.profiles ?? 'reports/accuracy-profiles.json'));

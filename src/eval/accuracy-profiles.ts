@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /**
  * The accuracy profiles file written by `tiergate eval` (docs/eval.md "Accuracy profiles"): what
@@ -71,7 +71,27 @@ export function readProfiles(path: string): AccuracyProfiles | undefined {
 }
 
 /** Measured relative accuracy of a variant, or undefined when the file does not list it. */
-export function measuredAccuracy(profiles: AccuracyProfiles | undefined, variant: string): number | undefined {
+export function measuredAccuracy(
+  profiles: AccuracyProfiles | undefined,
+  variant: string,
+): number | undefined {
   const a = profiles?.variants[variant]?.relativeAccuracy;
   return typeof a === 'number' && a > 0 && a <= 1 ? a : undefined;
+}
+
+/** Where `tiergate eval` writes by default and the policy engine looks: next to the manifest. */
+export const PROFILES_FILE = 'accuracy-profiles.json';
+
+/**
+ * The family's accuracy profiles for the policy engine, or undefined when there are none or the
+ * file belongs to another family. A broken file is ignored rather than fatal: routing then falls
+ * back to the manifest's perplexities, as it did before any eval was run.
+ */
+export function loadFamilyProfiles(family: { readonly dir: string; readonly id: string }): AccuracyProfiles | undefined {
+  try {
+    const profiles = readProfiles(join(family.dir, PROFILES_FILE));
+    return profiles?.family === family.id ? profiles : undefined;
+  } catch {
+    return undefined;
+  }
 }

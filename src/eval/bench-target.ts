@@ -41,7 +41,13 @@ export async function benchTarget(
   let direct: LevelResult[];
   let peak: number | undefined;
   try {
-    direct = await measureLevels(directStream(tier, prompt, options.maxTokens), options, pids, progress, 'direct');
+    direct = await measureLevels(
+      directStream(tier, prompt, options.maxTokens),
+      options,
+      pids,
+      progress,
+      'direct',
+    );
     peak = peakRssBytes(sidecar ?? process.pid);
   } finally {
     await tier.close();
@@ -140,6 +146,7 @@ async function measureGateway(
 /** A fixed prompt: the start of the first eval-slice window (real text of the family's language). */
 function benchPrompt(family: ModelFamily, n: number): number[] {
   const first = loadCommittedSlice(family, n).windows[0];
-  if (first === undefined || first.length < 2) throw new Error(`the eval slice of ${family.dir} has no window to prompt with`);
+  if (first === undefined || first.length < 2)
+    throw new Error(`the eval slice of ${family.dir} has no window to prompt with`);
   return first.slice(0, n);
 }

@@ -43,6 +43,8 @@ export interface BenchFile {
     readonly platform: string;
     /** GPUs tiergate could use; none of its tiers run on a GPU in this build. */
     readonly gpu: 'none';
+    /** 1-minute load average before and after the run: other work on the machine skews figures. */
+    readonly loadAverage?: readonly [number, number] | undefined;
   };
   readonly options: BenchOptions;
   readonly targets: readonly TargetBench[];

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelFamily } from '../family/manifest.js';
-import { encodePrompt, type Tokenizer } from "../text/tokenizer.js";
+import { encodePrompt, type Tokenizer } from '../text/tokenizer.js';
 
 /** Token windows of the family's validation split that perplexity is computed over. */
 export interface EvalSlice {
@@ -44,7 +44,12 @@ export function loadCommittedSlice(family: ModelFamily, maxTokens?: number): Eva
  * validation-docs.json, written by models:build and not committed), each tokenised as
  * BOS + ids + EOS like the slice, concatenated and cut into windows of `windowTokens`.
  */
-export function loadFullSplit(family: ModelFamily, tokenizer: Tokenizer, windowTokens: number, maxTokens?: number): EvalSlice {
+export function loadFullSplit(
+  family: ModelFamily,
+  tokenizer: Tokenizer,
+  windowTokens: number,
+  maxTokens?: number,
+): EvalSlice {
   const path = join(family.dir, 'work', 'validation-docs.json');
   if (!existsSync(path)) {
     throw new EvalSliceError(`--full needs ${path} (written by \`npm run models:build\`)`);

@@ -109,6 +109,11 @@ export class StreamClock {
 
   done(): StreamTiming {
     const end = performance.now();
-    return { ttftMs: (this.first ?? end) - this.t0, gapsMs: this.gaps, tokens: this.n, totalMs: end - this.t0 };
+    return {
+      ttftMs: (this.first ?? end) - this.t0,
+      gapsMs: this.gaps,
+      tokens: this.n,
+      totalMs: end - this.t0,
+    };
   }
 }

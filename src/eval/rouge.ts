@@ -9,7 +9,8 @@ export function lcsLength(a: readonly number[], b: readonly number[]): number {
   let cur = new Uint32Array(b.length + 1);
   for (const x of a) {
     for (let j = 1; j <= b.length; j++) {
-      cur[j] = x === b[j - 1] ? (prev[j - 1] as number) + 1 : Math.max(prev[j] as number, cur[j - 1] as number);
+      cur[j] =
+        x === b[j - 1] ? (prev[j - 1] as number) + 1 : Math.max(prev[j] as number, cur[j - 1] as number);
     }
     [prev, cur] = [cur, prev];
   }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { loadModelFamily } from '../family/manifest.js';
@@ -17,7 +17,10 @@ export interface BenchRunOptions extends BenchOptions {
   readonly childArgs: readonly string[];
 }
 
-export function benchTargets(config: Config, options: { tiers?: readonly string[] | undefined; allVariants: boolean }): Target[] {
+export function benchTargets(
+  config: Config,
+  options: { tiers?: readonly string[] | undefined; allVariants: boolean },
+): Target[] {
   return selectTargets(config, loadModelFamily(config.family.dir), { ...options, includeEcho: true });
 }
 
@@ -25,8 +28,13 @@ export function benchTargets(config: Config, options: { tiers?: readonly string[
  * Benchmarks every target, each in a fresh child process: peak RSS (VmHWM) is per process and
  * only ever grows, so one process per target is the only way to read each target's own peak.
  */
-export async function runBench(config: Config, options: BenchRunOptions, progress: Progress): Promise<BenchFile> {
+export async function runBench(
+  config: Config,
+  options: BenchRunOptions,
+  progress: Progress,
+): Promise<BenchFile> {
   const targets = benchTargets(config, options);
+  const loadBefore = loadavg()[0] ?? 0;
   const dir = mkdtempSync(join(tmpdir(), 'tiergate-bench-'));
   const results: TargetBench[] = [];
   try {
@@ -53,6 +61,7 @@ export async function runBench(config: Config, options: BenchRunOptions, progres
       node: process.version,
       platform: `${process.platform}-${process.arch}`,
       gpu: 'none',
+      loadAverage: [loadBefore, loadavg()[0] ?? 0],
     },
     options: {
       concurrency: options.concurrency,
@@ -77,7 +86,7 @@ function runChild(options: BenchRunOptions, target: string, out: string): Promis
     });
     child.on('error', (err) => resolve(err.message));
     child.on('close', (code) => {
-      resolve(code === 0 ? undefined : (stderr.trim().split('\n').slice(-3).join(' | ') || `exit ${code}`));
+      resolve(code === 0 ? undefined : stderr.trim().split('\n').slice(-3).join(' | ') || `exit ${code}`);
     });
   });
 }

@@ -44,7 +44,12 @@ interface Measured {
 }
 
 /** Perplexity (through Tier.score) and the greedy-continuation task score of every target. */
-export async function runEval(config: Config, logger: Logger, options: EvalOptions, progress: Progress): Promise<AccuracyProfiles> {
+export async function runEval(
+  config: Config,
+  logger: Logger,
+  options: EvalOptions,
+  progress: Progress,
+): Promise<AccuracyProfiles> {
   const host = await TierHost.open(config, logger);
   try {
     const slice = options.full
@@ -66,7 +71,15 @@ export async function runEval(config: Config, logger: Logger, options: EvalOptio
         const perplexity = await scorePerplexity(tier, slice, progress, target.name);
         const task = await taskScore(tier, slice, options, progress, target.name);
         const seconds = (performance.now() - t0) / 1000;
-        measured.push({ target, variant, framework: info.framework, precision: info.precision, perplexity, ...task, seconds });
+        measured.push({
+          target,
+          variant,
+          framework: info.framework,
+          precision: info.precision,
+          perplexity,
+          ...task,
+          seconds,
+        });
         logger.info({ target: target.name, variant, perplexity, rougeL: task.rougeL }, 'evaluated');
       } finally {
         await tier.close();
@@ -79,7 +92,12 @@ export async function runEval(config: Config, logger: Logger, options: EvalOptio
 }
 
 /** exp(mean NLL) over every scored token of every window. */
-export async function scorePerplexity(tier: Tier, slice: EvalSlice, progress: Progress, label: string): Promise<number> {
+export async function scorePerplexity(
+  tier: Tier,
+  slice: EvalSlice,
+  progress: Progress,
+  label: string,
+): Promise<number> {
   let nll = 0;
   let n = 0;
   progress.begin(`ppl ${label}`, slice.windows.length);
@@ -134,7 +152,12 @@ async function taskScore(
   return { rougeL: rouge / windows.length, nextTokenAccuracy: hits / windows.length };
 }
 
-function buildProfiles(host: TierHost, slice: EvalSlice, options: EvalOptions, measured: readonly Measured[]): AccuracyProfiles {
+function buildProfiles(
+  host: TierHost,
+  slice: EvalSlice,
+  options: EvalOptions,
+  measured: readonly Measured[],
+): AccuracyProfiles {
   // The reference is the FP32 model as trained (PyTorch) when measured in this run, else any
   // measured FP32 variant, else the manifest's reference perplexity (then ratios mix slices).
   const fp32 = (m: Measured): boolean => /^f(p)?32$/i.test(m.precision);
@@ -143,11 +166,18 @@ function buildProfiles(host: TierHost, slice: EvalSlice, options: EvalOptions, m
   const reference =
     refRun !== undefined
       ? { variant: refRun.variant, perplexity: refRun.perplexity, measured: true }
-      : { variant: manifestRef?.id ?? 'unknown', perplexity: manifestRef?.perplexity ?? Number.NaN, measured: false };
+      : {
+          variant: manifestRef?.id ?? 'unknown',
+          perplexity: manifestRef?.perplexity ?? Number.NaN,
+          measured: false,
+        };
   const variants: Record<string, VariantAccuracy> = {};
   const tiers: Record<string, { variant: string; accuracy: number }> = {};
   for (const m of measured) {
-    const relativeAccuracy = Math.min(1, Math.exp(-(Math.log(m.perplexity) - Math.log(reference.perplexity))));
+    const relativeAccuracy = Math.min(
+      1,
+      Math.exp(-(Math.log(m.perplexity) - Math.log(reference.perplexity))),
+    );
     variants[m.variant] = {
       framework: m.framework,
       precision: m.precision,
@@ -161,7 +191,8 @@ function buildProfiles(host: TierHost, slice: EvalSlice, options: EvalOptions, m
       scoredTokens: slice.tokens,
       seconds: round(m.seconds, 2),
     };
-    if (m.target.name === m.target.tier) tiers[m.target.tier] = { variant: m.variant, accuracy: round(relativeAccuracy, 6) };
+    if (m.target.name === m.target.tier)
+      tiers[m.target.tier] = { variant: m.variant, accuracy: round(relativeAccuracy, 6) };
   }
   return {
     format: PROFILES_FORMAT,

@@ -38,7 +38,8 @@ export class TargetError extends Error {
 export function selectTargets(config: Config, family: ModelFamily, options: TargetOptions): Target[] {
   const names = Object.keys(config.tiers);
   for (const t of options.tiers ?? []) {
-    if (!names.includes(t)) throw new TargetError(`no tier named "${t}" in the config (tiers: ${names.join(', ')})`);
+    if (!names.includes(t))
+      throw new TargetError(`no tier named "${t}" in the config (tiers: ${names.join(', ')})`);
   }
   const out: Target[] = [];
   const seen = new Set<string>();

@@ -132,7 +132,11 @@ export class Gateway {
 
   /** The policy router (src/routing/): profiles, in-flight counts and plans for requests. */
   get router(): Router {
-    this.routerInstance ??= new Router(() => this.config, this.family, this.tiers);
+    if (this.routerInstance === undefined) {
+      this.routerInstance = new Router(() => this.config, this.family, this.tiers);
+      // The engine plans around tiers whose breaker is open (src/resilience/).
+      this.routerInstance.useBreakers((tier) => this.resilience.isBreakerOpen(tier));
+    }
     return this.routerInstance;
   }
 

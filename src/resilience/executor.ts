@@ -227,7 +227,8 @@ export class ResilientGeneration {
         throw signal.reason;
       }
       const error = local.signal.aborted ? local.signal.reason : err;
-      if (!isRetryable(error)) ticket.neutral();
+      // A bad request or a full tier queue says nothing about the tier's health.
+      if (!isRetryable(error) || causeOf(error) === 'overloaded') ticket.neutral();
       else ticket.failure(error);
       if ((error as { code?: unknown }).code === 'TIERGATE_ERR_DEADLINE')
         throw new AllTiersFailedError([tierName], error);

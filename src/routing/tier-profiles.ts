@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import type { TierConfig } from '../config/index.js';
 import type { ProfileSeed, RoutingConfig } from '../config/policies.js';
 import type { ModelFamily } from '../family/manifest.js';
+import { loadFamilyProfiles, measuredAccuracy, type AccuracyProfiles } from '../eval/accuracy-profiles.js';
 import { relativeAccuracy } from './accuracy.js';
 import type { TierProfile } from './engine.js';
 import { LatencyModel, type LatencyObservation } from './latency-model.js';
@@ -15,7 +16,7 @@ export interface ProfileSnapshot extends TierProfile {
   /** Whether the latency terms are measured (true) or the configured prior (false). */
   readonly live: boolean;
   /** Where the accuracy came from. */
-  readonly accuracySource: 'config' | 'manifest' | 'unknown';
+  readonly accuracySource: 'config' | 'eval' | 'manifest' | 'unknown';
 }
 
 const FRAMEWORK_OF_KIND: Readonly<Record<string, string>> = {
@@ -49,6 +50,8 @@ export class TierProfiles {
     /** Manifest variant id each tier serves (undefined: not a family variant, e.g. echo). */
     private readonly variants: Readonly<Record<string, string | undefined>>,
     private readonly family: ModelFamily,
+    /** `tiergate eval`'s measurements (<family dir>/accuracy-profiles.json), preferred to the manifest. */
+    private readonly evaluated: AccuracyProfiles | undefined = loadFamilyProfiles(family),
   ) {}
 
   observe(tier: string, observation: LatencyObservation): void {
@@ -65,7 +68,8 @@ export class TierProfiles {
     const est = this.model(tier).estimate();
     const configured = this.routing.profiles[tier]?.accuracy;
     const variant = this.variants[tier];
-    const measured = variant === undefined ? undefined : relativeAccuracy(this.family, variant);
+    const evaluated = variant === undefined ? undefined : measuredAccuracy(this.evaluated, variant);
+    const measured = variant === undefined ? undefined : (evaluated ?? relativeAccuracy(this.family, variant));
     return {
       ttftMs: est.ttftMs,
       ttftPerPromptTokenMs: est.ttftPerPromptTokenMs,
@@ -75,7 +79,14 @@ export class TierProfiles {
       live: est.live,
       // A tier with no known accuracy cannot meet any floor above 0.
       accuracy: configured ?? measured ?? 0,
-      accuracySource: configured !== undefined ? 'config' : measured !== undefined ? 'manifest' : 'unknown',
+      accuracySource:
+        configured !== undefined
+          ? 'config'
+          : evaluated !== undefined
+            ? 'eval'
+            : measured !== undefined
+              ? 'manifest'
+              : 'unknown',
     };
   }
 

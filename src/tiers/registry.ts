@@ -7,7 +7,7 @@ import type { Tier } from './tier.js';
 import { EchoTier } from './echo/echo-tier.js';
 import { LlamaCppTier } from './llamacpp/llamacpp-tier.js';
 import { createOnnxTier } from './onnx/create-onnx-tier.js';
-import { RemoteTier } from './remote/remote-tier.js';
+import { createRemoteTier } from './remote/create-remote-tier.js';
 
 /** What every tier factory receives besides its own options. */
 export interface TierDeps {
@@ -32,7 +32,7 @@ const factories: { readonly [K in TierKind]: TierFactory<K> } = {
   echo: (name, options, deps) => new EchoTier(name, options, deps),
   llamacpp: (name, options, deps) => new LlamaCppTier(name, options, deps),
   onnx: (name, options, deps) => createOnnxTier(name, options, deps),
-  remote: (name, options, deps) => new RemoteTier(name, options, deps),
+  remote: (name, options, deps) => createRemoteTier(name, options, deps),
 };
 
 export function createTier<K extends TierKind>(name: string, options: TierConfigOf<K>, deps: TierDeps): Tier {

@@ -41,7 +41,10 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
   });
 }
 
-export function promptToTokens(gateway: Gateway, prompt: string | string[] | number[] | number[][]): number[] {
+export function promptToTokens(
+  gateway: Gateway,
+  prompt: string | string[] | number[] | number[][],
+): number[] {
   const first = Array.isArray(prompt) ? prompt[0] : prompt;
   if (typeof first === 'string') return encodePrompt(gateway.tokenizer, first);
   if (typeof first === 'number') return prompt as number[];

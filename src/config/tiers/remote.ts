@@ -15,7 +15,10 @@ export const RemoteTierSchema = Type.Object(
      * Several tier servers (host:port each, e.g. `tiergate worker` replicas) behind this one tier:
      * requests go to the serving one with the fewest outstanding requests (docs/grpc-and-workers.md).
      */
-    addresses: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+    // Typed readonly: the loaded config is deep-frozen (Config is DeepReadonly).
+    addresses: Type.Optional(
+      Type.Unsafe<readonly string[]>(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+    ),
     /**
      * Resolve the host names of `address` / `addresses` to every IP they have (a Kubernetes
      * headless Service) and balance over all of them, re-resolving every resolveIntervalMs.

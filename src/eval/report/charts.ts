@@ -21,8 +21,18 @@ const FONT = { config: { font: 'sans-serif', view: { stroke: 'transparent' } } }
 /** Aggregate tokens/s against concurrency, one line per target, direct and through the gateway. */
 export function throughputSpec(bench: BenchFile): TopLevelSpec {
   const values = bench.targets.flatMap((t) => [
-    ...t.direct.map((l) => ({ target: t.target, path: 'direct', concurrency: l.concurrency, tps: l.tokensPerSec })),
-    ...t.gateway.map((l) => ({ target: t.target, path: 'gateway', concurrency: l.concurrency, tps: l.tokensPerSec })),
+    ...t.direct.map((l) => ({
+      target: t.target,
+      path: 'direct',
+      concurrency: l.concurrency,
+      tps: l.tokensPerSec,
+    })),
+    ...t.gateway.map((l) => ({
+      target: t.target,
+      path: 'gateway',
+      concurrency: l.concurrency,
+      tps: l.tokensPerSec,
+    })),
   ]);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -32,7 +42,12 @@ export function throughputSpec(bench: BenchFile): TopLevelSpec {
     data: { values: values.filter((v) => !v.target.startsWith('echo')) },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'concurrency', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'concurrent streams' },
+      x: {
+        field: 'concurrency',
+        type: 'quantitative',
+        scale: { type: 'log', base: 2 },
+        title: 'concurrent streams',
+      },
       y: { field: 'tps', type: 'quantitative', title: 'generated tokens/s (all streams)' },
       color: { field: 'target', type: 'nominal', title: 'tier@variant' },
       strokeDash: { field: 'path', type: 'nominal', title: 'measured' },
@@ -72,8 +87,18 @@ export function paretoSpec(rows: readonly VariantRow[], front: readonly VariantR
       {
         mark: { type: 'point', filled: true, size: 80 },
         encoding: {
-          x: { field: 'latency', type: 'quantitative', title: 'end-to-end p50 latency (ms)', scale: { zero: false } },
-          y: { field: 'accuracy', type: 'quantitative', title: 'relative accuracy (ppl_ref / ppl)', scale: { zero: false } },
+          x: {
+            field: 'latency',
+            type: 'quantitative',
+            title: 'end-to-end p50 latency (ms)',
+            scale: { zero: false },
+          },
+          y: {
+            field: 'accuracy',
+            type: 'quantitative',
+            title: 'relative accuracy (ppl_ref / ppl)',
+            scale: { zero: false },
+          },
           color: { field: 'framework', type: 'nominal' },
           shape: { field: 'front', type: 'nominal', title: '' },
         },

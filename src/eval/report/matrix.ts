@@ -52,7 +52,11 @@ export const CRITERIA: readonly Criterion[] = [
     unit: 'tok/s/100MiB',
     better: 'higher',
     value: (rows) =>
-      maxOf(rows.map((r) => (r.peakRssBytes === undefined ? undefined : (r.single.tokensPerSec * 100 * MIB) / r.peakRssBytes))),
+      maxOf(
+        rows.map((r) =>
+          r.peakRssBytes === undefined ? undefined : (r.single.tokensPerSec * 100 * MIB) / r.peakRssBytes,
+        ),
+      ),
   },
   {
     id: 'accuracyPreservation',
@@ -68,7 +72,8 @@ export const CRITERIA: readonly Criterion[] = [
     formula: 'lowest peak RSS (VmHWM) of the serving process over the framework’s variants',
     unit: 'MiB',
     better: 'lower',
-    value: (rows) => minOf(rows.map((r) => (r.peakRssBytes === undefined ? undefined : r.peakRssBytes / MIB))),
+    value: (rows) =>
+      minOf(rows.map((r) => (r.peakRssBytes === undefined ? undefined : r.peakRssBytes / MIB))),
   },
   {
     id: 'quantizationSupport',
@@ -140,7 +145,13 @@ export function buildMatrix(rows: readonly VariantRow[], config: ReportConfig): 
         weights += config.weights[c.id];
       }
     }
-    return { id: f.id, label: f.label, measured: f.measured, cells, total: weights > 0 ? weighted / weights : undefined };
+    return {
+      id: f.id,
+      label: f.label,
+      measured: f.measured,
+      cells,
+      total: weights > 0 ? weighted / weights : undefined,
+    };
   });
   return { criteria: CRITERIA, frameworks, weights: config.weights };
 }

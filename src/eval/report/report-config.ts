@@ -42,7 +42,8 @@ export class ReportConfigError extends Error {
 
 /** Validated report config from YAML (missing file: the defaults). */
 export function loadReportConfig(path: string | undefined): ReportConfig {
-  if (path !== undefined && !existsSync(path)) throw new ReportConfigError(`report config not found: ${path}`);
+  if (path !== undefined && !existsSync(path))
+    throw new ReportConfigError(`report config not found: ${path}`);
   const raw: unknown = path === undefined ? {} : parse(readFileSync(path, 'utf8'));
   return parseReportConfig(raw ?? {}, path ?? 'defaults');
 }

@@ -20,7 +20,8 @@ type Rule = {
   readonly evidence: (r: VariantRow) => string;
 };
 
-const accurateEnough = (r: VariantRow, floor: number): boolean => r.accuracy !== undefined && r.accuracy >= floor;
+const accurateEnough = (r: VariantRow, floor: number): boolean =>
+  r.accuracy !== undefined && r.accuracy >= floor;
 const f1 = (x: number): string => x.toFixed(1);
 
 const RULES: readonly Rule[] = [
@@ -51,7 +52,8 @@ const RULES: readonly Rule[] = [
     eligible: (r) => r.accuracy !== undefined,
     // Accuracy dominates; latency (ms) only separates equal accuracies.
     key: (r) => -(r.accuracy ?? 0) * 1e9 + r.single.e2eP50Ms,
-    evidence: (r) => `relative accuracy ${(r.accuracy ?? 0).toFixed(4)}, perplexity ${r.perplexity?.toFixed(3) ?? '?'}`,
+    evidence: (r) =>
+      `relative accuracy ${(r.accuracy ?? 0).toFixed(4)}, perplexity ${r.perplexity?.toFixed(3) ?? '?'}`,
   },
   {
     scenario: 'Edge / memory-constrained',
@@ -70,12 +72,18 @@ export function recommend(rows: readonly VariantRow[], config: ReportConfig): Re
   return RULES.map((rule) => {
     const pick = rows
       .filter((r) => rule.eligible(r, config.accuracyFloor))
-      .reduce<VariantRow | undefined>((best, r) => (best === undefined || rule.key(r) < rule.key(best) ? r : best), undefined);
+      .reduce<VariantRow | undefined>(
+        (best, r) => (best === undefined || rule.key(r) < rule.key(best) ? r : best),
+        undefined,
+      );
     return {
       scenario: rule.scenario,
       rule: rule.rule,
       pick,
-      evidence: pick === undefined ? 'no variant qualifies (run `tiergate eval` for accuracies)' : rule.evidence(pick),
+      evidence:
+        pick === undefined
+          ? 'no variant qualifies (run `tiergate eval` for accuracies)'
+          : rule.evidence(pick),
     };
   });
 }

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
+
+/** What unary and streaming calls share (grpc-js does not export ServerSurfaceCall). */
+type SurfaceCall = ServerUnaryCall<unknown, unknown>;
+import type { Logger } from 'pino';
+import type { Gateway } from '../../gateway/gateway.js';
+import { ApiError } from '../errors.js';
+import { keyVerifier, presentedKey } from '../auth.js';
+import { toGrpcStatus } from './grpc-status.js';
+
+/** A request id from the client is honoured if it looks sane (as on HTTP, src/api/app.ts). */
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/**
+ * One gRPC call's state, the counterpart of the HTTP request context: id, authenticated key,
+ * an AbortSignal that fires when the client cancels or the gateway shuts down, the deadline, and
+ * what the summary log line and request metrics need.
+ */
+export class CallContext {
+  readonly requestId: string;
+  readonly startedAt = performance.now();
+  readonly signal: AbortSignal;
+  /** The call's gRPC deadline in ms since the epoch, if the client set one. */
+  readonly deadline: number | undefined;
+  apiKey: string | undefined;
+  model: string | undefined;
+  tier: string | undefined;
+  policy: string | undefined;
+  routeReason: string | undefined;
+  promptTokens = 0;
+  completionTokens = 0;
+  ttftMs: number | undefined;
+  finishReason: string | undefined;
+  aborted = false;
+  private readonly controller = new AbortController();
+
+  constructor(
+    private readonly gateway: Gateway,
+    private readonly method: string,
+    call: Pick<SurfaceCall, "metadata" | "getDeadline" | "once">,
+    readonly log: Logger,
+  ) {
+    this.requestId = requestIdOf(call.metadata);
+    call.once('cancelled', () => {
+      this.aborted = true;
+      this.controller.abort(new ApiError('invalid_request', 'call cancelled by the client'));
+    });
+    this.signal = AbortSignal.any([this.controller.signal, gateway.shutdownSignal]);
+    const d = call.getDeadline();
+    const ms = d instanceof Date ? d.getTime() : d;
+    this.deadline = Number.isFinite(ms) ? ms : undefined;
+  }
+
+  /** `authorization: Bearer <key>` metadata against the HTTP API's key store (inference scope). */
+  authenticate(metadata: Metadata): void {
+    const config = this.gateway.config;
+    if (!config.auth.enabled) return;
+    const header = metadata.get('authorization')[0];
+    const key = presentedKey(typeof header === 'string' ? header : header?.toString('utf8'));
+    this.apiKey = keyVerifier(config)(key, 'inference', this.method);
+  }
+
+  /** Request metrics and one summary line, as HTTP's (src/api/request-context.ts); status is the HTTP-equivalent. */
+  finish(err: unknown): ReturnType<typeof toGrpcStatus> | undefined {
+    const failure = err === undefined ? undefined : toGrpcStatus(this.signal.aborted ? this.signal.reason : err);
+    const status = failure === undefined ? 200 : failure.apiError.status;
+    const labels = { route: this.method, tier: this.tier ?? 'none', status: String(status) };
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    this.gateway.metrics.requests.inc(labels);
+    this.gateway.metrics.requestDuration.observe(labels, seconds);
+    if (failure?.apiError.kind === 'internal') this.log.error({ err, requestId: this.requestId }, 'request failed');
+    this.log.info(
+      {
+        requestId: this.requestId,
+        transport: 'grpc',
+        method: this.method,
+        status,
+        model: this.model,
+        tier: this.tier,
+        policy: this.policy,
+        routeReason: this.routeReason,
+        promptTokens: this.promptTokens,
+        completionTokens: this.completionTokens,
+        ttftMs: this.ttftMs === undefined ? undefined : Math.round(this.ttftMs * 100) / 100,
+        durationMs: Math.round(seconds * 100_000) / 100,
+        finishReason: this.finishReason,
+        error: failure === undefined ? undefined : (failure.apiError.code ?? failure.apiError.type),
+        aborted: this.aborted ? true : undefined,
+      },
+      'request',
+    );
+    return failure;
+  }
+}
+
+function requestIdOf(metadata: Metadata): string {
+  const given = metadata.get('x-request-id')[0];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}

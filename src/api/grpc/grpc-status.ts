@@ -1,0 +1,43 @@
+import { Metadata, status as GrpcStatus, type StatusObject } from '@grpc/grpc-js';
+import { toApiError, type ApiError, type ApiErrorKind } from '../errors.js';
+
+/**
+ * The error table (src/api/errors.ts) in gRPC terms: one status per kind, exhaustive, following
+ * https://grpc.github.io/grpc/core/md_doc_statuscodes.html. The HTTP status, OpenAI code and
+ * Retry-After travel as trailing metadata so clients of both APIs can see the same error.
+ */
+const CODES: Record<ApiErrorKind, GrpcStatus> = {
+  invalid_request: GrpcStatus.INVALID_ARGUMENT,
+  invalid_json: GrpcStatus.INVALID_ARGUMENT,
+  context_length_exceeded: GrpcStatus.INVALID_ARGUMENT,
+  invalid_api_key: GrpcStatus.UNAUTHENTICATED,
+  missing_scope: GrpcStatus.PERMISSION_DENIED,
+  model_not_found: GrpcStatus.NOT_FOUND,
+  route_not_found: GrpcStatus.NOT_FOUND,
+  method_not_allowed: GrpcStatus.UNIMPLEMENTED,
+  // The request is valid but the system is not in a state to meet its budgets.
+  route_infeasible: GrpcStatus.FAILED_PRECONDITION,
+  body_too_large: GrpcStatus.RESOURCE_EXHAUSTED,
+  unsupported_media_type: GrpcStatus.INVALID_ARGUMENT,
+  rate_limited: GrpcStatus.RESOURCE_EXHAUSTED,
+  internal: GrpcStatus.INTERNAL,
+  not_ready: GrpcStatus.UNAVAILABLE,
+  // Every tier failed: UNAVAILABLE tells gRPC clients a retry may succeed.
+  bad_gateway: GrpcStatus.UNAVAILABLE,
+  gateway_timeout: GrpcStatus.DEADLINE_EXCEEDED,
+};
+
+export function grpcCodeOf(kind: ApiErrorKind): GrpcStatus {
+  return CODES[kind];
+}
+
+/** Any error → the status to end the call with (the ApiError is returned for logging). */
+export function toGrpcStatus(err: unknown): { status: Partial<StatusObject>; apiError: ApiError } {
+  const apiError = toApiError(err);
+  const metadata = new Metadata();
+  metadata.set('x-tiergate-error-code', apiError.code ?? apiError.type);
+  metadata.set('x-tiergate-http-status', String(apiError.status));
+  if (apiError.param !== null) metadata.set('x-tiergate-error-param', apiError.param);
+  if (apiError.retryAfter !== undefined) metadata.set('retry-after', String(apiError.retryAfter));
+  return { status: { code: CODES[apiError.kind], details: apiError.message, metadata }, apiError };
+}
