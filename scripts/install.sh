@@ -25,7 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "install: npm packages"
-npm ci --no-audit --no-fund
+# Not `npm ci`: node-llama-cpp lists optional per-platform binaries that this registry does not
+# serve (404), so npm leaves them out of the lock file and `npm ci` then refuses the lock as out
+# of sync. `npm install` follows the same lock file (it stays unchanged) and skips them.
+npm install --no-audit --no-fund
 
 if [ -x sidecar/gen-stubs.sh ]; then
   echo "install: Python gRPC stubs"

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
+import { startGrpcServer, type RunningGrpcServer } from './api/grpc/grpc-server.js';
 import type { Config } from './config/index.js';
 import { Gateway } from './gateway/gateway.js';
 import { MetricsService } from './observability/metrics.js';
@@ -10,6 +11,8 @@ export interface RunningServer {
   readonly gateway: Gateway;
   /** The address actually bound (port 0 in config picks a free port). */
   readonly url: string;
+  /** host:port of the gRPC API when `grpc.enabled` (docs/grpc-and-workers.md). */
+  readonly grpcAddress: string | undefined;
   /** Graceful stop: refuse new work, let in-flight requests finish within the grace period, close tiers. */
   shutdown(): Promise<void>;
 }
@@ -19,12 +22,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const metrics = new MetricsService();
   const gateway = await Gateway.start(config, logger, metrics);
   const app = buildApp(gateway);
+  let grpc: RunningGrpcServer | undefined;
   app.addHook('onClose', async () => {
+    // gRPC calls drain (aborted past the grace period) before the tiers under them close.
+    await grpc?.close();
     await gateway.close();
   });
   let url: string;
   try {
     url = await app.listen({ host: config.server.host, port: config.server.port });
+    if (config.grpc.enabled) grpc = await startGrpcServer(gateway, config.grpc, logger);
   } catch (err) {
     await app.close();
     throw err;
@@ -53,5 +60,5 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     })();
     return stopping;
   };
-  return { app, gateway, url, shutdown };
+  return { app, gateway, url, grpcAddress: grpc?.address, shutdown };
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Gateway, ServedModel } from '../gateway/gateway.js';
 import type { MetricsService } from '../observability/metrics.js';
+import type { GenerationRequest } from '../pipeline/types.js';
 import type { RoutePlan } from '../routing/plan.js';
 import { parseRouteOptions } from '../routing/route-options.js';
 import type { RouteQuestion } from '../routing/router.js';
@@ -94,6 +95,18 @@ export function routeByPolicy(
   );
   reply?.raw.once('close', decided.done);
   return decided.served;
+}
+
+/**
+ * Hands an engine plan's ordered attempts and per-attempt deadlines to the executor. Static and
+ * override plans keep the resilience defaults (the tier, then its configured fallbacks): routing
+ * did not choose there. The latency budget steers the choice and the attempt deadlines; the
+ * request as a whole stays bounded by resilience.requestTimeoutMs, so a best-effort request
+ * predicted over budget is not cut off at the budget.
+ */
+export function withPlan(gen: GenerationRequest, plan: RoutePlan | undefined): GenerationRequest {
+  if (plan === undefined || plan.code === 'static' || plan.code === 'override') return gen;
+  return { ...gen, attempts: plan.attempts };
 }
 
 /** A routed request: its plan, the served model on the first attempt's tier, and its end. */

@@ -54,7 +54,12 @@ async function serve(configPath: string | undefined): Promise<void> {
     return;
   }
   logger.info(
-    { url: server.url, models: Object.keys(config.models), tiers: Object.keys(config.tiers) },
+    {
+      url: server.url,
+      grpc: server.grpcAddress,
+      models: Object.keys(config.models),
+      tiers: Object.keys(config.tiers),
+    },
     'tiergate ready',
   );
   const onSignal = (signal: NodeJS.Signals): void => {

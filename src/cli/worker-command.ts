@@ -15,7 +15,10 @@ The bound address is logged and printed on stdout as "listening <host:port>".
  * `tiergate worker …`: `args` are the arguments after "worker"; `loadConfig` is the CLI's config
  * loader (--config, $TIERGATE_CONFIG, config/tiergate.yaml), shared with `serve`.
  */
-export async function workerCommand(args: string[], loadConfig: (path: string | undefined) => Config): Promise<void> {
+export async function workerCommand(
+  args: string[],
+  loadConfig: (path: string | undefined) => Config,
+): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {

@@ -87,7 +87,10 @@ export const PROFILES_FILE = 'accuracy-profiles.json';
  * file belongs to another family. A broken file is ignored rather than fatal: routing then falls
  * back to the manifest's perplexities, as it did before any eval was run.
  */
-export function loadFamilyProfiles(family: { readonly dir: string; readonly id: string }): AccuracyProfiles | undefined {
+export function loadFamilyProfiles(family: {
+  readonly dir: string;
+  readonly id: string;
+}): AccuracyProfiles | undefined {
   try {
     const profiles = readProfiles(join(family.dir, PROFILES_FILE));
     return profiles?.family === family.id ? profiles : undefined;

@@ -75,11 +75,6 @@ export class ResilientGeneration {
       const guard = runtime.guard(attempt.tier);
       if (guard === undefined) continue;
       if (signal.aborted) throw signal.reason;
-      const pending = record.fallbacks.at(-1);
-      if (pending !== undefined && pending.to === undefined) {
-        pending.to = guard.name;
-        m.fallbacks.inc({ from: pending.from, to: guard.name, cause: pending.cause, stage: pending.stage });
-      }
       if (Date.now() >= this.deadline) break;
       if (issuedAndFailed && sent.length === 0) {
         if (!runtime.retryBudget.tryWithdraw()) {
@@ -88,6 +83,12 @@ export class ResilientGeneration {
         }
         m.retries.inc({ tier: guard.name, result: 'attempted' });
         record.retries++;
+      }
+      // The previous tier's failure becomes a fallback only now that another tier is tried.
+      const pending = record.fallbacks.at(-1);
+      if (pending !== undefined && pending.to === undefined) {
+        pending.to = guard.name;
+        m.fallbacks.inc({ from: pending.from, to: guard.name, cause: pending.cause, stage: pending.stage });
       }
       tried.push(guard.name);
 

@@ -211,14 +211,18 @@ function fallbacks(
 }
 
 /**
- * Each attempt may use the budget except what the next attempt is predicted to need, but never
- * less than its own prediction; the last attempt may use all of it.
+ * Each attempt may use the budget except what the next attempt is predicted to need; the last
+ * attempt may use all of it. Either way an attempt gets at least DEADLINE_SLACK times its own
+ * prediction: predictions are a tail quantile, and cutting a tier off at exactly its p90 would
+ * fail over one request in ten (and best-effort plans are predicted over budget by definition).
  */
+const DEADLINE_SLACK = 2;
+
 function deadlines(order: readonly Candidate[], budgetMs: number): RouteAttempt[] {
   return order.map((c, i) => {
     const next = order[i + 1];
-    const ms =
-      next === undefined ? budgetMs : Math.min(budgetMs, Math.max(c.latencyMs, budgetMs - next.latencyMs));
+    const own = DEADLINE_SLACK * c.latencyMs;
+    const ms = next === undefined ? Math.max(budgetMs, own) : Math.max(own, budgetMs - next.latencyMs);
     return { tier: c.tier, deadlineMs: Math.max(1, Math.round(ms)) };
   });
 }

@@ -69,7 +69,8 @@ export class TierProfiles {
     const configured = this.routing.profiles[tier]?.accuracy;
     const variant = this.variants[tier];
     const evaluated = variant === undefined ? undefined : measuredAccuracy(this.evaluated, variant);
-    const measured = variant === undefined ? undefined : (evaluated ?? relativeAccuracy(this.family, variant));
+    const measured =
+      variant === undefined ? undefined : (evaluated ?? relativeAccuracy(this.family, variant));
     return {
       ttftMs: est.ttftMs,
       ttftPerPromptTokenMs: est.ttftPerPromptTokenMs,

@@ -1,6 +1,20 @@
 import { JinjaTemplateChatWrapper, type ChatHistoryItem, type LlamaModel } from 'node-llama-cpp';
 import { llamaRuntime } from '../tiers/llamacpp/runtime.js';
+import { SpmDecoder } from './spm-decoder.js';
+import { SpmEncoder } from './spm-encoder.js';
+import { readSpmVocab } from './spm-vocab.js';
 import type { ChatMessage, Tokenizer } from './tokenizer.js';
+
+/** node-llama-cpp's maxRecentDetokenizerTokens: how much of `previous` decides the leading space. */
+const RECENT_TOKENS = 3;
+
+/** Texts on which the JS codec must agree with llama.cpp before it is trusted (checked at load). */
+const SELF_CHECK_TEXTS = [
+  'The county grand jury said Friday an investigation of recent primary elections',
+  '  two  leading spaces,\ttabs\nand new\n\nlines ',
+  'Ünïcödé — “quotes”, emoji 🙂 and CJK 漢字',
+  'numbers 1,234.5678 and (brackets) [x] {y} <s> </s> <unk>',
+];
 
 /**
  * The family's tokenizer from a vocab-only llama.cpp load of one of its GGUF files: the exact
@@ -12,6 +26,13 @@ export class LlamaTokenizer implements Tokenizer {
   readonly stopTokens: readonly number[];
   readonly trainContextLength: number;
   private readonly chatWrapper: JinjaTemplateChatWrapper | undefined;
+  /**
+   * Pure-JS codec (undefined when the vocabulary is not one it handles or it disagreed with
+   * llama.cpp at load): per-request tokenisation and per-token detokenisation through the native
+   * addon cost tens of microseconds each, a large share of the gateway's own overhead.
+   */
+  private readonly encoder: SpmEncoder | undefined;
+  private readonly decoder: SpmDecoder | undefined;
 
   private constructor(private readonly model: LlamaModel) {
     const tokens = model.tokens;
@@ -21,6 +42,14 @@ export class LlamaTokenizer implements Tokenizer {
     this.trainContextLength = model.trainContextSize;
     const template = readChatTemplate(model);
     this.chatWrapper = template === undefined ? undefined : new JinjaTemplateChatWrapper({ template });
+    const codec = jsCodec(model, this.vocabSize);
+    this.encoder = codec?.encoder;
+    this.decoder = codec?.decoder;
+  }
+
+  /** Whether tokenize/detokenize run in JS (true) or through llama.cpp (false). */
+  get usesJsCodec(): boolean {
+    return this.encoder !== undefined;
   }
 
   static async load(modelPath: string): Promise<LlamaTokenizer> {
@@ -30,11 +59,24 @@ export class LlamaTokenizer implements Tokenizer {
   }
 
   tokenize(text: string): number[] {
+    // Ill-formed UTF-16 (lone surrogates) is left to llama.cpp's own conversion.
+    if (this.encoder !== undefined && text.isWellFormed()) return this.encoder.encode(text);
     return this.model.tokenize(text, false) as number[];
   }
 
   detokenize(tokens: readonly number[], previous?: readonly number[]): string {
-    return this.model.detokenize(tokens as never, false, previous as never);
+    const d = this.decoder;
+    if (d === undefined || !d.covers(tokens) || (previous !== undefined && !d.covers(previous))) {
+      return this.model.detokenize(tokens as never, false, previous as never);
+    }
+    if (tokens.length === 0) return '';
+    // Same continuation rule as node-llama-cpp's detokenize(tokens, false, lastTokens).
+    if (previous === undefined || previous.length === 0) return d.decode(tokens);
+    const recent = previous.slice(-RECENT_TOKENS);
+    const recentText = d.decode(recent);
+    if (recentText === '') return d.decode(tokens);
+    const text = d.decode([...recent, ...tokens]);
+    return text.startsWith(recentText) ? text.slice(recentText.length) : d.decode(tokens);
   }
 
   renderNativeChat(messages: readonly ChatMessage[]): number[] | undefined {
@@ -53,6 +95,36 @@ export class LlamaTokenizer implements Tokenizer {
   async close(): Promise<void> {
     await this.model.dispose();
   }
+}
+
+/**
+ * The JS encoder/decoder for a SentencePiece vocabulary, after checking that they reproduce
+ * llama.cpp on every single token and on a few texts; otherwise undefined (llama.cpp is used).
+ */
+function jsCodec(
+  model: LlamaModel,
+  vocabSize: number,
+): { encoder: SpmEncoder; decoder: SpmDecoder } | undefined {
+  const vocab = readSpmVocab(model);
+  if (vocab === undefined || vocab.texts.length !== vocabSize) return undefined;
+  let encoder: SpmEncoder;
+  try {
+    encoder = new SpmEncoder(vocab);
+  } catch {
+    return undefined;
+  }
+  const decoder = new SpmDecoder(vocab);
+  const native = (ids: readonly number[]): string => model.detokenize(ids as never, false);
+  for (let id = 0; id < vocabSize; id++) {
+    if (decoder.decode([id]) !== native([id])) return undefined;
+  }
+  for (const text of SELF_CHECK_TEXTS) {
+    const ids = model.tokenize(text, false) as number[];
+    const mine = encoder.encode(text);
+    if (mine.length !== ids.length || mine.some((t, i) => t !== ids[i])) return undefined;
+    if (decoder.decode(ids) !== native(ids)) return undefined;
+  }
+  return { encoder, decoder };
 }
 
 function readVocabSize(model: LlamaModel): number {

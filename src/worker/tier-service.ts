@@ -80,7 +80,10 @@ async function generate(
   const timer =
     deadline === undefined
       ? undefined
-      : setTimeout(() => controller.abort(new WorkerDeadlineError('deadline exceeded')), Math.max(0, deadline - Date.now()));
+      : setTimeout(
+          () => controller.abort(new WorkerDeadlineError('deadline exceeded')),
+          Math.max(0, deadline - Date.now()),
+        );
   counters.started();
   let outcome: 'finished' | 'cancelled' | 'deadline' | 'failed' = 'failed';
   try {
@@ -114,7 +117,9 @@ async function generate(
 }
 
 /** The earlier of the call's gRPC deadline and the request's own `deadline_unix_ms`. */
-function effectiveDeadline(call: ServerWritableStream<GenerateRequestMessage, GenerateResponseMessage>): number | undefined {
+function effectiveDeadline(
+  call: ServerWritableStream<GenerateRequestMessage, GenerateResponseMessage>,
+): number | undefined {
   const grpc = call.getDeadline();
   const fromCall = grpc instanceof Date ? grpc.getTime() : Number.isFinite(grpc) ? grpc : undefined;
   const fromRequest = call.request.deadlineUnixMs > 0 ? call.request.deadlineUnixMs : undefined;
@@ -126,9 +131,12 @@ function toTierRequest(m: GenerateRequestMessage, tier: Tier, deadline: number |
   const { vocabSize, contextLength } = tier.info();
   if (m.tokens.length === 0) throw new BadTierRequest('tokens must not be empty');
   const bad = vocabSize > 0 ? m.tokens.find((t) => t >= vocabSize) : undefined;
-  if (bad !== undefined) throw new BadTierRequest(`token id ${bad} is outside the vocabulary (size ${vocabSize})`);
+  if (bad !== undefined)
+    throw new BadTierRequest(`token id ${bad} is outside the vocabulary (size ${vocabSize})`);
   if (contextLength > 0 && m.tokens.length >= contextLength) {
-    throw new BadTierRequest(`prompt of ${m.tokens.length} tokens does not fit the context (${contextLength})`);
+    throw new BadTierRequest(
+      `prompt of ${m.tokens.length} tokens does not fit the context (${contextLength})`,
+    );
   }
   return {
     tokens: m.tokens,

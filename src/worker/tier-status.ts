@@ -20,6 +20,7 @@ export function tierErrorStatus(err: unknown): Partial<StatusObject> {
   if (err instanceof WorkerDeadlineError) return { code: GrpcStatus.DEADLINE_EXCEEDED, details: message };
   const code = (err as { code?: unknown }).code;
   if (code === 'TIERGATE_ERR_TIER_UNAVAILABLE') return { code: GrpcStatus.UNAVAILABLE, details: message };
-  if (code === 'TIERGATE_ERR_TIER_OVERLOADED') return { code: GrpcStatus.RESOURCE_EXHAUSTED, details: message };
+  if (code === 'TIERGATE_ERR_TIER_OVERLOADED')
+    return { code: GrpcStatus.RESOURCE_EXHAUSTED, details: message };
   return { code: GrpcStatus.INTERNAL, details: message };
 }

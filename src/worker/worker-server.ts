@@ -36,19 +36,32 @@ export interface RunningWorker {
  * sidecar — so each tier can run as its own process or Kubernetes Deployment and the gateway
  * reaches it with a `remote` tier.
  */
-export async function startWorker(config: Config, options: WorkerOptions, logger: Logger): Promise<RunningWorker> {
+export async function startWorker(
+  config: Config,
+  options: WorkerOptions,
+  logger: Logger,
+): Promise<RunningWorker> {
   const tierConfig = config.tiers[options.tier];
   if (tierConfig === undefined) {
-    throw new Error(`no tier "${options.tier}" in the config (tiers: ${Object.keys(config.tiers).join(', ') || 'none'})`);
+    throw new Error(
+      `no tier "${options.tier}" in the config (tiers: ${Object.keys(config.tiers).join(', ') || 'none'})`,
+    );
   }
   if (tierConfig.kind === 'remote') {
-    throw new Error(`tier "${options.tier}" is itself remote; a worker serves a local tier (llamacpp, onnx, echo)`);
+    throw new Error(
+      `tier "${options.tier}" is itself remote; a worker serves a local tier (llamacpp, onnx, echo)`,
+    );
   }
   const family = loadModelFamily(config.family.dir);
   const tokenizer = await loadTokenizer(config, family);
   const log = logger.child({ tier: options.tier });
   // The worker's own metrics registry; the gateway exports the request-level series.
-  const tier = createTier(options.tier, tierConfig, { logger: log, metrics: new MetricsService(), family, tokenizer });
+  const tier = createTier(options.tier, tierConfig, {
+    logger: log,
+    metrics: new MetricsService(),
+    family,
+    tokenizer,
+  });
   try {
     await tier.start();
   } catch (err) {

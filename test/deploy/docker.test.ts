@@ -4,11 +4,13 @@
  * that disagree about names, ports and paths, and a container config the gateway would reject.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, posix } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { buildConfig } from '../../src/config/index.js';
-import { REPO_ROOT } from '../helpers/start-gateway.js';
+import { REPO_ROOT, startGateway, type TestGateway } from '../helpers/start-gateway.js';
 import { DEPLOY, readRepoFile, yamlDocuments } from './deploy-files.js';
 
 interface Instruction {
@@ -171,3 +173,63 @@ describe('deploy/docker-compose.yaml', () => {
     assert.deepEqual(jobs[0]?.static_configs[0]?.targets, [`gateway:${config.server.port}`]);
   });
 });
+
+describe('the compose sidecar command, run for real', () => {
+  let sidecar: ChildProcess | undefined;
+  let gateway: TestGateway | undefined;
+
+  after(async () => {
+    await gateway?.shutdown();
+    if (sidecar?.exitCode === null) {
+      const exited = new Promise((resolve) => sidecar?.once('exit', resolve));
+      sidecar.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  it('serves the PyTorch tier to a gateway in address mode, as the gateway service uses it', async () => {
+    const service = services['sidecar'];
+    const port = await freePort();
+    // The image's /app is this checkout; the sidecar listens on loopback instead of 0.0.0.0.
+    const toRepo = (s: string): string => s.replace(/^\/app\//, REPO_ROOT);
+    const [command = '', ...args] = (service?.command ?? []).map((a) =>
+      a === flag(service?.command, '--listen') ? `127.0.0.1:${port}` : toRepo(a),
+    );
+    sidecar = spawn(command, args, {
+      cwd: toRepo(`${service?.working_dir}/`),
+      env: { ...process.env, ...service?.environment },
+      stdio: 'ignore',
+    });
+    const fallback = containerConfig().tiers['fallback'];
+    assert.ok(fallback?.kind === 'remote');
+    gateway = await startGateway({
+      family: { dir: 'models/tiny' },
+      tiers: {
+        fallback: {
+          kind: 'remote',
+          address: `127.0.0.1:${port}`,
+          model: fallback.model,
+          required: true,
+          connectTimeoutMs: 90_000,
+        },
+      },
+      models: { 'tiergate-tiny-fallback': { tier: 'fallback' } },
+    });
+    const completion = await gateway.client.completions.create({
+      model: 'tiergate-tiny-fallback',
+      prompt: 'The city',
+      max_tokens: 4,
+      temperature: 0,
+    });
+    assert.equal(completion.usage?.completion_tokens, 4);
+  });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}

@@ -1,8 +1,8 @@
 /**
  * A real gateway with one tier of every kind, so every series tiergate can export is registered:
- * echo, the llama.cpp edge tier and the ONNX main tier on the committed tiny model, and a remote
- * tier whose address has no server (it registers the remote-tier series and reports not ready,
- * which is exactly what a gateway with a down sidecar exposes).
+ * echo, the llama.cpp edge tier and the ONNX main tier on the committed tiny model, a remote tier
+ * and a balanced remote tier whose addresses have no server (they register the remote-tier series
+ * and report not ready, which is exactly what a gateway with a down sidecar exposes).
  */
 import { startGateway, type TestGateway } from '../helpers/start-gateway.js';
 
@@ -15,12 +15,20 @@ export function allTierKindsConfig(): Record<string, unknown> {
       main: { kind: 'onnx', model: 'tiny-fp32.onnx', workers: 1, intraOpThreads: 1 },
       // Port 1 on loopback: nothing listens, so the remote tier stays down without a sidecar.
       fallback: { kind: 'remote', address: '127.0.0.1:1', connectTimeoutMs: 200, healthIntervalMs: 500 },
+      // Several addresses make a balanced remote tier (tiergate worker replicas), with its own series.
+      pool: {
+        kind: 'remote',
+        addresses: ['127.0.0.1:1', '127.0.0.1:2'],
+        connectTimeoutMs: 200,
+        healthIntervalMs: 500,
+      },
     },
     models: {
       'tiergate-echo': { tier: 'echo' },
       'tiergate-tiny': { tier: 'edge' },
       'tiergate-tiny-main': { tier: 'main' },
       'tiergate-tiny-fallback': { tier: 'fallback' },
+      'tiergate-tiny-pool': { tier: 'pool' },
     },
   };
 }

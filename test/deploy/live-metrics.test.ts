@@ -137,6 +137,29 @@ describe('a real Prometheus scraping the gateway', () => {
     assert.ok(Number(result[0]?.value[1]) > 0, 'the edge tier generated tokens');
   });
 
+  it('runs every Grafana dashboard query without an error, and most return data', async () => {
+    await pollQuery(api, 'tiergate_tier_start_seconds');
+    let withData = 0;
+    const queries = dashboardQueries();
+    for (const { where, expr } of queries) {
+      // Grafana's variables, as Grafana would substitute them.
+      const query = expr
+        .replaceAll('$instance', '.*')
+        .replaceAll('$__rate_interval', '1m')
+        .replaceAll('$__range', '5m');
+      const response = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(query)}`);
+      const body = (await response.json()) as {
+        status: string;
+        error?: string;
+        data?: { result: unknown[] };
+      };
+      assert.equal(body.status, 'success', `${where}: ${body.error} in ${query}`);
+      if ((body.data?.result.length ?? 0) > 0) withData += 1;
+    }
+    // Rates need two scrapes and some series (fallbacks, shed, ...) only appear under failures.
+    assert.ok(withData >= queries.length / 3, `${withData} of ${queries.length} queries returned data`);
+  });
+
   it('loads the shipped alert rules', async () => {
     const response = await fetch(`${api}/api/v1/rules`);
     const body = (await response.json()) as {

@@ -192,13 +192,13 @@ test('deadlines: each attempt leaves the next one its predicted latency; the las
     { tier: 'main', deadlineMs: 750 },
     { tier: 'fallback', deadlineMs: 1000 },
   ]);
-  // An attempt never gets less than its own prediction (here main's 60 > 100 - 250).
+  // An attempt always gets twice its own prediction: edge 2 x 30 (> 100 - 250), fallback 2 x 250 (> 100).
   const tight = planRoute(
     input({ policy: policy({ fallback: ['fallback'] }), budget: { latencyMs: 100, accuracyFloor: 0 } }),
   );
   assert.deepEqual(tight.attempts, [
-    { tier: 'edge', deadlineMs: 30 },
-    { tier: 'fallback', deadlineMs: 100 },
+    { tier: 'edge', deadlineMs: 60 },
+    { tier: 'fallback', deadlineMs: 500 },
   ]);
 });
 

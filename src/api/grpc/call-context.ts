@@ -38,7 +38,7 @@ export class CallContext {
   constructor(
     private readonly gateway: Gateway,
     private readonly method: string,
-    call: Pick<SurfaceCall, "metadata" | "getDeadline" | "once">,
+    call: Pick<SurfaceCall, 'metadata' | 'getDeadline' | 'once'>,
     readonly log: Logger,
   ) {
     this.requestId = requestIdOf(call.metadata);
@@ -63,13 +63,15 @@ export class CallContext {
 
   /** Request metrics and one summary line, as HTTP's (src/api/request-context.ts); status is the HTTP-equivalent. */
   finish(err: unknown): ReturnType<typeof toGrpcStatus> | undefined {
-    const failure = err === undefined ? undefined : toGrpcStatus(this.signal.aborted ? this.signal.reason : err);
+    const failure =
+      err === undefined ? undefined : toGrpcStatus(this.signal.aborted ? this.signal.reason : err);
     const status = failure === undefined ? 200 : failure.apiError.status;
     const labels = { route: this.method, tier: this.tier ?? 'none', status: String(status) };
     const seconds = (performance.now() - this.startedAt) / 1000;
     this.gateway.metrics.requests.inc(labels);
     this.gateway.metrics.requestDuration.observe(labels, seconds);
-    if (failure?.apiError.kind === 'internal') this.log.error({ err, requestId: this.requestId }, 'request failed');
+    if (failure?.apiError.kind === 'internal')
+      this.log.error({ err, requestId: this.requestId }, 'request failed');
     this.log.info(
       {
         requestId: this.requestId,

@@ -92,7 +92,10 @@ function unaryGeneration<Req extends { model: string }>(
   method: string,
   prepare: (ctx: CallContext, request: Req) => Prepared,
 ) {
-  return (call: ServerUnaryCall<Req, CompletionResponseMessage>, callback: sendUnaryData<CompletionResponseMessage>) => {
+  return (
+    call: ServerUnaryCall<Req, CompletionResponseMessage>,
+    callback: sendUnaryData<CompletionResponseMessage>,
+  ) => {
     const ctx = new CallContext(gateway, `${SERVICE}/${method}`, call, log);
     void (async () => {
       let prepared: Prepared | undefined;
@@ -102,7 +105,11 @@ function unaryGeneration<Req extends { model: string }>(
         prepared = prepare(ctx, call.request);
         execution = runGeneration(gateway, prepared.gen, ctx);
         const choices = new Map<number, { index: number; text: string; finishReason: FinishReason }>();
-        for (let r = await nextEvent(execution.events, ctx.signal); !r.done; r = await nextEvent(execution.events, ctx.signal)) {
+        for (
+          let r = await nextEvent(execution.events, ctx.signal);
+          !r.done;
+          r = await nextEvent(execution.events, ctx.signal)
+        ) {
           const ev = r.value;
           const choice = choices.get(ev.index) ?? { index: ev.index, text: '', finishReason: 'length' };
           choices.set(ev.index, choice);
@@ -154,7 +161,11 @@ function streamedGeneration<Req extends { model: string }>(
           usage: null,
           route: null,
         });
-        for (let r = await nextEvent(execution.events, ctx.signal); !r.done; r = await nextEvent(execution.events, ctx.signal)) {
+        for (
+          let r = await nextEvent(execution.events, ctx.signal);
+          !r.done;
+          r = await nextEvent(execution.events, ctx.signal)
+        ) {
           const ev = r.value;
           if (ctx.signal.aborted) break;
           if (ev.kind === 'delta') {
@@ -165,7 +176,11 @@ function streamedGeneration<Req extends { model: string }>(
           }
         }
         ctx.signal.throwIfAborted();
-        await write(call, { ...chunk(0, '', ''), usage: usageOf(prepared, execution), route: routeInfo(prepared, execution) });
+        await write(call, {
+          ...chunk(0, '', ''),
+          usage: usageOf(prepared, execution),
+          route: routeInfo(prepared, execution),
+        });
         settle(ctx, execution);
         ctx.finish(undefined);
         call.end();

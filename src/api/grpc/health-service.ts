@@ -30,7 +30,8 @@ export function healthService(source: StatusSource): UntypedServiceImplementatio
       callback: sendUnaryData<{ status: ServingStatus }>,
     ) {
       const status = statusOf(call.request.service);
-      if (status === undefined) callback({ code: GrpcStatus.NOT_FOUND, details: `unknown service "${call.request.service}"` });
+      if (status === undefined)
+        callback({ code: GrpcStatus.NOT_FOUND, details: `unknown service "${call.request.service}"` });
       else callback(null, { status });
     },
     Watch(call: ServerWritableStream<{ service: string }, { status: ServingStatus }>) {

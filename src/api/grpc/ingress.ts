@@ -7,7 +7,7 @@ import { encodePrompt, type ChatMessage } from '../../text/tokenizer.js';
 import { ApiError } from '../errors.js';
 import { chatPromptTokens } from '../openai/chat-completions.js';
 import { generationFor } from '../openai/normalise.js';
-import { decideRoute, type RouteDecision } from '../route-decision.js';
+import { decideRoute, withPlan, type RouteDecision } from '../route-decision.js';
 import type { CallContext } from './call-context.js';
 import type { GenerationOptionsMessage, RouteOptionsMessage } from './messages.js';
 
@@ -24,14 +24,19 @@ export function promptTokensOf(
   input: { input?: string; prompt?: string; promptTokens?: { ids: number[] } | null },
 ): number[] {
   if (input.input === 'promptTokens') return [...(input.promptTokens?.ids ?? [])];
-  if (input.input === 'prompt' && input.prompt !== undefined) return encodePrompt(gateway.tokenizer, input.prompt);
+  if (input.input === 'prompt' && input.prompt !== undefined)
+    return encodePrompt(gateway.tokenizer, input.prompt);
   throw new ApiError('invalid_request', 'Give a prompt (text) or prompt_tokens.', 'prompt');
 }
 
-export function chatTokensOf(gateway: Gateway, messages: readonly { role: string; content: string }[]): number[] {
+export function chatTokensOf(
+  gateway: Gateway,
+  messages: readonly { role: string; content: string }[],
+): number[] {
   if (messages.length === 0) throw new ApiError('invalid_request', 'messages must not be empty.', 'messages');
   const bad = messages.find((m) => !ROLES.has(m.role));
-  if (bad !== undefined) throw new ApiError('invalid_request', `Unknown message role "${bad.role}".`, 'messages');
+  if (bad !== undefined)
+    throw new ApiError('invalid_request', `Unknown message role "${bad.role}".`, 'messages');
   return chatPromptTokens(gateway, messages as readonly ChatMessage[]);
 }
 
@@ -45,7 +50,12 @@ function routeOptionsOf(route: RouteOptionsMessage | null | undefined): RouteOpt
 }
 
 /** Model lookup (with an optional tier override), refused while shutting down — as routeRequest on HTTP. */
-export function servedModelOf(gateway: Gateway, ctx: CallContext, model: string, route: RouteOptionsMessage | null | undefined): ServedModel {
+export function servedModelOf(
+  gateway: Gateway,
+  ctx: CallContext,
+  model: string,
+  route: RouteOptionsMessage | null | undefined,
+): ServedModel {
   const served = gateway.route(model, route?.tier || undefined);
   ctx.model = model;
   ctx.tier = served.tier.name;
@@ -118,7 +128,9 @@ export function prepareGrpcGeneration(
       { requestId: ctx.requestId, arrivedAt: ctx.startedAt },
     );
     ctx.promptTokens = gen.promptTokens.length;
-    return { gen: ctx.deadline === undefined ? gen : { ...gen, deadline: ctx.deadline }, decision };
+    // The engine's attempts and deadlines go to the executor (withPlan: engine plans only).
+    const planned = withPlan(gen, decision.plan);
+    return { gen: ctx.deadline === undefined ? planned : { ...planned, deadline: ctx.deadline }, decision };
   } catch (err) {
     decision.done();
     throw err;

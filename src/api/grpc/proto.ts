@@ -19,7 +19,14 @@ export function serverDefinitions(): ServerDefinitions {
   if (loaded === undefined) {
     const definition = loadSync(
       ['tiergate/v1/gateway.proto', 'tiergate/v1/tier.proto', 'grpc/health/v1/health.proto'],
-      { includeDirs: [PROTO_DIR], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true },
+      {
+        includeDirs: [PROTO_DIR],
+        keepCase: false,
+        longs: Number,
+        enums: String,
+        defaults: true,
+        oneofs: true,
+      },
     );
     loaded = {
       gateway: service(definition, 'tiergate.v1.Gateway'),
@@ -32,6 +39,7 @@ export function serverDefinitions(): ServerDefinitions {
 
 function service(definition: PackageDefinition, name: string): ServiceDefinition {
   const found = definition[name];
-  if (found === undefined || 'format' in found) throw new Error(`proto service ${name} not found in ${PROTO_DIR}`);
+  if (found === undefined || 'format' in found)
+    throw new Error(`proto service ${name} not found in ${PROTO_DIR}`);
   return found as ServiceDefinition;
 }

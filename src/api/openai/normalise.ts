@@ -3,7 +3,7 @@ import type { Gateway, ServedModel } from '../../gateway/gateway.js';
 import { budgetFor } from '../../pipeline/prepare.js';
 import type { GenerationRequest } from '../../pipeline/types.js';
 import { ApiError } from '../errors.js';
-import { routeByPolicy } from '../route-decision.js';
+import { planOf, routeByPolicy, withPlan } from '../route-decision.js';
 
 /** Fields shared by completions and chat, after schema validation. */
 export interface CommonFields {
@@ -46,10 +46,11 @@ export function buildGeneration(
 ): GenerationRequest {
   // The policy engine needs the prompt's length, so routing happens here, after tokenisation.
   const served = routeByPolicy(request, gateway, modelServed, promptTokens, maxTokens.value);
-  return generationFor(gateway, served, fields, promptTokens, maxTokens, logprobs, {
+  const gen = generationFor(gateway, served, fields, promptTokens, maxTokens, logprobs, {
     requestId: request.id,
     arrivedAt: request.tiergate.startedAt,
   });
+  return withPlan(gen, planOf(request));
 }
 
 /**

@@ -56,7 +56,7 @@ export async function respond(
   reply.raw.once('close', onClose);
   const signal = AbortSignal.any([client.signal, gateway.shutdownSignal]);
   const summary: ExecutionSummary = { completionTokens: 0, ttftMs: undefined, aborted: false };
-  // Routing may have chosen another tier than the model's (gen.tier); feed its latency model.
+  // Routing may have chosen another tier than the model's (gen.tier).
   const tier = gateway.tiers.get(gen.tier) ?? served.tier;
   // The resilience executor runs the attempt list (breakers, admission, retries, continuation).
   const resilient = new ResilientGeneration(
@@ -66,9 +66,12 @@ export async function respond(
     gen.deadline,
   );
   ctx.resilience = resilient.record;
-  const events = execute(resilient, gateway.tokenizer, gateway.metrics, gen, signal, summary, (o) =>
-    gateway.router.observe(tier.name, o),
-  );
+  // Only a request served by one tier teaches that tier's latency model (a continuation's
+  // timings mix two tiers).
+  const events = execute(resilient, gateway.tokenizer, gateway.metrics, gen, signal, summary, (o) => {
+    const by = resilient.record.servedBy;
+    if (by.length === 1 && by[0] !== undefined) gateway.router.observe(by[0], o);
+  });
   const usage = (): Usage => ({
     promptTokens: gen.promptTokens.length * gen.n,
     completionTokens: summary.completionTokens,

@@ -141,7 +141,9 @@ export class BalancedRemoteTier implements Tier {
     if (this.closed) return { ready: false, detail: 'closed' };
     const members = [...this.endpoints.values()];
     const serving = members.filter((m) => m.tier.health().ready);
-    const down = members.filter((m) => !m.tier.health().ready).map((m) => `${m.address}: ${m.tier.health().detail ?? 'not ready'}`);
+    const down = members
+      .filter((m) => !m.tier.health().ready)
+      .map((m) => `${m.address}: ${m.tier.health().detail ?? 'not ready'}`);
     const detail =
       members.length === 0
         ? `no address resolved for ${this.targets.join(', ')}`
@@ -152,7 +154,8 @@ export class BalancedRemoteTier implements Tier {
   /** Outstanding requests per address, for operators and tests. */
   endpointLoad(): Record<string, { outstanding: number; ready: boolean }> {
     const out: Record<string, { outstanding: number; ready: boolean }> = {};
-    for (const m of this.endpoints.values()) out[m.address] = { outstanding: m.outstanding, ready: m.tier.health().ready };
+    for (const m of this.endpoints.values())
+      out[m.address] = { outstanding: m.outstanding, ready: m.tier.health().ready };
     return out;
   }
 
@@ -169,7 +172,9 @@ export class BalancedRemoteTier implements Tier {
   /** Least outstanding among serving, untried, unsuspected addresses; ties go in turn. */
   private pick(tried: ReadonlySet<string>): Endpoint | undefined {
     const now = Date.now();
-    const candidates = [...this.endpoints.values()].filter((m) => !tried.has(m.address) && m.tier.health().ready);
+    const candidates = [...this.endpoints.values()].filter(
+      (m) => !tried.has(m.address) && m.tier.health().ready,
+    );
     const trusted = candidates.filter((m) => m.suspectUntil <= now);
     const pool = trusted.length > 0 ? trusted : candidates;
     if (pool.length === 0) return undefined;
@@ -192,7 +197,10 @@ export class BalancedRemoteTier implements Tier {
   }
 
   private unavailable(): TierUnavailableError {
-    return new TierUnavailableError(this.name, `tier "${this.name}": no address serving (${this.health().detail})`);
+    return new TierUnavailableError(
+      this.name,
+      `tier "${this.name}": no address serving (${this.health().detail})`,
+    );
   }
 
   /** (Re-)resolves the targets: starts new addresses, closes ones that disappeared. */
@@ -209,7 +217,11 @@ export class BalancedRemoteTier implements Tier {
         this.name,
         { ...this.options, address, addresses: undefined, resolve: false, spawn: false, required: false },
         // Members report into a private registry: the tier-level series are this class's.
-        { ...this.deps, logger: this.deps.logger.child({ address }), metrics: new MetricsService({ defaultMetrics: false }) },
+        {
+          ...this.deps,
+          logger: this.deps.logger.child({ address }),
+          metrics: new MetricsService({ defaultMetrics: false }),
+        },
       );
       this.endpoints.set(address, { address, tier, outstanding: 0, suspectUntil: 0 });
       // Addresses found after start() begin probing at once (start of the first ones is awaited there).
