@@ -9,10 +9,20 @@
  * 2. Streaming efficiency: tokens/s of one SSE stream through the gateway on the llama.cpp edge
  *    tier versus node-llama-cpp's own generation loop on the same GGUF, same thread count.
  *
+ * 3. Server CPU time per request (from /proc/<pid>/stat around each load run): unlike latency and
+ *    rates, this barely moves with the machine's background load, so it is the steadiest measure
+ *    of what the gateway costs on top of fastify.
+ *
+ * With `taskset` available (and BENCH_PIN not 0) both servers run on CPU 1 and this process
+ * (autocannon, the direct llama.cpp loop) on CPU 0, so the load generator does not steal the
+ * server's core; other processes on the machine still can.
+ *
  * Options (env): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_RATES ("500,1000,2000"),
- * BENCH_TOKENS (200), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf).
+ * BENCH_TOKENS (200), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +30,7 @@ import Fastify from 'fastify';
 
 /** The part of autocannon's API used here (the package ships no TypeScript types). */
 interface AutocannonResult {
-  requests: { average: number };
+  requests: { average: number; total: number };
   latency: { p50: number; p99: number };
   errors: number;
   non2xx: number;
@@ -35,6 +45,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const RATES = (process.env.BENCH_RATES ?? '500,1000,2000').split(',').map(Number);
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
 const GGUF = process.env.BENCH_GGUF ?? `${ROOT}models/tiny/tiny-q4_k_m.gguf`;
+const PIN = process.env.BENCH_PIN !== '0' && availableParallelism() >= 2 && hasTaskset();
 const REQUEST = { model: 'tiergate-echo', prompt: 'The county grand jury said Friday', max_tokens: 16 };
 
 // ---- child-process servers -------------------------------------------------------------------
@@ -71,8 +82,34 @@ async function serveGateway(): Promise<void> {
   process.stderr.write(`LISTENING ${server.url}\n`);
 }
 
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
 function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...args], {
+  const nodeArgs = ['--import', 'tsx', fileURLToPath(import.meta.url), ...args];
+  const [cmd, argv] = PIN
+    ? ['taskset', ['-c', '1', process.execPath, ...nodeArgs]]
+    : [process.execPath, nodeArgs];
+  const child = spawn(cmd, argv, {
     cwd: ROOT,
     // stdout (the gateway's JSON log lines) goes to /dev/null: pino still formats and writes
     // every line, but this process does not spend CPU reading them.
@@ -101,9 +138,16 @@ interface LoadResult {
   readonly p50: number;
   readonly p99: number;
   readonly errors: number;
+  /** Server CPU microseconds per answered request during the run. */
+  readonly cpuUs: number;
 }
 
-async function load(url: string, rate: number | undefined): Promise<LoadResult> {
+async function load(
+  server: { child: ChildProcess; url: string },
+  rate: number | undefined,
+): Promise<LoadResult> {
+  const url = server.url;
+  const cpu0 = cpuSeconds(server.child.pid);
   const result = await autocannon({
     url: `${url}/v1/completions`,
     method: 'POST',
@@ -118,6 +162,7 @@ async function load(url: string, rate: number | undefined): Promise<LoadResult> 
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.non2xx + result.timeouts,
+    cpuUs: ((cpuSeconds(server.child.pid) - cpu0) * 1e6) / Math.max(1, result.requests.total),
   };
 }
 
@@ -209,29 +254,37 @@ async function main(): Promise<void> {
     })
   ).text();
   const bare = await startChild(['--serve-bare', sample]);
+  if (PIN) execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
   console.log(
     `tiergate bench:gateway — ${ROUNDS} alternating rounds of ${SECONDS} s per point, body ${sample.length} B`,
   );
+  console.log(
+    `load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(
+        ' ',
+      )} on ${availableParallelism()} CPUs; ${PIN ? 'servers pinned to CPU 1, load generator to CPU 0 (taskset)' : 'no CPU pinning'}`,
+  );
 
   const latency = new Map<number, { bare: LoadResult[]; gw: LoadResult[] }>();
-  const max = { bare: [] as number[], gw: [] as number[] };
+  const max = { bare: [] as LoadResult[], gw: [] as LoadResult[] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const rate of RATES) {
       const entry = latency.get(rate) ?? { bare: [], gw: [] };
       latency.set(rate, entry);
       // Alternate which server goes first, so drift in background load hits both alike.
       const order = round % 2 === 0 ? (['bare', 'gw'] as const) : (['gw', 'bare'] as const);
-      for (const which of order)
-        entry[which].push(await load(which === 'bare' ? bare.url : gateway.url, rate));
+      for (const which of order) entry[which].push(await load(which === 'bare' ? bare : gateway, rate));
     }
     const order = round % 2 === 0 ? (['bare', 'gw'] as const) : (['gw', 'bare'] as const);
-    for (const which of order)
-      max[which].push((await load(which === 'bare' ? bare.url : gateway.url, undefined)).rps);
+    for (const which of order) max[which].push(await load(which === 'bare' ? bare : gateway, undefined));
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
 
   console.log('\nPOST /v1/completions, echo tier vs bare fastify (medians; latency in ms)');
-  console.log('  rate/s   bare p50  bare p99    gw p50    gw p99  added p50  added p99   gw req/s  errors');
+  console.log(
+    '  rate/s   bare p50  bare p99    gw p50    gw p99  added p50  added p99   gw req/s  errors  CPU µs/req bare   gw',
+  );
   for (const [rate, r] of latency) {
     const b50 = median(r.bare.map((x) => x.p50));
     const b99 = median(r.bare.map((x) => x.p99));
@@ -239,7 +292,7 @@ async function main(): Promise<void> {
     const g99 = median(r.gw.map((x) => x.p99));
     const errors = [...r.bare, ...r.gw].reduce((s, x) => s + x.errors, 0);
     console.log(
-      `${String(rate).padStart(8)} ${fmt(b50)} ${fmt(b99)} ${fmt(g50)} ${fmt(g99)} ${fmt(g50 - b50)}  ${fmt(g99 - b99)}  ${fmt(median(r.gw.map((x) => x.rps)), 0)}  ${errors}`,
+      `${String(rate).padStart(8)} ${fmt(b50)} ${fmt(b99)} ${fmt(g50)} ${fmt(g99)} ${fmt(g50 - b50)}  ${fmt(g99 - b99)}  ${fmt(median(r.gw.map((x) => x.rps)), 0)}  ${String(errors).padStart(6)}  ${fmt(median(r.bare.map((x) => x.cpuUs)), 0)} ${fmt(median(r.gw.map((x) => x.cpuUs)), 0)}`,
     );
   }
   const serial = { bare: [] as { p50: number; p99: number }[], gw: [] as { p50: number; p99: number }[] };
@@ -255,10 +308,18 @@ async function main(): Promise<void> {
     `  bare p50 ${s('bare', 'p50').toFixed(3)} p99 ${s('bare', 'p99').toFixed(3)} | gateway p50 ${s('gw', 'p50').toFixed(3)} p99 ${s('gw', 'p99').toFixed(3)} | added p50 ${(s('gw', 'p50') - s('bare', 'p50')).toFixed(3)} p99 ${(s('gw', 'p99') - s('bare', 'p99')).toFixed(3)}`,
   );
 
-  const maxBare = median(max.bare);
-  const maxGw = median(max.gw);
+  const maxBare = median(max.bare.map((x) => x.rps));
+  const maxGw = median(max.gw.map((x) => x.rps));
   console.log(
     `\nhighest rate (unthrottled, 32 connections): bare ${maxBare.toFixed(0)} req/s, gateway ${maxGw.toFixed(0)} req/s, ratio ${(maxGw / maxBare).toFixed(2)}`,
+  );
+  console.log(
+    `  per round (bare/gateway req/s): ${max.bare.map((b, i) => `${b.rps.toFixed(0)}/${max.gw[i]!.rps.toFixed(0)}`).join(', ')}`,
+  );
+  const cpuBare = median(max.bare.map((x) => x.cpuUs));
+  const cpuGw = median(max.gw.map((x) => x.cpuUs));
+  console.log(
+    `  server CPU per request at that load: bare ${cpuBare.toFixed(0)} µs, gateway ${cpuGw.toFixed(0)} µs, ratio bare/gateway ${(cpuBare / cpuGw).toFixed(2)} (= the rate ratio one free core would give)`,
   );
 
   // Streaming efficiency: alternate direct loop and gateway stream, medians.

@@ -44,6 +44,11 @@ export function configuredVariant(family: ModelFamily, tier: TierConfig): string
  */
 export class TierProfiles {
   private readonly models = new Map<string, LatencyModel>();
+  /** Measured accuracy per tier, computed once: the family and its eval do not change while running. */
+  private readonly measured = new Map<
+    string,
+    { evaluated?: number | undefined; measured?: number | undefined }
+  >();
 
   constructor(
     private readonly routing: RoutingConfig,
@@ -67,10 +72,7 @@ export class TierProfiles {
   profile(tier: string): ProfileSnapshot {
     const est = this.model(tier).estimate();
     const configured = this.routing.profiles[tier]?.accuracy;
-    const variant = this.variants[tier];
-    const evaluated = variant === undefined ? undefined : measuredAccuracy(this.evaluated, variant);
-    const measured =
-      variant === undefined ? undefined : (evaluated ?? relativeAccuracy(this.family, variant));
+    const { evaluated, measured } = this.accuracyOf(tier);
     return {
       ttftMs: est.ttftMs,
       ttftPerPromptTokenMs: est.ttftPerPromptTokenMs,
@@ -89,6 +91,19 @@ export class TierProfiles {
               ? 'manifest'
               : 'unknown',
     };
+  }
+
+  private accuracyOf(tier: string): { evaluated?: number | undefined; measured?: number | undefined } {
+    let known = this.measured.get(tier);
+    if (known === undefined) {
+      const variant = this.variants[tier];
+      const evaluated = variant === undefined ? undefined : measuredAccuracy(this.evaluated, variant);
+      const measured =
+        variant === undefined ? undefined : (evaluated ?? relativeAccuracy(this.family, variant));
+      known = { evaluated, measured };
+      this.measured.set(tier, known);
+    }
+    return known;
   }
 
   private model(tier: string): LatencyModel {

@@ -8,6 +8,9 @@ import type { ChatMessage, Tokenizer } from './tokenizer.js';
 /** node-llama-cpp's maxRecentDetokenizerTokens: how much of `previous` decides the leading space. */
 const RECENT_TOKENS = 3;
 
+/** In `u` mode a surrogate range matches only unpaired surrogates. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
 /** Texts on which the JS codec must agree with llama.cpp before it is trusted (checked at load). */
 const SELF_CHECK_TEXTS = [
   'The county grand jury said Friday an investigation of recent primary elections',
@@ -60,7 +63,7 @@ export class LlamaTokenizer implements Tokenizer {
 
   tokenize(text: string): number[] {
     // Ill-formed UTF-16 (lone surrogates) is left to llama.cpp's own conversion.
-    if (this.encoder !== undefined && text.isWellFormed()) return this.encoder.encode(text);
+    if (this.encoder !== undefined && !LONE_SURROGATE.test(text)) return this.encoder.encode(text);
     return this.model.tokenize(text, false) as number[];
   }
 

@@ -5,8 +5,8 @@ const SPACE = 0x20;
 /**
  * Pure-JS detokenisation with llama.cpp's rules for SentencePiece vocabularies (llama_detokenize
  * with remove_special = false, unparse_special = false, as node-llama-cpp calls it): normal tokens
- * give their text with `▁` as a space, byte tokens their byte, unknown tokens their text, control
- * and unused tokens nothing; with add_space_prefix, one leading space of the first token is
+ * give their text with `▁` as a space, byte tokens their byte, unknown, control and unused tokens
+ * nothing (llama.cpp prints those only with unparse_special); with add_space_prefix, one leading space of the first token is
  * dropped. Each token's bytes are computed once, so decoding is a table lookup per token instead
  * of a native call (the hot path of streaming: two decodes per generated token).
  */
@@ -22,8 +22,6 @@ export class SpmDecoder {
       switch (vocab.types[id]) {
         case TOKEN_TYPE.normal:
           return encoder.encode(text.replaceAll('\u2581', ' '));
-        case TOKEN_TYPE.unknown:
-          return encoder.encode(text);
         case TOKEN_TYPE.byte: {
           const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(text);
           return m?.[1] === undefined ? new Uint8Array(0) : Uint8Array.of(parseInt(m[1], 16));

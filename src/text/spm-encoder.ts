@@ -46,10 +46,15 @@ export class SpmEncoder {
     if (text === '') return [];
     const s = (this.addSpacePrefix ? ' ' + text : text).replaceAll(' ', '\u2581');
     const symbols: Symbol[] = [];
-    for (let i = 0; i < s.length; ) {
+    for (let i = 0; i < s.length;) {
       const cp = s.codePointAt(i)!;
       const end = i + (cp > 0xffff ? 2 : 1);
-      symbols.push({ start: i, end, prev: symbols.length - 1, next: end === s.length ? -1 : symbols.length + 1 });
+      symbols.push({
+        start: i,
+        end,
+        prev: symbols.length - 1,
+        next: end === s.length ? -1 : symbols.length + 1,
+      });
       i = end;
     }
     const heap = new BigramHeap();

@@ -4,12 +4,14 @@
  * gateway config, autoscaler and disruption-budget targets, and the PrometheusRule copy.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { buildConfig } from '../../src/config/index.js';
-import { echoConfig, startGateway, type TestGateway } from '../helpers/start-gateway.js';
+import { REPO_ROOT, startGateway, type TestGateway } from '../helpers/start-gateway.js';
 import { DEPLOY, yamlDocuments } from './deploy-files.js';
 
 type Doc = Record<string, unknown> & {
@@ -208,16 +210,65 @@ describe('deploy/k8s', () => {
   });
 });
 
-describe('deploy/k8s probe and scrape paths against a running gateway', () => {
-  let gateway: TestGateway;
+describe('the main-worker Deployment and the gateway config, run for real', () => {
+  let worker: ChildProcess | undefined;
+  let gateway: TestGateway | undefined;
+  let dir: string | undefined;
+
   before(async () => {
-    gateway = await startGateway(echoConfig());
-  });
-  after(async () => {
-    await gateway.shutdown();
+    // The worker Deployment's own args, with the image's /app mapped to this checkout and the
+    // listener on a free loopback port; tsx runs the CLI from source (the image runs dist/).
+    const [container] = podSpec(one('Deployment', 'tiergate-main-worker')).containers;
+    const args = [...(container?.args ?? [])];
+    assert.deepEqual(args.slice(0, 3), ['node', 'bin/tiergate.js', 'worker']);
+    dir = mkdtempSync(join(tmpdir(), 'tiergate-k8s-'));
+    const key = (args[args.indexOf('--config') + 1] ?? '').split('/').at(-1) ?? '';
+    const data = one('ConfigMap', 'tiergate-config')['data'] as Record<string, string>;
+    writeFileSync(join(dir, key), (data[key] ?? '').replaceAll('/app/', REPO_ROOT));
+    args[args.indexOf('--config') + 1] = join(dir, key);
+    args[args.indexOf('--host') + 1] = '127.0.0.1';
+    args[args.indexOf('--port') + 1] = '0';
+    worker = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), ...args.slice(2)],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, TIERGATE_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    const address = await listeningAddress(worker);
+
+    const main = gatewayConfig().tiers['main'];
+    assert.ok(main?.kind === 'remote');
+    gateway = await startGateway({
+      family: { dir: 'models/tiny' },
+      tiers: { main: { ...main, address: address, required: true, connectTimeoutMs: 60_000 } },
+      models: { 'tiergate-tiny-main': { tier: 'main' } },
+    });
   });
 
-  it('every HTTP probe path answers 200 on a ready gateway', async () => {
+  after(async () => {
+    await gateway?.shutdown();
+    if (worker?.exitCode === null) {
+      const exited = new Promise((resolve) => worker?.once('exit', resolve));
+      worker.kill('SIGTERM');
+      await exited;
+    }
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the gateway completes through the worker over the remote tier config', async () => {
+    const completion = await gateway?.client.completions.create({
+      model: 'tiergate-tiny-main',
+      prompt: 'The city',
+      max_tokens: 4,
+      temperature: 0,
+    });
+    assert.equal(completion?.usage?.completion_tokens, 4);
+  });
+
+  it('every HTTP probe and scrape path answers 200', async () => {
     const paths = new Set<string>();
     for (const d of all('Deployment')) {
       for (const c of podSpec(d).containers) {
@@ -230,8 +281,21 @@ describe('deploy/k8s probe and scrape paths against a running gateway', () => {
     const monitor = spec<{ endpoints: { path: string }[] }>(one('ServiceMonitor', 'tiergate-gateway'));
     for (const e of monitor.endpoints) paths.add(e.path);
     for (const path of paths) {
-      const response = await fetch(`${gateway.baseUrl}${path}`);
+      const response = await fetch(`${gateway?.baseUrl}${path}`);
       assert.equal(response.status, 200, path);
     }
   });
 });
+
+/** The worker prints "listening <host:port>" on stdout once it serves. */
+async function listeningAddress(child: ChildProcess): Promise<string> {
+  let out = '';
+  return new Promise((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      const m = /^listening (\S+)$/m.exec(out);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before listening`)));
+  });
+}

@@ -166,6 +166,7 @@ describe('a real Prometheus scraping the gateway', () => {
       data: { groups: { rules: { name: string; health: string }[] }[] };
     };
     const rules = body.data.groups.flatMap((g) => g.rules);
+    for (const rule of rules) assert.notEqual(rule.health, 'err', `${rule.name} fails to evaluate`);
     assert.deepEqual(
       rules.map((r) => r.name).sort(),
       alertExpressions()

@@ -42,14 +42,21 @@ export class CallContext {
     readonly log: Logger,
   ) {
     this.requestId = requestIdOf(call.metadata);
-    call.once('cancelled', () => {
-      this.aborted = true;
-      this.controller.abort(new ApiError('invalid_request', 'call cancelled by the client'));
-    });
-    this.signal = AbortSignal.any([this.controller.signal, gateway.shutdownSignal]);
     const d = call.getDeadline();
     const ms = d instanceof Date ? d.getTime() : d;
     this.deadline = Number.isFinite(ms) ? ms : undefined;
+    // grpc-js cancels the call when its deadline passes (the client already got
+    // DEADLINE_EXCEEDED): that is a timeout for logs and metrics, not a client gone away.
+    call.once('cancelled', () => {
+      const timedOut = this.deadline !== undefined && Date.now() >= this.deadline;
+      this.aborted = !timedOut;
+      this.controller.abort(
+        timedOut
+          ? new ApiError('gateway_timeout', 'The request deadline passed before it completed.')
+          : new ApiError('invalid_request', 'call cancelled by the client'),
+      );
+    });
+    this.signal = AbortSignal.any([this.controller.signal, gateway.shutdownSignal]);
   }
 
   /** `authorization: Bearer <key>` metadata against the HTTP API's key store (inference scope). */

@@ -203,8 +203,21 @@ function settle(ctx: CallContext, execution: Execution): void {
   ctx.ttftMs = execution.summary.ttftMs;
 }
 
-/** Writes with backpressure: waits for 'drain' when the client reads slower than we generate. */
+/**
+ * Writes with backpressure: waits for 'drain' when the client reads slower than we generate, or
+ * for the call to end (a cancelled call never drains; the caller then sees the aborted signal).
+ */
 function write<T>(call: ServerWritableStream<unknown, T>, message: T): Promise<void> {
   if (call.write(message)) return Promise.resolve();
-  return new Promise((resolve) => call.once('drain', () => resolve()));
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      call.off('cancelled', done);
+      call.off('close', done);
+      resolve();
+    };
+    call.once('drain', done);
+    call.once('cancelled', done);
+    call.once('close', done);
+  });
 }

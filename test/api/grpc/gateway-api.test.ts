@@ -171,6 +171,8 @@ describe('gRPC gateway API', () => {
     );
     assert.equal((err as ServiceError).code, GrpcStatus.DEADLINE_EXCEEDED);
     await waitFor(() => inFlight(gw, 'slow') === 0, 'slot freed after the deadline');
+    // Counted as a timeout (HTTP's 504), like the HTTP API's requests.
+    await waitFor(() => requests(gw, '/tiergate.v1.Gateway/Complete', '504') === 1, 'request counted as 504');
   });
 
   it('stops generating when the client cancels the stream', async () => {
@@ -203,6 +205,15 @@ function series(gw: TestGateway, name: string, tier: string): number {
   const metric = gw.gateway.metrics.registry.getSingleMetric(name) as unknown as
     { hashMap: Record<string, { value: number; labels: Record<string, string> }> } | undefined;
   const entry = Object.values(metric?.hashMap ?? {}).find((e) => e.labels.tier === tier);
+  return entry?.value ?? 0;
+}
+
+function requests(gw: TestGateway, route: string, status: string): number {
+  const metric = gw.gateway.metrics.registry.getSingleMetric('tiergate_requests_total') as unknown as
+    { hashMap: Record<string, { value: number; labels: Record<string, string> }> } | undefined;
+  const entry = Object.values(metric?.hashMap ?? {}).find(
+    (e) => e.labels.route === route && e.labels.status === status,
+  );
   return entry?.value ?? 0;
 }
 
