@@ -12,6 +12,9 @@ import { toGrpcStatus } from './grpc-status.js';
 /** A request id from the client is honoured if it looks sane (as on HTTP, src/api/app.ts). */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
+/** A cancel this close to the deadline is the deadline's doing. */
+const DEADLINE_SLACK_MS = 20;
+
 /**
  * One gRPC call's state, the counterpart of the HTTP request context: id, authenticated key,
  * an AbortSignal that fires when the client cancels or the gateway shuts down, the deadline, and
@@ -48,7 +51,8 @@ export class CallContext {
     // grpc-js cancels the call when its deadline passes (the client already got
     // DEADLINE_EXCEEDED): that is a timeout for logs and metrics, not a client gone away.
     call.once('cancelled', () => {
-      const timedOut = this.deadline !== undefined && Date.now() >= this.deadline;
+      // (Timers may fire a few ms either side of the deadline's millisecond.)
+      const timedOut = this.deadline !== undefined && Date.now() >= this.deadline - DEADLINE_SLACK_MS;
       this.aborted = !timedOut;
       this.controller.abort(
         timedOut
