@@ -22,7 +22,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +45,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const RATES = (process.env.BENCH_RATES ?? '500,1000,2000').split(',').map(Number);
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
 const GGUF = process.env.BENCH_GGUF ?? `${ROOT}models/tiny/tiny-q4_k_m.gguf`;
-const PIN = process.env.BENCH_PIN !== '0' && availableParallelism() >= 2 && hasTaskset();
+const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && hasTaskset();
 const REQUEST = { model: 'tiergate-echo', prompt: 'The county grand jury said Friday', max_tokens: 16 };
 
 // ---- child-process servers -------------------------------------------------------------------
@@ -263,7 +263,7 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(2))
       .join(
         ' ',
-      )} on ${availableParallelism()} CPUs; ${PIN ? 'servers pinned to CPU 1, load generator to CPU 0 (taskset)' : 'no CPU pinning'}`,
+      )} on ${cpus().length} CPUs; ${PIN ? 'servers pinned to CPU 1, load generator to CPU 0 (taskset)' : 'no CPU pinning'}`,
   );
 
   const latency = new Map<number, { bare: LoadResult[]; gw: LoadResult[] }>();
