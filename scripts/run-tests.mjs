@@ -24,10 +24,19 @@ if (files.length === 0) {
   process.exit(1);
 }
 // Model-backed tests share 2 CPU cores; running files one at a time keeps them deterministic.
+// Every test gets a timeout (TEST_TIMEOUT_MS, default 5 min) so a hang fails CI instead of stalling it.
 const concurrency = process.env.TEST_CONCURRENCY ?? '1';
 const r = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? '300000'}`,
+    '--test-reporter=spec',
+    ...files,
+  ],
   { stdio: 'inherit' },
 );
 process.exit(r.status ?? 1);

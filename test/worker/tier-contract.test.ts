@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildConfig } from '../../src/config/index.js';
+import { buildConfig, type RemoteTierConfig } from '../../src/config/index.js';
 import { loadModelFamily } from '../../src/family/manifest.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { MetricsService } from '../../src/observability/metrics.js';
@@ -41,9 +41,12 @@ describe('tier worker: the tier.proto contract', () => {
     remote = new RemoteTier(
       'slow',
       buildConfig(
-        { tiers: { slow: { kind: 'remote', address: worker.address, healthIntervalMs: 100 } } },
+        {
+          tiers: { slow: { kind: 'remote', address: worker.address, healthIntervalMs: 100 } },
+          models: { s: { tier: 'slow' } },
+        },
         { baseDir: REPO_ROOT, env: {} },
-      ).tiers.slow as never,
+      ).tiers.slow as RemoteTierConfig,
       {
         logger,
         metrics: new MetricsService({ defaultMetrics: false }),
