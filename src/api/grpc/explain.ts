@@ -1,6 +1,6 @@
 import type { Gateway } from '../../gateway/gateway.js';
 import type { CallContext } from './call-context.js';
-import { promptTokensOf, routeQuestionOf, servedModelOf } from './ingress.js';
+import { chatTokensOf, promptTokensOf, routeQuestionOf, servedModelOf } from './ingress.js';
 import type { ExplainRequestMessage } from './messages.js';
 
 /**
@@ -10,7 +10,7 @@ import type { ExplainRequestMessage } from './messages.js';
  */
 export function explain(gateway: Gateway, ctx: CallContext, r: ExplainRequestMessage) {
   const served = servedModelOf(gateway, ctx, r.model, r.route);
-  const tokens = promptTokensOf(gateway, r);
+  const tokens = r.messages.length > 0 ? chatTokensOf(gateway, r.messages) : promptTokensOf(gateway, r);
   const plan = gateway.router.plan(
     routeQuestionOf(gateway, ctx, served, r.route, tokens.length, r.maxTokens ?? undefined),
   );

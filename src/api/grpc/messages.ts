@@ -42,6 +42,7 @@ export interface ExplainRequestMessage {
   promptTokens?: { ids: number[] } | null;
   maxTokens?: number | null;
   route?: RouteOptionsMessage | null;
+  messages: { role: string; content: string }[];
 }
 
 export interface UsageMessage {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Gateway, ServedModel } from '../../gateway/gateway.js';
 import { execute, type ExecutionSummary } from '../../pipeline/execute.js';
@@ -54,13 +55,11 @@ export async function respond(
     if (!reply.raw.writableFinished) client.abort(new ApiError('invalid_request', 'client disconnected'));
   };
   reply.raw.once('close', onClose);
-  // Shutdown is forwarded into the request's own controller instead of AbortSignal.any(): any()
-  // allocates a third signal with weak-ref bookkeeping on every request, a measurable share of
-  // the gateway's per-request CPU; the listener is removed in the finally below.
+  // Shutdown is forwarded into the request's own controller (registered just before the try
+  // below, removed in its finally) instead of AbortSignal.any(): any() allocates a third signal
+  // with weak-ref bookkeeping on every request, a measurable share of per-request CPU.
   const shutdown = gateway.shutdownSignal;
   const onShutdown = (): void => client.abort(shutdown.reason);
-  if (shutdown.aborted) onShutdown();
-  else shutdown.addEventListener('abort', onShutdown, { once: true });
   const signal = client.signal;
   const summary: ExecutionSummary = { completionTokens: 0, ttftMs: undefined, aborted: false };
   // Routing may have chosen another tier than the model's (gen.tier).
@@ -83,6 +82,9 @@ export async function respond(
     promptTokens: gen.promptTokens.length * gen.n,
     completionTokens: summary.completionTokens,
   });
+  allowListenersPerRequest(shutdown);
+  if (shutdown.aborted) onShutdown();
+  else shutdown.addEventListener('abort', onShutdown, { once: true });
   try {
     // Once aborted, the reason (client gone, shutdown) is the error, not whatever the tier threw.
     const first = await events.next().catch((err: unknown) => {
@@ -148,4 +150,15 @@ export async function respond(
     ctx.ttftMs = summary.ttftMs;
     ctx.aborted = summary.aborted;
   }
+}
+
+const unlimited = new WeakSet<AbortSignal>();
+/**
+ * Every in-flight request listens on the gateway's shutdown signal; without this Node warns about
+ * a possible listener leak past 10 concurrent requests (the listeners are removed per request).
+ */
+function allowListenersPerRequest(signal: AbortSignal): void {
+  if (unlimited.has(signal)) return;
+  setMaxListeners(0, signal);
+  unlimited.add(signal);
 }

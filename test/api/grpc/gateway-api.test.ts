@@ -133,6 +133,14 @@ describe('gRPC gateway API', () => {
     assert.equal(res.code, 'static');
     assert.equal(res.attempts[0]?.tier, 'slow');
     assert.ok(res.promptTokens >= 3);
+    const chat = await call<{ code: string; promptTokens: number }>(
+      c.gateway,
+      'Explain',
+      { model: 'tiergate-echo', messages: [{ role: 'user', content: 'abc' }] },
+      auth(),
+    );
+    assert.equal(chat.code, 'static');
+    assert.ok(chat.promptTokens > res.promptTokens, 'the chat template adds tokens');
   });
 
   it('maps errors to gRPC status codes from the shared error table', async () => {
