@@ -39,13 +39,18 @@ test('a missing model file fails start-up clearly', async () => {
   assert.match(output(), /model file not found: .*missing-q9\.gguf/);
 });
 
-test('serve answers, and SIGTERM shuts it down cleanly', async () => {
+test('serve answers, and SIGTERM shuts it down cleanly', async (t) => {
   const { child, output } = serve(
     'tokenizer: { kind: bytes }\ntiers: { echo: { kind: echo } }\nmodels: { e: { tier: echo } }\n',
     { TIERGATE_PORT: '0' },
   );
+  // A failed assertion must not leave the child running (its pipes would keep the test alive).
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   let url: string | undefined;
-  for (let i = 0; i < 200 && url === undefined; i++) {
+  // Up to 60 s: tsx compiles the CLI on start, which is slow on a loaded 2-core machine.
+  for (let i = 0; i < 1200 && url === undefined; i++) {
     url = /"url":"(http:[^"]+)"/.exec(output())?.[1];
     if (url === undefined) await new Promise((r) => setTimeout(r, 50));
   }
