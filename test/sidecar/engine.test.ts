@@ -23,7 +23,12 @@ describe('sidecar engine', () => {
     const dtypes = ['f32', 'f16'] as const;
     const r = spawnSync(
       PYTHON,
-      [join(import.meta.dirname, 'engine_report.py'), '[1, 5, 9, 3]', '24', ...dtypes.map((d) => randomModel(d))],
+      [
+        join(import.meta.dirname, 'engine_report.py'),
+        '[1, 5, 9, 3]',
+        '24',
+        ...dtypes.map((d) => randomModel(d)),
+      ],
       { cwd: SIDECAR_DIR, env: { ...process.env, PYTHONPATH: SIDECAR_DIR }, encoding: 'utf8' },
     );
     assert.equal(r.status, 0, r.stderr);
@@ -43,7 +48,10 @@ describe('sidecar engine', () => {
       });
       assert.equal(rep.greedy.length, 24);
       assert.ok(rep.max_abs_diff < 1e-4, `${dtype}: largest logit difference ${rep.max_abs_diff}`);
-      assert.ok(rep.batched_max_abs_diff < 1e-4, `${dtype}: batched decode differs by ${rep.batched_max_abs_diff}`);
+      assert.ok(
+        rep.batched_max_abs_diff < 1e-4,
+        `${dtype}: batched decode differs by ${rep.batched_max_abs_diff}`,
+      );
     });
   });
 });

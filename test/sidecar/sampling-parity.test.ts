@@ -24,19 +24,30 @@ describe('sidecar sampling parity with the gateway', () => {
       { temperature: 0.9, topP: 0.5, topK: 20, seed: 4_000_000_000 },
     ];
     const draws = 50;
-    const r = spawnSync(PYTHON, [join(import.meta.dirname, 'sampling_report.py'), JSON.stringify({ logits, cases, draws })], {
-      cwd: SIDECAR_DIR,
-    env: { ...process.env, PYTHONPATH: SIDECAR_DIR },
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      PYTHON,
+      [join(import.meta.dirname, 'sampling_report.py'), JSON.stringify({ logits, cases, draws })],
+      {
+        cwd: SIDECAR_DIR,
+        env: { ...process.env, PYTHONPATH: SIDECAR_DIR },
+        encoding: 'utf8',
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
     const py = JSON.parse(r.stdout) as { tokens: number[]; logprob0: number; top: [number, number][] }[];
     cases.forEach((c, i) => {
       const rng = createRng(c.seed);
       const ts = Array.from({ length: draws }, () => sampleToken(logits, c, rng, 3));
-      assert.deepEqual(py[i]!.tokens, ts.map((s) => s.token), `case ${JSON.stringify(c)}`);
+      assert.deepEqual(
+        py[i]!.tokens,
+        ts.map((s) => s.token),
+        `case ${JSON.stringify(c)}`,
+      );
       assert.ok(Math.abs(py[i]!.logprob0 - ts[0]!.logprob) < 1e-6);
-      assert.deepEqual(py[i]!.top.map(([t]) => t), ts[0]!.top!.map((t) => t.token));
+      assert.deepEqual(
+        py[i]!.top.map(([t]) => t),
+        ts[0]!.top!.map((t) => t.token),
+      );
     });
   });
 });
