@@ -6,6 +6,7 @@ import { createLogger } from '../observability/logger.js';
 import { startServer, type RunningServer } from '../server.js';
 import { simulateCommand } from './simulate-command.js';
 import { workerCommand } from './worker-command.js';
+import { exitOnSignal } from './exit-on-signal.js';
 import { isMeasureCommand, MEASURE_USAGE, runMeasureCommand } from './measure-commands.js';
 import { ConfigReloader } from '../config/config-reloader.js';
 import type { Logger } from 'pino';
@@ -62,18 +63,7 @@ async function serve(configPath: string | undefined): Promise<void> {
     },
     'tiergate ready',
   );
-  const onSignal = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, 'signal received');
-    server.shutdown().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  exitOnSignal(logger, () => server.shutdown());
   startHotReload(configPath ?? process.env.TIERGATE_CONFIG ?? 'config/tiergate.yaml', server.gateway, logger);
 }
 

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/index.js';
 import { createLogger } from '../observability/logger.js';
 import { startWorker } from '../worker/worker-server.js';
+import { exitOnSignal } from './exit-on-signal.js';
 
 export const WORKER_USAGE = `Usage: tiergate worker --tier <name> [--config <file>] [--host <host>] [--port <port>]
 
@@ -62,16 +63,5 @@ export async function workerCommand(
   }
   // Scripts and tests read the bound port (with --port 0) from this line.
   process.stdout.write(`listening ${worker.address}\n`);
-  const onSignal = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, 'signal received');
-    worker.shutdown().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  exitOnSignal(logger, () => worker.shutdown());
 }

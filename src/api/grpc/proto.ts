@@ -5,7 +5,7 @@
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
-import { PROTO_DIR } from '../../tiers/remote/proto-clients.js';
+import { PROTO_DIR, PROTO_LOAD_OPTIONS } from '../../tiers/remote/proto-clients.js';
 
 export interface ServerDefinitions {
   readonly gateway: ServiceDefinition;
@@ -19,14 +19,7 @@ export function serverDefinitions(): ServerDefinitions {
   if (loaded === undefined) {
     const definition = loadSync(
       ['tiergate/v1/gateway.proto', 'tiergate/v1/tier.proto', 'grpc/health/v1/health.proto'],
-      {
-        includeDirs: [PROTO_DIR],
-        keepCase: false,
-        longs: Number,
-        enums: String,
-        defaults: true,
-        oneofs: true,
-      },
+      PROTO_LOAD_OPTIONS,
     );
     loaded = {
       gateway: service(definition, 'tiergate.v1.Gateway'),

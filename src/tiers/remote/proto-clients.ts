@@ -19,6 +19,16 @@ import { loadSync } from '@grpc/proto-loader';
 /** proto/ at the repository root; the same relative path from src/ and from dist/. */
 export const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url));
 
+/** How every tiergate process loads the protos: numbers as JS numbers, enums as their names. */
+export const PROTO_LOAD_OPTIONS = {
+  includeDirs: [PROTO_DIR],
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
 // Message shapes as proto-loader presents them with the options below (camelCase fields, enums
 // as names, 64-bit integers as numbers, defaults filled in, oneof name set).
 export interface SamplingMessage {
@@ -103,14 +113,10 @@ let loaded: { tier: ServiceClientConstructor; health: ServiceClientConstructor }
 
 function constructors(): { tier: ServiceClientConstructor; health: ServiceClientConstructor } {
   if (loaded === undefined) {
-    const definition = loadSync(['tiergate/v1/tier.proto', 'grpc/health/v1/health.proto'], {
-      includeDirs: [PROTO_DIR],
-      keepCase: false,
-      longs: Number,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
+    const definition = loadSync(
+      ['tiergate/v1/tier.proto', 'grpc/health/v1/health.proto'],
+      PROTO_LOAD_OPTIONS,
+    );
     const root = loadPackageDefinition(definition);
     loaded = {
       tier: lookup(root, ['tiergate', 'v1', 'Tier']),
