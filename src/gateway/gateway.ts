@@ -96,7 +96,7 @@ export class Gateway {
     for (const [name, served] of Object.entries(config.models)) {
       models.set(name, { name, tier: tiers.get(served.tier)!, description: served.description });
     }
-    return new Gateway(
+    const gateway = new Gateway(
       config,
       logger,
       metrics,
@@ -106,6 +106,8 @@ export class Gateway {
       models,
       Math.floor(Date.now() / 1000),
     );
+    metrics.tierReadyProbe = () => void gateway.readiness();
+    return gateway;
   }
 
   /**

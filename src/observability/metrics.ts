@@ -49,6 +49,8 @@ export class MetricsService {
   readonly tierStartSeconds: Gauge<'tier'>;
   /** 1 when the tier reports ready. */
   readonly tierReady: Gauge<'tier'>;
+  /** Set by the gateway: updates `tierReady` from the tiers' health (called on every scrape). */
+  tierReadyProbe: (() => void) | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) {
@@ -107,6 +109,8 @@ export class MetricsService {
       name: 'tier_ready',
       help: '1 when the tier reports ready, else 0.',
       labelNames: ['tier'],
+      // Refreshed at scrape time, so the gauge is current even when nothing calls /readyz.
+      collect: () => this.tierReadyProbe?.(),
     });
   }
 

@@ -28,6 +28,12 @@ test('metrics count requests, tokens by type, TTFT and in-flight', async (t) => 
   assert.equal(await m('tiergate_requests_total{route="/v1/completions",tier="echo",status="200"}'), 1);
 });
 
+test('tiergate_tier_ready is current on a scrape even if /readyz is never called', async (t) => {
+  const gw = await startGateway(echoConfig());
+  t.after(() => gw.shutdown());
+  assert.equal(await metricValue(gw.baseUrl, 'tiergate_tier_ready{tier="echo"}'), 1);
+});
+
 test('SIGTERM-style shutdown lets an in-flight stream finish, then refuses new work', async () => {
   // 40 tokens at 10 ms each: the stream is still running when shutdown starts.
   const gw = await startGateway(
