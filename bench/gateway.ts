@@ -18,7 +18,7 @@
  * server's core; other processes on the machine still can.
  *
  * Options (env): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_RATES ("500,1000,2000"),
- * BENCH_TOKENS (200), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1).
+ * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -44,6 +44,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const RATES = (process.env.BENCH_RATES ?? '500,1000,2000').split(',').map(Number);
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
+const STREAM_WARMUP = Number(process.env.BENCH_STREAM_WARMUP ?? 10);
+const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 10);
 const GGUF = process.env.BENCH_GGUF ?? `${ROOT}models/tiny/tiny-q4_k_m.gguf`;
 const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && hasTaskset();
 const REQUEST = { model: 'tiergate-echo', prompt: 'The county grand jury said Friday', max_tokens: 16 };
@@ -60,21 +62,47 @@ async function serveBare(body: string): Promise<void> {
   process.stderr.write(`LISTENING ${url}\n`);
 }
 
-/** `--serve-gateway`: the real gateway with the echo and edge tiers, logging on. */
-async function serveGateway(): Promise<void> {
+/**
+ * `--serve-gateway [static|policy]`: the real gateway, logging on. `static`
+ * serves the bench model from one echo tier (the model table); `policy` routes it with the policy
+ * engine over three echo tiers with different costs and accuracies, as bench/routing.ts does.
+ */
+async function serveGateway(withPolicy: boolean): Promise<void> {
   const { buildConfig } = await import('../src/config/index.js');
   const { createLogger } = await import('../src/observability/logger.js');
   const { startServer } = await import('../src/server.js');
+  const echoTiers = withPolicy
+    ? { echo: { kind: 'echo' }, 'echo-b': { kind: 'echo' }, 'echo-c': { kind: 'echo' } }
+    : { echo: { kind: 'echo' } };
+  const routing = withPolicy
+    ? {
+        byModel: { 'tiergate-echo': 'bench' },
+        policies: {
+          bench: {
+            tiers: ['echo', 'echo-b', 'echo-c'],
+            objective: 'cheapest',
+            latencyBudgetMs: 500,
+            accuracyFloor: 0.99,
+            fallback: ['echo-b', 'echo-c'],
+            costPer1kTokens: { echo: 1, 'echo-b': 2, 'echo-c': 3 },
+          },
+        },
+        profiles: { echo: { accuracy: 0.995 }, 'echo-b': { accuracy: 1 }, 'echo-c': { accuracy: 1 } },
+      }
+    : {};
   const config = buildConfig(
     {
       server: { port: 0 },
       logging: { level: 'info' },
       family: { dir: 'models/tiny' },
-      tiers: {
-        echo: { kind: 'echo' },
-        edge: { kind: 'llamacpp', model: GGUF, threads: 1, sequences: 2 },
-      },
-      models: { 'tiergate-echo': { tier: 'echo' }, 'tiergate-tiny': { tier: 'edge' } },
+      // The streaming comparison runs on the static gateway only.
+      tiers: withPolicy
+        ? echoTiers
+        : { ...echoTiers, edge: { kind: 'llamacpp', model: GGUF, threads: 1, sequences: 2 } },
+      models: withPolicy
+        ? { 'tiergate-echo': { tier: 'echo' } }
+        : { 'tiergate-echo': { tier: 'echo' }, 'tiergate-tiny': { tier: 'edge' } },
+      routing,
     },
     { baseDir: ROOT, env: {} },
   );
@@ -145,6 +173,7 @@ interface LoadResult {
 async function load(
   server: { child: ChildProcess; url: string },
   rate: number | undefined,
+  seconds = SECONDS,
 ): Promise<LoadResult> {
   const url = server.url;
   const cpu0 = cpuSeconds(server.child.pid);
@@ -154,7 +183,7 @@ async function load(
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(REQUEST),
     connections: rate === undefined ? 32 : 16,
-    duration: SECONDS,
+    duration: seconds,
     ...(rate === undefined ? {} : { overallRate: rate }),
   });
   return {
@@ -244,7 +273,8 @@ async function makeDirectLoop(): Promise<{ run: () => Promise<number>; close: ()
 
 async function main(): Promise<void> {
   const fmt = (x: number, d = 2): string => x.toFixed(d).padStart(9);
-  const gateway = await startChild(['--serve-gateway']);
+  const gateway = await startChild(['--serve-gateway', 'static']);
+  const policy = await startChild(['--serve-gateway', 'policy']);
   // The bare server returns exactly the gateway's response body for this request.
   const sample = await (
     await fetch(`${gateway.url}/v1/completions`, {
@@ -265,89 +295,127 @@ async function main(): Promise<void> {
         ' ',
       )} on ${cpus().length} CPUs; ${PIN ? 'servers pinned to CPU 1, load generator to CPU 0 (taskset)' : 'no CPU pinning'}`,
   );
+  console.log(
+    '  gw: gateway, static model → echo tier; policy: gateway, policy engine over 3 echo tiers.\n' +
+      '  Both: logging at info, metrics, per-tier breaker (opossum) and admission control on.',
+  );
 
-  const latency = new Map<number, { bare: LoadResult[]; gw: LoadResult[] }>();
-  const max = { bare: [] as LoadResult[], gw: [] as LoadResult[] };
+  const servers = { bare, gw: gateway, policy } as const;
+  type Which = keyof typeof servers;
+  const names = Object.keys(servers) as Which[];
+  // JIT warm-up, not measured: the first seconds of a fresh process run unoptimised code.
+  for (const which of names) await load(servers[which], undefined, 2);
+
+  const perRate = new Map<number, Record<Which, LoadResult[]>>();
+  const max: Record<Which, LoadResult[]> = { bare: [], gw: [], policy: [] };
   for (let round = 0; round < ROUNDS; round++) {
+    // Rotate which server goes first, so drift in background load hits all alike.
+    const order = names.map((_, i) => names[(i + round) % names.length]!);
     for (const rate of RATES) {
-      const entry = latency.get(rate) ?? { bare: [], gw: [] };
-      latency.set(rate, entry);
-      // Alternate which server goes first, so drift in background load hits both alike.
-      const order = round % 2 === 0 ? (['bare', 'gw'] as const) : (['gw', 'bare'] as const);
-      for (const which of order) entry[which].push(await load(which === 'bare' ? bare : gateway, rate));
+      const entry = perRate.get(rate) ?? { bare: [], gw: [], policy: [] };
+      perRate.set(rate, entry);
+      for (const which of order) entry[which].push(await load(servers[which], rate));
     }
-    const order = round % 2 === 0 ? (['bare', 'gw'] as const) : (['gw', 'bare'] as const);
-    for (const which of order) max[which].push(await load(which === 'bare' ? bare : gateway, undefined));
+    for (const which of order) max[which].push(await load(servers[which], undefined));
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
 
-  console.log('\nPOST /v1/completions, echo tier vs bare fastify (medians; latency in ms)');
   console.log(
-    '  rate/s   bare p50  bare p99    gw p50    gw p99  added p50  added p99   gw req/s  errors  CPU µs/req bare   gw',
+    '\nPOST /v1/completions at fixed rates (medians of rounds; latency in ms, autocannon resolution 1 ms)',
   );
-  for (const [rate, r] of latency) {
+  console.log('  rate/s  server     p50      p99  added p50  added p99    req/s  errors  CPU µs/req');
+  for (const [rate, r] of perRate) {
     const b50 = median(r.bare.map((x) => x.p50));
     const b99 = median(r.bare.map((x) => x.p99));
-    const g50 = median(r.gw.map((x) => x.p50));
-    const g99 = median(r.gw.map((x) => x.p99));
-    const errors = [...r.bare, ...r.gw].reduce((s, x) => s + x.errors, 0);
-    console.log(
-      `${String(rate).padStart(8)} ${fmt(b50)} ${fmt(b99)} ${fmt(g50)} ${fmt(g99)} ${fmt(g50 - b50)}  ${fmt(g99 - b99)}  ${fmt(median(r.gw.map((x) => x.rps)), 0)}  ${String(errors).padStart(6)}  ${fmt(median(r.bare.map((x) => x.cpuUs)), 0)} ${fmt(median(r.gw.map((x) => x.cpuUs)), 0)}`,
-    );
+    for (const which of names) {
+      const p50 = median(r[which].map((x) => x.p50));
+      const p99 = median(r[which].map((x) => x.p99));
+      const errors = r[which].reduce((sum, x) => sum + x.errors, 0);
+      const added = which === 'bare' ? ['        -', '        -'] : [fmt(p50 - b50), fmt(p99 - b99)];
+      console.log(
+        `${String(rate).padStart(8)}  ${which.padEnd(6)} ${fmt(p50)} ${fmt(p99)}  ${added[0]}  ${added[1]} ${fmt(median(r[which].map((x) => x.rps)), 0)}  ${String(errors).padStart(6)}  ${fmt(median(r[which].map((x) => x.cpuUs)), 0)}`,
+      );
+    }
   }
-  const serial = { bare: [] as { p50: number; p99: number }[], gw: [] as { p50: number; p99: number }[] };
+
+  const serial: Record<Which, { p50: number; p99: number }[]> = { bare: [], gw: [], policy: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    serial.bare.push(await serialLatency(bare.url, 1000));
-    serial.gw.push(await serialLatency(gateway.url, 1000));
+    for (const which of names) serial[which].push(await serialLatency(servers[which].url, 1000));
   }
-  const s = (which: 'bare' | 'gw', k: 'p50' | 'p99'): number => median(serial[which].map((x) => x[k]));
+  const s = (which: Which, k: 'p50' | 'p99'): number => median(serial[which].map((x) => x[k]));
   console.log(
     '\nunloaded, one connection, 1000 requests back to back (medians of rounds; ms, µs resolution)',
   );
+  for (const which of names) {
+    const added =
+      which === 'bare'
+        ? ''
+        : ` | added p50 ${(s(which, 'p50') - s('bare', 'p50')).toFixed(3)} p99 ${(s(which, 'p99') - s('bare', 'p99')).toFixed(3)}`;
+    console.log(
+      `  ${which.padEnd(6)} p50 ${s(which, 'p50').toFixed(3)} p99 ${s(which, 'p99').toFixed(3)}${added}`,
+    );
+  }
+
+  const maxRps = (which: Which): number => median(max[which].map((x) => x.rps));
+  const maxCpu = (which: Which): number => median(max[which].map((x) => x.cpuUs));
+  console.log('\nhighest rate (unthrottled, 32 connections), medians of rounds');
+  for (const which of names) {
+    const ratio = which === 'bare' ? '' : `, ratio to bare ${(maxRps(which) / maxRps('bare')).toFixed(2)}`;
+    console.log(
+      `  ${which.padEnd(6)} ${maxRps(which).toFixed(0).padStart(6)} req/s${ratio}; server CPU ${maxCpu(which).toFixed(0)} µs/req (rounds: ${max[which].map((x) => x.rps.toFixed(0)).join(', ')})`,
+    );
+  }
   console.log(
-    `  bare p50 ${s('bare', 'p50').toFixed(3)} p99 ${s('bare', 'p99').toFixed(3)} | gateway p50 ${s('gw', 'p50').toFixed(3)} p99 ${s('gw', 'p99').toFixed(3)} | added p50 ${(s('gw', 'p50') - s('bare', 'p50')).toFixed(3)} p99 ${(s('gw', 'p99') - s('bare', 'p99')).toFixed(3)}`,
+    `  CPU ratio bare/gw ${(maxCpu('bare') / maxCpu('gw')).toFixed(2)}, bare/policy ${(maxCpu('bare') / maxCpu('policy')).toFixed(2)} (= the rate ratio one free core would give)`,
   );
 
-  const maxBare = median(max.bare.map((x) => x.rps));
-  const maxGw = median(max.gw.map((x) => x.rps));
-  console.log(
-    `\nhighest rate (unthrottled, 32 connections): bare ${maxBare.toFixed(0)} req/s, gateway ${maxGw.toFixed(0)} req/s, ratio ${(maxGw / maxBare).toFixed(2)}`,
+  // The routing decision's own cost, measured by bench/routing.ts in a child on this run.
+  const decisions = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./routing.ts', import.meta.url))],
+    { cwd: ROOT, env: { ...process.env, BENCH_DECISIONS: '50000' }, encoding: 'utf8' },
   );
-  console.log(
-    `  per round (bare/gateway req/s): ${max.bare.map((b, i) => `${b.rps.toFixed(0)}/${max.gw[i]!.rps.toFixed(0)}`).join(', ')}`,
-  );
-  const cpuBare = median(max.bare.map((x) => x.cpuUs));
-  const cpuGw = median(max.gw.map((x) => x.cpuUs));
-  console.log(
-    `  server CPU per request at that load: bare ${cpuBare.toFixed(0)} µs, gateway ${cpuGw.toFixed(0)} µs, ratio bare/gateway ${(cpuBare / cpuGw).toFixed(2)} (= the rate ratio one free core would give)`,
-  );
+  console.log(`\n${decisions.trim()}`);
 
-  // Streaming efficiency: alternate direct loop and gateway stream, medians.
+  // Streaming efficiency: alternate direct loop and gateway stream, medians. Both paths are
+  // warmed up first: V8 needs a few thousand tokens before node-llama-cpp's and the gateway's
+  // per-token code is optimised, and a cold first run would dominate a median of a few.
   const direct = await makeDirectLoop();
-  await direct.run(); // warm-up both paths once
-  await gatewayStream(gateway.url);
+  for (let i = 0; i < STREAM_WARMUP; i++) {
+    await direct.run();
+    await gatewayStream(gateway.url);
+  }
   const d: number[] = [];
   const g: number[] = [];
-  for (let i = 0; i < Math.max(5, ROUNDS); i++) {
+  const cpu = { direct: 0, gateway: 0 };
+  for (let i = 0; i < STREAM_ROUNDS; i++) {
+    const c0 = process.cpuUsage();
     d.push(await direct.run());
+    const c = process.cpuUsage(c0);
+    cpu.direct += (c.user + c.system) / 1e6;
+    const g0 = cpuSeconds(gateway.child.pid);
     g.push(await gatewayStream(gateway.url));
+    cpu.gateway += cpuSeconds(gateway.child.pid) - g0;
   }
   await direct.close();
   const md = median(d);
   const mg = median(g);
   console.log(
-    `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1 (medians of ${d.length})`,
+    `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1 (medians of ${d.length} alternating runs after ${STREAM_WARMUP} warm-up runs each)`,
   );
   console.log(
     `  node-llama-cpp loop ${md.toFixed(0)} tokens/s, gateway SSE ${mg.toFixed(0)} tokens/s, ratio ${(mg / md).toFixed(2)}`,
   );
+  const perToken = (seconds: number): string => ((seconds * 1e6) / (STREAM_ROUNDS * TOKENS)).toFixed(0);
+  console.log(
+    `  CPU per token (all threads, /proc; 10 ms ticks): node-llama-cpp loop ${perToken(cpu.direct)} µs, gateway ${perToken(cpu.gateway)} µs`,
+  );
 
-  bare.child.kill('SIGTERM');
-  gateway.child.kill('SIGTERM');
-  await Promise.all([once(bare.child, 'exit'), once(gateway.child, 'exit')]);
+  for (const server of [bare, gateway, policy]) server.child.kill('SIGTERM');
+  await Promise.all([bare, gateway, policy].map((server) => once(server.child, 'exit')));
 }
 
 const mode = process.argv[2];
 if (mode === '--serve-bare') await serveBare(process.argv[3] ?? '{}');
-else if (mode === '--serve-gateway') await serveGateway();
+else if (mode === '--serve-gateway') await serveGateway(process.argv[3] === 'policy');
 else await main();

@@ -41,6 +41,7 @@ export async function* generateChoice(
       maxTokens: request.maxTokens,
       stopTokens: tokenizer.stopTokens,
       topLogprobs: request.logprobs ? request.topLogprobs : 0,
+      logprobs: request.logprobs,
       requestId: request.requestId,
     },
     signal,

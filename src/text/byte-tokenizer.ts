@@ -2,6 +2,9 @@ import type { Tokenizer } from './tokenizer.js';
 
 /** Ids below this are special (0 unk, 1 BOS, 2 EOS), as in SentencePiece's defaults. */
 const OFFSET = 3;
+/** One array per byte value, so tokenBytes does not allocate. */
+const BYTES = Array.from({ length: 256 }, (_, i) => Uint8Array.of(i));
+const EMPTY = new Uint8Array(0);
 
 /**
  * One token per UTF-8 byte. It lets the gateway run and be tested without any model file (echo
@@ -26,6 +29,11 @@ export class ByteTokenizer implements Tokenizer {
       (t) => t - OFFSET,
     );
     return this.decoder.decode(bytes);
+  }
+
+  tokenBytes(token: number): Uint8Array {
+    // Specials and out-of-range ids print nothing, as in detokenize.
+    return token >= OFFSET && token < this.vocabSize ? BYTES[token - OFFSET]! : EMPTY;
   }
 
   async close(): Promise<void> {}

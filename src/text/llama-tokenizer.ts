@@ -82,6 +82,11 @@ export class LlamaTokenizer implements Tokenizer {
     return text.startsWith(recentText) ? text.slice(recentText.length) : d.decode(tokens);
   }
 
+  tokenBytes(token: number, first: boolean): Uint8Array | undefined {
+    // Without the JS codec the bytes are llama.cpp's to produce: undefined tells callers to detokenize.
+    return this.decoder?.piece(token, first);
+  }
+
   renderNativeChat(messages: readonly ChatMessage[]): number[] | undefined {
     if (this.chatWrapper === undefined) return undefined;
     const history: ChatHistoryItem[] = messages.map((m): ChatHistoryItem => {

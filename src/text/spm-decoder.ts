@@ -38,6 +38,17 @@ export class SpmDecoder {
     return true;
   }
 
+  /**
+   * The bytes llama.cpp prints for one token; `first` as the first token of a decode call (one
+   * leading space dropped with add_space_prefix). Undefined outside the vocabulary. The array is
+   * shared: callers must not modify it.
+   */
+  piece(token: number, first: boolean): Uint8Array | undefined {
+    const piece = this.pieces[token];
+    if (piece === undefined) return undefined;
+    return first && this.addSpacePrefix && piece[0] === SPACE ? piece.subarray(1) : piece;
+  }
+
   decode(tokens: readonly number[]): string {
     let size = 0;
     for (const t of tokens) size += this.pieces[t]!.length;

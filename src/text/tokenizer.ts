@@ -23,6 +23,14 @@ export interface Tokenizer {
    * leading space) and are not part of the output.
    */
   detokenize(tokens: readonly number[], previous?: readonly number[]): string;
+  /**
+   * The bytes `detokenize` would print for one token, so streaming can decode bytes itself
+   * instead of re-decoding windows of ids. `first`: as the first token of a detokenize call
+   * (where SentencePiece's add_space_prefix drops one leading space). Undefined for ids without
+   * a piece; a tokenizer answering undefined for id 0 has no byte table at all (e.g. llama.cpp's
+   * native decoding). The array may be shared: callers must not modify it.
+   */
+  tokenBytes?(token: number, first: boolean): Uint8Array | undefined;
   /** The model's own chat template applied to messages, when it ships one (else undefined). */
   renderNativeChat?(messages: readonly ChatMessage[]): number[] | undefined;
   close(): Promise<void>;

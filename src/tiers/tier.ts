@@ -26,6 +26,12 @@ export interface GenerateRequest {
   readonly stopTokens: readonly number[];
   /** How many alternative tokens to report per step with their logprobs (0 = none). */
   readonly topLogprobs: number;
+  /**
+   * Whether the caller reads each token's logprob. `false` lets a tier skip computing it and
+   * report NaN (llama.cpp's per-token confidence costs ~14% of a token's time on the tiny model:
+   * bench:gateway). Absent means true.
+   */
+  readonly logprobs?: boolean | undefined;
   /** Absolute deadline (ms since epoch) for this attempt; tiers stop generating past it. */
   readonly deadline?: number | undefined;
   /** Request id for logs and tracing across processes. */
@@ -40,7 +46,10 @@ export interface TokenLogprob {
 export interface TokenEvent {
   readonly kind: 'token';
   readonly token: number;
-  /** Natural-log probability of this token under the tier's (pre-sampling-transform) distribution. */
+  /**
+   * Natural-log probability of this token under the tier's (pre-sampling-transform) distribution;
+   * NaN when the request said `logprobs: false` and the tier skipped it.
+   */
   readonly logprob: number;
   /** Present when topLogprobs > 0: the most likely alternatives, best first. */
   readonly top?: readonly TokenLogprob[] | undefined;

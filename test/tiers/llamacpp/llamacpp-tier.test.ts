@@ -98,6 +98,22 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
     assert.ok(Math.abs(scored.at(-1)! - first.logprob) < 1e-3);
   });
 
+  test('logprobs: false skips the per-token confidence (NaN) without changing the tokens', async () => {
+    const p = golden.prompts[0]!;
+    const run = (logprobs: boolean | undefined) =>
+      collect(
+        tier.generate(
+          { tokens: p.ids, sampling: greedy, maxTokens: 8, stopTokens: [], topLogprobs: 0, logprobs },
+          new AbortController().signal,
+        ),
+      );
+    const [skipped, computed] = [await run(false), await run(undefined)];
+    const tokens = (events: typeof skipped) => events.flatMap((e) => (e.kind === 'token' ? [e.token] : []));
+    assert.deepEqual(tokens(skipped), tokens(computed));
+    for (const e of skipped) if (e.kind === 'token') assert.ok(Number.isNaN(e.logprob));
+    for (const e of computed) if (e.kind === 'token') assert.ok(Number.isFinite(e.logprob));
+  });
+
   test('maxTokens ends with "length"; the context limit is respected', async () => {
     const p = golden.prompts[1]!;
     const events = await collect(
