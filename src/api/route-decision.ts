@@ -12,8 +12,18 @@ const replies = new WeakMap<FastifyRequest, FastifyReply>();
 /** Plans by request: the executor (src/resilience/) and the summary line read them. */
 const plans = new WeakMap<FastifyRequest, RoutePlan>();
 
-/** Route decisions and budget misses, registered in the gateway's own registry. */
-function routingMetrics(metrics: MetricsService) {
+/** Route decisions and budget misses, registered in the gateway's own registry (once per registry). */
+const routingMetricsCache = new WeakMap<MetricsService, ReturnType<typeof createRoutingMetrics>>();
+function routingMetrics(metrics: MetricsService): ReturnType<typeof createRoutingMetrics> {
+  let m = routingMetricsCache.get(metrics);
+  if (m === undefined) {
+    m = createRoutingMetrics(metrics);
+    routingMetricsCache.set(metrics, m);
+  }
+  return m;
+}
+
+function createRoutingMetrics(metrics: MetricsService) {
   return {
     decisions: metrics.counter({
       name: 'route_decisions_total',

@@ -9,6 +9,7 @@ import type { Tier } from '../tiers/tier.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { loadTokenizer } from './load-tokenizer.js';
 import { ResilienceRuntime } from '../resilience/resilience-runtime.js';
+import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
 
 /** Config sections whose changes need a restart: they shape objects built once at start. */
 const RESTART_SECTIONS = ['server', 'grpc', 'auth', 'family', 'tokenizer', 'tiers', 'models'] as const;
@@ -27,7 +28,7 @@ export class Gateway {
   private closing = false;
   private routerInstance: Router | undefined;
   /** Aborted when the shutdown grace period ends: every in-flight generation stops. */
-  private readonly shutdownController = new AbortController();
+  private readonly shutdownController = new Cancellation();
 
   /** Breakers, admission, retry budget and faults of every tier (src/resilience/). */
   readonly resilience: ResilienceRuntime;
@@ -168,7 +169,7 @@ export class Gateway {
   }
 
   /** Signal that fires when in-flight work must stop (end of the shutdown grace period). */
-  get shutdownSignal(): AbortSignal {
+  get shutdownSignal(): CancelSignal {
     return this.shutdownController.signal;
   }
 

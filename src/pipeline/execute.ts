@@ -4,6 +4,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import { generateChoice, type ChoiceStats, type GenerationSource } from './generate-choice.js';
 import { merge } from './merge.js';
 import type { ChoiceEvent, GenerationRequest } from './types.js';
+import { type CancelSignal } from '../tiers/cancellation.js';
 
 /** Totals over all choices of one request, for usage, the summary log and metrics. */
 export interface ExecutionSummary {
@@ -22,7 +23,7 @@ export async function* execute(
   tokenizer: Tokenizer,
   metrics: MetricsService,
   request: GenerationRequest,
-  signal: AbortSignal,
+  signal: CancelSignal,
   summary: ExecutionSummary,
   /** Called once when the request completed with a first token: feeds the router's latency model. */
   observe?: (observation: LatencyObservation) => void,
@@ -42,7 +43,8 @@ export async function* execute(
   // without completion or error; 'failed' errors are logged by whoever handles them.
   let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
   try {
-    yield* merge(sources);
+    // One choice (the common case) needs no interleaving: one generator layer less per token.
+    yield* sources.length === 1 ? sources[0]! : merge(sources);
     outcome = 'completed';
   } catch (err) {
     outcome = signal.aborted ? 'abandoned' : 'failed';

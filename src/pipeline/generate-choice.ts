@@ -6,6 +6,7 @@ import { IncrementalDetokenizer } from '../text/detokenizer.js';
 import { StopMatcher } from '../text/stop-matcher.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { ChoiceEvent, GenerationRequest, TokenDetail } from './types.js';
+import { type CancelSignal } from '../tiers/cancellation.js';
 
 /** Counters the caller reads after (or during) the stream, for usage and metrics. */
 export interface ChoiceStats {
@@ -29,7 +30,7 @@ export async function* generateChoice(
   index: number,
   seed: number | undefined,
   stats: ChoiceStats,
-  signal: AbortSignal,
+  signal: CancelSignal,
 ): AsyncGenerator<ChoiceEvent> {
   const detok = new IncrementalDetokenizer(tokenizer, request.promptTokens);
   const stops = new StopMatcher(request.stop);

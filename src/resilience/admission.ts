@@ -1,5 +1,6 @@
 import type { AdmissionSettings } from '../config/resilience.js';
 import { ResilienceError } from './errors.js';
+import { type CancelSignal } from '../tiers/cancellation.js';
 
 /** Gives the slot back; safe to call more than once. */
 export type Release = () => void;
@@ -56,7 +57,7 @@ export class AdmissionController {
    * Waits for a slot. `deadline` is absolute (ms since the epoch). Rejects with a
    * ResilienceError (shed) or the signal's reason.
    */
-  acquire(deadline: number | undefined, signal: AbortSignal): Promise<Release> {
+  acquire(deadline: number | undefined, signal: CancelSignal): Promise<Release> {
     const { maxConcurrent, maxQueue } = this.settings;
     if (maxConcurrent === 0 || (this.active < maxConcurrent && this.queue.length === 0)) {
       return Promise.resolve(this.grant());

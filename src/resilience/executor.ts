@@ -2,6 +2,7 @@ import type { GenerateRequest, Tier, TierEvent } from '../tiers/tier.js';
 import { AllTiersFailedError, causeOf, isRetryable, ResilienceError, type FailureCause } from './errors.js';
 import type { ResilienceRuntime } from './resilience-runtime.js';
 import type { BreakerTicket } from './tier-breaker.js';
+import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
 
 /** One entry of a RoutePlan's ordered attempt list (chosen tier first, then fallbacks). */
 export interface AttemptSpec {
@@ -53,11 +54,11 @@ export class ResilientGeneration {
     runtime.retryBudget.deposit();
   }
 
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<TierEvent> {
+  generate(request: GenerateRequest, signal: CancelSignal): AsyncGenerator<TierEvent> {
     return this.run(request, signal);
   }
 
-  private async *run(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<TierEvent> {
+  private async *run(request: GenerateRequest, signal: CancelSignal): AsyncGenerator<TierEvent> {
     const { runtime, record } = this;
     const m = runtime.metrics;
     const sent: number[] = [];
@@ -169,12 +170,12 @@ export class ResilientGeneration {
     spec: AttemptSpec,
     request: GenerateRequest,
     sent: number[],
-    signal: AbortSignal,
+    signal: CancelSignal,
     release: () => void,
   ): AsyncGenerator<TierEvent, 'finished' | { error: unknown }> {
     const now = Date.now();
     const attemptEnd = spec.deadlineMs > 0 ? Math.min(this.deadline, now + spec.deadlineMs) : this.deadline;
-    const local = new AbortController();
+    const local = new Cancellation();
     const timer = setTimeout(
       () => {
         const overall = attemptEnd >= this.deadline;
@@ -247,8 +248,7 @@ export class ResilientGeneration {
 
 /**
  * Reason for ending an attempt's tier call once its stream is over. Prebuilt: `abort()` without a
- * reason creates a DOMException with a stack trace on every request, a visible share of the
- * gateway's per-request CPU; nothing downstream inspects this reason.
+ * reason creates an error with a stack trace on every request; nothing downstream inspects it.
  */
 const ATTEMPT_ENDED = new Error('tiergate: attempt ended');
 

@@ -1,6 +1,7 @@
 import type { FaultSettings } from '../config/resilience.js';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tiers/tier.js';
 import { ResilienceError } from './errors.js';
+import { sleepUnlessCancelled, type CancelSignal } from '../tiers/cancellation.js';
 
 export type FaultKind = 'error' | 'delay' | 'fail_after_tokens' | 'hang';
 
@@ -35,7 +36,7 @@ export class FaultInjectingTier implements Tier {
     return this.inner.start();
   }
 
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<TierEvent> {
+  generate(request: GenerateRequest, signal: CancelSignal): AsyncIterable<TierEvent> {
     const plan = this.plan(this.settings());
     if (plan === undefined) return this.inner.generate(request, signal);
     return this.faulty(plan, request, signal);
@@ -54,11 +55,11 @@ export class FaultInjectingTier implements Tier {
   private async *faulty(
     plan: FaultPlan,
     request: GenerateRequest,
-    signal: AbortSignal,
+    signal: CancelSignal,
   ): AsyncGenerator<TierEvent> {
     if (plan.delayMs > 0) {
       this.onFault('delay');
-      await sleep(plan.delayMs, signal);
+      await sleepUnlessCancelled(plan.delayMs, signal);
     }
     if (plan.error) {
       this.onFault('error');
@@ -84,9 +85,9 @@ export class FaultInjectingTier implements Tier {
   }
 
   /** Never resolves; ends (by throwing the abort reason) only when the caller aborts. */
-  private async hang(signal: AbortSignal): Promise<void> {
+  private async hang(signal: CancelSignal): Promise<void> {
     this.onFault('hang');
-    await sleep(Number.POSITIVE_INFINITY, signal);
+    await sleepUnlessCancelled(Number.POSITIVE_INFINITY, signal);
   }
 
   private injected(when: string): ResilienceError {
@@ -97,7 +98,7 @@ export class FaultInjectingTier implements Tier {
     );
   }
 
-  score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array> {
+  score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
     return this.inner.score(tokens, signal);
   }
 
@@ -112,21 +113,4 @@ export class FaultInjectingTier implements Tier {
   close(): Promise<void> {
     return this.inner.close();
   }
-}
-
-/** Resolves after `ms` (never for Infinity); rejects with the signal's reason when aborted. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
-    function done(): void {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }
-    function onAbort(): void {
-      if (timer !== undefined) clearTimeout(timer);
-      reject(signal.reason as Error);
-    }
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

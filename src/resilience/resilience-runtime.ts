@@ -52,8 +52,9 @@ export class ResilienceRuntime {
         ),
         breaker: new TierBreaker(name, settings.breaker, (event, state) => {
           m.breakerEvents.inc({ tier: name, event });
-          m.breakerState.set({ tier: name }, BREAKER_STATE_VALUE[state]);
+          // The state changes only with these events; success/failure/reject (per request) leave it.
           if (event === 'open' || event === 'half_open' || event === 'close') {
+            m.breakerState.set({ tier: name }, BREAKER_STATE_VALUE[state]);
             logger.warn({ tier: name, breaker: state }, `circuit breaker of tier "${name}" is now ${state}`);
           }
         }),

@@ -53,6 +53,8 @@ export class TierBreaker {
     this.settings = settings;
     this.breaker = this.build(settings);
     if (wasOpen && settings.enabled) this.breaker.open();
+    // Disabled while open: the new instance starts closed; say so (the state gauge follows events).
+    else if (wasOpen) this.onEvent('close', 'closed');
   }
 
   /**

@@ -5,6 +5,10 @@
  * Text concerns (detokenisation, stop strings, chat templates) live in the gateway, not in tiers.
  */
 
+import type { CancelSignal } from './cancellation.js';
+
+export type { CancelSignal } from './cancellation.js';
+
 /** Sampling settings; temperature 0 means greedy (argmax). */
 export interface SamplingParams {
   readonly temperature: number;
@@ -96,12 +100,12 @@ export interface Tier {
    * throws. Aborting `signal` stops generation promptly and frees the tier's resources; the
    * iterator then ends by throwing the signal's reason.
    */
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<TierEvent>;
+  generate(request: GenerateRequest, signal: CancelSignal): AsyncIterable<TierEvent>;
   /**
    * Log-probabilities of tokens[i] given tokens[0..i-1] for i = 1..n-1 (length n-1):
    * perplexity eval, cascade confidence, speculative verification.
    */
-  score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array>;
+  score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array>;
   info(): TierInfo;
   health(): TierHealth;
   /** Stops serving and frees models, workers and connections. */

@@ -8,6 +8,7 @@ import type { Gateway } from '../../gateway/gateway.js';
 import { ApiError } from '../errors.js';
 import { keyVerifier, presentedKey } from '../auth.js';
 import { toGrpcStatus } from './grpc-status.js';
+import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 
 /** A request id from the client is honoured if it looks sane (as on HTTP, src/api/app.ts). */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -17,13 +18,13 @@ const DEADLINE_SLACK_MS = 20;
 
 /**
  * One gRPC call's state, the counterpart of the HTTP request context: id, authenticated key,
- * an AbortSignal that fires when the client cancels or the gateway shuts down, the deadline, and
+ * a signal that fires when the client cancels or the gateway shuts down, the deadline, and
  * what the summary log line and request metrics need.
  */
 export class CallContext {
   readonly requestId: string;
   readonly startedAt = performance.now();
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   /** The call's gRPC deadline in ms since the epoch, if the client set one. */
   readonly deadline: number | undefined;
   apiKey: string | undefined;
@@ -36,7 +37,8 @@ export class CallContext {
   ttftMs: number | undefined;
   finishReason: string | undefined;
   aborted = false;
-  private readonly controller = new AbortController();
+  private readonly controller = new Cancellation();
+  private readonly onShutdown: () => void;
 
   constructor(
     private readonly gateway: Gateway,
@@ -60,7 +62,12 @@ export class CallContext {
           : new ApiError('invalid_request', 'call cancelled by the client'),
       );
     });
-    this.signal = AbortSignal.any([this.controller.signal, gateway.shutdownSignal]);
+    this.signal = this.controller.signal;
+    // Removed again in finish(), which every call reaches exactly once.
+    const shutdown = gateway.shutdownSignal;
+    this.onShutdown = () => this.controller.abort(shutdown.reason);
+    if (shutdown.aborted) this.onShutdown();
+    else shutdown.addEventListener('abort', this.onShutdown);
   }
 
   /** `authorization: Bearer <key>` metadata against the HTTP API's key store (inference scope). */
@@ -74,6 +81,7 @@ export class CallContext {
 
   /** Request metrics and one summary line, as HTTP's (src/api/request-context.ts); status is the HTTP-equivalent. */
   finish(err: unknown): ReturnType<typeof toGrpcStatus> | undefined {
+    this.gateway.shutdownSignal.removeEventListener('abort', this.onShutdown);
     const failure =
       err === undefined ? undefined : toGrpcStatus(this.signal.aborted ? this.signal.reason : err);
     const status = failure === undefined ? 200 : failure.apiError.status;

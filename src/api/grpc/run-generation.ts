@@ -3,6 +3,7 @@ import { execute, type ExecutionSummary } from '../../pipeline/execute.js';
 import type { ChoiceEvent, GenerationRequest } from '../../pipeline/types.js';
 import { newExecutionRecord, ResilientGeneration, type ExecutionRecord } from '../../resilience/executor.js';
 import type { CallContext } from './call-context.js';
+import { type CancelSignal } from '../../tiers/cancellation.js';
 
 export interface Execution {
   readonly events: AsyncGenerator<ChoiceEvent>;
@@ -33,7 +34,7 @@ export function runGeneration(gateway: Gateway, gen: GenerationRequest, ctx: Cal
 /** Next event; once the call is cancelled, its reason is the error, not what the tier threw. */
 export async function nextEvent(
   events: AsyncGenerator<ChoiceEvent>,
-  signal: AbortSignal,
+  signal: CancelSignal,
 ): Promise<IteratorResult<ChoiceEvent>> {
   try {
     return await events.next();

@@ -1,7 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { EchoTierConfig } from '../../config/index.js';
 import type { TierDeps } from '../registry.js';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tier.js';
+import { sleepUnlessCancelled, type CancelSignal } from '../cancellation.js';
 
 /**
  * Zero-work tier: replays the prompt's own tokens (cycling) as the "generation", with logprob 0.
@@ -21,7 +21,7 @@ export class EchoTier implements Tier {
     this.ready = true;
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<TierEvent> {
+  async *generate(request: GenerateRequest, signal: CancelSignal): AsyncIterable<TierEvent> {
     const source = request.tokens.length > 0 ? request.tokens : [0];
     // Skip BOS so the echoed text reads like the prompt.
     const start = request.tokens[0] === this.deps.tokenizer.bos && source.length > 1 ? 1 : 0;
@@ -29,7 +29,7 @@ export class EchoTier implements Tier {
     const limit = Math.max(0, Math.min(request.maxTokens, room));
     for (let i = 0; i < limit; i++) {
       signal.throwIfAborted();
-      if (this.options.tokenDelayMs > 0) await sleep(this.options.tokenDelayMs, undefined, { signal });
+      if (this.options.tokenDelayMs > 0) await sleepUnlessCancelled(this.options.tokenDelayMs, signal);
       const token = source[start + (i % (source.length - start))] ?? 0;
       if (request.stopTokens.includes(token)) {
         yield { kind: 'finish', reason: 'stop' };

@@ -7,6 +7,7 @@ import type { TierDeps } from '../registry.js';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo, TokenLogprob } from '../tier.js';
 import { llamaRuntime } from './runtime.js';
 import { SequencePool } from './sequence-pool.js';
+import { type CancelSignal } from '../cancellation.js';
 
 /**
  * The edge tier: a GGUF variant run in process by llama.cpp (node-llama-cpp). Evaluation runs on
@@ -70,7 +71,7 @@ export class LlamaCppTier implements Tier {
     }
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<TierEvent> {
+  async *generate(request: GenerateRequest, signal: CancelSignal): AsyncIterable<TierEvent> {
     const { pool, model } = this.ready();
     const seq = await pool.acquire(signal);
     try {
@@ -124,7 +125,7 @@ export class LlamaCppTier implements Tier {
     }
   }
 
-  async score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array> {
+  async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
     const { pool } = this.ready();
     const out = new Float64Array(Math.max(0, tokens.length - 1));
     if (tokens.length < 2) return out;

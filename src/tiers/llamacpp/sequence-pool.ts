@@ -1,5 +1,6 @@
 import type { LlamaContext, LlamaContextSequence } from 'node-llama-cpp';
 import { TierOverloadedError } from '../errors.js';
+import { type CancelSignal } from '../cancellation.js';
 
 interface Waiter {
   resolve(seq: LlamaContextSequence): void;
@@ -33,7 +34,7 @@ export class SequencePool {
     return this.waiters.length;
   }
 
-  async acquire(signal: AbortSignal): Promise<LlamaContextSequence> {
+  async acquire(signal: CancelSignal): Promise<LlamaContextSequence> {
     signal.throwIfAborted();
     const seq = this.free.pop();
     if (seq !== undefined) {

@@ -10,6 +10,7 @@ import { TierOverloadedError, TierUnavailableError } from '../errors.js';
 import { OnnxTierError } from './onnx-tier-error.js';
 import { WorkerClient } from './worker-client.js';
 import type { WorkerInit } from './worker-protocol.js';
+import { type CancelSignal } from '../cancellation.js';
 
 /** Which decoder to serve. */
 export interface OnnxModelSource {
@@ -107,7 +108,7 @@ export class OnnxTier implements Tier {
     }
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<TierEvent> {
+  async *generate(request: GenerateRequest, signal: CancelSignal): AsyncIterable<TierEvent> {
     signal.throwIfAborted();
     const model = this.ready();
     // The prompt needs room for at least one generated token.
@@ -154,7 +155,7 @@ export class OnnxTier implements Tier {
     }
   }
 
-  async score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array> {
+  async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
     signal?.throwIfAborted();
     const model = this.ready();
     this.validate(tokens, model.contextLength, model);

@@ -8,6 +8,7 @@ import { resolveEndpoints, systemLookup, type HostLookup } from './endpoint-reso
 import { RemoteTier, type RemoteTierDeps } from './remote-tier.js';
 import { RemoteTierError } from './remote-tier-error.js';
 import { sidecarMetrics } from './sidecar-metrics.js';
+import { type CancelSignal } from '../cancellation.js';
 
 interface Endpoint {
   readonly address: string;
@@ -73,7 +74,7 @@ export class BalancedRemoteTier implements Tier {
     }
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<TierEvent> {
+  async *generate(request: GenerateRequest, signal: CancelSignal): AsyncGenerator<TierEvent> {
     const tried = new Set<string>();
     let lastError: unknown;
     for (;;) {
@@ -99,7 +100,7 @@ export class BalancedRemoteTier implements Tier {
     }
   }
 
-  async score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array> {
+  async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
     const tried = new Set<string>();
     let lastError: unknown;
     for (;;) {

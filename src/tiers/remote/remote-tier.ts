@@ -18,6 +18,7 @@ import {
 import { fromGrpcError, isServiceError, RemoteTierError } from './remote-tier-error.js';
 import { SidecarSupervisor } from './sidecar-supervisor.js';
 import { sidecarMetrics, type SidecarMetrics } from './sidecar-metrics.js';
+import { type CancelSignal } from '../cancellation.js';
 
 export interface RemoteTierDeps {
   readonly logger: Logger;
@@ -155,7 +156,7 @@ export class RemoteTier implements Tier {
     return this.supervisor?.restarts ?? 0;
   }
 
-  async *generate(request: GenerateRequest, signal: AbortSignal): AsyncGenerator<TierEvent> {
+  async *generate(request: GenerateRequest, signal: CancelSignal): AsyncGenerator<TierEvent> {
     signal.throwIfAborted();
     const client = this.requireClient();
     const deadline = request.deadline ?? Date.now() + this.options.requestTimeoutMs;
@@ -230,7 +231,7 @@ export class RemoteTier implements Tier {
     }
   }
 
-  async score(tokens: readonly number[], signal?: AbortSignal): Promise<Float64Array> {
+  async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
     signal?.throwIfAborted();
     const client = this.requireClient();
     let onAbort: (() => void) | undefined;
