@@ -1,11 +1,15 @@
 /**
  * npm run bench:gateway — what the gateway itself costs.
  *
- * 1. Added latency and highest rate: autocannon drives POST /v1/completions on the zero-work
- *    echo tier (logging at info and metrics on, as in production) and, in the same run, a bare
- *    fastify handler that parses the same JSON body and returns the same response body. Both
- *    servers run in their own child processes; runs alternate bare/gateway and medians are quoted,
- *    because autocannon shares the 2 cores and is noisy.
+ * 1. Added latency and highest rate, on the zero-work echo tier (logging at info and metrics on,
+ *    as in production), against a bare fastify handler that parses the same JSON body and returns
+ *    the same response body, and against a second gateway that routes the same model with the
+ *    policy engine over three echo tiers (breakers and admission control are on in both). Each
+ *    server runs in its own child process. Fixed rates use an open-loop constant-rate generator
+ *    (bench/lib/open-loop.ts: evenly spaced requests, latency from each request's due time, µs
+ *    resolution); the highest rate is autocannon unthrottled. Rounds rotate the servers' order
+ *    and medians are quoted, because the load generator shares the 2 cores and is noisy. The
+ *    routing decision's own cost comes from bench/routing.ts, run as a child in the same run.
  * 2. Streaming efficiency: tokens/s of one SSE stream through the gateway on the llama.cpp edge
  *    tier versus node-llama-cpp's own generation loop on the same GGUF, same thread count.
  *
@@ -27,6 +31,7 @@ import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
+import { openLoop } from './lib/open-loop.js';
 
 /** The part of autocannon's API used here (the package ships no TypeScript types). */
 interface AutocannonResult {
@@ -196,6 +201,34 @@ async function load(
 }
 
 /**
+ * One fixed-rate point: open-loop constant-rate load (bench/lib/open-loop.ts) — requests evenly
+ * spaced, latency from each request's due time, microsecond resolution. (autocannon's
+ * `overallRate` is a per-connection budget per second: a saturation burst at the start of every
+ * second, which measures queueing in the burst rather than the gateway's added latency.)
+ */
+async function fixedRate(server: { child: ChildProcess; url: string }, rate: number): Promise<LoadResult> {
+  const cpu0 = cpuSeconds(server.child.pid);
+  const r = await openLoop({
+    url: `${server.url}/v1/completions`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(REQUEST),
+    rate,
+    durationSeconds: SECONDS,
+    connections: 16,
+    warmupSeconds: 1,
+  });
+  return {
+    rps: r.achievedRate,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors,
+    // The warm-up second is included in the CPU reading: divide by everything sent.
+    cpuUs: ((cpuSeconds(server.child.pid) - cpu0) * 1e6) / Math.max(1, r.sent + rate),
+  };
+}
+
+/**
  * Unloaded added latency at microsecond resolution (autocannon reports whole milliseconds):
  * one keep-alive connection, requests back to back, per-request wall time.
  */
@@ -314,16 +347,16 @@ async function main(): Promise<void> {
     for (const rate of RATES) {
       const entry = perRate.get(rate) ?? { bare: [], gw: [], policy: [] };
       perRate.set(rate, entry);
-      for (const which of order) entry[which].push(await load(servers[which], rate));
+      for (const which of order) entry[which].push(await fixedRate(servers[which], rate));
     }
     for (const which of order) max[which].push(await load(servers[which], undefined));
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
 
   console.log(
-    '\nPOST /v1/completions at fixed rates (medians of rounds; latency in ms, autocannon resolution 1 ms)',
+    "\nPOST /v1/completions at fixed rates, open loop (medians of rounds; ms from each request's due time)",
   );
-  console.log('  rate/s  server     p50      p99  added p50  added p99    req/s  errors  CPU µs/req');
+  console.log('  rate/s  server       p50       p99  added p50  added p99    req/s  errors  CPU µs/req');
   for (const [rate, r] of perRate) {
     const b50 = median(r.bare.map((x) => x.p50));
     const b99 = median(r.bare.map((x) => x.p99));
@@ -331,9 +364,9 @@ async function main(): Promise<void> {
       const p50 = median(r[which].map((x) => x.p50));
       const p99 = median(r[which].map((x) => x.p99));
       const errors = r[which].reduce((sum, x) => sum + x.errors, 0);
-      const added = which === 'bare' ? ['        -', '        -'] : [fmt(p50 - b50), fmt(p99 - b99)];
+      const added = which === 'bare' ? ['        -', '        -'] : [fmt(p50 - b50, 3), fmt(p99 - b99, 3)];
       console.log(
-        `${String(rate).padStart(8)}  ${which.padEnd(6)} ${fmt(p50)} ${fmt(p99)}  ${added[0]}  ${added[1]} ${fmt(median(r[which].map((x) => x.rps)), 0)}  ${String(errors).padStart(6)}  ${fmt(median(r[which].map((x) => x.cpuUs)), 0)}`,
+        `${String(rate).padStart(8)}  ${which.padEnd(6)} ${fmt(p50, 3)} ${fmt(p99, 3)}  ${added[0]}  ${added[1]} ${fmt(median(r[which].map((x) => x.rps)), 0)}  ${String(errors).padStart(6)}  ${fmt(median(r[which].map((x) => x.cpuUs)), 0)}`,
       );
     }
   }

@@ -48,10 +48,13 @@ export async function* generateChoice(
     signal,
   );
   let previous = request.promptTokens.at(-1);
+  // Not streamed: text (and token details) are held and delivered once, with the finish.
+  const streamed = request.streamed !== false;
+  let held = '';
   for await (const event of events) {
     if (event.kind === 'finish') {
       const tail = stops.push(detok.flush());
-      const text = tail.stop === undefined ? tail.text + stops.flush() : tail.text;
+      const text = held + (tail.stop === undefined ? tail.text + stops.flush() : tail.text);
       if (text !== '' || pendingTokens.length > 0) {
         yield { kind: 'delta', index, text, tokens: pendingTokens };
       }
@@ -66,11 +69,12 @@ export async function* generateChoice(
     previous = event.token;
     const scan = stops.push(detok.push(event.token));
     if (scan.stop !== undefined) {
-      yield { kind: 'delta', index, text: scan.text, tokens: pendingTokens };
+      yield { kind: 'delta', index, text: held + scan.text, tokens: pendingTokens };
       yield { kind: 'finish', index, reason: 'stop' };
       return;
     }
-    if (scan.text !== '') {
+    if (!streamed) held += scan.text;
+    else if (scan.text !== '') {
       yield { kind: 'delta', index, text: scan.text, tokens: pendingTokens };
       pendingTokens = [];
     }

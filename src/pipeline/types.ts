@@ -28,6 +28,12 @@ export interface GenerationRequest {
   readonly attempts?: readonly { readonly tier: string; readonly deadlineMs: number }[] | undefined;
   /** Absolute deadline of the whole request (ms since the epoch); default: resilience.requestTimeoutMs. */
   readonly deadline?: number | undefined;
+  /**
+   * False when the client reads the whole answer at once (no SSE): each choice's text then comes
+   * as one delta before its finish instead of one per token, two generator hops fewer per token.
+   * Default true.
+   */
+  readonly streamed?: boolean | undefined;
 }
 
 export interface TokenDetail {

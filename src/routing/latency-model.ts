@@ -23,6 +23,9 @@ export interface LatencyEstimate {
   readonly live: boolean;
 }
 
+/** Longest time a live estimate may lag the window's newest observations. */
+const REFRESH_MS = 1000;
+
 /**
  * A tier's live latency model over a sliding window of recent requests. TTFT is modelled as
  * a + b·promptTokens: b is the least-squares slope over the window (prefill cost per token is
@@ -39,6 +42,9 @@ export class LatencyModel {
   private count = 0;
   private next = 0;
   private cached: LatencyEstimate | undefined;
+  /** Observations since `cached` was computed, and when (performance.now()). */
+  private sinceCompute = 0;
+  private computedAt = 0;
 
   constructor(
     private readonly prior: ProfileSeed,
@@ -67,13 +73,30 @@ export class LatencyModel {
     this.queue[i] = o.queueMs !== undefined && o.queueMs >= 0 ? o.queueMs : 0;
     this.next = (i + 1) % this.options.window;
     this.count = Math.min(this.count + 1, this.options.window);
-    this.cached = undefined;
+    this.sinceCompute++;
   }
 
-  /** Cached until the next observation: routing asks far more often than requests complete. */
+  /**
+   * Recomputed (sorting the window) only when enough has changed: every new observation while the
+   * window holds fewer than 32, then every count/16 observations (16 for the default window of
+   * 256) or after REFRESH_MS. Recomputing after every request cost more than the whole routing
+   * decision under load (every request observes once), while a quantile over 256 samples moves
+   * by at most one rank per observation.
+   */
   estimate(): LatencyEstimate {
-    this.cached ??= this.compute();
-    return this.cached;
+    const c = this.cached;
+    if (
+      c === undefined ||
+      (this.sinceCompute > 0 &&
+        (this.sinceCompute >= Math.max(1, this.count >> 4) ||
+          c.live !== this.count >= this.options.minSamples ||
+          performance.now() - this.computedAt >= REFRESH_MS))
+    ) {
+      this.cached = this.compute();
+      this.sinceCompute = 0;
+      this.computedAt = performance.now();
+    }
+    return this.cached!;
   }
 
   private compute(): LatencyEstimate {

@@ -67,3 +67,19 @@ test('helpers: quantile (type 7) and least-squares slope', () => {
   assert.equal(leastSquaresSlope(Float64Array.from([1, 1]), Float64Array.from([3, 5])), 0);
   assert.equal(leastSquaresSlope(Float64Array.from([0, 1, 2]), Float64Array.from([1, 3, 5])), 2);
 });
+
+test('a full window is re-sorted every window/16 observations, not on every request', () => {
+  const m = new LatencyModel(prior, { window: 256, quantile: 0.5, minSamples: 4 });
+  for (let i = 0; i < 256; i++) m.observe({ promptTokens: 0, ttftMs: 10, perTokenMs: 1 });
+  assert.equal(m.estimate().ttftMs, 10);
+  // 15 new observations: the estimate is still the cached one (the median is still 10 anyway).
+  for (let i = 0; i < 15; i++) m.observe({ promptTokens: 0, ttftMs: 1000, perTokenMs: 1 });
+  const cached = m.estimate();
+  assert.equal(cached.samples, 256);
+  // The 16th refreshes it: 16 of 256 slow samples do not move the median but are counted.
+  m.observe({ promptTokens: 0, ttftMs: 1000, perTokenMs: 1 });
+  assert.notEqual(m.estimate(), cached);
+  // Past the median: after 128 slow ones (a multiple of 16) the estimate follows.
+  for (let i = 16; i < 128; i++) m.observe({ promptTokens: 0, ttftMs: 1000, perTokenMs: 1 });
+  assert.ok(m.estimate().ttftMs > 10);
+});
