@@ -8,7 +8,6 @@ import { chatCompletionsRoute } from './openai/chat-completions.js';
 import { completionsRoute } from './openai/completions.js';
 import { modelsRoutes } from './openai/models.js';
 import { installRequestSummary } from './request-context.js';
-import { installRouteHeaders } from './route-decision.js';
 import { routeExplainRoutes } from './route-explain.js';
 
 /** A request id from the client is honoured if it looks sane (it ends up in every log line). */
@@ -40,7 +39,6 @@ export function buildApp(gateway: Gateway): FastifyInstance {
   installRequestSummary(app, gateway.metrics);
   installErrorHandling(app);
   installAuth(app, gateway.config);
-  installRouteHeaders(app);
   healthRoutes(app, gateway);
   modelsRoutes(app, gateway);
   completionsRoute(app, gateway);

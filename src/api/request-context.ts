@@ -1,10 +1,15 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { MetricsService } from '../observability/metrics.js';
 import type { ExecutionRecord } from '../resilience/executor.js';
+import type { RoutePlan } from '../routing/plan.js';
 
 /** What a request accumulates on its way through, for its summary log line and metrics. */
 export interface RequestContext {
   readonly startedAt: number;
+  /** The request's reply, so routing (inside body handling) can set response headers. */
+  readonly reply: FastifyReply;
+  /** The routing plan, once routing ran (src/api/route-decision.ts). */
+  plan?: RoutePlan | undefined;
   tier: string | undefined;
   model: string | undefined;
   stream: boolean;
@@ -41,6 +46,7 @@ export function installRequestSummary(app: FastifyInstance, metrics: MetricsServ
   app.addHook('onRequest', async (request, reply) => {
     request.tiergate = {
       startedAt: performance.now(),
+      reply,
       tier: undefined,
       model: undefined,
       stream: false,

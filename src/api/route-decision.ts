@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { Gateway, ServedModel } from '../gateway/gateway.js';
 import type { MetricsService } from '../observability/metrics.js';
 import type { GenerationRequest } from '../pipeline/types.js';
@@ -6,11 +6,6 @@ import type { RoutePlan } from '../routing/plan.js';
 import { parseRouteOptions } from '../routing/route-options.js';
 import type { RouteQuestion } from '../routing/router.js';
 import { ApiError } from './errors.js';
-
-/** Replies by request, so routing (which runs inside body handling) can set response headers. */
-const replies = new WeakMap<FastifyRequest, FastifyReply>();
-/** Plans by request: the executor (src/resilience/) and the summary line read them. */
-const plans = new WeakMap<FastifyRequest, RoutePlan>();
 
 /** Route decisions and budget misses, registered in the gateway's own registry (once per registry). */
 const routingMetricsCache = new WeakMap<MetricsService, ReturnType<typeof createRoutingMetrics>>();
@@ -38,16 +33,13 @@ function createRoutingMetrics(metrics: MetricsService) {
   };
 }
 
-/** Installs the hook that makes each request's reply reachable from routing. */
-export function installRouteHeaders(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request, reply) => {
-    replies.set(request, reply);
-  });
-}
-
-/** The plan routing made for a request, if any. */
+/**
+ * The plan routing made for a request, if any. Kept on the request's own context, not in a
+ * WeakMap keyed by request: V8's young-generation GC keeps the values of a long-lived WeakMap
+ * alive, which promoted every request's objects to the old generation (scavenges of ~7 ms).
+ */
 export function planOf(request: FastifyRequest): RoutePlan | undefined {
-  return plans.get(request);
+  return request.tiergate.plan;
 }
 
 /** The routing question of an OpenAI request: its options, key, override and features. */
@@ -83,7 +75,7 @@ export function routeByPolicy(
   maxTokens: number | null | undefined,
 ): ServedModel {
   const ctx = request.tiergate;
-  const reply = replies.get(request);
+  const reply = ctx.reply;
   const decided = decideRoute(
     gateway,
     served,
@@ -91,7 +83,7 @@ export function routeByPolicy(
     ctx.startedAt,
     {
       onPlan: (plan) => {
-        plans.set(request, plan);
+        ctx.plan = plan;
         ctx.policy = plan.policy;
         ctx.routeReason = plan.code;
         void reply?.header('x-tiergate-policy', plan.policy);

@@ -105,6 +105,12 @@ export class TierBreaker {
       // A neutral outcome is "not a failure": opossum then counts it as a success, which in
       // half-open closes the breaker — the tier did serve, the client just left early.
       errorFilter: (err: unknown) => err === NEUTRAL,
+      // Only the error rate is used. opossum's latency percentiles keep every call's latency for
+      // the whole rolling window, and its snapshot concatenates and sorts them every bucket
+      // interval: a pause of milliseconds per second under load (request latency has its own
+      // histograms in /metrics).
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
     });
     breaker.on('open', () => this.onEvent('open', 'open'));
     breaker.on('halfOpen', () => this.onEvent('half_open', 'half_open'));
