@@ -22,7 +22,7 @@
  * server's core; other processes on the machine still can.
  *
  * Options (env): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_RATES ("500,1000,2000"),
- * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1).
+ * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10), BENCH_PARTS ("load,stream"), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -51,6 +51,7 @@ const RATES = (process.env.BENCH_RATES ?? '500,1000,2000').split(',').map(Number
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
 const STREAM_WARMUP = Number(process.env.BENCH_STREAM_WARMUP ?? 10);
 const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 10);
+const PARTS = (process.env.BENCH_PARTS ?? 'load,stream').split(',');
 const GGUF = process.env.BENCH_GGUF ?? `${ROOT}models/tiny/tiny-q4_k_m.gguf`;
 const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && hasTaskset();
 const REQUEST = { model: 'tiergate-echo', prompt: 'The county grand jury said Friday', max_tokens: 16 };
@@ -336,113 +337,117 @@ async function main(): Promise<void> {
   const servers = { bare, gw: gateway, policy } as const;
   type Which = keyof typeof servers;
   const names = Object.keys(servers) as Which[];
-  // JIT warm-up, not measured: the first seconds of a fresh process run unoptimised code.
-  for (const which of names) await load(servers[which], undefined, 2);
+  if (PARTS.includes('load')) {
+    // JIT warm-up, not measured: the first seconds of a fresh process run unoptimised code.
+    for (const which of names) await load(servers[which], undefined, 2);
 
-  const perRate = new Map<number, Record<Which, LoadResult[]>>();
-  const max: Record<Which, LoadResult[]> = { bare: [], gw: [], policy: [] };
-  for (let round = 0; round < ROUNDS; round++) {
-    // Rotate which server goes first, so drift in background load hits all alike.
-    const order = names.map((_, i) => names[(i + round) % names.length]!);
-    for (const rate of RATES) {
-      const entry = perRate.get(rate) ?? { bare: [], gw: [], policy: [] };
-      perRate.set(rate, entry);
-      for (const which of order) entry[which].push(await fixedRate(servers[which], rate));
+    const perRate = new Map<number, Record<Which, LoadResult[]>>();
+    const max: Record<Which, LoadResult[]> = { bare: [], gw: [], policy: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      // Rotate which server goes first, so drift in background load hits all alike.
+      const order = names.map((_, i) => names[(i + round) % names.length]!);
+      for (const rate of RATES) {
+        const entry = perRate.get(rate) ?? { bare: [], gw: [], policy: [] };
+        perRate.set(rate, entry);
+        for (const which of order) entry[which].push(await fixedRate(servers[which], rate));
+      }
+      for (const which of order) max[which].push(await load(servers[which], undefined));
+      process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
     }
-    for (const which of order) max[which].push(await load(servers[which], undefined));
-    process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
-  }
 
-  console.log(
-    "\nPOST /v1/completions at fixed rates, open loop (medians of rounds; ms from each request's due time)",
-  );
-  console.log('  rate/s  server       p50       p99  added p50  added p99    req/s  errors  CPU µs/req');
-  for (const [rate, r] of perRate) {
-    const b50 = median(r.bare.map((x) => x.p50));
-    const b99 = median(r.bare.map((x) => x.p99));
+    console.log(
+      "\nPOST /v1/completions at fixed rates, open loop (medians of rounds; ms from each request's due time)",
+    );
+    console.log('  rate/s  server       p50       p99  added p50  added p99    req/s  errors  CPU µs/req');
+    for (const [rate, r] of perRate) {
+      const b50 = median(r.bare.map((x) => x.p50));
+      const b99 = median(r.bare.map((x) => x.p99));
+      for (const which of names) {
+        const p50 = median(r[which].map((x) => x.p50));
+        const p99 = median(r[which].map((x) => x.p99));
+        const errors = r[which].reduce((sum, x) => sum + x.errors, 0);
+        const added = which === 'bare' ? ['        -', '        -'] : [fmt(p50 - b50, 3), fmt(p99 - b99, 3)];
+        console.log(
+          `${String(rate).padStart(8)}  ${which.padEnd(6)} ${fmt(p50, 3)} ${fmt(p99, 3)}  ${added[0]}  ${added[1]} ${fmt(median(r[which].map((x) => x.rps)), 0)}  ${String(errors).padStart(6)}  ${fmt(median(r[which].map((x) => x.cpuUs)), 0)}`,
+        );
+      }
+    }
+
+    const serial: Record<Which, { p50: number; p99: number }[]> = { bare: [], gw: [], policy: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const which of names) serial[which].push(await serialLatency(servers[which].url, 1000));
+    }
+    const s = (which: Which, k: 'p50' | 'p99'): number => median(serial[which].map((x) => x[k]));
+    console.log(
+      '\nunloaded, one connection, 1000 requests back to back (medians of rounds; ms, µs resolution)',
+    );
     for (const which of names) {
-      const p50 = median(r[which].map((x) => x.p50));
-      const p99 = median(r[which].map((x) => x.p99));
-      const errors = r[which].reduce((sum, x) => sum + x.errors, 0);
-      const added = which === 'bare' ? ['        -', '        -'] : [fmt(p50 - b50, 3), fmt(p99 - b99, 3)];
+      const added =
+        which === 'bare'
+          ? ''
+          : ` | added p50 ${(s(which, 'p50') - s('bare', 'p50')).toFixed(3)} p99 ${(s(which, 'p99') - s('bare', 'p99')).toFixed(3)}`;
       console.log(
-        `${String(rate).padStart(8)}  ${which.padEnd(6)} ${fmt(p50, 3)} ${fmt(p99, 3)}  ${added[0]}  ${added[1]} ${fmt(median(r[which].map((x) => x.rps)), 0)}  ${String(errors).padStart(6)}  ${fmt(median(r[which].map((x) => x.cpuUs)), 0)}`,
+        `  ${which.padEnd(6)} p50 ${s(which, 'p50').toFixed(3)} p99 ${s(which, 'p99').toFixed(3)}${added}`,
       );
     }
+
+    const maxRps = (which: Which): number => median(max[which].map((x) => x.rps));
+    const maxCpu = (which: Which): number => median(max[which].map((x) => x.cpuUs));
+    console.log('\nhighest rate (unthrottled, 32 connections), medians of rounds');
+    for (const which of names) {
+      const ratio = which === 'bare' ? '' : `, ratio to bare ${(maxRps(which) / maxRps('bare')).toFixed(2)}`;
+      console.log(
+        `  ${which.padEnd(6)} ${maxRps(which).toFixed(0).padStart(6)} req/s${ratio}; server CPU ${maxCpu(which).toFixed(0)} µs/req (rounds: ${max[which].map((x) => x.rps.toFixed(0)).join(', ')})`,
+      );
+    }
+    console.log(
+      `  CPU ratio bare/gw ${(maxCpu('bare') / maxCpu('gw')).toFixed(2)}, bare/policy ${(maxCpu('bare') / maxCpu('policy')).toFixed(2)} (= the rate ratio one free core would give)`,
+    );
+
+    // The routing decision's own cost, measured by bench/routing.ts in a child on this run.
+    const decisions = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('./routing.ts', import.meta.url))],
+      { cwd: ROOT, env: { ...process.env, BENCH_DECISIONS: '50000' }, encoding: 'utf8' },
+    );
+    console.log(`\n${decisions.trim()}`);
   }
 
-  const serial: Record<Which, { p50: number; p99: number }[]> = { bare: [], gw: [], policy: [] };
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const which of names) serial[which].push(await serialLatency(servers[which].url, 1000));
-  }
-  const s = (which: Which, k: 'p50' | 'p99'): number => median(serial[which].map((x) => x[k]));
-  console.log(
-    '\nunloaded, one connection, 1000 requests back to back (medians of rounds; ms, µs resolution)',
-  );
-  for (const which of names) {
-    const added =
-      which === 'bare'
-        ? ''
-        : ` | added p50 ${(s(which, 'p50') - s('bare', 'p50')).toFixed(3)} p99 ${(s(which, 'p99') - s('bare', 'p99')).toFixed(3)}`;
+  if (PARTS.includes('stream')) {
+    // Streaming efficiency: alternate direct loop and gateway stream, medians. Both paths are
+    // warmed up first: V8 needs a few thousand tokens before node-llama-cpp's and the gateway's
+    // per-token code is optimised, and a cold first run would dominate a median of a few.
+    const direct = await makeDirectLoop();
+    for (let i = 0; i < STREAM_WARMUP; i++) {
+      await direct.run();
+      await gatewayStream(gateway.url);
+    }
+    const d: number[] = [];
+    const g: number[] = [];
+    const cpu = { direct: 0, gateway: 0 };
+    for (let i = 0; i < STREAM_ROUNDS; i++) {
+      const c0 = process.cpuUsage();
+      d.push(await direct.run());
+      const c = process.cpuUsage(c0);
+      cpu.direct += (c.user + c.system) / 1e6;
+      const g0 = cpuSeconds(gateway.child.pid);
+      g.push(await gatewayStream(gateway.url));
+      cpu.gateway += cpuSeconds(gateway.child.pid) - g0;
+    }
+    await direct.close();
+    const md = median(d);
+    const mg = median(g);
     console.log(
-      `  ${which.padEnd(6)} p50 ${s(which, 'p50').toFixed(3)} p99 ${s(which, 'p99').toFixed(3)}${added}`,
+      `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1 (medians of ${d.length} alternating runs after ${STREAM_WARMUP} warm-up runs each)`,
+    );
+    console.log(
+      `  node-llama-cpp loop ${md.toFixed(0)} tokens/s, gateway SSE ${mg.toFixed(0)} tokens/s, ratio ${(mg / md).toFixed(2)}`,
+    );
+    const perToken = (seconds: number): string => ((seconds * 1e6) / (STREAM_ROUNDS * TOKENS)).toFixed(0);
+    console.log(
+      `  CPU per token (all threads, /proc; 10 ms ticks): node-llama-cpp loop ${perToken(cpu.direct)} µs, gateway ${perToken(cpu.gateway)} µs`,
     );
   }
-
-  const maxRps = (which: Which): number => median(max[which].map((x) => x.rps));
-  const maxCpu = (which: Which): number => median(max[which].map((x) => x.cpuUs));
-  console.log('\nhighest rate (unthrottled, 32 connections), medians of rounds');
-  for (const which of names) {
-    const ratio = which === 'bare' ? '' : `, ratio to bare ${(maxRps(which) / maxRps('bare')).toFixed(2)}`;
-    console.log(
-      `  ${which.padEnd(6)} ${maxRps(which).toFixed(0).padStart(6)} req/s${ratio}; server CPU ${maxCpu(which).toFixed(0)} µs/req (rounds: ${max[which].map((x) => x.rps.toFixed(0)).join(', ')})`,
-    );
-  }
-  console.log(
-    `  CPU ratio bare/gw ${(maxCpu('bare') / maxCpu('gw')).toFixed(2)}, bare/policy ${(maxCpu('bare') / maxCpu('policy')).toFixed(2)} (= the rate ratio one free core would give)`,
-  );
-
-  // The routing decision's own cost, measured by bench/routing.ts in a child on this run.
-  const decisions = execFileSync(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('./routing.ts', import.meta.url))],
-    { cwd: ROOT, env: { ...process.env, BENCH_DECISIONS: '50000' }, encoding: 'utf8' },
-  );
-  console.log(`\n${decisions.trim()}`);
-
-  // Streaming efficiency: alternate direct loop and gateway stream, medians. Both paths are
-  // warmed up first: V8 needs a few thousand tokens before node-llama-cpp's and the gateway's
-  // per-token code is optimised, and a cold first run would dominate a median of a few.
-  const direct = await makeDirectLoop();
-  for (let i = 0; i < STREAM_WARMUP; i++) {
-    await direct.run();
-    await gatewayStream(gateway.url);
-  }
-  const d: number[] = [];
-  const g: number[] = [];
-  const cpu = { direct: 0, gateway: 0 };
-  for (let i = 0; i < STREAM_ROUNDS; i++) {
-    const c0 = process.cpuUsage();
-    d.push(await direct.run());
-    const c = process.cpuUsage(c0);
-    cpu.direct += (c.user + c.system) / 1e6;
-    const g0 = cpuSeconds(gateway.child.pid);
-    g.push(await gatewayStream(gateway.url));
-    cpu.gateway += cpuSeconds(gateway.child.pid) - g0;
-  }
-  await direct.close();
-  const md = median(d);
-  const mg = median(g);
-  console.log(
-    `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1 (medians of ${d.length} alternating runs after ${STREAM_WARMUP} warm-up runs each)`,
-  );
-  console.log(
-    `  node-llama-cpp loop ${md.toFixed(0)} tokens/s, gateway SSE ${mg.toFixed(0)} tokens/s, ratio ${(mg / md).toFixed(2)}`,
-  );
-  const perToken = (seconds: number): string => ((seconds * 1e6) / (STREAM_ROUNDS * TOKENS)).toFixed(0);
-  console.log(
-    `  CPU per token (all threads, /proc; 10 ms ticks): node-llama-cpp loop ${perToken(cpu.direct)} µs, gateway ${perToken(cpu.gateway)} µs`,
-  );
 
   for (const server of [bare, gateway, policy]) server.child.kill('SIGTERM');
   await Promise.all([bare, gateway, policy].map((server) => once(server.child, 'exit')));
