@@ -11,6 +11,12 @@ export interface LatencyObservation {
   readonly queueMs?: number | undefined;
 }
 
+export interface LatencyModelOptions {
+  readonly window: number;
+  readonly quantile: number;
+  readonly minSamples: number;
+}
+
 /** The model's current prediction terms (see TierProfile in engine.ts). */
 export interface LatencyEstimate {
   readonly ttftMs: number;
@@ -35,10 +41,10 @@ const REFRESH_MS = 1000;
  * have been seen, the configured prior answers.
  */
 export class LatencyModel {
-  private readonly prompt: Float64Array;
-  private readonly ttft: Float64Array;
-  private readonly perToken: Float64Array;
-  private readonly queue: Float64Array;
+  private prompt: Float64Array;
+  private ttft: Float64Array;
+  private perToken: Float64Array;
+  private queue: Float64Array;
   private count = 0;
   private next = 0;
   private cached: LatencyEstimate | undefined;
@@ -47,17 +53,40 @@ export class LatencyModel {
   private computedAt = 0;
 
   constructor(
-    private readonly prior: ProfileSeed,
-    private readonly options: {
-      readonly window: number;
-      readonly quantile: number;
-      readonly minSamples: number;
-    },
+    private prior: ProfileSeed,
+    private options: LatencyModelOptions,
   ) {
     this.prompt = new Float64Array(options.window);
     this.ttft = new Float64Array(options.window);
     this.perToken = new Float64Array(options.window).fill(Number.NaN);
     this.queue = new Float64Array(options.window);
+  }
+
+  /**
+   * New prior and options (hot reload). The window keeps its most recent observations, as many
+   * as the new size holds, oldest first; the estimate is recomputed on the next ask.
+   */
+  reconfigure(prior: ProfileSeed, options: LatencyModelOptions): void {
+    const { window, quantile, minSamples } = options;
+    this.prior = prior;
+    this.options = { window, quantile, minSamples };
+    if (window !== this.prompt.length) {
+      const keep = Math.min(this.count, window);
+      const old = this.prompt.length;
+      const resize = (from: Float64Array, fill: number): Float64Array => {
+        const to = new Float64Array(window).fill(fill);
+        // The newest `keep` samples end just before `next` in the ring.
+        for (let k = 0; k < keep; k++) to[k] = from[(this.next - keep + k + old) % old]!;
+        return to;
+      };
+      this.prompt = resize(this.prompt, 0);
+      this.ttft = resize(this.ttft, 0);
+      this.perToken = resize(this.perToken, Number.NaN);
+      this.queue = resize(this.queue, 0);
+      this.count = keep;
+      this.next = keep % window;
+    }
+    this.cached = undefined;
   }
 
   observe(o: LatencyObservation): void {

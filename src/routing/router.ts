@@ -42,7 +42,7 @@ export class Router {
     const variants: Record<string, string | undefined> = {};
     for (const [name, tier] of tiers)
       variants[name] = tier.info().framework === 'echo' ? undefined : tier.info().variant;
-    this.profiles = new TierProfiles(config().routing, variants, family);
+    this.profiles = new TierProfiles(() => config().routing, variants, family);
   }
 
   /** The resilience layer tells the router which breakers are open (default: none). */

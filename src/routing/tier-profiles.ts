@@ -44,6 +44,9 @@ export function configuredVariant(family: ModelFamily, tier: TierConfig): string
  */
 export class TierProfiles {
   private readonly models = new Map<string, LatencyModel>();
+  private readonly routing: () => RoutingConfig;
+  /** The routing config the latency models were last set up with (a reload makes a new object). */
+  private applied: RoutingConfig | undefined;
   /** Measured accuracy per tier, computed once: the family and its eval do not change while running. */
   private readonly measured = new Map<
     string,
@@ -51,13 +54,16 @@ export class TierProfiles {
   >();
 
   constructor(
-    private readonly routing: RoutingConfig,
+    /** The routing config, or a getter of the live one (hot reload: priors, window, accuracy). */
+    routing: RoutingConfig | (() => RoutingConfig),
     /** Manifest variant id each tier serves (undefined: not a family variant, e.g. echo). */
     private readonly variants: Readonly<Record<string, string | undefined>>,
     private readonly family: ModelFamily,
     /** `tiergate eval`'s measurements (<family dir>/accuracy-profiles.json), preferred to the manifest. */
     private readonly evaluated: AccuracyProfiles | undefined = loadFamilyProfiles(family),
-  ) {}
+  ) {
+    this.routing = typeof routing === 'function' ? routing : () => routing;
+  }
 
   observe(tier: string, observation: LatencyObservation): void {
     this.model(tier).observe(observation);
@@ -71,7 +77,7 @@ export class TierProfiles {
 
   profile(tier: string): ProfileSnapshot {
     const est = this.model(tier).estimate();
-    const configured = this.routing.profiles[tier]?.accuracy;
+    const configured = this.routing().profiles[tier]?.accuracy;
     const { evaluated, measured } = this.accuracyOf(tier);
     return {
       ttftMs: est.ttftMs,
@@ -107,13 +113,22 @@ export class TierProfiles {
   }
 
   private model(tier: string): LatencyModel {
+    const routing = this.routing();
+    if (routing !== this.applied) {
+      // A reloaded config: new priors, window, quantile and minSamples apply to the live models,
+      // which keep their most recent observations.
+      this.applied = routing;
+      for (const [name, m] of this.models) m.reconfigure(seedOf(routing, name), routing);
+    }
     let m = this.models.get(tier);
     if (m === undefined) {
-      const seed = this.routing.profiles[tier];
-      const prior = seed === undefined ? DEFAULT_SEED : seed;
-      m = new LatencyModel(prior, this.routing);
+      m = new LatencyModel(seedOf(routing, tier), routing);
       this.models.set(tier, m);
     }
     return m;
   }
+}
+
+function seedOf(routing: RoutingConfig, tier: string): ProfileSeed {
+  return routing.profiles[tier] ?? DEFAULT_SEED;
 }

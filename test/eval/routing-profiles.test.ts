@@ -69,3 +69,20 @@ test('profiles of another family or a broken file are ignored', () => {
     'manifest',
   );
 });
+
+test('a reloaded routing config (new object) changes accuracy, priors and window live', () => {
+  const fam = family(mkdtempSync(join(tmpdir(), 'tiergate-profiles-')));
+  let current = routing();
+  const profiles = new TierProfiles(() => current, { edge: 'gguf-q2_k' }, fam);
+  const before = profiles.profile('edge');
+  assert.equal(before.accuracySource, 'manifest');
+  const reloaded = Value.Default(RoutingSchema, {
+    profiles: { edge: { accuracy: 0.5, ttftMs: 123 } },
+  }) as RoutingConfig;
+  current = reloaded;
+  const after = profiles.profile('edge');
+  assert.equal(after.accuracy, 0.5);
+  assert.equal(after.accuracySource, 'config');
+  assert.equal(after.ttftMs, 123);
+  assert.equal(after.live, false);
+});

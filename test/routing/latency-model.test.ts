@@ -83,3 +83,21 @@ test('a full window is re-sorted every window/16 observations, not on every requ
   for (let i = 16; i < 128; i++) m.observe({ promptTokens: 0, ttftMs: 1000, perTokenMs: 1 });
   assert.ok(m.estimate().ttftMs > 10);
 });
+
+test('reconfigure (hot reload): new prior and options apply, the newest observations are kept', () => {
+  const m = new LatencyModel(prior, { window: 8, quantile: 0.5, minSamples: 4 });
+  for (let i = 0; i < 10; i++) m.observe({ promptTokens: 0, ttftMs: i, perTokenMs: 1 });
+  // The window (8) holds ttft 2..9; shrinking to 4 keeps 6..9.
+  m.reconfigure(prior, { window: 4, quantile: 0.5, minSamples: 2 });
+  assert.equal(m.estimate().samples, 4);
+  assert.equal(m.estimate().ttftMs, 7.5);
+  // Growing keeps them all and adds room.
+  m.reconfigure(prior, { window: 16, quantile: 1, minSamples: 2 });
+  assert.equal(m.estimate().ttftMs, 9);
+  for (let i = 0; i < 12; i++) m.observe({ promptTokens: 0, ttftMs: 100, perTokenMs: 1 });
+  assert.equal(m.estimate().samples, 16);
+  // A new prior answers while the model is below its (new) minSamples.
+  const slower = { ...prior, ttftMs: 400 };
+  m.reconfigure(slower, { window: 16, quantile: 0.5, minSamples: 100 });
+  assert.deepEqual(m.estimate(), { ...slower, samples: 16, live: false });
+});
