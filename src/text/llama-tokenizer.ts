@@ -1,8 +1,14 @@
-import { JinjaTemplateChatWrapper, type ChatHistoryItem, type LlamaModel } from 'node-llama-cpp';
+import {
+  JinjaTemplateChatWrapper,
+  type BuiltinSpecialTokenValue,
+  type ChatHistoryItem,
+  type LlamaModel,
+} from 'node-llama-cpp';
+import { chatContextTokens, type ChatContextCodec } from './chat-context-tokens.js';
 import { llamaRuntime } from '../tiers/llamacpp/runtime.js';
 import { SpmDecoder } from './spm-decoder.js';
 import { SpmEncoder } from './spm-encoder.js';
-import { readSpmVocab } from './spm-vocab.js';
+import { readSpmVocab, TOKEN_TYPE } from './spm-vocab.js';
 import type { ChatMessage, Tokenizer } from './tokenizer.js';
 
 /** node-llama-cpp's maxRecentDetokenizerTokens: how much of `previous` decides the leading space. */
@@ -36,6 +42,8 @@ export class LlamaTokenizer implements Tokenizer {
    */
   private readonly encoder: SpmEncoder | undefined;
   private readonly decoder: SpmDecoder | undefined;
+  /** Chat contexts tokenised like llama.cpp (one fragment between special tokens); undefined without the JS codec. */
+  private readonly chatCodec: ChatContextCodec | undefined;
 
   private constructor(private readonly model: LlamaModel) {
     const tokens = model.tokens;
@@ -48,6 +56,15 @@ export class LlamaTokenizer implements Tokenizer {
     const codec = jsCodec(model, this.vocabSize);
     this.encoder = codec?.encoder;
     this.decoder = codec?.decoder;
+    if (codec !== undefined) {
+      const encoder = codec.encoder;
+      this.chatCodec = {
+        encode: (text) => encoder.encode(text),
+        specials: codec.controlTokens,
+        specialId: (name) => specialTokenId(model, name),
+        bos: this.bos,
+      };
+    }
   }
 
   /** Whether tokenize/detokenize run in JS (true) or through llama.cpp (false). */
@@ -97,7 +114,9 @@ export class LlamaTokenizer implements Tokenizer {
     // An empty model turn at the end asks the template for the generation prompt.
     history.push({ type: 'model', response: [] });
     const { contextText } = this.chatWrapper.generateContextState({ chatHistory: history });
-    return contextText.tokenize(this.model.tokenizer) as number[];
+    // Without the JS codec (no SentencePiece table), node-llama-cpp's own tokenisation.
+    if (this.chatCodec === undefined) return contextText.tokenize(this.model.tokenizer) as number[];
+    return chatContextTokens(contextText, this.chatCodec);
   }
 
   async close(): Promise<void> {
@@ -112,7 +131,7 @@ export class LlamaTokenizer implements Tokenizer {
 function jsCodec(
   model: LlamaModel,
   vocabSize: number,
-): { encoder: SpmEncoder; decoder: SpmDecoder } | undefined {
+): { encoder: SpmEncoder; decoder: SpmDecoder; controlTokens: ReadonlyMap<string, number> } | undefined {
   const vocab = readSpmVocab(model);
   if (vocab === undefined || vocab.texts.length !== vocabSize) return undefined;
   let encoder: SpmEncoder;
@@ -132,7 +151,18 @@ function jsCodec(
     if (mine.length !== ids.length || mine.some((t, i) => t !== ids[i])) return undefined;
     if (decoder.decode(ids) !== native(ids)) return undefined;
   }
-  return { encoder, decoder };
+  const controlTokens = new Map<string, number>();
+  vocab.texts.forEach((text, id) => {
+    if (vocab.types[id] === TOKEN_TYPE.control && text !== '') controlTokens.set(text, id);
+  });
+  return { encoder, decoder, controlTokens };
+}
+
+function specialTokenId(model: LlamaModel, name: BuiltinSpecialTokenValue): number | undefined {
+  const t = model.tokens;
+  const id =
+    name === 'BOS' ? t.bos : name === 'EOS' ? t.eos : name === 'EOT' ? t.eot : name === 'SEP' ? t.sep : t.nl;
+  return id ?? undefined;
 }
 
 function readVocabSize(model: LlamaModel): number {

@@ -27,7 +27,10 @@ export interface GgufLayout {
   readonly tensorCount: number;
   readonly alignment: number;
   /** Every metadata entry by key: its type and the byte range of the whole entry (key included). */
-  readonly entries: ReadonlyMap<string, { readonly type: number; readonly start: number; readonly end: number }>;
+  readonly entries: ReadonlyMap<
+    string,
+    { readonly type: number; readonly start: number; readonly end: number }
+  >;
   /** String-valued metadata by key. */
   readonly strings: ReadonlyMap<string, string>;
   /** [start, end) of the tensor-info block. */
