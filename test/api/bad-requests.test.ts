@@ -12,6 +12,8 @@ interface Case {
   readonly status: number;
   readonly param?: string | null;
   readonly code?: string | null;
+  /** What the message must say (the field's rule, not just "invalid"). */
+  readonly message?: RegExp;
 }
 
 const ok = { model: 'tiergate-echo', prompt: 'hi', max_tokens: 2 };
@@ -24,8 +26,15 @@ const cases: Case[] = [
     body: json({ ...ok, max_tokens: '5' }),
     status: 400,
     param: 'max_tokens',
+    message: /expected integer or null \(got "5"\)/,
   },
-  { name: 'negative max_tokens', body: json({ ...ok, max_tokens: -1 }), status: 400, param: 'max_tokens' },
+  {
+    name: 'negative max_tokens',
+    body: json({ ...ok, max_tokens: -1 }),
+    status: 400,
+    param: 'max_tokens',
+    message: /greater or equal to 0 \(got -1\)/,
+  },
   {
     name: 'temperature out of range',
     body: json({ ...ok, temperature: 3 }),
@@ -92,6 +101,7 @@ const cases: Case[] = [
     name: 'chat message with a bad role',
     path: '/v1/chat/completions',
     body: json({ ...chatOk, messages: [{ role: 'wizard', content: 'x' }] }),
+    message: /expected 'system' or 'developer' or 'user' or 'assistant' or 'tool' \(got "wizard"\)/,
     status: 400,
     param: 'messages[0].role',
   },
@@ -137,6 +147,7 @@ describe('bad requests', () => {
       assert.equal(body.error.type, 'invalid_request_error');
       if (c.param !== undefined) assert.equal(body.error.param, c.param);
       if (c.code !== undefined) assert.equal(body.error.code, c.code);
+      if (c.message !== undefined) assert.match(body.error.message, c.message);
     });
   }
 

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { ValueError } from '@sinclair/typebox/errors';
 import { ApiError } from '../errors.js';
 
 /**
@@ -87,8 +88,9 @@ export function parseBody<T extends TSchema>(schema: T, body: unknown): Static<T
     compiled.set(schema, check);
   }
   if (check.Check(body)) return body as Static<T>;
-  const first = check.Errors(body).First();
-  if (first === undefined) return body as Static<T>;
+  const top = check.Errors(body).First();
+  if (top === undefined) return body as Static<T>;
+  const first = specific(top);
   const param = toParam(first.path);
   const missing = first.value === undefined;
   const message = missing
@@ -96,6 +98,49 @@ export function parseBody<T extends TSchema>(schema: T, body: unknown): Static<T
     : `Invalid value for '${param}': ${first.message.toLowerCase()} (got ${describe(first.value)}).`;
   throw new ApiError('invalid_request', message, param);
 }
+
+/**
+ * For a value that matches no branch of a union, a telling message instead of TypeBox's
+ * "expected union value": the first branch that failed on more than the value's type
+ * (`max_tokens: -1` → "expected integer to be greater or equal to 0"), else the list of what the
+ * branches accept (`max_tokens: "ten"` → "expected integer or null").
+ */
+function specific(error: ValueError): ValueError {
+  if (error.errors.length === 0) return error;
+  const tree = branchTree(error);
+  const telling = tellingOf(tree);
+  if (telling !== undefined) return telling;
+  // Every branch wants another type or literal: name them all ("expected integer or null").
+  return { ...error, message: `Expected ${[...new Set(wantedOf(tree))].join(' or ')}` };
+}
+
+/** A union error with its branches' first errors, read once (the iterators are consumed). */
+interface BranchTree {
+  readonly error: ValueError;
+  readonly branches: readonly BranchTree[];
+}
+
+function branchTree(error: ValueError): BranchTree {
+  const firsts = error.errors.map((it) => it.First()).filter((e): e is ValueError => e !== undefined);
+  return { error, branches: firsts.map(branchTree) };
+}
+
+function tellingOf(node: BranchTree): ValueError | undefined {
+  if (node.branches.length === 0) return MISMATCH.test(node.error.message) ? undefined : node.error;
+  for (const b of node.branches) {
+    const t = tellingOf(b);
+    if (t !== undefined) return t;
+  }
+  return undefined;
+}
+
+function wantedOf(node: BranchTree): string[] {
+  if (node.branches.length === 0) return [node.error.message.replace(/^Expected /, '')];
+  return node.branches.flatMap(wantedOf);
+}
+
+/** TypeBox's message when a value is simply of another type (or literal) than the branch wants. */
+const MISMATCH = /^Expected (number|integer|string|boolean|null|array|object|union value|'[^']*')$/;
 
 /** "/messages/0/role" → "messages[0].role" (OpenAI's param notation). */
 function toParam(path: string): string {
