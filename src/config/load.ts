@@ -22,7 +22,10 @@ export class ConfigError extends Error {
 }
 
 export interface LoadOptions {
-  /** Environment for overrides (TIERGATE_PORT, TIERGATE_HOST, TIERGATE_LOG_LEVEL) and key lookup. */
+  /**
+   * Environment for overrides (TIERGATE_PORT, TIERGATE_HOST, TIERGATE_GRPC_PORT, TIERGATE_LOG_LEVEL)
+   * and key lookup.
+   */
   readonly env?: NodeJS.ProcessEnv;
   /** Directory that relative paths resolve against; default: the config file's directory. */
   readonly baseDir?: string;
@@ -116,10 +119,15 @@ function applyEnvOverrides(input: Record<string, unknown>, env: NodeJS.ProcessEn
   };
   // Environment strings are coerced here so the schema sees the right type and can reject
   // nonsense; empty values count as unset (as in `TIERGATE_PORT= tiergate serve`).
+  const port = (value: string): number | string => {
+    const n = Number(value);
+    return Number.isFinite(n) && value.trim() !== '' ? n : value;
+  };
   if (env.TIERGATE_PORT !== undefined && env.TIERGATE_PORT !== '') {
-    const port = Number(env.TIERGATE_PORT);
-    section('server').port =
-      Number.isFinite(port) && env.TIERGATE_PORT.trim() !== '' ? port : env.TIERGATE_PORT;
+    section('server').port = port(env.TIERGATE_PORT);
+  }
+  if (env.TIERGATE_GRPC_PORT !== undefined && env.TIERGATE_GRPC_PORT !== '') {
+    section('grpc').port = port(env.TIERGATE_GRPC_PORT);
   }
   if (env.TIERGATE_HOST !== undefined && env.TIERGATE_HOST !== '') section('server').host = env.TIERGATE_HOST;
   if (env.TIERGATE_LOG_LEVEL !== undefined && env.TIERGATE_LOG_LEVEL !== '')

@@ -65,9 +65,17 @@ test('served models must point at a configured tier', () => {
 
 test('environment overrides port, host and log level, and are validated too', () => {
   const config = buildConfig(minimal, {
-    env: { TIERGATE_PORT: '9999', TIERGATE_HOST: '0.0.0.0', TIERGATE_LOG_LEVEL: 'warn' },
+    env: {
+      TIERGATE_PORT: '9999',
+      TIERGATE_HOST: '0.0.0.0',
+      TIERGATE_LOG_LEVEL: 'warn',
+      TIERGATE_GRPC_PORT: '9998',
+    },
   });
   assert.equal(config.server.port, 9999);
+  assert.equal(config.grpc.port, 9998);
+  const badGrpc = problemsOf(() => buildConfig(minimal, { env: { TIERGATE_GRPC_PORT: 'nine' } }));
+  assert.match(badGrpc.join('\n'), /\/grpc\/port/);
   assert.equal(config.server.host, '0.0.0.0');
   assert.equal(config.logging.level, 'warn');
   const problems = problemsOf(() => buildConfig(minimal, { env: { TIERGATE_LOG_LEVEL: 'loud' } }));

@@ -142,6 +142,18 @@ describe('routing by latency budget and accuracy floor on real tiers', () => {
     assert.match(res.headers.get('x-tiergate-route-reason')!, /^override: edge/);
   });
 
+  test('system_fingerprint names the tier that served, so it differs between frameworks', async () => {
+    const fingerprint = async (tier: string): Promise<string> => {
+      const res = await complete({ 'x-tiergate-tier': tier });
+      return ((await res.json()) as { system_fingerprint: string }).system_fingerprint;
+    };
+    const [edge, main] = [await fingerprint('edge'), await fingerprint('main')];
+    assert.match(edge, /^fp_[0-9a-f]{10}$/);
+    assert.match(main, /^fp_[0-9a-f]{10}$/);
+    assert.notEqual(edge, main);
+    assert.equal(await fingerprint('edge'), edge);
+  });
+
   test('bad budgets and unknown policies are 400s', async () => {
     for (const [headers, param] of [
       [{ 'x-tiergate-latency-budget-ms': 'soon' }, 'x-tiergate-latency-budget-ms'],

@@ -3,7 +3,7 @@ import type { Gateway } from '../../gateway/gateway.js';
 import type { FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
 import { renderChat } from '../../text/chat-template.js';
 import { encodePrompt, type ChatMessage } from '../../text/tokenizer.js';
-import { responseId, systemFingerprint } from './ids.js';
+import { responseId, servingFingerprint } from './ids.js';
 import { buildGeneration, routeRequest } from './normalise.js';
 import { ChatBodySchema, parseBody, type ChatBody } from './request-schemas.js';
 import { respond, type CollectedChoice, type Formatter } from './respond.js';
@@ -30,7 +30,10 @@ export function chatCompletionsRoute(app: FastifyInstance, gateway: Gateway): vo
       id: responseId('chatcmpl'),
       created: Math.floor(Date.now() / 1000),
       model: body.model,
-      system_fingerprint: systemFingerprint(served.tier.info()),
+      // A getter: evaluated when each chunk or the response is built (`{ ...base }`).
+      get system_fingerprint(): string {
+        return servingFingerprint(gateway, request, gen.tier);
+      },
     };
     await respond(request, reply, gateway, served, gen, chatFormatter(base, wantLogprobs), {
       stream: body.stream === true,

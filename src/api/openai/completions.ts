@@ -3,7 +3,7 @@ import type { Gateway } from '../../gateway/gateway.js';
 import type { FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
 import { encodePrompt } from '../../text/tokenizer.js';
 import { ApiError } from '../errors.js';
-import { responseId, systemFingerprint } from './ids.js';
+import { responseId, servingFingerprint } from './ids.js';
 import { buildGeneration, routeRequest } from './normalise.js';
 import { CompletionBodySchema, parseBody } from './request-schemas.js';
 import { respond, type CollectedChoice, type Formatter } from './respond.js';
@@ -29,7 +29,10 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
       object: 'text_completion' as const,
       created: Math.floor(Date.now() / 1000),
       model: body.model,
-      system_fingerprint: systemFingerprint(served.tier.info()),
+      // A getter: evaluated when each chunk or the response is built (`{ ...base }`).
+      get system_fingerprint(): string {
+        return servingFingerprint(gateway, request, gen.tier);
+      },
     };
     const echoText =
       body.echo === true ? gateway.tokenizer.detokenize(withoutBos(gateway, promptTokens)) : '';

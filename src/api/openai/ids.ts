@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Gateway } from '../../gateway/gateway.js';
 import type { TierInfo } from '../../tiers/tier.js';
 
 // Ids are a random per-process part plus a counter: unique without a random draw per request.
@@ -25,4 +27,15 @@ export function systemFingerprint(info: TierInfo): string {
   const fingerprint = `fp_${digest.slice(0, 10)}`;
   fingerprints.set(key, fingerprint);
   return fingerprint;
+}
+
+/**
+ * The fingerprint of the tier that produced the tokens being sent: the latest tier that served the
+ * request (after a mid-stream continuation, the one that continued), else the routed tier. Read
+ * when each chunk or the response is built, so it names the framework that actually answered.
+ */
+export function servingFingerprint(gateway: Gateway, request: FastifyRequest, routedTier: string): string {
+  const name = request.tiergate.resilience?.servedBy.at(-1) ?? routedTier;
+  const tier = gateway.tiers.get(name);
+  return tier === undefined ? '' : systemFingerprint(tier.info());
 }
