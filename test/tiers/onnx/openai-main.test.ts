@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { metricValue, startGateway, type TestGateway } from '../../helpers/start-gateway.js';
 import { familyContextLength, readGolden } from './helpers.js';
+import { sdkBehaviourTests } from '../../helpers/openai-behaviour.js';
 
 // The real gateway with the ONNX Runtime main tier (FP32) and the llama.cpp edge tier (F32),
 // driven by the official openai SDK. Expectations come from the model itself, never hard-coded.
@@ -55,62 +56,7 @@ describe('OpenAI API on the ONNX Runtime main tier', () => {
     assert.ok(before > 0, 'the main tier reports its batch sizes');
   });
 
-  test('streamed deltas joined equal the non-streamed text for the same seed', async () => {
-    const params = { model: MAIN, prompt: PROMPT, max_tokens: 24, temperature: 0.9, seed: 1234 };
-    const whole = await gw.client.completions.create(params);
-    const stream = await gw.client.completions.create({
-      ...params,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    let text = '';
-    let finish: string | null = null;
-    let usage: { completion_tokens: number } | undefined;
-    for await (const chunk of stream) {
-      for (const c of chunk.choices) {
-        text += c.text;
-        finish = c.finish_reason ?? finish;
-      }
-      if (chunk.usage) usage = chunk.usage;
-    }
-    assert.equal(text, whole.choices[0]!.text);
-    assert.equal(finish, whole.choices[0]!.finish_reason);
-    assert.equal(usage?.completion_tokens, whole.usage?.completion_tokens);
-  });
-
-  test('seeded sampling is reproducible and different seeds differ somewhere', async () => {
-    const run = (seed: number) =>
-      gw.client.completions.create({ model: MAIN, prompt: PROMPT, max_tokens: 24, temperature: 1, seed });
-    const [a, b] = [await run(7), await run(7)];
-    assert.equal(a.choices[0]!.text, b.choices[0]!.text);
-    const others = await Promise.all([8, 9, 10].map(run));
-    assert.ok(
-      others.some((o) => o.choices[0]!.text !== a.choices[0]!.text),
-      'different seeds gave identical text',
-    );
-  });
-
-  test('logprobs: the chosen token and top alternatives, best first', async () => {
-    const res = await gw.client.completions.create({
-      model: MAIN,
-      prompt: PROMPT,
-      max_tokens: 5,
-      temperature: 0,
-      logprobs: 3,
-    });
-    const lp = res.choices[0]!.logprobs!;
-    assert.equal(lp.tokens?.length, res.usage?.completion_tokens);
-    assert.equal(lp.tokens?.join(''), res.choices[0]!.text);
-    // Token strings such as "1" are integer-like keys, which JavaScript objects list first, so
-    // the order of top_logprobs keys says nothing; compare values instead.
-    for (const [i, top] of (lp.top_logprobs ?? []).entries()) {
-      const values = Object.values(top);
-      assert.ok(values.length >= 1 && values.length <= 3);
-      const chosen = lp.token_logprobs?.[i] ?? 1;
-      assert.ok(chosen <= 0);
-      assert.ok(Math.abs(Math.max(...values) - chosen) < 1e-9, 'greedy picks the most likely token');
-    }
-  });
+  sdkBehaviourTests(() => gw, MAIN, PROMPT);
 
   test('chat: OpenAI shapes, streaming equals non-streaming', async () => {
     const params = {
