@@ -5,6 +5,7 @@
  * with a new encoder, so the word cache starts cold), with the cache on and off; llama.cpp's own tokenize for reference,
  * and optionally another SpmEncoder module (e.g. `git show HEAD:src/text/spm-encoder.ts` saved to
  * a file) run in the same process. Checks that every encoder gives llama.cpp's ids first.
+ * Then µs per token of the incremental detokenizer, byte path vs the window path.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -13,7 +14,10 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import { FAMILY_DIR } from '../models/ts/family.js';
+import { IncrementalDetokenizer } from '../src/text/detokenizer.js';
+import { LlamaTokenizer } from '../src/text/llama-tokenizer.js';
 import { SpmEncoder } from '../src/text/spm-encoder.js';
+import { encodePrompt, type Tokenizer } from '../src/text/tokenizer.js';
 import { readSpmVocab, type SpmVocab } from '../src/text/spm-vocab.js';
 
 const { values } = parseArgs({
@@ -129,4 +133,35 @@ rows['llama.cpp tokenize'] = {
   'passages (cold cache)': '',
 };
 console.table(rows);
+
+// The streaming side: µs per token of the incremental detokenizer over a 200-token stream, on
+// the byte path (tokenBytes) and on the window path it falls back to without it (two decodes of
+// a short window per token; what every token cost before the byte path).
+const tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-q4_k_m.gguf'));
+const stream = encodePrompt(tokenizer, passages.join(' ')).slice(0, 201);
+const promptTail = stream.slice(0, 1);
+const generated = stream.slice(1);
+const windowOnly: Tokenizer = {
+  vocabSize: tokenizer.vocabSize,
+  bos: tokenizer.bos,
+  stopTokens: tokenizer.stopTokens,
+  trainContextLength: tokenizer.trainContextLength,
+  tokenize: (text) => tokenizer.tokenize(text),
+  detokenize: (tokens, previous) => tokenizer.detokenize(tokens, previous),
+  close: async () => undefined,
+};
+const perToken = (t: Tokenizer): number => {
+  const us = usPerCall(() => {
+    const d = new IncrementalDetokenizer(t, promptTail);
+    for (const token of generated) d.push(token);
+    d.flush();
+  });
+  return us / generated.length;
+};
+const bytePath = perToken(tokenizer);
+const windowPath = perToken(windowOnly);
+console.log(
+  `incremental detokenizer, ${generated.length}-token stream: byte path ${bytePath.toFixed(3)} µs/token, window path ${windowPath.toFixed(3)} µs/token (${(windowPath / bytePath).toFixed(1)}x)`,
+);
+await tokenizer.close();
 await model.dispose();
