@@ -32,8 +32,8 @@ export interface GenerateRequest {
   readonly topLogprobs: number;
   /**
    * Whether the caller reads each token's logprob. `false` lets a tier skip computing it and
-   * report NaN (llama.cpp's per-token confidence costs ~14% of a token's time on the tiny model:
-   * bench:gateway). Absent means true.
+   * report NaN (llama.cpp's per-token confidence adds a softmax over the vocabulary to every
+   * step, a visible share of a token's time on the tiny model). Absent means true.
    */
   readonly logprobs?: boolean | undefined;
   /** Absolute deadline (ms since epoch) for this attempt; tiers stop generating past it. */
