@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Gateway, ServedModel } from '../gateway/gateway.js';
 import type { MetricsService } from '../observability/metrics.js';
-import type { GenerationRequest } from '../pipeline/types.js';
+import { withAttempts, type GenerationRequest } from '../pipeline/types.js';
 import type { RoutePlan } from '../routing/plan.js';
 import { parseRouteOptions } from '../routing/route-options.js';
 import type { RouteQuestion } from '../routing/router.js';
@@ -108,7 +108,7 @@ export function routeByPolicy(
  */
 export function withPlan(gen: GenerationRequest, plan: RoutePlan | undefined): GenerationRequest {
   if (plan === undefined || plan.code === 'static' || plan.code === 'override') return gen;
-  return { ...gen, attempts: plan.attempts };
+  return withAttempts(gen, plan.attempts);
 }
 
 /** A routed request: its plan, the served model on the first attempt's tier, and its end. */
@@ -158,7 +158,8 @@ export function decideRoute(
     release();
     recordMisses(startedAt, plan, tier.name, gateway, m);
   };
-  return { plan, served: { ...served, tier }, done };
+  // (No spread of the per-request object: see src/pipeline/types.ts withAttempts.)
+  return { plan, served: { name: served.name, tier, description: served.description }, done };
 }
 
 function recordMisses(

@@ -130,7 +130,7 @@ export class Gateway {
         null,
       );
     }
-    return { ...served, tier };
+    return { name: served.name, tier, description: served.description };
   }
 
   /** The policy router (src/routing/): profiles, in-flight counts and plans for requests. */

@@ -28,12 +28,6 @@ export interface GenerationRequest {
   readonly attempts?: readonly { readonly tier: string; readonly deadlineMs: number }[] | undefined;
   /** Absolute deadline of the whole request (ms since the epoch); default: resilience.requestTimeoutMs. */
   readonly deadline?: number | undefined;
-  /**
-   * False when the client reads the whole answer at once (no SSE): each choice's text then comes
-   * as one delta before its finish instead of one per token, two generator hops fewer per token.
-   * Default true.
-   */
-  readonly streamed?: boolean | undefined;
 }
 
 export interface TokenDetail {
@@ -59,4 +53,30 @@ export type FinishReason = 'stop' | 'length';
 export interface Usage {
   readonly promptTokens: number;
   readonly completionTokens: number;
+}
+
+/**
+ * `gen` with the plan's attempts. Built field by field, not with a spread: a spread copy of a
+ * per-request object made V8 keep such objects alive across young-generation collections (see
+ * generate-choice.ts). test/pipeline/types.test.ts checks that no field is lost.
+ */
+export function withAttempts(
+  gen: GenerationRequest,
+  attempts: GenerationRequest['attempts'],
+): GenerationRequest {
+  return {
+    requestId: gen.requestId,
+    model: gen.model,
+    tier: gen.tier,
+    promptTokens: gen.promptTokens,
+    maxTokens: gen.maxTokens,
+    sampling: gen.sampling,
+    stop: gen.stop,
+    n: gen.n,
+    logprobs: gen.logprobs,
+    topLogprobs: gen.topLogprobs,
+    arrivedAt: gen.arrivedAt,
+    attempts,
+    deadline: gen.deadline,
+  };
 }

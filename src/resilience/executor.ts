@@ -125,7 +125,7 @@ export class ResilientGeneration {
         guard.tier,
         ticket,
         {
-          ...attempt,
+          tier: attempt.tier,
           deadlineMs: attemptLimit(
             // The plan's budget does not bind the final attempt: cutting it would turn a slow
             // answer into no answer. The tier's own attemptTimeoutMs (hang protection) does.
@@ -204,11 +204,16 @@ export class ResilientGeneration {
       }
       const events = tier.generate(
         // The tier sees the prompt plus everything already sent: a seamless continuation.
+        // (Field by field rather than a spread: see generate-choice.ts.)
         {
-          ...request,
           tokens: sent.length === 0 ? request.tokens : [...request.tokens, ...sent],
+          sampling: request.sampling,
           maxTokens: remaining,
+          stopTokens: request.stopTokens,
+          topLogprobs: request.topLogprobs,
+          logprobs: request.logprobs,
           deadline: this.deadline,
+          requestId: request.requestId,
         },
         local.signal,
       );

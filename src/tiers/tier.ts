@@ -20,6 +20,7 @@ export interface SamplingParams {
   readonly seed?: number | undefined;
 }
 
+/** (The resilience executor copies these field by field for each attempt: add new fields there too.) */
 export interface GenerateRequest {
   /** Prompt token ids, already tokenised by the gateway (BOS included when the model wants it). */
   readonly tokens: readonly number[];

@@ -102,7 +102,10 @@ function chatFormatter(base: Base, logprobs: boolean): Formatter {
     finish: FinishReason | null,
     tokens: readonly TokenDetail[],
   ) => ({
-    ...base,
+    id: base.id,
+    created: base.created,
+    model: base.model,
+    system_fingerprint: base.system_fingerprint,
     object: 'chat.completion.chunk',
     choices: [
       {
@@ -118,9 +121,20 @@ function chatFormatter(base: Base, logprobs: boolean): Formatter {
       Array.from({ length: n }, (_, i) => chunk(i, { role: 'assistant', content: '' }, null, [])),
     deltaChunk: (ev) => chunk(ev.index, { content: ev.text }, null, ev.tokens),
     finishChunk: (index, reason) => chunk(index, {}, reason, []),
-    usageChunk: (u) => ({ ...base, object: 'chat.completion.chunk', choices: [], usage: usageBody(u) }),
+    usageChunk: (u) => ({
+      id: base.id,
+      created: base.created,
+      model: base.model,
+      system_fingerprint: base.system_fingerprint,
+      object: 'chat.completion.chunk',
+      choices: [],
+      usage: usageBody(u),
+    }),
     response: (choices: readonly CollectedChoice[], u: Usage) => ({
-      ...base,
+      id: base.id,
+      created: base.created,
+      model: base.model,
+      system_fingerprint: base.system_fingerprint,
       object: 'chat.completion',
       choices: choices.map((c) => ({
         index: c.index,

@@ -102,7 +102,11 @@ function completionFormatter(base: Base, echoText: string, logprobs: boolean): F
     const start = offsets.get(index) ?? 0;
     offsets.set(index, start + text.length);
     return {
-      ...base,
+      id: base.id,
+      object: base.object,
+      created: base.created,
+      model: base.model,
+      system_fingerprint: base.system_fingerprint,
       choices: [
         { text, index, logprobs: logprobs ? legacyLogprobs(tokens, start) : null, finish_reason: finish },
       ],
@@ -113,9 +117,21 @@ function completionFormatter(base: Base, echoText: string, logprobs: boolean): F
       echoText === '' ? [] : Array.from({ length: n }, (_, i) => choiceChunk(i, echoText, null, [])),
     deltaChunk: (ev) => choiceChunk(ev.index, ev.text, null, ev.tokens),
     finishChunk: (index, reason) => choiceChunk(index, '', reason, []),
-    usageChunk: (u) => ({ ...base, choices: [], usage: usageBody(u) }),
+    usageChunk: (u) => ({
+      id: base.id,
+      object: base.object,
+      created: base.created,
+      model: base.model,
+      system_fingerprint: base.system_fingerprint,
+      choices: [],
+      usage: usageBody(u),
+    }),
     response: (choices: readonly CollectedChoice[], u: Usage) => ({
-      ...base,
+      id: base.id,
+      object: base.object,
+      created: base.created,
+      model: base.model,
+      system_fingerprint: base.system_fingerprint,
       choices: choices.map((c) => ({
         text: echoText + c.text,
         index: c.index,

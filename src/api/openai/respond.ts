@@ -73,11 +73,19 @@ export async function respond(
   ctx.resilience = resilient.record;
   // Only a request served by one tier teaches that tier's latency model (a continuation's
   // timings mix two tiers).
-  const run = options.stream ? gen : { ...gen, streamed: false };
-  const events = execute(resilient, gateway.tokenizer, gateway.metrics, run, signal, summary, (o) => {
-    const by = resilient.record.servedBy;
-    if (by.length === 1 && by[0] !== undefined) gateway.router.observe(by[0], o);
-  });
+  const events = execute(
+    resilient,
+    gateway.tokenizer,
+    gateway.metrics,
+    gen,
+    signal,
+    summary,
+    (o) => {
+      const by = resilient.record.servedBy;
+      if (by.length === 1 && by[0] !== undefined) gateway.router.observe(by[0], o);
+    },
+    options.stream,
+  );
   const usage = (): Usage => ({
     promptTokens: gen.promptTokens.length * gen.n,
     completionTokens: summary.completionTokens,
