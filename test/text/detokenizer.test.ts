@@ -7,6 +7,7 @@ import { IncrementalDetokenizer } from '../../src/text/detokenizer.js';
 import { LlamaTokenizer } from '../../src/text/llama-tokenizer.js';
 import { encodePrompt, type Tokenizer } from '../../src/text/tokenizer.js';
 import { FAMILY_DIR } from '../helpers/start-gateway.js';
+import { createRng } from '../../src/text/sampling.js';
 
 /**
  * The window algorithm as it was before the byte path (two detokenize calls per token), kept as
@@ -74,16 +75,10 @@ function withoutBytes(tokenizer: Tokenizer): Tokenizer {
   };
 }
 
-/** Small seeded PRNG (mulberry32) so failures reproduce. */
+/** Seeded numbers from the gateway's own sampler RNG, so failures reproduce. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = createRng(seed);
+  return () => r.next();
 }
 
 /** No delta but the last may end inside a character (a lone high surrogate or a held U+FFFD). */

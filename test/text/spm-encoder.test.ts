@@ -2,16 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SpmEncoder } from '../../src/text/spm-encoder.js';
 import type { SpmVocab } from '../../src/text/spm-vocab.js';
+import { createRng } from '../../src/text/sampling.js';
 
-/** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
+/** Seeded numbers from the gateway's own sampler RNG, so failures reproduce. */
 function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = createRng(seed);
+  return () => r.next();
 }
 
 const BYTE_TOKENS = Array.from(
