@@ -36,7 +36,7 @@ function createRoutingMetrics(metrics: MetricsService) {
 /**
  * The plan routing made for a request, if any. Kept on the request's own context, not in a
  * WeakMap keyed by request: V8's young-generation GC keeps the values of a long-lived WeakMap
- * alive, which promoted every request's objects to the old generation (scavenges of ~7 ms).
+ * alive, which promoted every request's objects to the old generation.
  */
 export function planOf(request: FastifyRequest): RoutePlan | undefined {
   return request.tiergate.plan;

@@ -41,7 +41,7 @@ export async function* generateChoice(
     {
       tokens: request.promptTokens,
       // Built field by field: an object spread here made V8 keep these per-request objects alive
-      // across young-generation collections (bench: 2-ms scavenge pauses instead of 0.5).
+      // across young-generation collections (node --import tsx bench/gc-pipeline.ts shows it).
       sampling: {
         temperature: request.sampling.temperature,
         topP: request.sampling.topP,
