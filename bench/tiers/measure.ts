@@ -42,12 +42,15 @@ export async function timeStream(tier: Tier, request: GenerateRequest): Promise<
   const gapsMs: number[] = [];
   let tokens = 0;
   for await (const e of tier.generate(request, new AbortController().signal)) {
-    if (e.kind !== 'token') continue;
+    if (e.kind !== 'tokens') continue;
     const now = performance.now();
-    if (first === undefined) first = now;
-    else gapsMs.push(now - last);
-    last = now;
-    tokens++;
+    // Tokens that arrive in one event share its arrival time.
+    for (let i = 0; i < e.tokens.length; i++) {
+      if (first === undefined) first = now;
+      else gapsMs.push(now - last);
+      last = now;
+      tokens++;
+    }
   }
   return { ttftMs: (first ?? last) - t0, gapsMs, tokens, totalMs: last - t0 };
 }

@@ -101,7 +101,7 @@ function directStream(tier: Tier, prompt: readonly number[], maxTokens: number):
   return async () => {
     const clock = new StreamClock();
     for await (const e of tier.generate(request, new AbortController().signal)) {
-      if (e.kind === 'token') clock.token();
+      if (e.kind === 'tokens') for (let i = 0; i < e.tokens.length; i++) clock.token();
     }
     return clock.done();
   };

@@ -142,7 +142,7 @@ async function taskScore(
       topLogprobs: 0,
     };
     for await (const e of tier.generate(request, new AbortController().signal)) {
-      if (e.kind === 'token') out.push(e.token);
+      if (e.kind === 'tokens') out.push(...e.tokens);
     }
     rouge += rougeL(out, reference);
     if (out[0] === reference[0]) hits++;

@@ -7,6 +7,7 @@ import { StopMatcher } from '../text/stop-matcher.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { ChoiceEvent, GenerationRequest, TokenDetail } from './types.js';
 import { type CancelSignal } from '../tiers/cancellation.js';
+import type { TokenEvent } from '../tiers/tier.js';
 
 /** Counters the caller reads after (or during) the stream, for usage and metrics. */
 export interface ChoiceStats {
@@ -72,18 +73,25 @@ export async function* generateChoice(
     const now = performance.now();
     stats.firstTokenAt ??= now;
     stats.lastTokenAt = now;
-    stats.completionTokens++;
-    if (request.logprobs) pendingTokens.push(detail(tokenizer, event, previous));
-    previous = event.token;
-    const scan = stops.push(detok.push(event.token));
-    if (scan.stop !== undefined) {
-      yield { kind: 'delta', index, text: held + scan.text, tokens: pendingTokens };
-      yield { kind: 'finish', index, reason: 'stop' };
-      return;
+    // A tier may send several tokens in one event: the text of all of them is one delta.
+    let text = '';
+    for (let i = 0; i < event.tokens.length; i++) {
+      const token = event.tokens[i]!;
+      stats.completionTokens++;
+      if (request.logprobs) pendingTokens.push(detail(tokenizer, event, i, previous));
+      previous = token;
+      const scan = stops.push(detok.push(token));
+      text += scan.text;
+      if (scan.stop !== undefined) {
+        // Tokens after a stop string in the same event are dropped, as if never generated.
+        yield { kind: 'delta', index, text: held + text, tokens: pendingTokens };
+        yield { kind: 'finish', index, reason: 'stop' };
+        return;
+      }
     }
-    if (!streamed) held += scan.text;
-    else if (scan.text !== '') {
-      yield { kind: 'delta', index, text: scan.text, tokens: pendingTokens };
+    if (!streamed) held += text;
+    else if (text !== '') {
+      yield { kind: 'delta', index, text, tokens: pendingTokens };
       pendingTokens = [];
     }
   }
@@ -93,7 +101,8 @@ export async function* generateChoice(
 
 function detail(
   tokenizer: Tokenizer,
-  event: { token: number; logprob: number; top?: readonly { token: number; logprob: number }[] | undefined },
+  event: TokenEvent,
+  i: number,
   previous: number | undefined,
 ): TokenDetail {
   // A token's text is what it adds after its predecessor (e.g. SentencePiece's leading space).
@@ -103,10 +112,11 @@ function detail(
     const both = tokenizer.detokenize([...before, token]);
     return both.startsWith(head) ? both.slice(head.length) : tokenizer.detokenize([token]);
   };
+  const token = event.tokens[i]!;
   return {
-    token: event.token,
-    text: textOf(event.token),
-    logprob: event.logprob,
-    top: (event.top ?? []).map((t) => ({ token: t.token, text: textOf(t.token), logprob: t.logprob })),
+    token,
+    text: textOf(token),
+    logprob: event.logprobs[i]!,
+    top: (event.top?.[i] ?? []).map((t) => ({ token: t.token, text: textOf(t.token), logprob: t.logprob })),
   };
 }

@@ -222,7 +222,7 @@ export class ResilientGeneration {
           this.record.servedBy.push(tierName);
           servedNoted = true;
         }
-        if (event.kind === 'token') sent.push(event.token);
+        if (event.kind === 'tokens') for (const token of event.tokens) sent.push(token);
         else ticket.success();
         yield event;
         if (event.kind === 'finish') return 'finished';

@@ -1,5 +1,12 @@
 import type { FaultSettings } from '../config/resilience.js';
-import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tiers/tier.js';
+import {
+  firstTokens,
+  type GenerateRequest,
+  type Tier,
+  type TierEvent,
+  type TierHealth,
+  type TierInfo,
+} from '../tiers/tier.js';
 import { ResilienceError } from './errors.js';
 import { sleepUnlessCancelled, type CancelSignal } from '../tiers/cancellation.js';
 
@@ -71,16 +78,21 @@ export class FaultInjectingTier implements Tier {
       throw this.injected('after 0 tokens');
     }
     let tokens = 0;
+    // The first of hangAfter / failAfter still ahead: where the stream is cut.
+    const cutAt = Math.min(plan.hangAfter ?? Infinity, plan.failAfter ?? Infinity);
     for await (const event of this.inner.generate(request, signal)) {
-      yield event;
-      if (event.kind !== 'token') continue;
-      tokens++;
-      if (tokens === plan.hangAfter) return this.hang(signal);
-      if (tokens === plan.failAfter) {
-        // Returning from the loop ends the inner stream, which frees its slot, like a crash would.
-        this.onFault('fail_after_tokens');
-        throw this.injected(`after ${tokens} tokens`);
+      if (event.kind !== 'tokens' || tokens + event.tokens.length < cutAt) {
+        if (event.kind === 'tokens') tokens += event.tokens.length;
+        yield event;
+        continue;
       }
+      // The cut falls inside this event: pass its tokens up to the cut, then fail or hang.
+      yield firstTokens(event, cutAt - tokens);
+      tokens = cutAt;
+      if (tokens === plan.hangAfter) return this.hang(signal);
+      // Returning from the loop ends the inner stream, which frees its slot, like a crash would.
+      this.onFault('fail_after_tokens');
+      throw this.injected(`after ${tokens} tokens`);
     }
   }
 

@@ -48,16 +48,46 @@ export interface TokenLogprob {
   readonly logprob: number;
 }
 
+/**
+ * One or more generated tokens, in order. A tier that produces a token per step (llama.cpp,
+ * ONNX, the sidecar) sends one per event; one that has several ready at once (the echo tier, a
+ * batched stream) sends them together: every layer between the tier and the client (executor,
+ * choice generator) then runs once per event instead of once per token.
+ */
 export interface TokenEvent {
-  readonly kind: 'token';
-  readonly token: number;
+  readonly kind: 'tokens';
+  readonly tokens: readonly number[];
   /**
-   * Natural-log probability of this token under the tier's (pre-sampling-transform) distribution;
-   * NaN when the request said `logprobs: false` and the tier skipped it.
+   * Natural-log probability of each token under the tier's (pre-sampling-transform)
+   * distribution, `logprobs[i]` for `tokens[i]`; NaN when the request said `logprobs: false`
+   * and the tier skipped it.
    */
-  readonly logprob: number;
-  /** Present when topLogprobs > 0: the most likely alternatives, best first. */
-  readonly top?: readonly TokenLogprob[] | undefined;
+  readonly logprobs: readonly number[];
+  /** Present when topLogprobs > 0: for each token, the most likely alternatives, best first. */
+  readonly top?: readonly (readonly TokenLogprob[])[] | undefined;
+}
+
+/** The event for a single token (tiers that generate one token per step). */
+export function tokenEvent(
+  token: number,
+  logprob: number,
+  top?: readonly TokenLogprob[] | undefined,
+): TokenEvent {
+  return { kind: 'tokens', tokens: [token], logprobs: [logprob], top: top === undefined ? undefined : [top] };
+}
+
+/**
+ * The first `count` tokens of an event (a stop string, a token limit or an injected fault ends
+ * a stream inside a batch).
+ */
+export function firstTokens(event: TokenEvent, count: number): TokenEvent {
+  if (count >= event.tokens.length) return event;
+  return {
+    kind: 'tokens',
+    tokens: event.tokens.slice(0, count),
+    logprobs: event.logprobs.slice(0, count),
+    top: event.top?.slice(0, count),
+  };
 }
 
 /** 'stop': a stop token was produced; 'length': maxTokens reached or the context is full. */

@@ -89,12 +89,16 @@ async function generate(
   try {
     const request = toTierRequest(call.request, tier, deadline);
     for await (const event of tier.generate(request, controller.signal)) {
-      if (event.kind === 'token') {
-        counters.token();
-        call.write({
-          event: 'token',
-          token: { token: event.token, logprob: event.logprob, top: event.top ? [...event.top] : [] },
-        });
+      if (event.kind === 'tokens') {
+        // The wire protocol carries one token per message.
+        for (let i = 0; i < event.tokens.length; i++) {
+          counters.token();
+          const top = event.top?.[i];
+          call.write({
+            event: 'token',
+            token: { token: event.tokens[i]!, logprob: event.logprobs[i]!, top: top ? [...top] : [] },
+          });
+        }
       } else {
         const reason = event.reason === 'stop' ? 'FINISH_REASON_STOP' : 'FINISH_REASON_LENGTH';
         call.write({ event: 'finish', finish: { reason, usage: null } });

@@ -23,7 +23,12 @@ test('defaults are filled in, paths resolved and the result deep-frozen', () => 
   assert.equal(config.server.host, '127.0.0.1');
   assert.equal(config.auth.enabled, false);
   assert.equal(config.family.dir, '/srv/tg/models/tiny');
-  assert.deepEqual(config.tiers.echo, { kind: 'echo', contextLength: 2048, tokenDelayMs: 0 });
+  assert.deepEqual(config.tiers.echo, {
+    kind: 'echo',
+    contextLength: 2048,
+    tokenDelayMs: 0,
+    batchTokens: 32,
+  });
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.server) && Object.isFrozen(config.tiers.echo));
 });
 

@@ -30,7 +30,7 @@ async function runtimeWith(resilience: Record<string, unknown>): Promise<Resilie
   for (const name of ['a', 'b', 'c']) {
     const tier = new EchoTier(
       name,
-      { kind: 'echo', contextLength: 256, tokenDelayMs: 0 },
+      { kind: 'echo', contextLength: 256, tokenDelayMs: 0, batchTokens: 4 },
       {
         logger,
         metrics,
@@ -54,7 +54,7 @@ const request: GenerateRequest = {
 
 async function tokens(events: AsyncIterable<TierEvent>): Promise<number[]> {
   const out: number[] = [];
-  for await (const e of events) if (e.kind === 'token') out.push(e.token);
+  for await (const e of events) if (e.kind === 'tokens') out.push(...e.tokens);
   return out;
 }
 

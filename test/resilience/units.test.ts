@@ -15,6 +15,7 @@ import { ByteTokenizer } from '../../src/text/byte-tokenizer.js';
 import { EchoTier } from '../../src/tiers/echo/echo-tier.js';
 import type { GenerateRequest, TierEvent } from '../../src/tiers/tier.js';
 import { FAMILY_DIR } from '../helpers/start-gateway.js';
+import { flat, type FlatEvent } from '../helpers/tier-events.js';
 
 const admission = (s: Partial<AdmissionSettings>): AdmissionSettings => ({
   maxConcurrent: 1,
@@ -88,7 +89,7 @@ test('retry budget: retries stay within ratio × requests plus the floor, and re
 function echoTier(): EchoTier {
   return new EchoTier(
     'e',
-    { kind: 'echo', contextLength: 256, tokenDelayMs: 0 },
+    { kind: 'echo', contextLength: 256, tokenDelayMs: 0, batchTokens: 32 },
     {
       logger: pino({ level: 'silent' }),
       metrics: new MetricsService({ defaultMetrics: false }),
@@ -115,9 +116,10 @@ const noFault: FaultSettings = {
   hangAfterTokens: 0,
 };
 
-async function drain(events: AsyncIterable<TierEvent>): Promise<TierEvent[]> {
-  const out: TierEvent[] = [];
-  for await (const e of events) out.push(e);
+/** The stream one token per event (the echo tier sends its tokens in one batch). */
+async function drain(events: AsyncIterable<TierEvent>): Promise<FlatEvent[]> {
+  const out: FlatEvent[] = [];
+  for await (const e of flat(events)) out.push(e);
   return out;
 }
 
@@ -140,17 +142,17 @@ test('fault wrapper: off passes through; error, fail-after-N and hang behave as 
   });
 
   settings = { ...noFault, failAfterTokensRate: 1, failAfterTokens: 3 };
-  const got: TierEvent[] = [];
+  const got: FlatEvent[] = [];
   await assert.rejects(async () => {
-    for await (const e of tier.generate(request, new AbortController().signal)) got.push(e);
+    for await (const e of flat(tier.generate(request, new AbortController().signal))) got.push(e);
   }, /after 3 tokens/);
   assert.equal(got.length, 3);
 
   settings = { ...noFault, hangRate: 1, hangAfterTokens: 2 };
   const abort = new AbortController();
-  const hung: TierEvent[] = [];
+  const hung: FlatEvent[] = [];
   const run = (async () => {
-    for await (const e of tier.generate(request, abort.signal)) hung.push(e);
+    for await (const e of flat(tier.generate(request, abort.signal))) hung.push(e);
   })();
   await sleep(50);
   assert.equal(hung.length, 2, 'two tokens, then nothing');

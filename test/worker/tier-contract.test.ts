@@ -8,10 +8,11 @@ import { MetricsService } from '../../src/observability/metrics.js';
 import { HealthProbe } from '../../src/tiers/remote/health-probe.js';
 import { channelOptions } from '../../src/tiers/remote/proto-clients.js';
 import { RemoteTier } from '../../src/tiers/remote/remote-tier.js';
-import type { GenerateRequest, TierEvent } from '../../src/tiers/tier.js';
+import type { GenerateRequest } from '../../src/tiers/tier.js';
 import { startWorker, type RunningWorker } from '../../src/worker/worker-server.js';
 import { REPO_ROOT } from '../helpers/start-gateway.js';
 import { workerInfo } from './worker-process.js';
+import { flat, type FlatEvent } from '../helpers/tier-events.js';
 
 /**
  * The worker's tier.proto server (in process, real gRPC on loopback) driven by the gateway's own
@@ -71,8 +72,8 @@ describe('tier worker: the tier.proto contract', () => {
   });
 
   it("streams the local tier's tokens and finish reason", async () => {
-    const events: TierEvent[] = [];
-    for await (const e of remote.generate(request(5), new AbortController().signal)) events.push(e);
+    const events: FlatEvent[] = [];
+    for await (const e of flat(remote.generate(request(5), new AbortController().signal))) events.push(e);
     assert.deepEqual(
       events.map((e) => (e.kind === 'token' ? e.token : e.reason)),
       [10, 20, 30, 10, 20, 'length'],
@@ -85,7 +86,7 @@ describe('tier worker: the tier.proto contract', () => {
     const controller = new AbortController();
     const seen: number[] = [];
     await assert.rejects(async () => {
-      for await (const e of remote.generate(request(400), controller.signal)) {
+      for await (const e of flat(remote.generate(request(400), controller.signal))) {
         if (e.kind === 'token') seen.push(e.token);
         if (seen.length === 2) controller.abort(new Error('client gone'));
       }

@@ -11,6 +11,11 @@ export const EchoTierSchema = Type.Object(
     contextLength: Type.Integer({ minimum: 1, default: 2048 }),
     /** Optional pause between tokens, to simulate a model's decode speed in tests. */
     tokenDelayMs: Type.Number({ minimum: 0, default: 0 }),
+    /**
+     * Without a delay, at most this many tokens per event (the Tier contract lets a tier send
+     * several at once); with a delay, one per event.
+     */
+    batchTokens: Type.Integer({ minimum: 1, default: 32 }),
   },
   { additionalProperties: false },
 );

@@ -1,6 +1,6 @@
 import type { EchoTierConfig } from '../../config/index.js';
 import type { TierDeps } from '../registry.js';
-import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tier.js';
+import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo, TokenLogprob } from '../tier.js';
 import { sleepUnlessCancelled, type CancelSignal } from '../cancellation.js';
 
 /**
@@ -27,16 +27,32 @@ export class EchoTier implements Tier {
     const start = request.tokens[0] === this.deps.tokenizer.bos && source.length > 1 ? 1 : 0;
     const room = this.options.contextLength - request.tokens.length;
     const limit = Math.max(0, Math.min(request.maxTokens, room));
-    for (let i = 0; i < limit; i++) {
+    // Without a delay, tokens go out in batches of up to batchTokens per event, as a tier with
+    // several tokens ready would send them; with one, a token per event, like a real decoder.
+    const perEvent = this.options.tokenDelayMs > 0 ? 1 : Math.max(1, this.options.batchTokens);
+    let i = 0;
+    while (i < limit) {
       signal.throwIfAborted();
       if (this.options.tokenDelayMs > 0) await sleepUnlessCancelled(this.options.tokenDelayMs, signal);
-      const token = source[start + (i % (source.length - start))] ?? 0;
-      if (request.stopTokens.includes(token)) {
+      const tokens: number[] = [];
+      const logprobs: number[] = [];
+      const top: TokenLogprob[][] | undefined = request.topLogprobs > 0 ? [] : undefined;
+      let stopped = false;
+      for (const end = Math.min(limit, i + perEvent); i < end; i++) {
+        const token = source[start + (i % (source.length - start))] ?? 0;
+        if (request.stopTokens.includes(token)) {
+          stopped = true;
+          break;
+        }
+        tokens.push(token);
+        logprobs.push(0);
+        top?.push([{ token, logprob: 0 }]);
+      }
+      if (tokens.length > 0) yield { kind: 'tokens', tokens, logprobs, top };
+      if (stopped) {
         yield { kind: 'finish', reason: 'stop' };
         return;
       }
-      const top = request.topLogprobs > 0 ? [{ token, logprob: 0 }] : undefined;
-      yield { kind: 'token', token, logprob: 0, top };
     }
     yield { kind: 'finish', reason: 'length' };
   }

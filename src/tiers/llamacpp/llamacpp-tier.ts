@@ -4,7 +4,15 @@ import type { LlamaCppTierConfig } from '../../config/index.js';
 import { resolveVariant, type VariantInfo } from '../../family/manifest.js';
 import { TierUnavailableError } from '../errors.js';
 import type { TierDeps } from '../registry.js';
-import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo, TokenLogprob } from '../tier.js';
+import {
+  tokenEvent,
+  type GenerateRequest,
+  type Tier,
+  type TierEvent,
+  type TierHealth,
+  type TierInfo,
+  type TokenLogprob,
+} from '../tier.js';
 import { llamaRuntime } from './runtime.js';
 import { SequencePool } from './sequence-pool.js';
 import { type CancelSignal } from '../cancellation.js';
@@ -107,7 +115,7 @@ export class LlamaCppTier implements Tier {
         const top =
           out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
         const logprob = out.confidence === undefined ? NaN : Math.log(out.confidence);
-        yield { kind: 'token', token, logprob, top };
+        yield tokenEvent(token, logprob, top);
         if (++produced >= limit) {
           yield { kind: 'finish', reason: 'length' };
           return;

@@ -3,7 +3,7 @@
  * the sequences' channels, and fails every open sequence if the worker dies.
  */
 import { Worker } from 'node:worker_threads';
-import type { TokenEvent, FinishEvent } from '../tier.js';
+import { tokenEvent, type TokenEvent, type FinishEvent } from '../tier.js';
 import type { DecoderSpec } from './decoder-spec.js';
 import { EventChannel } from './event-channel.js';
 import { OnnxTierError } from './onnx-tier-error.js';
@@ -131,7 +131,7 @@ export class WorkerClient {
         const channel = this.sequences.get(e.id);
         if (!channel) continue; // cancelled on this side already
         if (e.kind === 'token') {
-          channel.push({ kind: 'token', token: e.token, logprob: e.logprob, top: e.top });
+          channel.push(tokenEvent(e.token, e.logprob, e.top));
         } else if (e.kind === 'finish') {
           channel.push({ kind: 'finish', reason: e.reason });
           channel.end();

@@ -4,7 +4,15 @@ import type { RemoteTierConfig } from '../../config/index.js';
 import { remoteConfigProblems } from '../../config/tiers/remote.js';
 import { resolveVariant, type ModelFamily, type VariantInfo } from '../../family/manifest.js';
 import type { MetricsService } from '../../observability/metrics.js';
-import type { GenerateRequest, Tier, TierEvent, TierFramework, TierHealth, TierInfo } from '../tier.js';
+import {
+  tokenEvent,
+  type GenerateRequest,
+  type Tier,
+  type TierEvent,
+  type TierFramework,
+  type TierHealth,
+  type TierInfo,
+} from '../tier.js';
 import { TierUnavailableError } from '../errors.js';
 import { HealthProbe } from './health-probe.js';
 import {
@@ -190,15 +198,13 @@ export class RemoteTier implements Tier {
       for await (const message of call as AsyncIterable<GenerateResponseMessage>) {
         if (message.token) {
           tokens++;
-          yield {
-            kind: 'token',
-            token: message.token.token,
-            logprob: message.token.logprob,
-            top:
-              message.token.top.length > 0
-                ? message.token.top.map((t) => ({ token: t.token, logprob: t.logprob }))
-                : undefined,
-          };
+          yield tokenEvent(
+            message.token.token,
+            message.token.logprob,
+            message.token.top.length > 0
+              ? message.token.top.map((t) => ({ token: t.token, logprob: t.logprob }))
+              : undefined,
+          );
         } else if (message.finish) {
           finished = true;
           yield {

@@ -10,6 +10,7 @@ import { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
 import { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
 import type { TierEvent } from '../../../src/tiers/tier.js';
 import { FAMILY_DIR } from '../../helpers/start-gateway.js';
+import { flat, type FlatEvent } from '../../helpers/tier-events.js';
 
 interface GoldenPrompt {
   readonly text: string;
@@ -22,9 +23,9 @@ const golden = JSON.parse(readFileSync(join(FAMILY_DIR, 'golden.json'), 'utf8'))
 };
 const greedy = { temperature: 0, topP: 1, topK: 0 };
 
-async function collect(events: AsyncIterable<TierEvent>): Promise<TierEvent[]> {
-  const out: TierEvent[] = [];
-  for await (const e of events) out.push(e);
+async function collect(events: AsyncIterable<TierEvent>): Promise<FlatEvent[]> {
+  const out: FlatEvent[] = [];
+  for await (const e of flat(events)) out.push(e);
   return out;
 }
 

@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { OnnxTier } from '../../../src/tiers/onnx/onnx-tier.js';
 import { collect, makeTier, readGolden, request } from './helpers.js';
+import { flat } from '../../helpers/tier-events.js';
 
 const golden = readGolden();
 const batchSizes: number[] = [];
@@ -66,7 +67,7 @@ test('cancelling one sequence mid-batch removes it without disturbing the others
   const reason = new Error('client went away');
   const victimTokens: number[] = [];
   const victimRun = (async () => {
-    for await (const e of tier.generate(request(ps[2]!, 40), victim.signal)) {
+    for await (const e of flat(tier.generate(request(ps[2]!, 40), victim.signal))) {
       if (e.kind === 'token') victimTokens.push(e.token);
       if (victimTokens.length === 5) victim.abort(reason);
     }
@@ -83,7 +84,7 @@ test('cancelling one sequence mid-batch removes it without disturbing the others
 test('a consumer that stops iterating early frees its slot', async () => {
   const p = golden.prompts[1]!.ids;
   for await (const e of tier.generate(request(p, 100), new AbortController().signal)) {
-    if (e.kind === 'token') break;
+    if (e.kind === 'tokens') break;
   }
   // The tier keeps serving normally afterwards.
   const { tokens } = await collect(tier, request(p, 4));

@@ -7,7 +7,8 @@ import { resolve } from 'node:path';
 import { loadModelFamily } from '../../../src/family/manifest.js';
 import { manifestContextLength } from '../../../src/tiers/onnx/create-onnx-tier.js';
 import { OnnxTier, type OnnxTierDeps, type OnnxTierOptions } from '../../../src/tiers/onnx/onnx-tier.js';
-import type { GenerateRequest, Tier, TierEvent } from '../../../src/tiers/tier.js';
+import type { GenerateRequest, Tier } from '../../../src/tiers/tier.js';
+import { flat, type FlatEvent } from '../../helpers/tier-events.js';
 
 export const FAMILY_DIR = resolve('models/tiny');
 
@@ -76,9 +77,9 @@ export async function collect(
   tier: Tier,
   req: GenerateRequest,
   signal: AbortSignal = new AbortController().signal,
-): Promise<{ tokens: number[]; events: TierEvent[]; reason: string | undefined }> {
-  const events: TierEvent[] = [];
-  for await (const e of tier.generate(req, signal)) events.push(e);
+): Promise<{ tokens: number[]; events: FlatEvent[]; reason: string | undefined }> {
+  const events: FlatEvent[] = [];
+  for await (const e of flat(tier.generate(req, signal))) events.push(e);
   const tokens = events.flatMap((e) => (e.kind === 'token' ? [e.token] : []));
   const finish = events.find((e) => e.kind === 'finish');
   return { tokens, events, reason: finish?.kind === 'finish' ? finish.reason : undefined };

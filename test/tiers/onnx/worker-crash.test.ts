@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { Worker } from 'node:worker_threads';
 import { OnnxTierError } from '../../../src/tiers/onnx/onnx-tier-error.js';
 import { collect, makeTier, readGolden, request } from './helpers.js';
+import { flat } from '../../helpers/tier-events.js';
 
 const golden = readGolden();
 
@@ -18,7 +19,7 @@ test('a crashed inference worker fails its sequences, then is replaced and the t
     const p = golden.prompts[0]!;
     const running = (async () => {
       let n = 0;
-      for await (const e of tier.generate(request(p.ids, 400), new AbortController().signal)) {
+      for await (const e of flat(tier.generate(request(p.ids, 400), new AbortController().signal))) {
         if (e.kind === 'token' && ++n === 2) await threads(tier)[0]!.terminate();
       }
     })();

@@ -16,6 +16,7 @@ import { loadModelFamily, type ModelFamily } from '../../../src/family/manifest.
 import { MetricsService } from '../../../src/observability/metrics.js';
 import { RemoteTier } from '../../../src/tiers/remote/remote-tier.js';
 import type { GenerateRequest, TierEvent } from '../../../src/tiers/tier.js';
+import { flat } from '../../helpers/tier-events.js';
 
 export const PYTHON = '/usr/bin/python3';
 export const REPO = resolve(import.meta.dirname, '../../..');
@@ -104,7 +105,7 @@ export async function collect(
   const tokens: number[] = [];
   const logprobs: number[] = [];
   let reason: string | undefined;
-  for await (const e of events) {
+  for await (const e of flat(events)) {
     if (e.kind === 'token') {
       tokens.push(e.token);
       logprobs.push(e.logprob);

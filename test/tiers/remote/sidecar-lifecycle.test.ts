@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RemoteTierError } from '../../../src/tiers/remote/remote-tier-error.js';
 import { collect, makeTier, randomModel, request, waitFor, type TierHarness } from './helpers.js';
+import { flat } from '../../helpers/tier-events.js';
 
 describe('remote tier with a spawned sidecar', () => {
   let h: TierHarness;
@@ -79,9 +80,8 @@ describe('remote tier with a spawned sidecar', () => {
   });
 
   it('reports top logprobs: best first, the greedy choice on top', async () => {
-    for await (const e of h.tier.generate(
-      request([1, 5, 9, 3], 4, { topLogprobs: 3 }),
-      new AbortController().signal,
+    for await (const e of flat(
+      h.tier.generate(request([1, 5, 9, 3], 4, { topLogprobs: 3 }), new AbortController().signal),
     )) {
       if (e.kind !== 'token') continue;
       assert.equal(e.top?.length, 3);
@@ -145,7 +145,7 @@ describe('remote tier with a spawned sidecar', () => {
     const ac = new AbortController();
     let seen = 0;
     await assert.rejects(async () => {
-      for await (const e of h.tier.generate(request([4, 5, 6], 4000), ac.signal)) {
+      for await (const e of flat(h.tier.generate(request([4, 5, 6], 4000), ac.signal))) {
         if (e.kind === 'token' && ++seen === 5) ac.abort(new Error('client went away'));
       }
     }, /client went away/);
@@ -167,7 +167,7 @@ describe('remote tier with a spawned sidecar', () => {
     let seen = 0;
     await assert.rejects(
       async () => {
-        for await (const e of h.tier.generate(request([7, 8, 9], 4000), new AbortController().signal)) {
+        for await (const e of flat(h.tier.generate(request([7, 8, 9], 4000), new AbortController().signal))) {
           if (e.kind === 'token' && ++seen === 3) process.kill(pid, 'SIGKILL');
         }
       },
