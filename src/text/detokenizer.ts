@@ -7,6 +7,44 @@ const REPLACEMENT_CODE = 0xfffd;
 const EMPTY = new Uint8Array(0);
 
 type TokenBytes = (token: number, first: boolean) => Uint8Array | undefined;
+const STREAM = { stream: true } as const;
+
+/**
+ * Decoded text of token pieces that are whole UTF-8 on their own (most of a vocabulary), keyed
+ * by the tokenizer's own (long-lived) piece arrays; null for pieces that are not (part of a
+ * character, invalid bytes, or a BOM, which only a stream decoder may drop). A cached piece
+ * decodes the same anywhere in a stream, so the stream decoder is needed only around split
+ * characters: TextDecoder.decode costs about a microsecond per call in Node 20.
+ */
+const wholePieceText = new WeakMap<Uint8Array, string | null>();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function wholeText(piece: Uint8Array): string | null {
+  let text = wholePieceText.get(piece);
+  if (text === undefined) {
+    const bom = piece[0] === 0xef && piece[1] === 0xbb && piece[2] === 0xbf;
+    try {
+      text = bom ? null : strictUtf8.decode(piece);
+    } catch {
+      text = null;
+    }
+    wholePieceText.set(piece, text);
+  }
+  return text;
+}
+
+/** Continuation bytes still expected after `bytes`, starting from `expecting` (UTF-8 framing). */
+function continuationAfter(expecting: number, bytes: Uint8Array): number {
+  let left = expecting;
+  for (const b of bytes) {
+    if (left > 0 && (b & 0xc0) === 0x80) left--;
+    else if (b >= 0xf0 && b <= 0xf4) left = 3;
+    else if (b >= 0xe0) left = b <= 0xef ? 2 : 0;
+    else if (b >= 0xc2) left = 1;
+    else left = 0;
+  }
+  return left;
+}
 
 /**
  * Turns a token stream into text deltas without ever emitting half a UTF-8 character.
@@ -25,9 +63,14 @@ type TokenBytes = (token: number, first: boolean) => Uint8Array | undefined;
  * decode on their own, as `detokenize(generated, promptTail)` does); the window decode mangled it.
  */
 export class IncrementalDetokenizer {
-  // Byte path (undefined on the window path).
+  // Byte path (bytesOf undefined on the window path).
   private readonly bytesOf: TokenBytes | undefined;
-  private readonly utf8: InstanceType<typeof TextDecoder> | undefined;
+  /** The stream decoder, made on the first piece that is not whole UTF-8 on its own. */
+  private utf8: InstanceType<typeof TextDecoder> | undefined;
+  /** Whether a decoder made now must keep a leading BOM (the tail printed, or text went out). */
+  private keepBom = false;
+  /** Continuation bytes the stream decoder still waits for (0: it holds nothing). */
+  private expecting = 0;
   /** Whether the next token is the first of the decode (its leading space may be dropped). */
   private first = false;
   /** Decoded text not yet emitted because it ends with U+FFFD. */
@@ -52,7 +95,7 @@ export class IncrementalDetokenizer {
       tail.forEach((t, i) => (tailBytes += (this.bytesOf?.(t, i === 0) ?? EMPTY).length));
       // The window decode started at the tail: its strip and BOM rules reached the generated
       // text only when the tail was empty or printed nothing.
-      this.utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: tailBytes > 0 });
+      this.keepBom = tailBytes > 0;
       this.first = tail.length === 0;
       this.tokens = [];
     } else {
@@ -66,13 +109,22 @@ export class IncrementalDetokenizer {
 
   /** Adds one token; returns the text that is now complete ('' while a character is split). */
   push(token: number): string {
-    if (this.utf8 === undefined || this.bytesOf === undefined) return this.pushWindow(token);
+    if (this.bytesOf === undefined) return this.pushWindow(token);
     // An id without a piece would have failed in llama.cpp; printing nothing is the gentler end.
     const piece = this.bytesOf(token, this.first) ?? EMPTY;
     // As in llama.cpp, the strip applies to the first token even when it prints nothing.
     this.first = false;
     if (piece.length === 0) return '';
-    let text = this.utf8.decode(piece, { stream: true });
+    const whole = this.expecting === 0 ? wholeText(piece) : null;
+    let text: string;
+    if (whole !== null) text = whole;
+    else {
+      this.utf8 ??= new TextDecoder('utf-8', { fatal: false, ignoreBOM: this.keepBom });
+      text = this.utf8.decode(piece, STREAM);
+      this.expecting = continuationAfter(this.expecting, piece);
+    }
+    // Past the stream's start a BOM is text (a decoder made later must not drop it).
+    this.keepBom = true;
     if (this.held !== '') {
       text = this.held + text;
       this.held = '';
@@ -86,10 +138,11 @@ export class IncrementalDetokenizer {
 
   /** Whatever is still held back (an incomplete character at the very end), decoded as is. */
   flush(): string {
-    if (this.utf8 !== undefined) {
+    if (this.bytesOf !== undefined) {
       // Ends the stream: pending bytes of an incomplete character become U+FFFD.
-      const text = this.held + this.utf8.decode();
+      const text = this.held + (this.utf8?.decode() ?? '');
       this.held = '';
+      this.expecting = 0;
       return text;
     }
     const prefix = this.tokenizer.detokenize(this.tokens.slice(this.prefixOffset, this.readOffset));
