@@ -41,8 +41,13 @@ export class MetricsService {
   readonly timePerOutputToken: Histogram<'tier'>;
   /** Tokens processed, by type input|output (gen_ai.client.token.usage). */
   readonly tokens: Counter<'tier' | 'type'>;
-  /** Generation requests currently being served. */
+  /** Generation requests currently being served (from `generating`, read at scrape time). */
   readonly inFlight: Gauge<'tier'>;
+  /**
+   * Requests generating now, per tier: a plain count updated twice per request; the gauge reads
+   * it when /metrics is scraped instead of hashing its labels on every change.
+   */
+  readonly generating = new Map<string, number>();
   /** Requests that ended early because the client went away. */
   readonly aborted: Counter<'tier'>;
   /** Time spent loading each tier's model at start-up. */
@@ -90,10 +95,14 @@ export class MetricsService {
       help: 'Tokens processed, by type (input = prompt, output = generated).',
       labelNames: ['tier', 'type'],
     });
+    const generating = this.generating;
     this.inFlight = this.gauge({
       name: 'requests_in_flight',
       help: 'Generation requests currently being served.',
       labelNames: ['tier'],
+      collect() {
+        for (const [tier, n] of generating) this.set({ tier }, n);
+      },
     });
     this.aborted = this.counter({
       name: 'requests_aborted_total',

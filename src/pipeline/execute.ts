@@ -42,7 +42,8 @@ export async function* execute(
     const seed = request.sampling.seed === undefined ? undefined : request.sampling.seed + i;
     return generateChoice(tier, tokenizer, request, i, seed, s, signal, streamed);
   });
-  metrics.inFlight.inc(labels);
+  const generating = metrics.generating;
+  generating.set(tier.name, (generating.get(tier.name) ?? 0) + 1);
   metrics.tokens.inc({ tier: tier.name, type: 'input' }, request.promptTokens.length * request.n);
   // 'abandoned': the consumer stopped early (client gone, shutdown) — a generator's finally
   // without completion or error; 'failed' errors are logged by whoever handles them.
@@ -55,7 +56,7 @@ export async function* execute(
     outcome = signal.aborted ? 'abandoned' : 'failed';
     throw err;
   } finally {
-    metrics.inFlight.dec(labels);
+    generating.set(tier.name, (generating.get(tier.name) ?? 1) - 1);
     summary.aborted = outcome === 'abandoned';
     if (summary.aborted) metrics.aborted.inc(labels);
     let first: number | undefined;

@@ -21,7 +21,18 @@ export class ResilienceMetrics {
   readonly faults: Counter<'tier' | 'fault'>;
   readonly configReloads: Counter<'result'>;
 
-  constructor(metrics: MetricsService) {
+  constructor(
+    metrics: MetricsService,
+    /**
+     * The tiers' admission state, read when /metrics is scraped: queue depth and active streams
+     * change twice per request, and a gauge update per change was a visible share of a request.
+     */
+    admission: () => Iterable<{
+      readonly tier: string;
+      readonly queued: number;
+      readonly active: number;
+    }> = () => [],
+  ) {
     this.breakerState = metrics.gauge({
       name: 'breaker_state',
       help: 'Circuit breaker state per tier: 0 closed, 1 half-open, 2 open.',
@@ -36,11 +47,17 @@ export class ResilienceMetrics {
       name: 'admission_queue_depth',
       help: 'Requests waiting for a slot on the tier.',
       labelNames: ['tier'],
+      collect() {
+        for (const a of admission()) this.set({ tier: a.tier }, a.queued);
+      },
     });
     this.admitted = metrics.gauge({
       name: 'admission_active',
       help: 'Streams holding an admission slot on the tier.',
       labelNames: ['tier'],
+      collect() {
+        for (const a of admission()) this.set({ tier: a.tier }, a.active);
+      },
     });
     this.shed = metrics.counter({
       name: 'shed_total',

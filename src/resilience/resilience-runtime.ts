@@ -36,7 +36,7 @@ export class ResilienceRuntime {
     metrics: MetricsService,
     readonly logger: Logger,
   ) {
-    this.metrics = new ResilienceMetrics(metrics);
+    this.metrics = new ResilienceMetrics(metrics, () => this.admissionState());
     this.config = config.resilience as ResilienceConfig;
     this.retryBudget = new RetryBudget(this.config.retryBudget);
     for (const [name, tier] of tiers) {
@@ -58,15 +58,17 @@ export class ResilienceRuntime {
             logger.warn({ tier: name, breaker: state }, `circuit breaker of tier "${name}" is now ${state}`);
           }
         }),
-        admission: new AdmissionController(name, settings.admission, (queued, active) => {
-          m.queueDepth.set({ tier: name }, queued);
-          m.admitted.set({ tier: name }, active);
-        }),
+        admission: new AdmissionController(name, settings.admission),
       };
       m.breakerState.set({ tier: name }, 0);
-      m.queueDepth.set({ tier: name }, 0);
       this.guards.set(name, guard);
     }
+  }
+
+  /** Queue depth and active streams per tier, for the admission gauges (read at scrape time). */
+  *admissionState(): Iterable<{ tier: string; queued: number; active: number }> {
+    for (const [tier, g] of this.guards)
+      yield { tier, queued: g.admission.queued, active: g.admission.running };
   }
 
   /** For the router (Router.useBreakers): a tier whose breaker is open should not be planned first. */

@@ -28,6 +28,32 @@ test('metrics count requests, tokens by type, TTFT and in-flight', async (t) => 
   assert.equal(await m('tiergate_requests_total{route="/v1/completions",tier="echo",status="200"}'), 1);
 });
 
+test('a scrape during a stream shows it in flight and holding an admission slot', async (t) => {
+  const gw = await startGateway(
+    echoConfig({ tiers: { echo: { kind: 'echo', contextLength: 256, tokenDelayMs: 10 } } }),
+  );
+  t.after(() => gw.shutdown());
+  const m = (s: string) => metricValue(gw.baseUrl, s);
+  const stream = await gw.client.completions.create({
+    model: 'tiergate-echo',
+    prompt: 'abcdefghij',
+    max_tokens: 30,
+    stream: true,
+  });
+  let scraped = false;
+  for await (const chunk of stream) {
+    void chunk;
+    if (scraped) continue;
+    scraped = true;
+    // These gauges are filled when /metrics is read, from the live counts.
+    assert.equal(await m('tiergate_requests_in_flight{tier="echo"}'), 1);
+    assert.equal(await m('tiergate_admission_active{tier="echo"}'), 1);
+    assert.equal(await m('tiergate_admission_queue_depth{tier="echo"}'), 0);
+  }
+  assert.equal(await m('tiergate_requests_in_flight{tier="echo"}'), 0);
+  assert.equal(await m('tiergate_admission_active{tier="echo"}'), 0);
+});
+
 test('tiergate_tier_ready is current on a scrape even if /readyz is never called', async (t) => {
   const gw = await startGateway(echoConfig());
   t.after(() => gw.shutdown());

@@ -225,7 +225,8 @@ function requests(gw: TestGateway, route: string, status: string): number {
   return entry?.value ?? 0;
 }
 
-const inFlight = (gw: TestGateway, tier: string) => series(gw, 'tiergate_requests_in_flight', tier);
+// The in-flight gauge is filled at scrape time from this count.
+const inFlight = (gw: TestGateway, tier: string) => gw.gateway.metrics.generating.get(tier) ?? 0;
 const aborted = (gw: TestGateway, tier: string) => series(gw, 'tiergate_requests_aborted_total', tier);
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
