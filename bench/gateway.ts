@@ -13,6 +13,10 @@
  * 2. Streaming efficiency: tokens/s of one SSE stream through the gateway on the llama.cpp edge
  *    tier versus node-llama-cpp's own generation loop on the same GGUF, same thread count.
  *
+ * The gateways run the compiled build (dist/, as `npm start` does; `npm run bench:gateway` builds
+ * it first), not the TypeScript sources through tsx, whose name-keeping helper runs on every
+ * closure a request creates and would be charged to the gateway.
+ *
  * 3. Server CPU time per request (from /proc/<pid>/stat around each load run): unlike latency and
  *    rates, this barely moves with the machine's background load, so it is the steadiest measure
  *    of what the gateway costs on top of fastify.
@@ -74,9 +78,11 @@ async function serveBare(body: string): Promise<void> {
  * engine over three echo tiers with different costs and accuracies, as bench/routing.ts does.
  */
 async function serveGateway(withPolicy: boolean): Promise<void> {
-  const { buildConfig } = await import('../src/config/index.js');
-  const { createLogger } = await import('../src/observability/logger.js');
-  const { startServer } = await import('../src/server.js');
+  const { buildConfig } = (await import(built('config/index.js'))) as typeof import('../src/config/index.js');
+  const { createLogger } = (await import(
+    built('observability/logger.js')
+  )) as typeof import('../src/observability/logger.js');
+  const { startServer } = (await import(built('server.js'))) as typeof import('../src/server.js');
   const echoTiers = withPolicy
     ? { echo: { kind: 'echo' }, 'echo-b': { kind: 'echo' }, 'echo-c': { kind: 'echo' } }
     : { echo: { kind: 'echo' } };
@@ -114,6 +120,11 @@ async function serveGateway(withPolicy: boolean): Promise<void> {
   );
   const server = await startServer(config, createLogger(config.logging.level));
   process.stderr.write(`LISTENING ${server.url}\n`);
+}
+
+/** A module of the compiled build (same layout as src/; typed from its source). */
+function built(path: string): string {
+  return new URL(`../dist/${path}`, import.meta.url).href;
 }
 
 function hasTaskset(): boolean {

@@ -9,7 +9,8 @@
  *    the echo tier, one request after another, in a child started with `--trace-gc-nvp
  *    --max-semi-space-size=64` (a large young generation makes any retention visible). Also
  *    prints the pipeline's own time per request.
- * 2. The real gateway over HTTP (bench/gateway.ts's static echo server, logging on) under an
+ * 2. The real gateway over HTTP (bench/gateway.ts's static echo server on the compiled build:
+ *    run `npm run build` first; logging on) under an
  *    open-loop load of BENCH_GC_RATE requests/s, traced the same way with V8's default young
  *    generation. Objects kept alive by the engine — object spreads of per-request objects,
  *    WeakMaps keyed by requests, object literals with getters (each gets its own hidden class in
