@@ -5,6 +5,7 @@ export type GenerationSource = Pick<Tier, 'name' | 'generate'>;
 import { IncrementalDetokenizer } from '../text/detokenizer.js';
 import { StopMatcher } from '../text/stop-matcher.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import { tokenText } from '../text/token-text.js';
 import type { ChoiceEvent, GenerationRequest, TokenDetail } from './types.js';
 import { type CancelSignal } from '../tiers/cancellation.js';
 import type { TokenEvent } from '../tiers/tier.js';
@@ -105,18 +106,15 @@ function detail(
   i: number,
   previous: number | undefined,
 ): TokenDetail {
-  // A token's text is what it adds after its predecessor (e.g. SentencePiece's leading space).
-  const before = previous === undefined ? [] : [previous];
-  const head = tokenizer.detokenize(before);
-  const textOf = (token: number): string => {
-    const both = tokenizer.detokenize([...before, token]);
-    return both.startsWith(head) ? both.slice(head.length) : tokenizer.detokenize([token]);
-  };
   const token = event.tokens[i]!;
   return {
     token,
-    text: textOf(token),
+    text: tokenText(tokenizer, token, previous),
     logprob: event.logprobs[i]!,
-    top: (event.top?.[i] ?? []).map((t) => ({ token: t.token, text: textOf(t.token), logprob: t.logprob })),
+    top: (event.top?.[i] ?? []).map((t) => ({
+      token: t.token,
+      text: tokenText(tokenizer, t.token, previous),
+      logprob: t.logprob,
+    })),
   };
 }

@@ -67,6 +67,37 @@ describe('OpenAI API on the llama.cpp edge tier', () => {
     assert.equal(res.usage?.prompt_tokens, tokens.length);
   });
 
+  test('echo with logprobs scores the prompt tokens too (as eval harnesses use it)', async () => {
+    const tokens = encodePrompt(tokenizer, PROMPT);
+    const expected = await gw.gateway.tiers.get('edge')!.score(tokens);
+    const body = { model: MODEL, prompt: PROMPT, echo: true, logprobs: 1, temperature: 0 };
+    // max_tokens 0: score only, generate nothing.
+    const scored = await gw.client.completions.create({ ...body, max_tokens: 0 });
+    const lp = scored.choices[0]!.logprobs!;
+    const echoed = tokens[0] === tokenizer.bos ? tokens.slice(1) : tokens;
+    assert.equal(scored.choices[0]!.text, PROMPT);
+    assert.equal(lp.tokens!.length, echoed.length);
+    assert.equal(lp.tokens!.join(''), PROMPT);
+    // With a BOS before it the first prompt token is scored too; each matches the tier's score().
+    const offset = tokens.length - echoed.length;
+    lp.token_logprobs!.forEach((v, i) => {
+      const want = i + offset === 0 ? null : expected[i + offset - 1]!;
+      if (want === null) assert.equal(v, null);
+      else assert.ok(Math.abs(v! - want) < 1e-4, `token ${i}: ${v} vs ${want}`);
+    });
+    assert.deepEqual(lp.text_offset!.slice(0, 2), [0, lp.tokens![0]!.length]);
+    // With generation: the prompt's entries come first, then one per generated token.
+    const res = await gw.client.completions.create({ ...body, max_tokens: 3 });
+    const all = res.choices[0]!.logprobs!;
+    assert.equal(all.tokens!.length, echoed.length + (res.usage?.completion_tokens ?? 0));
+    assert.equal(all.tokens!.join(''), res.choices[0]!.text);
+    // Streamed: the opening chunk carries the prompt's entries.
+    const stream = await gw.client.completions.create({ ...body, max_tokens: 3, stream: true });
+    const streamed: (number | null)[] = [];
+    for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.token_logprobs ?? []));
+    assert.deepEqual(streamed, all.token_logprobs);
+  });
+
   sdkBehaviourTests(() => gw, MODEL, PROMPT);
 
   test('a stop sequence ends the text before it with finish_reason "stop"', async () => {

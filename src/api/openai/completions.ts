@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../gateway/gateway.js';
 import type { FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
+import { tokenText } from '../../text/token-text.js';
 import { encodePrompt } from '../../text/tokenizer.js';
 import { ApiError } from '../errors.js';
 import { responseId, servingFingerprint } from './ids.js';
@@ -37,7 +38,10 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
     };
     const echoText =
       body.echo === true ? gateway.tokenizer.detokenize(withoutBos(gateway, promptTokens)) : '';
-    const formatter = completionFormatter(base, echoText, body.logprobs != null);
+    // Echo with logprobs also reports the prompt's tokens (how eval harnesses score a text).
+    const echoTokens =
+      body.echo === true && body.logprobs != null ? await promptDetails(gateway, gen.tier, promptTokens) : [];
+    const formatter = completionFormatter(base, echoText, echoTokens, body.logprobs != null);
     await respond(request, reply, gateway, served, gen, formatter, {
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
@@ -54,6 +58,32 @@ export function promptToTokens(
   if (typeof first === 'number') return prompt as number[];
   if (Array.isArray(first)) return first;
   throw new ApiError('invalid_request', 'The prompt must be a string or an array of token ids.', 'prompt');
+}
+
+/**
+ * The echoed prompt's tokens with their logprobs, scored by the routed tier (the Tier contract's
+ * `score`): each token given the ones before it; the first has none unless a BOS precedes it.
+ * `score` reports no alternatives, so a prompt token's top_logprobs holds only itself.
+ */
+async function promptDetails(
+  gateway: Gateway,
+  tierName: string,
+  promptTokens: readonly number[],
+): Promise<TokenDetail[]> {
+  const tier = gateway.tiers.get(tierName);
+  if (tier === undefined) throw new ApiError('internal', `Unknown tier "${tierName}".`);
+  const scores = promptTokens.length > 1 ? await tier.score(promptTokens) : new Float64Array(0);
+  const from = promptTokens[0] === gateway.tokenizer.bos ? 1 : 0;
+  const details: TokenDetail[] = [];
+  for (let i = from; i < promptTokens.length; i++) {
+    const token = promptTokens[i]!;
+    // The first echoed token is decoded alone, as the echoed text starts with it.
+    const text = tokenText(gateway.tokenizer, token, i === from ? undefined : promptTokens[i - 1]);
+    // scores[i - 1] is the logprob of token i given tokens 0..i-1; NaN: no context to score.
+    const logprob = i === 0 ? Number.NaN : scores[i - 1]!;
+    details.push({ token, text, logprob, top: Number.isNaN(logprob) ? [] : [{ token, text, logprob }] });
+  }
+  return details;
 }
 
 function withoutBos(gateway: Gateway, tokens: readonly number[]): readonly number[] {
@@ -77,10 +107,13 @@ function legacyLogprobs(tokens: readonly TokenDetail[], startOffset: number) {
     textOffset.push(offset);
     offset += t.text.length;
   }
+  // A token without a logprob (the first of an echoed prompt) reports null, as OpenAI does.
   return {
     tokens: tokens.map((t) => t.text),
-    token_logprobs: tokens.map((t) => t.logprob),
-    top_logprobs: tokens.map((t) => Object.fromEntries(t.top.map((a) => [a.text, a.logprob]))),
+    token_logprobs: tokens.map((t) => (Number.isNaN(t.logprob) ? null : t.logprob)),
+    top_logprobs: tokens.map((t) =>
+      Number.isNaN(t.logprob) ? null : Object.fromEntries(t.top.map((a) => [a.text, a.logprob])),
+    ),
     text_offset: textOffset,
   };
 }
@@ -93,7 +126,13 @@ function usageBody(u: Usage) {
   };
 }
 
-function completionFormatter(base: Base, echoText: string, logprobs: boolean): Formatter {
+function completionFormatter(
+  base: Base,
+  echoText: string,
+  /** The echoed prompt's tokens, when logprobs were asked for with echo. */
+  echoTokens: readonly TokenDetail[],
+  logprobs: boolean,
+): Formatter {
   const offsets = new Map<number, number>();
   const choiceChunk = (
     index: number,
@@ -116,7 +155,7 @@ function completionFormatter(base: Base, echoText: string, logprobs: boolean): F
   };
   return {
     openingChunks: (n) =>
-      echoText === '' ? [] : Array.from({ length: n }, (_, i) => choiceChunk(i, echoText, null, [])),
+      echoText === '' ? [] : Array.from({ length: n }, (_, i) => choiceChunk(i, echoText, null, echoTokens)),
     deltaChunk: (ev) => choiceChunk(ev.index, ev.text, null, ev.tokens),
     finishChunk: (index, reason) => choiceChunk(index, '', reason, []),
     usageChunk: (u) => ({
@@ -137,7 +176,11 @@ function completionFormatter(base: Base, echoText: string, logprobs: boolean): F
       choices: choices.map((c) => ({
         text: echoText + c.text,
         index: c.index,
-        logprobs: logprobs ? legacyLogprobs(c.tokens, echoText.length) : null,
+        logprobs: logprobs
+          ? echoTokens.length > 0
+            ? legacyLogprobs([...echoTokens, ...c.tokens], 0)
+            : legacyLogprobs(c.tokens, echoText.length)
+          : null,
         finish_reason: c.finishReason,
       })),
       usage: usageBody(u),
