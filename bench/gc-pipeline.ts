@@ -149,11 +149,16 @@ async function serverPart(): Promise<void> {
   );
   // stdout mixes the gateway's JSON log lines with V8's trace; only scavenge lines are kept.
   const scavenges: Scavenge[] = [];
+  /** Pauses of full (mark-compact) collections, in ms. */
+  const fullGcs: number[] = [];
   let partial = '';
   child.stdout.on('data', (d: Buffer) => {
     const lines = (partial + d.toString()).split('\n');
     partial = lines.pop() ?? '';
-    for (const line of lines) if (line.includes(' gc=s ')) scavenges.push(scavengeOf(line));
+    for (const line of lines) {
+      if (line.includes(' gc=s ')) scavenges.push(scavengeOf(line));
+      else if (line.includes(' gc=mc ')) fullGcs.push(scavengeOf(line).pause);
+    }
   });
   let seen = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -177,15 +182,18 @@ async function serverPart(): Promise<void> {
   };
   await openLoop({ ...load, durationSeconds: 3, warmupSeconds: 0 }); // JIT and heap warm-up
   const from = scavenges.length;
+  const fromFull = fullGcs.length;
   const result = await openLoop({ ...load, durationSeconds: SECONDS, warmupSeconds: 0 });
   const measured = scavenges.slice(from);
+  const full = fullGcs.slice(fromFull);
   child.kill('SIGTERM');
   await once(child, 'exit');
   if (measured.length === 0) throw new Error('no scavenges seen: run longer (BENCH_SECONDS)');
   console.log(
     `gateway over HTTP, echo tier, ${RATE} req/s open loop for ${SECONDS} s ` +
       `(${result.completed} answered, ${result.errors} errors, p99 ${result.latency.p99.toFixed(2)} ms): ` +
-      summary(measured),
+      `${summary(measured)}, longest ${Math.max(...measured.map((m) => m.pause)).toFixed(2)} ms; ` +
+      `${full.length} full collections${full.length > 0 ? `, longest pause ${Math.max(...full).toFixed(2)} ms` : ''}`,
   );
 }
 
