@@ -23,6 +23,11 @@ export interface RequestContext {
   aborted: boolean;
   /** Fallbacks, retries and continuation across tiers (src/resilience/executor.ts). */
   resilience?: ExecutionRecord | undefined;
+  /**
+   * Called once when the response closes (however it ends), before the summary line: routing
+   * frees its slot here. One 'close' listener per request runs it, rather than one each.
+   */
+  onEnd?: (() => void) | undefined;
   /** Name of the API key that authenticated the request (auth on). */
   apiKey?: string | undefined;
   /** The routing policy applied ("none": the static model table) and its reason code. */
@@ -43,7 +48,8 @@ declare module 'fastify' {
  */
 export function installRequestSummary(app: FastifyInstance, metrics: MetricsService): void {
   app.decorateRequest('tiergate', null as unknown as RequestContext);
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: no promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
     request.tiergate = {
       startedAt: performance.now(),
       reply,
@@ -58,9 +64,14 @@ export function installRequestSummary(app: FastifyInstance, metrics: MetricsServ
       aborted: false,
     };
     void reply.header('x-request-id', request.id);
-    reply.raw.once('close', () =>
-      summarise(request, reply.raw.statusCode, reply.raw.writableFinished, metrics),
-    );
+    reply.raw.once('close', () => {
+      const ctx = request.tiergate;
+      const onEnd = ctx.onEnd;
+      ctx.onEnd = undefined;
+      onEnd?.();
+      summarise(request, reply.raw.statusCode, reply.raw.writableFinished, metrics);
+    });
+    done();
   });
 }
 

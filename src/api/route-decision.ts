@@ -95,7 +95,8 @@ export function routeByPolicy(
       },
     },
   );
-  reply?.raw.once('close', decided.done);
+  // Run by the request's one 'close' listener (request-context.ts), however the request ends.
+  ctx.onEnd = decided.done;
   return decided.served;
 }
 

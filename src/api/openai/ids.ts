@@ -37,5 +37,14 @@ export function systemFingerprint(info: TierInfo): string {
 export function servingFingerprint(gateway: Gateway, request: FastifyRequest, routedTier: string): string {
   const name = request.tiergate.resilience?.servedBy.at(-1) ?? routedTier;
   const tier = gateway.tiers.get(name);
-  return tier === undefined ? '' : systemFingerprint(tier.info());
+  if (tier === undefined) return '';
+  // A tier's identity is fixed once started: its fingerprint is computed once, not per chunk.
+  let fingerprint = tierFingerprints.get(tier);
+  if (fingerprint === undefined) {
+    fingerprint = systemFingerprint(tier.info());
+    tierFingerprints.set(tier, fingerprint);
+  }
+  return fingerprint;
 }
+
+const tierFingerprints = new WeakMap<object, string>();

@@ -97,8 +97,9 @@ export async function respond(
     const first = await events.next().catch((err: unknown) => {
       throw signal.aborted ? signal.reason : err;
     });
-    setResilienceHeaders(reply, resilient.record, options.stream);
     if (options.stream) {
+      // Headers leave with the first chunk; a whole answer sets them once, at the end.
+      setResilienceHeaders(reply, resilient.record, true);
       const sse = new SseWriter(reply);
       try {
         for (const chunk of formatter.openingChunks(gen.n)) await sse.send(chunk);
