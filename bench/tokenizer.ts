@@ -19,6 +19,7 @@ import { LlamaTokenizer } from '../src/text/llama-tokenizer.js';
 import { SpmEncoder } from '../src/text/spm-encoder.js';
 import { encodePrompt, type Tokenizer } from '../src/text/tokenizer.js';
 import { readSpmVocab, type SpmVocab } from '../src/text/spm-vocab.js';
+import { withoutTokenBytes } from '../test/helpers/window-tokenizer.js';
 
 const { values } = parseArgs({
   options: { baseline: { type: 'string' }, ms: { type: 'string', default: '300' } },
@@ -141,15 +142,7 @@ const tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-q4_k_m.gguf')
 const stream = encodePrompt(tokenizer, passages.join(' ')).slice(0, 201);
 const promptTail = stream.slice(0, 1);
 const generated = stream.slice(1);
-const windowOnly: Tokenizer = {
-  vocabSize: tokenizer.vocabSize,
-  bos: tokenizer.bos,
-  stopTokens: tokenizer.stopTokens,
-  trainContextLength: tokenizer.trainContextLength,
-  tokenize: (text) => tokenizer.tokenize(text),
-  detokenize: (tokens, previous) => tokenizer.detokenize(tokens, previous),
-  close: async () => undefined,
-};
+const windowOnly = withoutTokenBytes(tokenizer);
 const perToken = (t: Tokenizer): number => {
   const us = usPerCall(() => {
     const d = new IncrementalDetokenizer(t, promptTail);

@@ -27,8 +27,6 @@ export class AdmissionController {
   constructor(
     readonly tier: string,
     private settings: AdmissionSettings,
-    /** Called whenever the queue length or the active count changes (for the gauges). */
-    private readonly onChange: (queued: number, active: number) => void = () => {},
   ) {
     this.serviceMs = settings.initialServiceMs;
   }
@@ -95,7 +93,6 @@ export class AdmissionController {
       const leave = (err: unknown): void => {
         const i = this.queue.indexOf(waiter);
         if (i >= 0) this.queue.splice(i, 1);
-        this.notify();
         waiter.reject(err);
       };
       const onAbort = (): void => leave(signal.reason);
@@ -105,7 +102,6 @@ export class AdmissionController {
       if (deadline !== undefined)
         timer = setTimeout(() => leave(this.deadlineError(1)), Math.max(0, deadline - Date.now()));
       this.queue.push(waiter);
-      this.notify();
     });
   }
 
@@ -120,7 +116,6 @@ export class AdmissionController {
 
   private grant(): Release {
     this.active++;
-    this.notify();
     const started = performance.now();
     let released = false;
     return () => {
@@ -129,7 +124,6 @@ export class AdmissionController {
       this.active--;
       this.serviceMs += EWMA_ALPHA * (performance.now() - started - this.serviceMs);
       this.drain();
-      this.notify();
     };
   }
 
@@ -139,9 +133,5 @@ export class AdmissionController {
       const waiter = this.queue.shift()!;
       waiter.grant(this.grant());
     }
-  }
-
-  private notify(): void {
-    this.onChange(this.queue.length, this.active);
   }
 }

@@ -14,10 +14,11 @@ export function resilienceFields(record: ExecutionRecord): Record<string, string
 }
 
 /**
- * Before the first byte: the tiers known so far as headers, and for streams a `Trailer`
- * declaration, because a continuation can only be reported after the body (RFC 9110 §6.5).
+ * Before a stream's first byte: the tiers known so far as headers, and a `Trailer` declaration,
+ * because a continuation can only be reported after the body (RFC 9110 §6.5). A whole answer
+ * sets `resilienceFields` as headers once, when it is complete.
  */
-export function setResilienceHeaders(reply: FastifyReply, record: ExecutionRecord, stream: boolean): void {
+export function setStreamResilienceHeaders(reply: FastifyReply, record: ExecutionRecord): void {
   void reply.headers(resilienceFields(record));
-  if (stream) void reply.header('trailer', `${SERVED_BY}, ${CONTINUED_FROM}`);
+  void reply.header('trailer', `${SERVED_BY}, ${CONTINUED_FROM}`);
 }

@@ -8,6 +8,7 @@ import { LlamaTokenizer } from '../../src/text/llama-tokenizer.js';
 import { encodePrompt, type Tokenizer } from '../../src/text/tokenizer.js';
 import { FAMILY_DIR } from '../helpers/start-gateway.js';
 import { createRng } from '../../src/text/sampling.js';
+import { withoutTokenBytes } from '../helpers/window-tokenizer.js';
 
 /**
  * The window algorithm as it was before the byte path (two detokenize calls per token), kept as
@@ -60,19 +61,6 @@ function referenceStream(
   const deltas = tokens.map((t) => d.push(t));
   deltas.push(d.flush());
   return deltas;
-}
-
-/** The same tokenizer without tokenBytes: IncrementalDetokenizer takes the window path. */
-function withoutBytes(tokenizer: Tokenizer): Tokenizer {
-  return {
-    vocabSize: tokenizer.vocabSize,
-    bos: tokenizer.bos,
-    stopTokens: tokenizer.stopTokens,
-    trainContextLength: tokenizer.trainContextLength,
-    tokenize: (text) => tokenizer.tokenize(text),
-    detokenize: (tokens, previous) => tokenizer.detokenize(tokens, previous),
-    close: async () => {},
-  };
 }
 
 /** Seeded numbers from the gateway's own sampler RNG, so failures reproduce. */
@@ -336,7 +324,7 @@ describe('with the family tokenizer (vocab-only llama.cpp load)', () => {
   });
 
   test('without tokenBytes the window path is kept', () => {
-    const plain = withoutBytes(tokenizer);
+    const plain = withoutTokenBytes(tokenizer);
     const random = rng(3);
     for (let n = 0; n < 20; n++) {
       const gen = generation(random, n % 2 === 0);

@@ -12,7 +12,7 @@ import { ApiError, toApiError } from '../errors.js';
 import { SseWriter } from '../sse.js';
 import { Cancellation } from '../../tiers/cancellation.js';
 import { newExecutionRecord, ResilientGeneration } from '../../resilience/executor.js';
-import { resilienceFields, setResilienceHeaders } from '../../resilience/response-fields.js';
+import { resilienceFields, setStreamResilienceHeaders } from '../../resilience/response-fields.js';
 
 /** One finished choice, for non-streamed responses. */
 export interface CollectedChoice {
@@ -99,7 +99,7 @@ export async function respond(
     });
     if (options.stream) {
       // Headers leave with the first chunk; a whole answer sets them once, at the end.
-      setResilienceHeaders(reply, resilient.record, true);
+      setStreamResilienceHeaders(reply, resilient.record);
       const sse = new SseWriter(reply);
       try {
         for (const chunk of formatter.openingChunks(gen.n)) await sse.send(chunk);
