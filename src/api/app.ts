@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Gateway } from '../gateway/gateway.js';
+import { LazyChildLogger } from '../observability/lazy-child-logger.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handler.js';
 import { healthRoutes } from './health.js';
@@ -26,6 +27,8 @@ export function buildApp(gateway: Gateway): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     bodyLimit: server.bodyLimitBytes,
     trustProxy: server.trustProxy,
+    // request.log is made a pino child only if something logs through it (lazy-child-logger.ts).
+    childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger, bindings, options),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -36,7 +39,7 @@ export function buildApp(gateway: Gateway): FastifyInstance {
   });
   // The API speaks JSON only; other bodies get 415 instead of reaching a handler as a string.
   app.removeContentTypeParser('text/plain');
-  installRequestSummary(app, gateway.metrics);
+  installRequestSummary(app, gateway.metrics, gateway.logger);
   installErrorHandling(app);
   installAuth(app, gateway.config);
   healthRoutes(app, gateway);

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../observability/logger.js';
 import type { MetricsService } from '../observability/metrics.js';
 import type { ExecutionRecord } from '../resilience/executor.js';
 import type { RoutePlan } from '../routing/plan.js';
@@ -46,7 +47,7 @@ declare module 'fastify' {
  * counters. It hangs on the raw response's `close` event, which fires for normal replies,
  * hijacked SSE streams and client disconnects alike.
  */
-export function installRequestSummary(app: FastifyInstance, metrics: MetricsService): void {
+export function installRequestSummary(app: FastifyInstance, metrics: MetricsService, logger: Logger): void {
   app.decorateRequest('tiergate', null as unknown as RequestContext);
   // A callback hook, not an async one: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
@@ -69,7 +70,7 @@ export function installRequestSummary(app: FastifyInstance, metrics: MetricsServ
       const onEnd = ctx.onEnd;
       ctx.onEnd = undefined;
       onEnd?.();
-      summarise(request, reply.raw.statusCode, reply.raw.writableFinished, metrics);
+      summarise(request, reply.raw.statusCode, reply.raw.writableFinished, metrics, logger);
     });
     done();
   });
@@ -80,18 +81,22 @@ function summarise(
   status: number,
   finished: boolean,
   metrics: MetricsService,
+  logger: Logger,
 ): void {
   const ctx = request.tiergate;
   const seconds = (performance.now() - ctx.startedAt) / 1000;
   const route = request.routeOptions.url ?? 'unmatched';
   const tier = ctx.tier ?? 'none';
-  const labels = { route, tier, status: String(status) };
-  metrics.requests.inc(labels);
-  metrics.requestDuration.observe(labels, seconds);
+  const code = String(status);
+  metrics.requests.labels(route, tier, code).inc();
+  metrics.requestDuration.labels(route, tier, code).observe(seconds);
   // Probes and scrapes would drown the log; they are visible in the metrics.
   if (route === '/healthz' || route === '/readyz' || route === '/metrics') return;
-  request.log.info(
+  // The root logger with the request id, rather than request.log: that child is then never built
+  // for a request that logs nothing else (src/observability/lazy-child-logger.ts).
+  logger.info(
     {
+      requestId: request.id,
       method: request.method,
       route,
       status,

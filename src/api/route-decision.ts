@@ -20,7 +20,7 @@ function routingMetrics(metrics: MetricsService): ReturnType<typeof createRoutin
 
 function createRoutingMetrics(metrics: MetricsService) {
   return {
-    decisions: metrics.counter({
+    decisions: metrics.seriesCounter({
       name: 'route_decisions_total',
       help: 'Routing decisions by policy, chosen tier and reason code.',
       labelNames: ['policy', 'tier', 'reason'],
@@ -136,7 +136,7 @@ export function decideRoute(
   hooks.onPlan?.(plan);
   const first = plan.attempts[0];
   const m = routingMetrics(gateway.metrics);
-  m.decisions.inc({ policy: plan.policy, tier: first?.tier ?? 'none', reason: plan.code });
+  m.decisions.labels(plan.policy, first?.tier ?? 'none', plan.code).inc();
   if (plan.rejected !== undefined || first === undefined) {
     const reason = plan.rejected?.reason ?? 'no tier to route to';
     if (plan.code === 'unavailable')

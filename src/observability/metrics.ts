@@ -8,6 +8,7 @@ import {
   type GaugeConfiguration,
   type HistogramConfiguration,
 } from 'prom-client';
+import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from './series-metrics.js';
 
 /** Every metric name starts with this, so tiergate's series are easy to select. */
 export const METRIC_PREFIX = 'tiergate_';
@@ -22,6 +23,15 @@ const GAUGES_NAMED_LIKE_COUNTERS = [
 ];
 const PER_TOKEN_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
+/** One tier's series of the per-request metrics. */
+export interface TierSeries {
+  readonly inputTokens: CounterSeries;
+  readonly outputTokens: CounterSeries;
+  readonly timeToFirstToken: HistogramSeries;
+  readonly timePerOutputToken: HistogramSeries;
+  readonly aborted: CounterSeries;
+}
+
 /**
  * Owns one prom-client Registry per gateway instance (never the global one, so several apps
  * in one process, e.g. in tests, do not collide). Names follow vLLM and the OpenTelemetry GenAI
@@ -31,16 +41,18 @@ const PER_TOKEN_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.0
 export class MetricsService {
   readonly registry = new Registry();
 
+  // The series every request touches are SeriesCounter/SeriesHistogram (series-metrics.ts):
+  // label values resolved once, not validated and hashed on every update.
   /** HTTP requests by route template, tier and status code. */
-  readonly requests: Counter<'route' | 'tier' | 'status'>;
+  readonly requests: SeriesCounter<'route' | 'tier' | 'status'>;
   /** Whole-request duration (gen_ai.server.request.duration / vllm e2e_request_latency). */
-  readonly requestDuration: Histogram<'route' | 'tier' | 'status'>;
+  readonly requestDuration: SeriesHistogram<'route' | 'tier' | 'status'>;
   /** Time from the request's arrival to its first generated token (gen_ai.server.time_to_first_token). */
-  readonly timeToFirstToken: Histogram<'tier'>;
+  readonly timeToFirstToken: SeriesHistogram<'tier'>;
   /** Mean decode time per output token after the first (gen_ai.server.time_per_output_token). */
-  readonly timePerOutputToken: Histogram<'tier'>;
+  readonly timePerOutputToken: SeriesHistogram<'tier'>;
   /** Tokens processed, by type input|output (gen_ai.client.token.usage). */
-  readonly tokens: Counter<'tier' | 'type'>;
+  readonly tokens: SeriesCounter<'tier' | 'type'>;
   /** Generation requests currently being served (from `generating`, read at scrape time). */
   readonly inFlight: Gauge<'tier'>;
   /**
@@ -49,7 +61,8 @@ export class MetricsService {
    */
   readonly generating = new Map<string, number>();
   /** Requests that ended early because the client went away. */
-  readonly aborted: Counter<'tier'>;
+  readonly aborted: SeriesCounter<'tier'>;
+  private readonly perTier = new Map<string, TierSeries>();
   /** Time spent loading each tier's model at start-up. */
   readonly tierStartSeconds: Gauge<'tier'>;
   /** 1 when the tier reports ready. */
@@ -67,30 +80,30 @@ export class MetricsService {
         this.registry.removeSingleMetric(`${METRIC_PREFIX}${name}`);
       }
     }
-    this.requests = this.counter({
+    this.requests = this.seriesCounter({
       name: 'requests_total',
       help: 'HTTP requests by route, tier and status code.',
       labelNames: ['route', 'tier', 'status'],
     });
-    this.requestDuration = this.histogram({
+    this.requestDuration = this.seriesHistogram({
       name: 'request_duration_seconds',
       help: 'End-to-end request duration in seconds.',
       labelNames: ['route', 'tier', 'status'],
       buckets: LATENCY_BUCKETS,
     });
-    this.timeToFirstToken = this.histogram({
+    this.timeToFirstToken = this.seriesHistogram({
       name: 'time_to_first_token_seconds',
       help: 'Time from request arrival to the first generated token, in seconds.',
       labelNames: ['tier'],
       buckets: LATENCY_BUCKETS,
     });
-    this.timePerOutputToken = this.histogram({
+    this.timePerOutputToken = this.seriesHistogram({
       name: 'time_per_output_token_seconds',
       help: 'Mean time per output token after the first, per request, in seconds.',
       labelNames: ['tier'],
       buckets: PER_TOKEN_BUCKETS,
     });
-    this.tokens = this.counter({
+    this.tokens = this.seriesCounter({
       name: 'tokens_total',
       help: 'Tokens processed, by type (input = prompt, output = generated).',
       labelNames: ['tier', 'type'],
@@ -104,7 +117,7 @@ export class MetricsService {
         for (const [tier, n] of generating) this.set({ tier }, n);
       },
     });
-    this.aborted = this.counter({
+    this.aborted = this.seriesCounter({
       name: 'requests_aborted_total',
       help: 'Generations stopped because the client disconnected.',
       labelNames: ['tier'],
@@ -148,6 +161,49 @@ export class MetricsService {
       (this.existing(name) as Histogram<L> | undefined) ??
       new Histogram({ ...config, name, registers: [this.registry] })
     );
+  }
+
+  /** A hot-path counter (series-metrics.ts); same naming and sharing rules as counter(). */
+  seriesCounter<L extends string>(config: {
+    name: string;
+    help: string;
+    labelNames: readonly L[];
+  }): SeriesCounter<L> {
+    const name = this.prefixed(config.name);
+    const found = this.existing(name);
+    if (found instanceof SeriesCounter) return found as SeriesCounter<L>;
+    return new SeriesCounter(name, config.help, config.labelNames).registerIn(this.registry);
+  }
+
+  /** A hot-path histogram (series-metrics.ts); same naming and sharing rules as histogram(). */
+  seriesHistogram<L extends string>(config: {
+    name: string;
+    help: string;
+    labelNames: readonly L[];
+    buckets: readonly number[];
+  }): SeriesHistogram<L> {
+    const name = this.prefixed(config.name);
+    const found = this.existing(name);
+    if (found instanceof SeriesHistogram) return found as SeriesHistogram<L>;
+    return new SeriesHistogram(name, config.help, config.labelNames, config.buckets).registerIn(
+      this.registry,
+    );
+  }
+
+  /** The per-tier series the pipeline updates for every request, resolved once per tier. */
+  tier(name: string): TierSeries {
+    let t = this.perTier.get(name);
+    if (t === undefined) {
+      t = {
+        inputTokens: this.tokens.labels(name, 'input'),
+        outputTokens: this.tokens.labels(name, 'output'),
+        timeToFirstToken: this.timeToFirstToken.labels(name),
+        timePerOutputToken: this.timePerOutputToken.labels(name),
+        aborted: this.aborted.labels(name),
+      };
+      this.perTier.set(name, t);
+    }
+    return t;
   }
 
   private existing(name: string): unknown {

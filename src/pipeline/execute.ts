@@ -1,7 +1,7 @@
 import type { MetricsService } from '../observability/metrics.js';
 import type { LatencyObservation } from '../routing/latency-model.js';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { generateChoice, type ChoiceStats, type GenerationSource } from './generate-choice.js';
+import { ChoiceDecoder, choiceEvents, unfinished, type ChoiceStats, type GenerationSource } from './generate-choice.js';
 import { merge } from './merge.js';
 import type { ChoiceEvent, GenerationRequest } from './types.js';
 import { type CancelSignal } from '../tiers/cancellation.js';
@@ -33,24 +33,36 @@ export async function* execute(
    */
   streamed = true,
 ): AsyncGenerator<ChoiceEvent> {
-  const labels = { tier: tier.name };
+  const series = metrics.tier(tier.name);
   const stats: ChoiceStats[] = [];
-  const sources = Array.from({ length: request.n }, (_, i) => {
+  const decoders = Array.from({ length: request.n }, (_, i) => {
     const s: ChoiceStats = { completionTokens: 0, firstTokenAt: undefined, lastTokenAt: undefined };
     stats.push(s);
-    // Each choice gets its own seed so n > 1 gives different samples, reproducibly.
-    const seed = request.sampling.seed === undefined ? undefined : request.sampling.seed + i;
-    return generateChoice(tier, tokenizer, request, i, seed, s, signal, streamed);
+    return new ChoiceDecoder(tokenizer, request, i, s, streamed);
   });
+  // Each choice gets its own seed so n > 1 gives different samples, reproducibly.
+  const seedOf = (i: number): number | undefined =>
+    request.sampling.seed === undefined ? undefined : request.sampling.seed + i;
   const generating = metrics.generating;
   generating.set(tier.name, (generating.get(tier.name) ?? 0) + 1);
-  metrics.tokens.inc({ tier: tier.name, type: 'input' }, request.promptTokens.length * request.n);
+  series.inputTokens.inc(request.promptTokens.length * request.n);
   // 'abandoned': the consumer stopped early (client gone, shutdown) — a generator's finally
   // without completion or error; 'failed' errors are logged by whoever handles them.
   let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
   try {
-    // One choice (the common case) needs no interleaving: one generator layer less per token.
-    yield* sources.length === 1 ? sources[0]! : merge(sources);
+    if (decoders.length === 1) {
+      // One choice (the common case): the tier's events are decoded here, with no generator
+      // per choice and no interleaving between this loop and the tier.
+      const decoder = decoders[0]!;
+      for await (const event of tier.generate(decoder.tierRequest(seedOf(0)), signal)) {
+        for (const e of decoder.push(event)) yield e;
+        // Leaving the loop closes the tier's stream (stop string found): its slot is freed.
+        if (decoder.done) break;
+      }
+      if (!decoder.done) throw unfinished(tier.name);
+    } else {
+      yield* merge(decoders.map((d) => choiceEvents(tier, d, seedOf(d.index), signal)));
+    }
     outcome = 'completed';
   } catch (err) {
     outcome = signal.aborted ? 'abandoned' : 'failed';
@@ -58,7 +70,7 @@ export async function* execute(
   } finally {
     generating.set(tier.name, (generating.get(tier.name) ?? 1) - 1);
     summary.aborted = outcome === 'abandoned';
-    if (summary.aborted) metrics.aborted.inc(labels);
+    if (summary.aborted) series.aborted.inc();
     let first: number | undefined;
     let perTokenSum = 0;
     let perTokenCount = 0;
@@ -67,15 +79,15 @@ export async function* execute(
       if (s.firstTokenAt !== undefined) first = Math.min(first ?? Infinity, s.firstTokenAt);
       if (s.firstTokenAt !== undefined && s.lastTokenAt !== undefined && s.completionTokens > 1) {
         const perToken = (s.lastTokenAt - s.firstTokenAt) / (s.completionTokens - 1) / 1000;
-        metrics.timePerOutputToken.observe(labels, perToken);
+        series.timePerOutputToken.observe(perToken);
         perTokenSum += perToken * 1000;
         perTokenCount++;
       }
     }
-    metrics.tokens.inc({ tier: tier.name, type: 'output' }, summary.completionTokens);
+    series.outputTokens.inc(summary.completionTokens);
     if (first !== undefined) {
       summary.ttftMs = first - request.arrivedAt;
-      metrics.timeToFirstToken.observe(labels, summary.ttftMs / 1000);
+      series.timeToFirstToken.observe(summary.ttftMs / 1000);
       // Only completed requests teach the latency model: an aborted one says little about the tier.
       if (outcome === 'completed') {
         observe?.({

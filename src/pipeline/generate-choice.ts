@@ -8,7 +8,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import { tokenText } from '../text/token-text.js';
 import type { ChoiceEvent, GenerationRequest, TokenDetail } from './types.js';
 import { type CancelSignal } from '../tiers/cancellation.js';
-import type { TokenEvent } from '../tiers/tier.js';
+import type { GenerateRequest, TierEvent, TokenEvent } from '../tiers/tier.js';
 
 /** Counters the caller reads after (or during) the stream, for usage and metrics. */
 export interface ChoiceStats {
@@ -19,28 +19,38 @@ export interface ChoiceStats {
 }
 
 /**
- * Egress for one choice (DESIGN.md step 5): runs the tier, detokenises incrementally, applies
- * stop strings and yields text deltas with their tokens. Returning early (client gone, stop
- * string found) ends the tier's generator, which frees its slot.
+ * Egress for one choice (DESIGN.md step 5), synchronously: detokenises a tier's events
+ * incrementally, applies stop strings and turns them into text deltas with their tokens. It is
+ * driven by whoever iterates the tier (execute.ts), so a request's events pass through one
+ * async generator less per layer of the pipeline.
  */
-export async function* generateChoice(
-  // The resilient executor (src/resilience/executor.ts) runs the request's attempt list behind
-  // this `generate`: breakers, admission, retries and mid-stream continuation across tiers.
-  tier: GenerationSource,
-  tokenizer: Tokenizer,
-  request: GenerationRequest,
-  index: number,
-  seed: number | undefined,
-  stats: ChoiceStats,
-  signal: CancelSignal,
-  /** False when the client reads the whole answer at once: one delta per choice, not per token. */
-  streamed = true,
-): AsyncGenerator<ChoiceEvent> {
-  const detok = new IncrementalDetokenizer(tokenizer, request.promptTokens);
-  const stops = new StopMatcher(request.stop);
-  let pendingTokens: TokenDetail[] = [];
-  const events = tier.generate(
-    {
+export class ChoiceDecoder {
+  /** True once the choice has finished (finish event, or a stop string): stop the tier now. */
+  done = false;
+  private readonly detok: IncrementalDetokenizer;
+  private readonly stops: StopMatcher;
+  private pendingTokens: TokenDetail[] = [];
+  private previous: number | undefined;
+  /** Not streamed: text (and token details) are held and delivered once, with the finish. */
+  private held = '';
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly request: GenerationRequest,
+    readonly index: number,
+    private readonly stats: ChoiceStats,
+    /** False when the client reads the whole answer at once: one delta per choice, not per token. */
+    private readonly streamed = true,
+  ) {
+    this.detok = new IncrementalDetokenizer(tokenizer, request.promptTokens);
+    this.stops = new StopMatcher(request.stop);
+    this.previous = request.promptTokens.at(-1);
+  }
+
+  /** What to ask the tier for this choice (its own seed: n > 1 gives different samples). */
+  tierRequest(seed: number | undefined): GenerateRequest {
+    const { request } = this;
+    return {
       tokens: request.promptTokens,
       // Built field by field: an object spread here made V8 keep these per-request objects alive
       // across young-generation collections (node --import tsx bench/gc-pipeline.ts shows it).
@@ -51,25 +61,27 @@ export async function* generateChoice(
         seed,
       },
       maxTokens: request.maxTokens,
-      stopTokens: tokenizer.stopTokens,
+      stopTokens: this.tokenizer.stopTokens,
       topLogprobs: request.logprobs ? request.topLogprobs : 0,
       logprobs: request.logprobs,
       requestId: request.requestId,
-    },
-    signal,
-  );
-  let previous = request.promptTokens.at(-1);
-  // Not streamed: text (and token details) are held and delivered once, with the finish.
-  let held = '';
-  for await (const event of events) {
+    };
+  }
+
+  /** The choice events for one tier event (none, a delta, and/or the finish). */
+  push(event: TierEvent): ChoiceEvent[] {
+    const { index, stops, detok, stats } = this;
     if (event.kind === 'finish') {
+      this.done = true;
       const tail = stops.push(detok.flush());
-      const text = held + (tail.stop === undefined ? tail.text + stops.flush() : tail.text);
-      if (text !== '' || pendingTokens.length > 0) {
-        yield { kind: 'delta', index, text, tokens: pendingTokens };
-      }
-      yield { kind: 'finish', index, reason: tail.stop === undefined ? event.reason : 'stop' };
-      return;
+      const text = this.held + (tail.stop === undefined ? tail.text + stops.flush() : tail.text);
+      const finish: ChoiceEvent = {
+        kind: 'finish',
+        index,
+        reason: tail.stop === undefined ? event.reason : 'stop',
+      };
+      if (text === '' && this.pendingTokens.length === 0) return [finish];
+      return [{ kind: 'delta', index, text, tokens: this.pendingTokens }, finish];
     }
     const now = performance.now();
     stats.firstTokenAt ??= now;
@@ -79,25 +91,55 @@ export async function* generateChoice(
     for (let i = 0; i < event.tokens.length; i++) {
       const token = event.tokens[i]!;
       stats.completionTokens++;
-      if (request.logprobs) pendingTokens.push(detail(tokenizer, event, i, previous));
-      previous = token;
+      if (this.request.logprobs) this.pendingTokens.push(detail(this.tokenizer, event, i, this.previous));
+      this.previous = token;
       const scan = stops.push(detok.push(token));
       text += scan.text;
       if (scan.stop !== undefined) {
         // Tokens after a stop string in the same event are dropped, as if never generated.
-        yield { kind: 'delta', index, text: held + text, tokens: pendingTokens };
-        yield { kind: 'finish', index, reason: 'stop' };
-        return;
+        this.done = true;
+        return [
+          { kind: 'delta', index, text: this.held + text, tokens: this.pendingTokens },
+          { kind: 'finish', index, reason: 'stop' },
+        ];
       }
     }
-    if (!streamed) held += text;
-    else if (text !== '') {
-      yield { kind: 'delta', index, text, tokens: pendingTokens };
-      pendingTokens = [];
+    if (!this.streamed) {
+      this.held += text;
+      return NONE;
     }
+    if (text === '') return NONE;
+    const delta: ChoiceEvent = { kind: 'delta', index, text, tokens: this.pendingTokens };
+    this.pendingTokens = [];
+    return [delta];
   }
-  // The Tier contract ends every stream with a finish event; a tier that does not is broken.
-  throw new Error(`tier "${tier.name}" ended its stream without a finish event`);
+}
+
+const NONE: ChoiceEvent[] = [];
+
+/**
+ * One choice as an async generator over a tier (or the resilience executor), for n > 1 choices,
+ * which merge() interleaves. Returning early (client gone, stop string found) ends the tier's
+ * generator, which frees its slot.
+ */
+export async function* choiceEvents(
+  // The resilient executor (src/resilience/executor.ts) runs the request's attempt list behind
+  // this `generate`: breakers, admission, retries and mid-stream continuation across tiers.
+  tier: GenerationSource,
+  decoder: ChoiceDecoder,
+  seed: number | undefined,
+  signal: CancelSignal,
+): AsyncGenerator<ChoiceEvent> {
+  for await (const event of tier.generate(decoder.tierRequest(seed), signal)) {
+    for (const e of decoder.push(event)) yield e;
+    if (decoder.done) return;
+  }
+  throw unfinished(tier.name);
+}
+
+/** The Tier contract ends every stream with a finish event; a tier that does not is broken. */
+export function unfinished(tier: string): Error {
+  return new Error(`tier "${tier}" ended its stream without a finish event`);
 }
 
 function detail(

@@ -1,7 +1,6 @@
-import type { GenerateRequest, Tier, TierEvent } from '../tiers/tier.js';
+import type { GenerateRequest, TierEvent } from '../tiers/tier.js';
 import { AllTiersFailedError, causeOf, isRetryable, ResilienceError, type FailureCause } from './errors.js';
 import type { ResilienceRuntime } from './resilience-runtime.js';
-import type { BreakerTicket } from './tier-breaker.js';
 import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
 
 /** One entry of a RoutePlan's ordered attempt list (chosen tier first, then fallbacks). */
@@ -120,32 +119,88 @@ export class ResilientGeneration {
         continue;
       }
 
-      const outcome = yield* this.attempt(
-        guard.name,
-        guard.tier,
-        ticket,
-        {
-          tier: attempt.tier,
-          deadlineMs: attemptLimit(
-            // The plan's budget does not bind the final attempt: cutting it would turn a slow
-            // answer into no answer. The tier's own attemptTimeoutMs (hang protection) does.
-            index === this.attempts.length - 1 ? 0 : attempt.deadlineMs,
-            guard.settings.attemptTimeoutMs,
-          ),
-        },
-        request,
-        sent,
-        signal,
-        release,
+      // One attempt on this tier, inline rather than a generator of its own: every event of
+      // the request passes through here, and each generator layer costs it a few promises.
+      const deadlineMs = attemptLimit(
+        // The plan's budget does not bind the final attempt: cutting it would turn a slow answer
+        // into no answer. The tier's own attemptTimeoutMs (hang protection) does.
+        index === this.attempts.length - 1 ? 0 : attempt.deadlineMs,
+        guard.settings.attemptTimeoutMs,
       );
-      if (outcome === 'finished') return;
-      lastError = outcome.error;
-      if (!isRetryable(outcome.error)) throw outcome.error;
+      const now = Date.now();
+      const attemptEnd = deadlineMs > 0 ? Math.min(this.deadline, now + deadlineMs) : this.deadline;
+      const local = new Cancellation();
+      const timer = setTimeout(
+        () => local.abort(this.timeoutError(guard.name, attemptEnd, deadlineMs)),
+        Math.max(0, attemptEnd - now),
+      );
+      const onAbort = (): void => local.abort(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      const remaining = request.maxTokens - sent.length;
+      let failure: unknown;
+      try {
+        if (remaining <= 0) {
+          // The previous tier died after the last token but before its finish event.
+          ticket.neutral();
+          yield { kind: 'finish', reason: 'length' };
+          return;
+        }
+        const events = guard.tier.generate(
+          // The tier sees the prompt plus everything already sent: a seamless continuation.
+          // (Field by field rather than a spread: see src/pipeline/generate-choice.ts.)
+          {
+            tokens: sent.length === 0 ? request.tokens : [...request.tokens, ...sent],
+            sampling: request.sampling,
+            maxTokens: remaining,
+            stopTokens: request.stopTokens,
+            topLogprobs: request.topLogprobs,
+            logprobs: request.logprobs,
+            deadline: this.deadline,
+            requestId: request.requestId,
+          },
+          local.signal,
+        );
+        let servedNoted = false;
+        for await (const event of events) {
+          if (!servedNoted) {
+            record.servedBy.push(guard.name);
+            servedNoted = true;
+          }
+          if (event.kind === 'tokens') for (const token of event.tokens) sent.push(token);
+          else ticket.success();
+          yield event;
+          if (event.kind === 'finish') return;
+        }
+        throw new Error(`tier "${guard.name}" ended its stream without a finish event`);
+      } catch (err) {
+        if (signal.aborted) {
+          ticket.neutral();
+          throw signal.reason;
+        }
+        const error = local.signal.aborted ? local.signal.reason : err;
+        // A bad request or a full tier queue says nothing about the tier's health.
+        if (!isRetryable(error) || causeOf(error) === 'overloaded') ticket.neutral();
+        else ticket.failure(error);
+        if ((error as { code?: unknown }).code === 'TIERGATE_ERR_DEADLINE')
+          throw new AllTiersFailedError([guard.name], error);
+        failure = error;
+      } finally {
+        // Reached also when the consumer stops early (client gone, stop string): not the tier's fault.
+        ticket.neutral();
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        local.abort(ATTEMPT_ENDED);
+        release();
+      }
+
+      // The attempt failed (a finished one returned above).
+      lastError = failure;
+      if (!isRetryable(failure)) throw failure;
       issuedAndFailed = true;
       if (sent.length > 0) record.continuedFrom ??= guard.name;
-      noteFallback(guard.name, causeOf(outcome.error));
+      noteFallback(guard.name, causeOf(failure));
       runtime.logger.warn(
-        { tier: guard.name, requestId: request.requestId, tokensSent: sent.length, err: outcome.error },
+        { tier: guard.name, requestId: request.requestId, tokensSent: sent.length, err: failure },
         `attempt on tier "${guard.name}" failed; trying the next tier`,
       );
     }
@@ -162,92 +217,16 @@ export class ResilientGeneration {
     throw new AllTiersFailedError(tried, lastError ?? new Error('no tier could serve the request'));
   }
 
-  /** One attempt on one tier; yields its events, returns 'finished' or the error that ended it. */
-  private async *attempt(
-    tierName: string,
-    tier: Tier,
-    ticket: BreakerTicket,
-    spec: AttemptSpec,
-    request: GenerateRequest,
-    sent: number[],
-    signal: CancelSignal,
-    release: () => void,
-  ): AsyncGenerator<TierEvent, 'finished' | { error: unknown }> {
-    const now = Date.now();
-    const attemptEnd = spec.deadlineMs > 0 ? Math.min(this.deadline, now + spec.deadlineMs) : this.deadline;
-    const local = new Cancellation();
-    const timer = setTimeout(
-      () => {
-        const overall = attemptEnd >= this.deadline;
-        local.abort(
-          new ResilienceError(
-            overall ? 'TIERGATE_ERR_DEADLINE' : 'TIERGATE_ERR_ATTEMPT_TIMEOUT',
-            overall
-              ? `the request's deadline passed on tier "${tierName}"`
-              : `attempt on tier "${tierName}" timed out after ${spec.deadlineMs} ms`,
-            tierName,
-          ),
-        );
-      },
-      Math.max(0, attemptEnd - now),
+  /** Why an attempt's timer fired: the request's deadline, or the attempt's own limit. */
+  private timeoutError(tierName: string, attemptEnd: number, deadlineMs: number): ResilienceError {
+    const overall = attemptEnd >= this.deadline;
+    return new ResilienceError(
+      overall ? 'TIERGATE_ERR_DEADLINE' : 'TIERGATE_ERR_ATTEMPT_TIMEOUT',
+      overall
+        ? `the request's deadline passed on tier "${tierName}"`
+        : `attempt on tier "${tierName}" timed out after ${deadlineMs} ms`,
+      tierName,
     );
-    const onAbort = (): void => local.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const remaining = request.maxTokens - sent.length;
-    let servedNoted = false;
-    try {
-      if (remaining <= 0) {
-        // The previous tier died after the last token but before its finish event.
-        ticket.neutral();
-        yield { kind: 'finish', reason: 'length' };
-        return 'finished';
-      }
-      const events = tier.generate(
-        // The tier sees the prompt plus everything already sent: a seamless continuation.
-        // (Field by field rather than a spread: see generate-choice.ts.)
-        {
-          tokens: sent.length === 0 ? request.tokens : [...request.tokens, ...sent],
-          sampling: request.sampling,
-          maxTokens: remaining,
-          stopTokens: request.stopTokens,
-          topLogprobs: request.topLogprobs,
-          logprobs: request.logprobs,
-          deadline: this.deadline,
-          requestId: request.requestId,
-        },
-        local.signal,
-      );
-      for await (const event of events) {
-        if (!servedNoted) {
-          this.record.servedBy.push(tierName);
-          servedNoted = true;
-        }
-        if (event.kind === 'tokens') for (const token of event.tokens) sent.push(token);
-        else ticket.success();
-        yield event;
-        if (event.kind === 'finish') return 'finished';
-      }
-      throw new Error(`tier "${tierName}" ended its stream without a finish event`);
-    } catch (err) {
-      if (signal.aborted) {
-        ticket.neutral();
-        throw signal.reason;
-      }
-      const error = local.signal.aborted ? local.signal.reason : err;
-      // A bad request or a full tier queue says nothing about the tier's health.
-      if (!isRetryable(error) || causeOf(error) === 'overloaded') ticket.neutral();
-      else ticket.failure(error);
-      if ((error as { code?: unknown }).code === 'TIERGATE_ERR_DEADLINE')
-        throw new AllTiersFailedError([tierName], error);
-      return { error };
-    } finally {
-      // Reached also when the consumer stops early (client gone, stop string): not the tier's fault.
-      ticket.neutral();
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      local.abort(ATTEMPT_ENDED);
-      release();
-    }
   }
 }
 

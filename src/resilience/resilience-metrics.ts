@@ -1,5 +1,6 @@
 import type { Counter, Gauge } from 'prom-client';
 import type { MetricsService } from '../observability/metrics.js';
+import type { SeriesCounter } from '../observability/series-metrics.js';
 import type { BreakerState } from './tier-breaker.js';
 
 /** Numeric breaker state for the gauge (0 closed, 1 half-open, 2 open: higher is worse). */
@@ -12,7 +13,7 @@ export const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, ha
  */
 export class ResilienceMetrics {
   readonly breakerState: Gauge<'tier'>;
-  readonly breakerEvents: Counter<'tier' | 'event'>;
+  readonly breakerEvents: SeriesCounter<'tier' | 'event'>;
   readonly queueDepth: Gauge<'tier'>;
   readonly admitted: Gauge<'tier'>;
   readonly shed: Counter<'tier' | 'reason'>;
@@ -38,7 +39,7 @@ export class ResilienceMetrics {
       help: 'Circuit breaker state per tier: 0 closed, 1 half-open, 2 open.',
       labelNames: ['tier'],
     });
-    this.breakerEvents = metrics.counter({
+    this.breakerEvents = metrics.seriesCounter({
       name: 'breaker_events_total',
       help: 'Circuit breaker events per tier: open, half_open, close, success, failure, reject.',
       labelNames: ['tier', 'event'],

@@ -51,7 +51,7 @@ export class ResilienceRuntime {
           (kind) => m.faults.inc({ tier: name, fault: kind }),
         ),
         breaker: new TierBreaker(name, settings.breaker, (event, state) => {
-          m.breakerEvents.inc({ tier: name, event });
+          m.breakerEvents.labels(name, event).inc();
           // The state changes only with these events; success/failure/reject (per request) leave it.
           if (event === 'open' || event === 'half_open' || event === 'close') {
             m.breakerState.set({ tier: name }, BREAKER_STATE_VALUE[state]);

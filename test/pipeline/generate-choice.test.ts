@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { generateChoice, type ChoiceStats } from '../../src/pipeline/generate-choice.js';
+import { ChoiceDecoder, choiceEvents, type ChoiceStats } from '../../src/pipeline/generate-choice.js';
 import type { ChoiceEvent, GenerationRequest } from '../../src/pipeline/types.js';
 import { ByteTokenizer } from '../../src/text/byte-tokenizer.js';
 import { Cancellation } from '../../src/tiers/cancellation.js';
@@ -44,16 +44,8 @@ function request(stop: string[], logprobs = false): GenerationRequest {
 async function run(text: string, sizes: number[], stop: string[], streamed: boolean, logprobs = false) {
   const stats: ChoiceStats = { completionTokens: 0, firstTokenAt: undefined, lastTokenAt: undefined };
   const events: ChoiceEvent[] = [];
-  const gen = generateChoice(
-    source(text, sizes),
-    tokenizer,
-    request(stop, logprobs),
-    0,
-    undefined,
-    stats,
-    new Cancellation().signal,
-    streamed,
-  );
+  const decoder = new ChoiceDecoder(tokenizer, request(stop, logprobs), 0, stats, streamed);
+  const gen = choiceEvents(source(text, sizes), decoder, undefined, new Cancellation().signal);
   for await (const e of gen) events.push(e);
   return { events, stats };
 }

@@ -209,25 +209,17 @@ describe('gRPC gateway API', () => {
   });
 });
 
-function series(gw: TestGateway, name: string, tier: string): number {
-  const metric = gw.gateway.metrics.registry.getSingleMetric(name) as unknown as
-    { hashMap: Record<string, { value: number; labels: Record<string, string> }> } | undefined;
-  const entry = Object.values(metric?.hashMap ?? {}).find((e) => e.labels.tier === tier);
-  return entry?.value ?? 0;
-}
-
 function requests(gw: TestGateway, route: string, status: string): number {
-  const metric = gw.gateway.metrics.registry.getSingleMetric('tiergate_requests_total') as unknown as
-    { hashMap: Record<string, { value: number; labels: Record<string, string> }> } | undefined;
-  const entry = Object.values(metric?.hashMap ?? {}).find(
-    (e) => e.labels.route === route && e.labels.status === status,
-  );
+  const entry = gw.gateway.metrics.requests
+    .get()
+    .values.find((e) => e.labels.route === route && e.labels.status === status);
   return entry?.value ?? 0;
 }
 
 // The in-flight gauge is filled at scrape time from this count.
 const inFlight = (gw: TestGateway, tier: string) => gw.gateway.metrics.generating.get(tier) ?? 0;
-const aborted = (gw: TestGateway, tier: string) => series(gw, 'tiergate_requests_aborted_total', tier);
+const aborted = (gw: TestGateway, tier: string) =>
+  gw.gateway.metrics.aborted.get().values.find((e) => e.labels.tier === tier)?.value ?? 0;
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
   const until = Date.now() + timeoutMs;
