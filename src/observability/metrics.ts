@@ -8,7 +8,12 @@ import {
   type GaugeConfiguration,
   type HistogramConfiguration,
 } from 'prom-client';
-import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from './series-metrics.js';
+import {
+  SeriesCounter,
+  SeriesHistogram,
+  type CounterSeries,
+  type HistogramSeries,
+} from './series-metrics.js';
 
 /** Every metric name starts with this, so tiergate's series are easy to select. */
 export const METRIC_PREFIX = 'tiergate_';

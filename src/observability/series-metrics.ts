@@ -68,7 +68,6 @@ class SeriesTable<S> {
     }
     return this.labelNames.map((name) => labels[name] ?? '');
   }
-
 }
 
 export interface CounterSeries {
@@ -201,7 +200,12 @@ export class SeriesHistogram<L extends string> extends SeriesMetric<
       });
       values.push({ labels: { le: '+Inf' }, sharedLabels: labels, value: series.count, metricName: bucket });
       values.push({ labels: {}, sharedLabels: labels, value: series.sum, metricName: `${this.name}_sum` });
-      values.push({ labels: {}, sharedLabels: labels, value: series.count, metricName: `${this.name}_count` });
+      values.push({
+        labels: {},
+        sharedLabels: labels,
+        value: series.count,
+        metricName: `${this.name}_count`,
+      });
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }

@@ -1,7 +1,13 @@
 import type { MetricsService } from '../observability/metrics.js';
 import type { LatencyObservation } from '../routing/latency-model.js';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { ChoiceDecoder, choiceEvents, unfinished, type ChoiceStats, type GenerationSource } from './generate-choice.js';
+import {
+  ChoiceDecoder,
+  choiceEvents,
+  unfinished,
+  type ChoiceStats,
+  type GenerationSource,
+} from './generate-choice.js';
 import { merge } from './merge.js';
 import type { ChoiceEvent, GenerationRequest } from './types.js';
 import { type CancelSignal } from '../tiers/cancellation.js';

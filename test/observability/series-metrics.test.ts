@@ -38,7 +38,12 @@ test('a SeriesHistogram renders exactly as a prom-client Histogram fed the same 
 test('a SeriesCounter renders exactly as a prom-client Counter fed the same increments', async () => {
   const theirs = new Registry();
   const ours = new Registry();
-  const reference = new Counter({ name: 'c_total', help: 'h', labelNames: ['tier', 'type'], registers: [theirs] });
+  const reference = new Counter({
+    name: 'c_total',
+    help: 'h',
+    labelNames: ['tier', 'type'],
+    registers: [theirs],
+  });
   const counter = new SeriesCounter('c_total', 'h', ['tier', 'type']).registerIn(ours);
   const held = counter.labels('echo', 'input');
   for (let i = 0; i < 3; i++) {
