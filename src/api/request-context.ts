@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { MetricsService } from '../observability/metrics.js';
+import { writeSummaryLine } from '../observability/summary-line.js';
 import type { ExecutionRecord } from '../resilience/executor.js';
 import type { RoutePlan } from '../routing/plan.js';
 
@@ -29,6 +30,11 @@ export interface RequestContext {
    * frees its slot here. One 'close' listener per request runs it, rather than one each.
    */
   onEnd?: (() => void) | undefined;
+  /**
+   * Called from the same listener when the response closed before it finished (the client went
+   * away): the responder aborts its generation here. Cleared by the responder when it is done.
+   */
+  onClientGone?: (() => void) | undefined;
   /** Name of the API key that authenticated the request (auth on). */
   apiKey?: string | undefined;
   /** The routing policy applied ("none": the static model table) and its reason code. */
@@ -67,6 +73,7 @@ export function installRequestSummary(app: FastifyInstance, metrics: MetricsServ
     void reply.header('x-request-id', request.id);
     reply.raw.once('close', () => {
       const ctx = request.tiergate;
+      if (!reply.raw.writableFinished) ctx.onClientGone?.();
       const onEnd = ctx.onEnd;
       ctx.onEnd = undefined;
       onEnd?.();
@@ -94,33 +101,30 @@ function summarise(
   if (route === '/healthz' || route === '/readyz' || route === '/metrics') return;
   // The root logger with the request id, rather than request.log: that child is then never built
   // for a request that logs nothing else (src/observability/lazy-child-logger.ts).
-  logger.info(
-    {
-      requestId: request.id,
-      method: request.method,
-      route,
-      status,
-      model: ctx.model,
-      tier: ctx.tier,
-      policy: ctx.policy,
-      routeReason: ctx.routeReason,
-      stream: ctx.stream,
-      promptTokens: ctx.promptTokens,
-      completionTokens: ctx.completionTokens,
-      ttftMs: ctx.ttftMs === undefined ? undefined : round(ctx.ttftMs),
-      durationMs: round(seconds * 1000),
-      finishReason: ctx.finishReason,
-      error: ctx.errorCode,
-      aborted: ctx.aborted || !finished ? true : undefined,
-      servedBy:
-        ctx.resilience !== undefined && ctx.resilience.servedBy.length > 1
-          ? ctx.resilience.servedBy
-          : undefined,
-      continuedFrom: ctx.resilience?.continuedFrom,
-      fallbacks: ctx.resilience?.fallbacks.length ? ctx.resilience.fallbacks : undefined,
-    },
-    'request',
-  );
+  writeSummaryLine(logger, {
+    requestId: request.id,
+    method: request.method,
+    route,
+    status,
+    model: ctx.model,
+    tier: ctx.tier,
+    policy: ctx.policy,
+    routeReason: ctx.routeReason,
+    stream: ctx.stream,
+    promptTokens: ctx.promptTokens,
+    completionTokens: ctx.completionTokens,
+    ttftMs: ctx.ttftMs === undefined ? undefined : round(ctx.ttftMs),
+    durationMs: round(seconds * 1000),
+    finishReason: ctx.finishReason,
+    error: ctx.errorCode,
+    aborted: ctx.aborted || !finished ? true : undefined,
+    servedBy:
+      ctx.resilience !== undefined && ctx.resilience.servedBy.length > 1
+        ? ctx.resilience.servedBy
+        : undefined,
+    continuedFrom: ctx.resilience?.continuedFrom,
+    fallbacks: ctx.resilience?.fallbacks.length ? ctx.resilience.fallbacks : undefined,
+  });
 }
 
 function round(ms: number): number {

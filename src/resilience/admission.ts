@@ -51,15 +51,21 @@ export class AdmissionController {
     return ((this.queue.length + 1) * this.serviceMs) / slots;
   }
 
+  /** A slot at once when one is free and nobody waits (no promise, no turn of the event loop). */
+  tryAcquire(): Release | undefined {
+    const { maxConcurrent } = this.settings;
+    if (maxConcurrent === 0 || (this.active < maxConcurrent && this.queue.length === 0)) return this.grant();
+    return undefined;
+  }
+
   /**
    * Waits for a slot. `deadline` is absolute (ms since the epoch). Rejects with a
    * ResilienceError (shed) or the signal's reason.
    */
   acquire(deadline: number | undefined, signal: CancelSignal): Promise<Release> {
-    const { maxConcurrent, maxQueue } = this.settings;
-    if (maxConcurrent === 0 || (this.active < maxConcurrent && this.queue.length === 0)) {
-      return Promise.resolve(this.grant());
-    }
+    const { maxQueue } = this.settings;
+    const free = this.tryAcquire();
+    if (free !== undefined) return Promise.resolve(free);
     const retryAfter = Math.max(1, Math.ceil(this.expectedWaitMs() / 1000));
     if (this.queue.length >= maxQueue) {
       return Promise.reject(

@@ -105,7 +105,7 @@ export class ResilientGeneration {
       }
       let release: (() => void) | undefined;
       try {
-        release = await guard.admission.acquire(this.deadline, signal);
+        release = guard.admission.tryAcquire() ?? (await guard.admission.acquire(this.deadline, signal));
       } catch (err) {
         ticket.neutral();
         if (signal.aborted) throw signal.reason;

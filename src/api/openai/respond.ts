@@ -51,10 +51,8 @@ export async function respond(
   ctx.promptTokens = gen.promptTokens.length;
   const client = new Cancellation();
   // The response's 'close' before it finished means the client went away: stop generating now.
-  const onClose = (): void => {
-    if (!reply.raw.writableFinished) client.abort(new ApiError('invalid_request', 'client disconnected'));
-  };
-  reply.raw.once('close', onClose);
+  // (Called by the request's one 'close' listener, request-context.ts.)
+  ctx.onClientGone = (): void => client.abort(new ApiError('invalid_request', 'client disconnected'));
   // Shutdown is forwarded into the request's own cancellation (registered just before the try
   // below, removed in its finally).
   const shutdown = gateway.shutdownSignal;
@@ -152,7 +150,7 @@ export async function respond(
     }
   } finally {
     await events.return(undefined);
-    reply.raw.off('close', onClose);
+    ctx.onClientGone = undefined;
     shutdown.removeEventListener('abort', onShutdown);
     ctx.completionTokens = summary.completionTokens;
     ctx.ttftMs = summary.ttftMs;

@@ -1,0 +1,65 @@
+import { symbols, type Logger } from 'pino';
+
+/** The fields of a request's summary line, in the order they are written. */
+export interface SummaryFields {
+  readonly requestId: string;
+  readonly method: string;
+  readonly route: string;
+  readonly status: number;
+  readonly model: string | undefined;
+  readonly tier: string | undefined;
+  readonly policy: string | undefined;
+  readonly routeReason: string | undefined;
+  readonly stream: boolean;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly ttftMs: number | undefined;
+  readonly durationMs: number;
+  readonly finishReason: string | undefined;
+  readonly error: string | undefined;
+  readonly aborted: true | undefined;
+  readonly servedBy: readonly string[] | undefined;
+  readonly continuedFrom: string | undefined;
+  readonly fallbacks: readonly object[] | undefined;
+}
+
+/** pino's numeric level for info lines. */
+const INFO = 30;
+
+/**
+ * Writes the one summary line per request straight to the logger's destination, as pino itself
+ * would write `logger.info(fields, 'request')`: same keys, order, level, time and bindings
+ * (test/observability/summary-line.test.ts checks it against pino byte for byte). pino's generic
+ * serialiser walks and type-checks an object per line; this line is the only one every request
+ * writes, and its fields are known, so it is built as a string directly.
+ */
+export function writeSummaryLine(logger: Logger, fields: SummaryFields): void {
+  if (!logger.isLevelEnabled('info')) return;
+  // pino's public symbols for a logger's destination and serialised bindings.
+  const internals = logger as unknown as Record<symbol, unknown>;
+  const stream = internals[symbols.streamSym] as { write(line: string): void };
+  stream.write(summaryLine(internals[symbols.chindingsSym] as string, Date.now(), fields));
+}
+
+/** The line itself: `bindings` is the logger's serialised bindings (`,"service":"tiergate"`). */
+export function summaryLine(bindings: string, time: number, f: SummaryFields): string {
+  let line = `{"level":${INFO},"time":${time}${bindings},"requestId":${str(f.requestId)},"method":${str(f.method)},"route":${str(f.route)},"status":${f.status}`;
+  if (f.model !== undefined) line += `,"model":${str(f.model)}`;
+  if (f.tier !== undefined) line += `,"tier":${str(f.tier)}`;
+  if (f.policy !== undefined) line += `,"policy":${str(f.policy)}`;
+  if (f.routeReason !== undefined) line += `,"routeReason":${str(f.routeReason)}`;
+  line += `,"stream":${f.stream},"promptTokens":${num(f.promptTokens)},"completionTokens":${num(f.completionTokens)}`;
+  if (f.ttftMs !== undefined) line += `,"ttftMs":${num(f.ttftMs)}`;
+  line += `,"durationMs":${num(f.durationMs)}`;
+  if (f.finishReason !== undefined) line += `,"finishReason":${str(f.finishReason)}`;
+  if (f.error !== undefined) line += `,"error":${str(f.error)}`;
+  if (f.aborted !== undefined) line += `,"aborted":true`;
+  if (f.servedBy !== undefined) line += `,"servedBy":${JSON.stringify(f.servedBy)}`;
+  if (f.continuedFrom !== undefined) line += `,"continuedFrom":${str(f.continuedFrom)}`;
+  if (f.fallbacks !== undefined) line += `,"fallbacks":${JSON.stringify(f.fallbacks)}`;
+  return `${line},"msg":"request"}\n`;
+}
+
+const str = (s: string): string => JSON.stringify(s);
+// As pino writes numbers: non-finite ones as null.
+const num = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');
