@@ -71,10 +71,17 @@ async function runPipeline(): Promise<void> {
       newExecutionRecord(),
     );
     const summary = { completionTokens: 0, ttftMs: undefined, aborted: false };
-    const events = execute(resilient, tokenizer, gateway.metrics, gen, new Cancellation(), summary, (o) =>
-      gateway.router.observe('echo', o),
+    await execute(
+      resilient,
+      tokenizer,
+      gateway.metrics,
+      gen,
+      new Cancellation(),
+      summary,
+      () => {},
+      (o) => gateway.router.observe('echo', o),
+      false,
     );
-    for await (const event of events) void event;
     requests++;
   }
   process.stdout.write(`US_PER_REQUEST ${((performance.now() - begin) * 1000) / requests}\n`);

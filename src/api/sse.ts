@@ -27,10 +27,11 @@ export class SseWriter {
     return this.raw.destroyed || this.raw.writableEnded;
   }
 
-  async send(data: unknown): Promise<void> {
+  /** Writes one event; returns a promise only when the socket is full (resolved once it drains). */
+  send(data: unknown): void | Promise<void> {
     if (this.closed) return;
     if (!this.raw.write(`data: ${JSON.stringify(data)}\n\n`)) {
-      await new Promise<void>((resolve) => {
+      return new Promise<void>((resolve) => {
         const done = (): void => {
           this.raw.off('drain', done);
           this.raw.off('close', done);

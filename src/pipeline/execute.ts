@@ -21,24 +21,35 @@ export interface ExecutionSummary {
 }
 
 /**
- * Step 4 of DESIGN.md for one request: runs its n choices on the tier (concurrently; llama.cpp
- * batches them) and records the per-request metrics when the stream ends, however it ends.
+ * Receives a request's choice events in order. A handler that must wait (a client's socket is
+ * full) returns a promise, and generation waits for it; throwing stops the request.
  */
-export async function* execute(
+export type ChoiceEventHandler = (event: ChoiceEvent) => void | Promise<void>;
+
+/**
+ * Step 4 of DESIGN.md for one request: runs its n choices on the tier (concurrently; llama.cpp
+ * batches them), hands each decoded event to `onEvent`, and records the per-request metrics when
+ * the request ends, however it ends. Resolves when every choice finished.
+ *
+ * Events are pushed to a handler rather than pulled from a generator: the tier's stream is the
+ * only async iteration per request, and a handler that does not wait costs no promise per event.
+ */
+export async function execute(
   tier: GenerationSource,
   tokenizer: Tokenizer,
   metrics: MetricsService,
   request: GenerationRequest,
   signal: CancelSignal,
   summary: ExecutionSummary,
+  onEvent: ChoiceEventHandler,
   /** Called once when the request completed with a first token: feeds the router's latency model. */
   observe?: (observation: LatencyObservation) => void,
   /**
    * False when the client reads the whole answer at once (no SSE): each choice's text comes as
-   * one delta before its finish instead of one per token, two generator hops fewer per token.
+   * one delta before its finish instead of one per token.
    */
   streamed = true,
-): AsyncGenerator<ChoiceEvent> {
+): Promise<void> {
   const series = metrics.tier(tier.name);
   const stats: ChoiceStats[] = [];
   const decoders = Array.from({ length: request.n }, (_, i) => {
@@ -52,8 +63,8 @@ export async function* execute(
   const generating = metrics.generating;
   generating.set(tier.name, (generating.get(tier.name) ?? 0) + 1);
   series.inputTokens.inc(request.promptTokens.length * request.n);
-  // 'abandoned': the consumer stopped early (client gone, shutdown) — a generator's finally
-  // without completion or error; 'failed' errors are logged by whoever handles them.
+  // 'abandoned': stopped early by cancellation (client gone, shutdown); 'failed' errors are
+  // logged by whoever handles them.
   let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
   try {
     if (decoders.length === 1) {
@@ -61,13 +72,19 @@ export async function* execute(
       // per choice and no interleaving between this loop and the tier.
       const decoder = decoders[0]!;
       for await (const event of tier.generate(decoder.tierRequest(seedOf(0)), signal)) {
-        for (const e of decoder.push(event)) yield e;
+        for (const e of decoder.push(event)) {
+          const wait = onEvent(e);
+          if (wait !== undefined) await wait;
+        }
         // Leaving the loop closes the tier's stream (stop string found): its slot is freed.
         if (decoder.done) break;
       }
       if (!decoder.done) throw unfinished(tier.name);
     } else {
-      yield* merge(decoders.map((d) => choiceEvents(tier, d, seedOf(d.index), signal)));
+      for await (const e of merge(decoders.map((d) => choiceEvents(tier, d, seedOf(d.index), signal)))) {
+        const wait = onEvent(e);
+        if (wait !== undefined) await wait;
+      }
     }
     outcome = 'completed';
   } catch (err) {

@@ -21,7 +21,7 @@ import type {
   RouteInfoMessage,
   UsageMessage,
 } from './messages.js';
-import { nextEvent, runGeneration, type Execution } from './run-generation.js';
+import { runGeneration, type Execution } from './run-generation.js';
 
 const SERVICE = '/tiergate.v1.Gateway';
 
@@ -105,17 +105,12 @@ function unaryGeneration<Req extends { model: string }>(
         prepared = prepare(ctx, call.request);
         execution = runGeneration(gateway, prepared.gen, ctx);
         const choices = new Map<number, { index: number; text: string; finishReason: FinishReason }>();
-        for (
-          let r = await nextEvent(execution.events, ctx.signal);
-          !r.done;
-          r = await nextEvent(execution.events, ctx.signal)
-        ) {
-          const ev = r.value;
+        await execution.run((ev) => {
           const choice = choices.get(ev.index) ?? { index: ev.index, text: '', finishReason: 'length' };
           choices.set(ev.index, choice);
           if (ev.kind === 'delta') choice.text += ev.text;
           else choice.finishReason = ctx.finishReason = ev.reason;
-        }
+        });
         const response: CompletionResponseMessage = {
           id: responseId(method === 'Chat' ? 'chatcmpl' : 'cmpl'),
           model: call.request.model,
@@ -130,7 +125,6 @@ function unaryGeneration<Req extends { model: string }>(
         if (execution !== undefined) settle(ctx, execution);
         callback(ctx.finish(err)?.status ?? null);
       } finally {
-        await execution?.events.return(undefined);
         prepared?.decision.done();
       }
     })();
@@ -161,20 +155,14 @@ function streamedGeneration<Req extends { model: string }>(
           usage: null,
           route: null,
         });
-        for (
-          let r = await nextEvent(execution.events, ctx.signal);
-          !r.done;
-          r = await nextEvent(execution.events, ctx.signal)
-        ) {
-          const ev = r.value;
-          if (ctx.signal.aborted) break;
-          if (ev.kind === 'delta') {
-            if (ev.text !== '') await write(call, chunk(ev.index, ev.text, ''));
-          } else {
-            ctx.finishReason = ev.reason;
-            await write(call, chunk(ev.index, '', ev.reason));
-          }
-        }
+        await execution.run((ev) => {
+          // The call was cancelled: stop generating (the executor frees the tier).
+          ctx.signal.throwIfAborted();
+          if (ev.kind === 'delta')
+            return ev.text === '' ? undefined : write(call, chunk(ev.index, ev.text, ''));
+          ctx.finishReason = ev.reason;
+          return write(call, chunk(ev.index, '', ev.reason));
+        });
         ctx.signal.throwIfAborted();
         await write(call, {
           ...chunk(0, '', ''),
@@ -190,7 +178,6 @@ function streamedGeneration<Req extends { model: string }>(
         // grpc-js turns an 'error' event on a server stream into the call's status.
         if (!call.cancelled && failure !== undefined) call.emit('error', failure.status);
       } finally {
-        await execution?.events.return(undefined);
         prepared?.decision.done();
       }
     })();
@@ -207,8 +194,8 @@ function settle(ctx: CallContext, execution: Execution): void {
  * Writes with backpressure: waits for 'drain' when the client reads slower than we generate, or
  * for the call to end (a cancelled call never drains; the caller then sees the aborted signal).
  */
-function write<T>(call: ServerWritableStream<unknown, T>, message: T): Promise<void> {
-  if (call.write(message)) return Promise.resolve();
+function write<T>(call: ServerWritableStream<unknown, T>, message: T): void | Promise<void> {
+  if (call.write(message)) return;
   return new Promise((resolve) => {
     const done = (): void => {
       call.off('drain', done);

@@ -1,12 +1,15 @@
 import type { Gateway } from '../../gateway/gateway.js';
-import { execute, type ExecutionSummary } from '../../pipeline/execute.js';
-import type { ChoiceEvent, GenerationRequest } from '../../pipeline/types.js';
+import { execute, type ChoiceEventHandler, type ExecutionSummary } from '../../pipeline/execute.js';
+import type { GenerationRequest } from '../../pipeline/types.js';
 import { newExecutionRecord, ResilientGeneration, type ExecutionRecord } from '../../resilience/executor.js';
 import type { CallContext } from './call-context.js';
-import { type CancelSignal } from '../../tiers/cancellation.js';
 
 export interface Execution {
-  readonly events: AsyncGenerator<ChoiceEvent>;
+  /**
+   * Runs the request, handing each choice event to `onEvent`; resolves when every choice
+   * finished. Once the call is cancelled, its reason is the error, not what the tier threw.
+   */
+  run(onEvent: ChoiceEventHandler): Promise<void>;
   readonly record: ExecutionRecord;
   readonly summary: ExecutionSummary;
 }
@@ -25,20 +28,14 @@ export function runGeneration(gateway: Gateway, gen: GenerationRequest, ctx: Cal
     newExecutionRecord(),
     gen.deadline,
   );
-  const events = execute(resilient, gateway.tokenizer, gateway.metrics, gen, ctx.signal, summary, (o) =>
-    gateway.router.observe(tierName, o),
-  );
-  return { events, record: resilient.record, summary };
-}
-
-/** Next event; once the call is cancelled, its reason is the error, not what the tier threw. */
-export async function nextEvent(
-  events: AsyncGenerator<ChoiceEvent>,
-  signal: CancelSignal,
-): Promise<IteratorResult<ChoiceEvent>> {
-  try {
-    return await events.next();
-  } catch (err) {
-    throw signal.aborted ? signal.reason : err;
-  }
+  const run = async (onEvent: ChoiceEventHandler): Promise<void> => {
+    try {
+      await execute(resilient, gateway.tokenizer, gateway.metrics, gen, ctx.signal, summary, onEvent, (o) =>
+        gateway.router.observe(tierName, o),
+      );
+    } catch (err) {
+      throw ctx.signal.aborted ? ctx.signal.reason : err;
+    }
+  };
+  return { run, record: resilient.record, summary };
 }

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Gateway, ServedModel } from '../../gateway/gateway.js';
-import { execute, type ExecutionSummary } from '../../pipeline/execute.js';
+import { execute, type ChoiceEventHandler, type ExecutionSummary } from '../../pipeline/execute.js';
 import type {
   ChoiceEvent,
   FinishReason,
@@ -10,8 +10,10 @@ import type {
 } from '../../pipeline/types.js';
 import { ApiError, toApiError } from '../errors.js';
 import { SseWriter } from '../sse.js';
-import { Cancellation } from '../../tiers/cancellation.js';
-import { newExecutionRecord, ResilientGeneration } from '../../resilience/executor.js';
+import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
+import { newExecutionRecord, ResilientGeneration, type ExecutionRecord } from '../../resilience/executor.js';
+import type { LatencyObservation } from '../../routing/latency-model.js';
+import type { RequestContext } from '../request-context.js';
 import { resilienceFields, setStreamResilienceHeaders } from '../../resilience/response-fields.js';
 
 /** One finished choice, for non-streamed responses. */
@@ -33,9 +35,9 @@ export interface Formatter {
 }
 
 /**
- * Runs a prepared request and answers it, streamed (SSE) or whole. The first event is awaited
- * before any byte is written, so failures before the first token (tier busy, tier down) still
- * get a proper HTTP status; later failures end the stream with an error event.
+ * Runs a prepared request and answers it, streamed (SSE) or whole. No byte is written before the
+ * first event, so failures before the first token (tier busy, tier down) still get a proper HTTP
+ * status; later failures end the stream with an error event.
  */
 export async function respond(
   request: FastifyRequest,
@@ -71,19 +73,22 @@ export async function respond(
   ctx.resilience = resilient.record;
   // Only a request served by one tier teaches that tier's latency model (a continuation's
   // timings mix two tiers).
-  const events = execute(
-    resilient,
-    gateway.tokenizer,
-    gateway.metrics,
-    gen,
-    signal,
-    summary,
-    (o) => {
-      const by = resilient.record.servedBy;
-      if (by.length === 1 && by[0] !== undefined) gateway.router.observe(by[0], o);
-    },
-    options.stream,
-  );
+  const observe = (o: LatencyObservation): void => {
+    const by = resilient.record.servedBy;
+    if (by.length === 1 && by[0] !== undefined) gateway.router.observe(by[0], o);
+  };
+  const run = (onEvent: ChoiceEventHandler): Promise<void> =>
+    execute(
+      resilient,
+      gateway.tokenizer,
+      gateway.metrics,
+      gen,
+      signal,
+      summary,
+      onEvent,
+      observe,
+      options.stream,
+    );
   const usage = (): Usage => ({
     promptTokens: gen.promptTokens.length * gen.n,
     completionTokens: summary.completionTokens,
@@ -91,69 +96,110 @@ export async function respond(
   if (shutdown.aborted) onShutdown();
   else shutdown.addEventListener('abort', onShutdown, { once: true });
   try {
-    // Once aborted, the reason (client gone, shutdown) is the error, not whatever the tier threw.
-    const first = await events.next().catch((err: unknown) => {
-      throw signal.aborted ? signal.reason : err;
-    });
-    if (options.stream) {
-      // Headers leave with the first chunk; a whole answer sets them once, at the end.
-      setStreamResilienceHeaders(reply, resilient.record);
-      const sse = new SseWriter(reply);
-      try {
-        for (const chunk of formatter.openingChunks(gen.n)) await sse.send(chunk);
-        for (let r = first; !r.done; r = await events.next()) {
-          if (sse.closed) break;
-          const ev = r.value;
-          if (ev.kind === 'delta') {
-            await sse.send(formatter.deltaChunk(ev));
-          } else {
-            ctx.finishReason = ev.reason;
-            await sse.send(formatter.finishChunk(ev.index, ev.reason));
-          }
-        }
-        if (options.includeUsage && !sse.closed) await sse.send(formatter.usageChunk(usage()));
-      } catch (err) {
-        // Headers are gone; OpenAI's convention is an error object as the last event.
-        const apiError = toApiError(signal.aborted ? signal.reason : err);
-        if (apiError.kind === 'internal') request.log.error({ err }, 'stream failed');
-        ctx.errorCode = apiError.code ?? apiError.type;
-        await sse.send(apiError.toBody());
-      } finally {
-        // A mid-stream continuation happens after the headers left: report it in trailers.
-        if (!sse.closed) reply.raw.addTrailers(resilienceFields(resilient.record));
-        sse.end();
-      }
-    } else {
-      const choices = new Map<number, CollectedChoice>();
-      const next = () =>
-        events.next().catch((err: unknown) => {
-          throw signal.aborted ? signal.reason : err;
-        });
-      for (let r = first; !r.done; r = await next()) {
-        const ev = r.value;
-        let choice = choices.get(ev.index);
-        if (choice === undefined) {
-          choice = { index: ev.index, text: '', tokens: [], finishReason: 'length' };
-          choices.set(ev.index, choice);
-        }
-        if (ev.kind === 'delta') {
-          choice.text += ev.text;
-          choice.tokens.push(...ev.tokens);
-        } else {
-          choice.finishReason = ev.reason;
-          ctx.finishReason = ev.reason;
-        }
-      }
-      const ordered = [...choices.values()].sort((a, b) => a.index - b.index);
+    if (options.stream)
+      await streamAnswer(
+        request,
+        reply,
+        resilient.record,
+        formatter,
+        run,
+        signal,
+        gen.n,
+        options.includeUsage ? usage : undefined,
+      );
+    else {
+      const choices = await collectChoices(run, signal, ctx);
       void reply.headers(resilienceFields(resilient.record));
-      await reply.send(formatter.response(ordered, usage()));
+      await reply.send(formatter.response(choices, usage()));
     }
   } finally {
-    await events.return(undefined);
     ctx.onClientGone = undefined;
     shutdown.removeEventListener('abort', onShutdown);
     ctx.completionTokens = summary.completionTokens;
     ctx.ttftMs = summary.ttftMs;
     ctx.aborted = summary.aborted;
+  }
+}
+
+/** Once aborted, the reason (client gone, shutdown) is the error, not whatever the tier threw. */
+function failureOf(signal: CancelSignal, err: unknown): unknown {
+  return signal.aborted ? signal.reason : err;
+}
+
+/** A whole answer: every choice's text (and token details) collected, in index order. */
+async function collectChoices(
+  run: (onEvent: ChoiceEventHandler) => Promise<void>,
+  signal: CancelSignal,
+  ctx: RequestContext,
+): Promise<CollectedChoice[]> {
+  const choices: CollectedChoice[] = [];
+  try {
+    await run((ev) => {
+      let choice = choices[ev.index];
+      if (choice === undefined) {
+        choice = { index: ev.index, text: '', tokens: [], finishReason: 'length' };
+        choices[ev.index] = choice;
+      }
+      if (ev.kind === 'delta') {
+        choice.text += ev.text;
+        for (const t of ev.tokens) choice.tokens.push(t);
+      } else choice.finishReason = ctx.finishReason = ev.reason;
+    });
+  } catch (err) {
+    throw failureOf(signal, err);
+  }
+  return choices.filter((c) => c !== undefined);
+}
+
+/**
+ * An SSE answer. Headers leave with the first event, so a failure before it (tier busy, tier
+ * down) still gets a proper HTTP status; a later failure ends the stream with an error event,
+ * OpenAI's convention once headers are gone.
+ */
+async function streamAnswer(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  record: ExecutionRecord,
+  formatter: Formatter,
+  run: (onEvent: ChoiceEventHandler) => Promise<void>,
+  signal: CancelSignal,
+  n: number,
+  usage: (() => Usage) | undefined,
+): Promise<void> {
+  const ctx = request.tiergate;
+  let sse: SseWriter | undefined;
+  const open = (): SseWriter => {
+    // A whole answer sets the resilience headers once, at the end; a stream before its first byte.
+    setStreamResilienceHeaders(reply, record);
+    const writer = new SseWriter(reply);
+    for (const chunk of formatter.openingChunks(n)) void writer.send(chunk);
+    return writer;
+  };
+  try {
+    await run((ev) => {
+      sse ??= open();
+      // The client went away: stop generating (its cancellation has fired too).
+      if (sse.closed) signal.throwIfAborted();
+      if (ev.kind === 'delta') return sse.send(formatter.deltaChunk(ev));
+      ctx.finishReason = ev.reason;
+      return sse.send(formatter.finishChunk(ev.index, ev.reason));
+    });
+    if (sse === undefined) sse = open();
+    if (usage !== undefined && !sse.closed) await sse.send(formatter.usageChunk(usage()));
+  } catch (err) {
+    const failure = failureOf(signal, err);
+    if (sse === undefined) throw failure;
+    // Nobody is left to tell: the summary line records the request as aborted.
+    if (sse.closed) return;
+    const apiError = toApiError(failure);
+    if (apiError.kind === 'internal') request.log.error({ err }, 'stream failed');
+    ctx.errorCode = apiError.code ?? apiError.type;
+    await sse.send(apiError.toBody());
+  } finally {
+    // A mid-stream continuation happens after the headers left: report it in trailers.
+    if (sse !== undefined) {
+      if (!sse.closed) reply.raw.addTrailers(resilienceFields(record));
+      sse.end();
+    }
   }
 }
