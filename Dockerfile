@@ -65,4 +65,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.TIERGATE_PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # tini forwards SIGTERM so the gateway drains in-flight requests, and reaps a spawned sidecar.
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "bin/tiergate.js", "serve"]
+# --max-semi-space-size: docs/gateway.md, "Runtime flags".
+CMD ["node", "--max-semi-space-size=64", "bin/tiergate.js", "serve"]

@@ -149,8 +149,25 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * The V8 flags `npm start` (and bin/tiergate.js, the Dockerfile) run the gateway with; the bare
+ * server gets them too, so both run on the same runtime settings.
+ */
+const SERVER_NODE_FLAGS = ['--max-semi-space-size=64'];
+
+/** Peak resident memory of a process so far, in MB (VmHWM from /proc, Linux). */
+function peakRssMb(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return Number(kb) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
 function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const nodeArgs = ['--import', 'tsx', fileURLToPath(import.meta.url), ...args];
+  const nodeArgs = [...SERVER_NODE_FLAGS, '--import', 'tsx', fileURLToPath(import.meta.url), ...args];
   const [cmd, argv] = PIN
     ? ['taskset', ['-c', '1', process.execPath, ...nodeArgs]]
     : [process.execPath, nodeArgs];
@@ -342,7 +359,8 @@ async function main(): Promise<void> {
   );
   console.log(
     '  gw: gateway, static model → echo tier; policy: gateway, policy engine over 3 echo tiers.\n' +
-      '  Both: logging at info, metrics, per-tier breaker (opossum) and admission control on.',
+      '  Both: logging at info, metrics, per-tier breaker (opossum) and admission control on.\n' +
+      `  All three servers: node ${SERVER_NODE_FLAGS.join(' ')} (as npm start runs the gateway).`,
   );
 
   const servers = { bare, gw: gateway, policy } as const;
@@ -408,7 +426,7 @@ async function main(): Promise<void> {
     for (const which of names) {
       const ratio = which === 'bare' ? '' : `, ratio to bare ${(maxRps(which) / maxRps('bare')).toFixed(2)}`;
       console.log(
-        `  ${which.padEnd(6)} ${maxRps(which).toFixed(0).padStart(6)} req/s${ratio}; server CPU ${maxCpu(which).toFixed(0)} µs/req (rounds: ${max[which].map((x) => x.rps.toFixed(0)).join(', ')})`,
+        `  ${which.padEnd(6)} ${maxRps(which).toFixed(0).padStart(6)} req/s${ratio}; server CPU ${maxCpu(which).toFixed(0)} µs/req, peak RSS ${peakRssMb(servers[which].child.pid).toFixed(0)} MB (rounds: ${max[which].map((x) => x.rps.toFixed(0)).join(', ')})`,
       );
     }
     console.log(

@@ -1,5 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 // Entry point of the `tiergate` command: runs the compiled CLI (npm run build makes dist/).
+// The V8 flag (also in `npm start` and the Dockerfile) gives the young generation room for a few
+// thousand requests between scavenges: docs/gateway.md, "Runtime flags".
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
