@@ -1,16 +1,10 @@
 import type { MetricsService } from '../observability/metrics.js';
 import type { LatencyObservation } from '../routing/latency-model.js';
 import type { Tokenizer } from '../text/tokenizer.js';
-import {
-  ChoiceDecoder,
-  choiceEvents,
-  unfinished,
-  type ChoiceStats,
-  type GenerationSource,
-} from './generate-choice.js';
-import { merge } from './merge.js';
+import { ChoiceDecoder, type ChoiceStats } from './generate-choice.js';
+import type { GenerationSource, TierEventSink } from './source.js';
 import type { ChoiceEvent, GenerationRequest } from './types.js';
-import { type CancelSignal } from '../tiers/cancellation.js';
+import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
 
 /** Totals over all choices of one request, for usage, the summary log and metrics. */
 export interface ExecutionSummary {
@@ -18,6 +12,64 @@ export interface ExecutionSummary {
   /** Milliseconds from arrival to the first token of any choice. */
   ttftMs: number | undefined;
   aborted: boolean;
+}
+
+/**
+ * The sink for one choice: decodes each tier event and hands the choice events on, in order;
+ * 'stop' once the choice is done (a stop string ends the tier's stream at once).
+ */
+function decodeInto(decoder: ChoiceDecoder, onEvent: ChoiceEventHandler): TierEventSink {
+  return (event) => {
+    const flow = deliver(decoder.push(event), onEvent, 0);
+    if (!decoder.done) return flow;
+    return flow === undefined ? 'stop' : flow.then(() => 'stop' as const);
+  };
+}
+
+/** Hands events on in order; when the handler must wait, the rest follow once it is done. */
+function deliver(
+  events: readonly ChoiceEvent[],
+  onEvent: ChoiceEventHandler,
+  from: number,
+): void | Promise<void> {
+  for (let i = from; i < events.length; i++) {
+    const wait = onEvent(events[i]!);
+    if (wait !== undefined)
+      return i + 1 < events.length ? wait.then(() => deliver(events, onEvent, i + 1)) : wait;
+  }
+}
+
+/**
+ * n > 1 choices generate concurrently (llama.cpp batches them), their events interleaved as they
+ * come. The first failure stops the other choices and is the request's error.
+ */
+async function runConcurrently(
+  tier: GenerationSource,
+  decoders: readonly ChoiceDecoder[],
+  seedOf: (i: number) => number | undefined,
+  signal: CancelSignal,
+  onEvent: ChoiceEventHandler,
+): Promise<void> {
+  const group = new Cancellation();
+  const onAbort = (): void => group.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  let failed: { readonly err: unknown } | undefined;
+  try {
+    await Promise.all(
+      decoders.map((d) =>
+        tier
+          .run(d.tierRequest(seedOf(d.index)), group.signal, decodeInto(d, onEvent))
+          .catch((err: unknown) => {
+            failed ??= { err };
+            group.abort(err);
+          }),
+      ),
+    );
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  if (failed !== undefined) throw failed.err;
 }
 
 /**
@@ -31,8 +83,9 @@ export type ChoiceEventHandler = (event: ChoiceEvent) => void | Promise<void>;
  * batches them), hands each decoded event to `onEvent`, and records the per-request metrics when
  * the request ends, however it ends. Resolves when every choice finished.
  *
- * Events are pushed to a handler rather than pulled from a generator: the tier's stream is the
- * only async iteration per request, and a handler that does not wait costs no promise per event.
+ * Events are pushed to a handler rather than pulled from generators: the tier's stream, iterated
+ * by the source (the resilience executor), is the only async iteration of a request, and a
+ * handler that does not wait costs no promise per event.
  */
 export async function execute(
   tier: GenerationSource,
@@ -68,23 +121,11 @@ export async function execute(
   let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
   try {
     if (decoders.length === 1) {
-      // One choice (the common case): the tier's events are decoded here, with no generator
-      // per choice and no interleaving between this loop and the tier.
+      // One choice (the common case): decoded inside the source's own loop over the tier.
       const decoder = decoders[0]!;
-      for await (const event of tier.generate(decoder.tierRequest(seedOf(0)), signal)) {
-        for (const e of decoder.push(event)) {
-          const wait = onEvent(e);
-          if (wait !== undefined) await wait;
-        }
-        // Leaving the loop closes the tier's stream (stop string found): its slot is freed.
-        if (decoder.done) break;
-      }
-      if (!decoder.done) throw unfinished(tier.name);
+      await tier.run(decoder.tierRequest(seedOf(0)), signal, decodeInto(decoder, onEvent));
     } else {
-      for await (const e of merge(decoders.map((d) => choiceEvents(tier, d, seedOf(d.index), signal)))) {
-        const wait = onEvent(e);
-        if (wait !== undefined) await wait;
-      }
+      await runConcurrently(tier, decoders, seedOf, signal, onEvent);
     }
     outcome = 'completed';
   } catch (err) {

@@ -1,7 +1,3 @@
-import type { Tier } from '../tiers/tier.js';
-
-/** What generates one choice: a Tier, or the resilience executor standing in front of several. */
-export type GenerationSource = Pick<Tier, 'name' | 'generate'>;
 import { IncrementalDetokenizer } from '../text/detokenizer.js';
 import { StopMatcher } from '../text/stop-matcher.js';
 import type { Tokenizer } from '../text/tokenizer.js';
@@ -116,31 +112,6 @@ export class ChoiceDecoder {
 }
 
 const NONE: ChoiceEvent[] = [];
-
-/**
- * One choice as an async generator over a tier (or the resilience executor), for n > 1 choices,
- * which merge() interleaves. Returning early (client gone, stop string found) ends the tier's
- * generator, which frees its slot.
- */
-export async function* choiceEvents(
-  // The resilient executor (src/resilience/executor.ts) runs the request's attempt list behind
-  // this `generate`: breakers, admission, retries and mid-stream continuation across tiers.
-  tier: GenerationSource,
-  decoder: ChoiceDecoder,
-  seed: number | undefined,
-  signal: CancelSignal,
-): AsyncGenerator<ChoiceEvent> {
-  for await (const event of tier.generate(decoder.tierRequest(seed), signal)) {
-    for (const e of decoder.push(event)) yield e;
-    if (decoder.done) return;
-  }
-  throw unfinished(tier.name);
-}
-
-/** The Tier contract ends every stream with a finish event; a tier that does not is broken. */
-export function unfinished(tier: string): Error {
-  return new Error(`tier "${tier}" ended its stream without a finish event`);
-}
 
 function detail(
   tokenizer: Tokenizer,

@@ -1,4 +1,5 @@
-import type { GenerateRequest, TierEvent } from '../tiers/tier.js';
+import type { GenerationSource, TierEventSink } from '../pipeline/source.js';
+import type { GenerateRequest } from '../tiers/tier.js';
 import { AllTiersFailedError, causeOf, isRetryable, ResilienceError, type FailureCause } from './errors.js';
 import type { ResilienceRuntime } from './resilience-runtime.js';
 import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
@@ -28,7 +29,7 @@ export function newExecutionRecord(): ExecutionRecord {
 
 /**
  * Runs one generation over an ordered attempt list with the tiers' breakers, admission control,
- * retry budget and deadlines. Looks like a Tier's `generate` to the pipeline.
+ * retry budget and deadlines: the pipeline's GenerationSource (src/pipeline/source.ts).
  *
  * - Before the first token, a failed attempt moves to the next tier only while the request's
  *   deadline has time left and the retry budget allows it; a tier skipped because its breaker is
@@ -37,7 +38,7 @@ export function newExecutionRecord(): ExecutionRecord {
  *   (maxTokens reduced): every tier shares the tokenizer, so greedy output is unchanged. This is
  *   not charged to the budget: the client already holds half an answer.
  */
-export class ResilientGeneration {
+export class ResilientGeneration implements GenerationSource {
   readonly name: string;
   private readonly deadline: number;
 
@@ -53,11 +54,11 @@ export class ResilientGeneration {
     runtime.retryBudget.deposit();
   }
 
-  generate(request: GenerateRequest, signal: CancelSignal): AsyncGenerator<TierEvent> {
-    return this.run(request, signal);
-  }
-
-  private async *run(request: GenerateRequest, signal: CancelSignal): AsyncGenerator<TierEvent> {
+  /**
+   * Runs the attempts, pushing the serving tier's events to `sink` (the pipeline's decoder) from
+   * the one loop over the tier's stream: no generator of its own between the tier and the sink.
+   */
+  async run(request: GenerateRequest, signal: CancelSignal, sink: TierEventSink): Promise<void> {
     const { runtime, record } = this;
     const m = runtime.metrics;
     const sent: number[] = [];
@@ -138,40 +139,56 @@ export class ResilientGeneration {
       signal.addEventListener('abort', onAbort, { once: true });
       const remaining = request.maxTokens - sent.length;
       let failure: unknown;
+      // The sink's own error (the consumer gave up) is not the tier's: rethrown after cleanup.
+      let consumerError: { readonly err: unknown } | undefined;
       try {
         if (remaining <= 0) {
           // The previous tier died after the last token but before its finish event.
           ticket.neutral();
-          yield { kind: 'finish', reason: 'length' };
-          return;
-        }
-        const events = guard.tier.generate(
-          // The tier sees the prompt plus everything already sent: a seamless continuation.
-          // (Field by field rather than a spread: see src/pipeline/generate-choice.ts.)
-          {
-            tokens: sent.length === 0 ? request.tokens : [...request.tokens, ...sent],
-            sampling: request.sampling,
-            maxTokens: remaining,
-            stopTokens: request.stopTokens,
-            topLogprobs: request.topLogprobs,
-            logprobs: request.logprobs,
-            deadline: this.deadline,
-            requestId: request.requestId,
-          },
-          local.signal,
-        );
-        let servedNoted = false;
-        for await (const event of events) {
-          if (!servedNoted) {
-            record.servedBy.push(guard.name);
-            servedNoted = true;
+          try {
+            await sink({ kind: 'finish', reason: 'length' });
+          } catch (err) {
+            consumerError = { err };
           }
-          if (event.kind === 'tokens') for (const token of event.tokens) sent.push(token);
-          else ticket.success();
-          yield event;
-          if (event.kind === 'finish') return;
+          if (consumerError === undefined) return;
+        } else {
+          const events = guard.tier.generate(
+            // The tier sees the prompt plus everything already sent: a seamless continuation.
+            // (Field by field rather than a spread: see src/pipeline/generate-choice.ts.)
+            {
+              tokens: sent.length === 0 ? request.tokens : [...request.tokens, ...sent],
+              sampling: request.sampling,
+              maxTokens: remaining,
+              stopTokens: request.stopTokens,
+              topLogprobs: request.topLogprobs,
+              logprobs: request.logprobs,
+              deadline: this.deadline,
+              requestId: request.requestId,
+            },
+            local.signal,
+          );
+          let servedNoted = false;
+          for await (const event of events) {
+            if (!servedNoted) {
+              record.servedBy.push(guard.name);
+              servedNoted = true;
+            }
+            if (event.kind === 'tokens') for (const token of event.tokens) sent.push(token);
+            else ticket.success();
+            try {
+              const flow = sink(event);
+              // The consumer is done (stop string): leaving the loop ends the tier's stream.
+              if (flow === 'stop' || (flow !== undefined && (await flow) === 'stop')) return;
+            } catch (err) {
+              consumerError = { err };
+              break;
+            }
+            if (event.kind === 'finish') return;
+          }
+          if (consumerError === undefined) {
+            throw new Error(`tier "${guard.name}" ended its stream without a finish event`);
+          }
         }
-        throw new Error(`tier "${guard.name}" ended its stream without a finish event`);
       } catch (err) {
         if (signal.aborted) {
           ticket.neutral();
@@ -193,6 +210,7 @@ export class ResilientGeneration {
         release();
       }
 
+      if (consumerError !== undefined) throw consumerError.err;
       // The attempt failed (a finished one returned above).
       lastError = failure;
       if (!isRetryable(failure)) throw failure;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ChoiceDecoder, choiceEvents, type ChoiceStats } from '../../src/pipeline/generate-choice.js';
+import { ChoiceDecoder, type ChoiceStats } from '../../src/pipeline/generate-choice.js';
+import { tierSource } from '../../src/pipeline/source.js';
 import type { ChoiceEvent, GenerationRequest } from '../../src/pipeline/types.js';
 import { ByteTokenizer } from '../../src/text/byte-tokenizer.js';
 import { Cancellation } from '../../src/tiers/cancellation.js';
@@ -45,8 +46,14 @@ async function run(text: string, sizes: number[], stop: string[], streamed: bool
   const stats: ChoiceStats = { completionTokens: 0, firstTokenAt: undefined, lastTokenAt: undefined };
   const events: ChoiceEvent[] = [];
   const decoder = new ChoiceDecoder(tokenizer, request(stop, logprobs), 0, stats, streamed);
-  const gen = choiceEvents(source(text, sizes), decoder, undefined, new Cancellation().signal);
-  for await (const e of gen) events.push(e);
+  await tierSource(source(text, sizes)).run(
+    decoder.tierRequest(undefined),
+    new Cancellation().signal,
+    (e) => {
+      events.push(...decoder.push(e));
+      return decoder.done ? 'stop' : undefined;
+    },
+  );
   return { events, stats };
 }
 
