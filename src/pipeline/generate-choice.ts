@@ -3,7 +3,6 @@ import { StopMatcher } from '../text/stop-matcher.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { tokenText } from '../text/token-text.js';
 import type { ChoiceEvent, GenerationRequest, TokenDetail } from './types.js';
-import { type CancelSignal } from '../tiers/cancellation.js';
 import type { GenerateRequest, TierEvent, TokenEvent } from '../tiers/tier.js';
 
 /** Counters the caller reads after (or during) the stream, for usage and metrics. */
