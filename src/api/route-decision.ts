@@ -178,8 +178,11 @@ function recordMisses(
     m.budgetMisses.inc({ policy: plan.policy, tier, budget: 'accuracy' });
 }
 
+const VISIBLE_ASCII = /^[\x20-\x7e]*$/;
+
 /** Header values must be visible ASCII; reasons are built from ASCII but tier names come from config. */
 function headerSafe(text: string): string {
+  if (text.length <= 200 && VISIBLE_ASCII.test(text)) return text;
   const ascii = text.replace(/[^\x20-\x7e]/g, '?');
   return ascii.length > 200 ? `${ascii.slice(0, 197)}...` : ascii;
 }

@@ -43,16 +43,16 @@ export function writeSummaryLine(logger: Logger, fields: SummaryFields): void {
 
 /** The line itself: `bindings` is the logger's serialised bindings (`,"service":"tiergate"`). */
 export function summaryLine(bindings: string, time: number, f: SummaryFields): string {
-  let line = `{"level":${INFO},"time":${time}${bindings},"requestId":${str(f.requestId)},"method":${str(f.method)},"route":${str(f.route)},"status":${f.status}`;
-  if (f.model !== undefined) line += `,"model":${str(f.model)}`;
-  if (f.tier !== undefined) line += `,"tier":${str(f.tier)}`;
-  if (f.policy !== undefined) line += `,"policy":${str(f.policy)}`;
-  if (f.routeReason !== undefined) line += `,"routeReason":${str(f.routeReason)}`;
+  let line = `{"level":${INFO},"time":${time}${bindings},"requestId":${str(f.requestId)},"method":${known(f.method)},"route":${known(f.route)},"status":${f.status}`;
+  if (f.model !== undefined) line += `,"model":${known(f.model)}`;
+  if (f.tier !== undefined) line += `,"tier":${known(f.tier)}`;
+  if (f.policy !== undefined) line += `,"policy":${known(f.policy)}`;
+  if (f.routeReason !== undefined) line += `,"routeReason":${known(f.routeReason)}`;
   line += `,"stream":${f.stream},"promptTokens":${num(f.promptTokens)},"completionTokens":${num(f.completionTokens)}`;
   if (f.ttftMs !== undefined) line += `,"ttftMs":${num(f.ttftMs)}`;
   line += `,"durationMs":${num(f.durationMs)}`;
-  if (f.finishReason !== undefined) line += `,"finishReason":${str(f.finishReason)}`;
-  if (f.error !== undefined) line += `,"error":${str(f.error)}`;
+  if (f.finishReason !== undefined) line += `,"finishReason":${known(f.finishReason)}`;
+  if (f.error !== undefined) line += `,"error":${known(f.error)}`;
   if (f.aborted !== undefined) line += `,"aborted":true`;
   if (f.servedBy !== undefined) line += `,"servedBy":${JSON.stringify(f.servedBy)}`;
   if (f.continuedFrom !== undefined) line += `,"continuedFrom":${str(f.continuedFrom)}`;
@@ -60,6 +60,22 @@ export function summaryLine(bindings: string, time: number, f: SummaryFields): s
   return `${line},"msg":"request"}\n`;
 }
 
-const str = (s: string): string => JSON.stringify(s);
+/** A JSON string; most are plain ASCII and need no escaping. */
+const str = (s: string): string => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * Values from a small set (methods, route templates, configured models and tiers, reason and
+ * error codes) are quoted once and remembered; the set is capped in case one is not so small.
+ */
+function known(s: string): string {
+  let q = quoted.get(s);
+  if (q === undefined) {
+    q = str(s);
+    if (quoted.size < 4096) quoted.set(s, q);
+  }
+  return q;
+}
+const quoted = new Map<string, string>();
 // As pino writes numbers: non-finite ones as null.
 const num = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');

@@ -127,28 +127,29 @@ function failureOf(signal: CancelSignal, err: unknown): unknown {
 }
 
 /** A whole answer: every choice's text (and token details) collected, in index order. */
-async function collectChoices(
+function collectChoices(
   run: (onEvent: ChoiceEventHandler) => Promise<void>,
   signal: CancelSignal,
   ctx: RequestContext,
 ): Promise<CollectedChoice[]> {
   const choices: CollectedChoice[] = [];
-  try {
-    await run((ev) => {
-      let choice = choices[ev.index];
-      if (choice === undefined) {
-        choice = { index: ev.index, text: '', tokens: [], finishReason: 'length' };
-        choices[ev.index] = choice;
-      }
-      if (ev.kind === 'delta') {
-        choice.text += ev.text;
-        for (const t of ev.tokens) choice.tokens.push(t);
-      } else choice.finishReason = ctx.finishReason = ev.reason;
-    });
-  } catch (err) {
-    throw failureOf(signal, err);
-  }
-  return choices.filter((c) => c !== undefined);
+  // A promise chain rather than an async function: one promise less per request.
+  return run((ev) => {
+    let choice = choices[ev.index];
+    if (choice === undefined) {
+      choice = { index: ev.index, text: '', tokens: [], finishReason: 'length' };
+      choices[ev.index] = choice;
+    }
+    if (ev.kind === 'delta') {
+      choice.text += ev.text;
+      for (const t of ev.tokens) choice.tokens.push(t);
+    } else choice.finishReason = ctx.finishReason = ev.reason;
+  }).then(
+    () => choices.filter((c) => c !== undefined),
+    (err: unknown) => {
+      throw failureOf(signal, err);
+    },
+  );
 }
 
 /**
