@@ -422,9 +422,20 @@ async function main(): Promise<void> {
 
     const maxRps = (which: Which): number => median(max[which].map((x) => x.rps));
     const maxCpu = (which: Which): number => median(max[which].map((x) => x.cpuUs));
+    // Each round runs the three servers back to back, so a round's ratio compares runs that saw
+    // the same background load; the median of those ratios is the figure least moved by a
+    // disturbed round (the ratio of the medians can pair a quiet bare run with a disturbed one).
+    const roundRatios = (which: Which): number[] => max[which].map((x, i) => x.rps / max.bare[i]!.rps);
     console.log('\nhighest rate (unthrottled, 32 connections), medians of rounds');
     for (const which of names) {
-      const ratio = which === 'bare' ? '' : `, ratio to bare ${(maxRps(which) / maxRps('bare')).toFixed(2)}`;
+      const ratio =
+        which === 'bare'
+          ? ''
+          : `, ratio to bare ${median(roundRatios(which)).toFixed(2)} (median of the rounds' ratios: ${roundRatios(
+              which,
+            )
+              .map((r) => r.toFixed(2))
+              .join(', ')}; ratio of the medians ${(maxRps(which) / maxRps('bare')).toFixed(2)})`;
       console.log(
         `  ${which.padEnd(6)} ${maxRps(which).toFixed(0).padStart(6)} req/s${ratio}; server CPU ${maxCpu(which).toFixed(0)} µs/req, peak RSS ${peakRssMb(servers[which].child.pid).toFixed(0)} MB (rounds: ${max[which].map((x) => x.rps.toFixed(0)).join(', ')})`,
       );

@@ -71,7 +71,8 @@ export function installRequestSummary(app: FastifyInstance, metrics: MetricsServ
       aborted: false,
     };
     void reply.header('x-request-id', request.id);
-    reply.raw.once('close', () => {
+    // 'on', not 'once': a response closes once, and once() wraps and later removes the listener.
+    reply.raw.on('close', () => {
       const ctx = request.tiergate;
       if (!reply.raw.writableFinished) ctx.onClientGone?.();
       const onEnd = ctx.onEnd;
