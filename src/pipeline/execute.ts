@@ -105,14 +105,15 @@ export async function execute(
 ): Promise<void> {
   const series = metrics.tier(tier.name);
   const stats: ChoiceStats[] = [];
-  const decoders = Array.from({ length: request.n }, (_, i) => {
+  const decoders: ChoiceDecoder[] = [];
+  for (let i = 0; i < request.n; i++) {
     const s: ChoiceStats = { completionTokens: 0, firstTokenAt: undefined, lastTokenAt: undefined };
     stats.push(s);
-    return new ChoiceDecoder(tokenizer, request, i, s, streamed);
-  });
+    decoders.push(new ChoiceDecoder(tokenizer, request, i, s, streamed));
+  }
   // Each choice gets its own seed so n > 1 gives different samples, reproducibly.
-  const seedOf = (i: number): number | undefined =>
-    request.sampling.seed === undefined ? undefined : request.sampling.seed + i;
+  const seed = request.sampling.seed;
+  const seedOf = (i: number): number | undefined => (seed === undefined ? undefined : seed + i);
   const generating = metrics.generating;
   generating.set(tier.name, (generating.get(tier.name) ?? 0) + 1);
   series.inputTokens.inc(request.promptTokens.length * request.n);

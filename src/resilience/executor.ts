@@ -72,7 +72,9 @@ export class ResilientGeneration implements GenerationSource {
       record.fallbacks.push({ from, to: undefined, cause, stage });
     };
 
-    for (const [index, attempt] of this.attempts.entries()) {
+    const attempts = this.attempts;
+    for (let index = 0; index < attempts.length; index++) {
+      const attempt = attempts[index]!;
       const guard = runtime.guard(attempt.tier);
       if (guard === undefined) continue;
       if (signal.aborted) throw signal.reason;
@@ -125,7 +127,7 @@ export class ResilientGeneration implements GenerationSource {
       const deadlineMs = attemptLimit(
         // The plan's budget does not bind the final attempt: cutting it would turn a slow answer
         // into no answer. The tier's own attemptTimeoutMs (hang protection) does.
-        index === this.attempts.length - 1 ? 0 : attempt.deadlineMs,
+        index === attempts.length - 1 ? 0 : attempt.deadlineMs,
         guard.settings.attemptTimeoutMs,
       );
       const now = Date.now();
@@ -136,7 +138,7 @@ export class ResilientGeneration implements GenerationSource {
         Math.max(0, attemptEnd - now),
       );
       const onAbort = (): void => local.abort(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, ONCE);
       const remaining = request.maxTokens - sent.length;
       let failure: unknown;
       // The sink's own error (the consumer gave up) is not the tier's: rethrown after cleanup.
@@ -247,6 +249,9 @@ export class ResilientGeneration implements GenerationSource {
     );
   }
 }
+
+/** Listener options shared by every attempt rather than allocated per request. */
+const ONCE = { once: true } as const;
 
 /**
  * Reason for ending an attempt's tier call once its stream is over. Prebuilt: `abort()` without a

@@ -17,6 +17,35 @@ export type BreakerEvent = 'open' | 'half_open' | 'close' | 'success' | 'failure
 /** Marks a neutral outcome so opossum's errorFilter counts it as a non-failure. */
 const NEUTRAL = Symbol('neutral');
 
+const ignore = (): void => {};
+
+/** A stream's ticket: the first outcome reported settles the breaker's promise; later ones are ignored. */
+class StreamTicket implements BreakerTicket {
+  private settle: ((outcome: unknown) => void) | undefined;
+
+  constructor(settle: (outcome: unknown) => void) {
+    this.settle = settle;
+  }
+
+  success(): void {
+    this.end(undefined);
+  }
+
+  failure(err: unknown): void {
+    this.end(err ?? new Error('stream failed'));
+  }
+
+  neutral(): void {
+    this.end(NEUTRAL);
+  }
+
+  private end(outcome: unknown): void {
+    const settle = this.settle;
+    this.settle = undefined;
+    settle?.(outcome);
+  }
+}
+
 /**
  * One opossum breaker per tier. opossum measures promises, but a tier's work is a stream whose
  * start says nothing about how it ends (a stream can fail after 20 tokens). So each stream
@@ -74,18 +103,8 @@ export class TierBreaker {
       settle = (o) => (o === undefined ? resolve() : reject(o as Error));
     });
     // The returned promise only mirrors `outcome`; its rejection is already accounted for.
-    b.fire(outcome).catch(() => {});
-    let done = false;
-    const once = (o: unknown): void => {
-      if (done) return;
-      done = true;
-      settle(o);
-    };
-    return {
-      success: () => once(undefined),
-      failure: (err) => once(err ?? new Error('stream failed')),
-      neutral: () => once(NEUTRAL),
-    };
+    b.fire(outcome).catch(ignore);
+    return new StreamTicket(settle);
   }
 
   shutdown(): void {

@@ -94,7 +94,7 @@ export async function respond(
     completionTokens: summary.completionTokens,
   });
   if (shutdown.aborted) onShutdown();
-  else shutdown.addEventListener('abort', onShutdown, { once: true });
+  else shutdown.addEventListener('abort', onShutdown);
   try {
     if (options.stream)
       await streamAnswer(
