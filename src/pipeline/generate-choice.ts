@@ -24,6 +24,7 @@ export class ChoiceDecoder {
   done = false;
   private readonly detok: IncrementalDetokenizer;
   private readonly stops: StopMatcher;
+  private readonly scanStops: boolean;
   private pendingTokens: TokenDetail[] = [];
   private previous: number | undefined;
   /** Not streamed: text (and token details) are held and delivered once, with the finish. */
@@ -39,6 +40,7 @@ export class ChoiceDecoder {
   ) {
     this.detok = new IncrementalDetokenizer(tokenizer, request.promptTokens);
     this.stops = new StopMatcher(request.stop);
+    this.scanStops = request.stop.length > 0;
     this.previous = request.promptTokens.at(-1);
   }
 
@@ -88,6 +90,11 @@ export class ChoiceDecoder {
       stats.completionTokens++;
       if (this.request.logprobs) this.pendingTokens.push(detail(this.tokenizer, event, i, this.previous));
       this.previous = token;
+      // Without stop strings there is nothing to scan (and no result object per token).
+      if (!this.scanStops) {
+        text += detok.push(token);
+        continue;
+      }
       const scan = stops.push(detok.push(token));
       text += scan.text;
       if (scan.stop !== undefined) {
