@@ -9,6 +9,12 @@ export interface RouteOptions {
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>;
 
+const NO_OPTIONS: RouteOptions = Object.freeze({
+  policy: undefined,
+  latencyBudgetMs: undefined,
+  accuracyFloor: undefined,
+});
+
 const BODY_FIELDS = new Set(['latency_budget_ms', 'accuracy_floor', 'policy']);
 
 /**
@@ -36,6 +42,8 @@ export function parseRouteOptions(body: unknown, headers: Headers): RouteOptions
   const latency = fromBody.latency_budget_ms ?? header(headers, 'x-tiergate-latency-budget-ms');
   const accuracy = fromBody.accuracy_floor ?? header(headers, 'x-tiergate-accuracy-floor');
   const policy = fromBody.policy ?? header(headers, 'x-tiergate-policy');
+  // Most requests state no routing wishes: one shared answer rather than an object each.
+  if (latency === undefined && accuracy === undefined && policy === undefined) return NO_OPTIONS;
   const latencyParam =
     fromBody.latency_budget_ms === undefined ? 'x-tiergate-latency-budget-ms' : 'tiergate.latency_budget_ms';
   const accuracyParam =

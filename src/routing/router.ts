@@ -32,6 +32,8 @@ export interface RouteQuestion {
 export class Router {
   readonly profiles: TierProfiles;
   private readonly inFlight = new Map<string, number>();
+  /** Plans of requests no policy governs and that state no budget, by tier (they never change). */
+  private readonly staticPlans = new Map<string, RoutePlan>();
   private breakerOpen: (tier: string) => boolean = () => false;
 
   constructor(
@@ -96,7 +98,17 @@ export class Router {
     const policyName = selected?.name ?? 'none';
     if (q.tierOverride !== undefined)
       return fixedPlan(q.tierOverride, policyName, objective, 'override', budget);
-    if (selected === undefined) return fixedPlan(q.modelTier, policyName, objective, 'static', budget);
+    if (selected === undefined) {
+      // Without a policy or any routing wish the plan depends on the tier alone: built once.
+      const plain = q.options.latencyBudgetMs === undefined && q.options.accuracyFloor === undefined;
+      if (!plain) return fixedPlan(q.modelTier, policyName, objective, 'static', budget);
+      let plan = this.staticPlans.get(q.modelTier);
+      if (plan === undefined) {
+        plan = fixedPlan(q.modelTier, policyName, objective, 'static', budget);
+        this.staticPlans.set(q.modelTier, plan);
+      }
+      return plan;
+    }
     return planRoute({
       features: q.features,
       policy: { name: selected.name, ...selected.policy },
