@@ -26,7 +26,8 @@
  * server's core; other processes on the machine still can.
  *
  * Options (env): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_RATES ("500,1000,2000"),
- * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10), BENCH_PARTS ("load,stream"), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1).
+ * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10), BENCH_PARTS ("load,stream"), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1),
+ * BENCH_NODE_FLAGS ("--max-semi-space-size=64": the servers' V8 flags, as npm start runs the gateway).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -151,9 +152,12 @@ function cpuSeconds(pid: number | undefined): number {
 
 /**
  * The V8 flags `npm start` (and bin/tiergate.js, the Dockerfile) run the gateway with; the bare
- * server gets them too, so both run on the same runtime settings.
+ * server gets them too, so both run on the same runtime settings. BENCH_NODE_FLAGS replaces them
+ * (e.g. empty, to see what they are worth).
  */
-const SERVER_NODE_FLAGS = ['--max-semi-space-size=64'];
+const SERVER_NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=64')
+  .split(' ')
+  .filter((f) => f !== '');
 
 /** Peak resident memory of a process so far, in MB (VmHWM from /proc, Linux). */
 function peakRssMb(pid: number | undefined): number {
@@ -360,7 +364,7 @@ async function main(): Promise<void> {
   console.log(
     '  gw: gateway, static model → echo tier; policy: gateway, policy engine over 3 echo tiers.\n' +
       '  Both: logging at info, metrics, per-tier breaker (opossum) and admission control on.\n' +
-      `  All three servers: node ${SERVER_NODE_FLAGS.join(' ')} (as npm start runs the gateway).`,
+      `  All three servers: node ${SERVER_NODE_FLAGS.join(' ') || '(no flags)'} (npm start: --max-semi-space-size=64).`,
   );
 
   const servers = { bare, gw: gateway, policy } as const;

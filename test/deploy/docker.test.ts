@@ -111,7 +111,9 @@ describe('Dockerfile', () => {
   it('ships the files the CMD, the container config and the sidecar need', () => {
     const image = imagePaths();
     const cmd = JSON.parse(instructions().find((i) => i.op === 'CMD')?.args ?? '[]') as string[];
-    assert.ok(image.has(posix.resolve('/app', cmd[1] ?? '').replace(/\/tiergate\.js$/, '')), cmd.join(' '));
+    // The script is the first argument that is not a node option (the CMD passes V8 flags).
+    const script = cmd.slice(1).find((a) => !a.startsWith('-')) ?? '';
+    assert.ok(image.has(posix.resolve('/app', script).replace(/\/tiergate\.js$/, '')), cmd.join(' '));
     const config = containerConfig();
     for (const tier of Object.values(config.tiers)) {
       if ('model' in tier && tier.kind !== 'remote') {
