@@ -1,4 +1,4 @@
-import type { GenerationSource, TierEventSink } from '../pipeline/source.js';
+import { unfinished, type GenerationSource, type TierEventSink } from '../pipeline/source.js';
 import type { GenerateRequest } from '../tiers/tier.js';
 import { AllTiersFailedError, causeOf, isRetryable, ResilienceError, type FailureCause } from './errors.js';
 import type { ResilienceRuntime } from './resilience-runtime.js';
@@ -188,7 +188,7 @@ export class ResilientGeneration implements GenerationSource {
             if (event.kind === 'finish') return;
           }
           if (consumerError === undefined) {
-            throw new Error(`tier "${guard.name}" ended its stream without a finish event`);
+            throw unfinished(guard.name);
           }
         }
       } catch (err) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ChoiceDecoder, type ChoiceStats } from '../../src/pipeline/generate-choice.js';
-import { tierSource } from '../../src/pipeline/source.js';
+import { tierSource } from '../helpers/tier-source.js';
 import type { ChoiceEvent, GenerationRequest } from '../../src/pipeline/types.js';
 import { ByteTokenizer } from '../../src/text/byte-tokenizer.js';
 import { Cancellation } from '../../src/tiers/cancellation.js';
