@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Gateway } from '../gateway/gateway.js';
-import { LazyChildLogger } from '../observability/lazy-child-logger.js';
+import { withLazyRequestLoggers } from '../observability/lazy-child-logger.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handler.js';
 import { healthRoutes } from './health.js';
@@ -22,13 +22,12 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 export function buildApp(gateway: Gateway): FastifyInstance {
   const { server } = gateway.config;
   const app: FastifyInstance = Fastify({
-    loggerInstance: gateway.logger as FastifyBaseLogger,
+    // request.log is made a pino child only if something logs through it (lazy-child-logger.ts).
+    loggerInstance: withLazyRequestLoggers(gateway.logger),
     // Fastify's own per-request lines are replaced by one summary line (request-context.ts).
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     bodyLimit: server.bodyLimitBytes,
     trustProxy: server.trustProxy,
-    // request.log is made a pino child only if something logs through it (lazy-child-logger.ts).
-    childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger, bindings, options),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Bindings, ChildLoggerOptions } from 'pino';
+import type { Bindings, ChildLoggerOptions, Logger } from 'pino';
 
 /**
  * A request's logger (fastify's `request.log`) that becomes a real pino child only when
@@ -57,4 +57,21 @@ export class LazyChildLogger implements FastifyBaseLogger {
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
     return this.real.child(bindings, options);
   }
+}
+
+/**
+ * The root logger to give fastify (`loggerInstance`): pino itself for everything, except that its
+ * `child()`, which fastify calls once per request, returns a LazyChildLogger. An object whose
+ * prototype is the root, as pino makes its own children: a level set on the root applies here.
+ *
+ * Why not fastify's `childLoggerFactory` option: fastify then checks the returned object's seven
+ * logging methods on every request, which it skips for its default factory (this `child()`).
+ */
+export function withLazyRequestLoggers(root: Logger): FastifyBaseLogger {
+  const logger = Object.create(root) as FastifyBaseLogger;
+  Object.defineProperty(logger, 'child', {
+    value: (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger =>
+      new LazyChildLogger(root as FastifyBaseLogger, bindings, options ?? {}),
+  });
+  return logger;
 }

@@ -1,4 +1,5 @@
 import { symbols, type Logger } from 'pino';
+import { jsonString } from '../text/json-string.js';
 
 /** The fields of a request's summary line, in the order they are written. */
 export interface SummaryFields {
@@ -60,9 +61,7 @@ export function summaryLine(bindings: string, time: number, f: SummaryFields): s
   return `${line},"msg":"request"}\n`;
 }
 
-/** A JSON string; most are plain ASCII and need no escaping. */
-const str = (s: string): string => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const str = jsonString;
 
 /**
  * Values from a small set (methods, route templates, configured models and tiers, reason and

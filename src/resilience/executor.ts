@@ -133,9 +133,8 @@ export class ResilientGeneration implements GenerationSource {
       const now = Date.now();
       const attemptEnd = deadlineMs > 0 ? Math.min(this.deadline, now + deadlineMs) : this.deadline;
       const local = new Cancellation();
-      const timer = setTimeout(
-        () => local.abort(this.timeoutError(guard.name, attemptEnd, deadlineMs)),
-        Math.max(0, attemptEnd - now),
+      const timer = runtime.deadlines.watch(attemptEnd, () =>
+        local.abort(this.timeoutError(guard.name, attemptEnd, deadlineMs)),
       );
       const onAbort = (): void => local.abort(signal.reason);
       signal.addEventListener('abort', onAbort, ONCE);
@@ -206,7 +205,7 @@ export class ResilientGeneration implements GenerationSource {
       } finally {
         // Reached also when the consumer stops early (client gone, stop string): not the tier's fault.
         ticket.neutral();
-        clearTimeout(timer);
+        runtime.deadlines.cancel(timer);
         signal.removeEventListener('abort', onAbort);
         local.abort(ATTEMPT_ENDED);
         release();

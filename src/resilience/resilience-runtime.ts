@@ -4,6 +4,8 @@ import type { Config } from '../config/index.js';
 import type { MetricsService } from '../observability/metrics.js';
 import type { Tier } from '../tiers/tier.js';
 import { AdmissionController } from './admission.js';
+import { DeadlineWatch } from './deadline-watch.js';
+import type { AttemptSpec } from './executor.js';
 import { FaultInjectingTier } from './fault-tier.js';
 import { BREAKER_STATE_VALUE, ResilienceMetrics } from './resilience-metrics.js';
 import { RetryBudget } from './retry-budget.js';
@@ -27,8 +29,12 @@ export interface TierGuard {
 export class ResilienceRuntime {
   readonly metrics: ResilienceMetrics;
   readonly retryBudget: RetryBudget;
+  /** The attempts' deadlines, one timer for all (deadline-watch.ts). */
+  readonly deadlines = new DeadlineWatch();
   private readonly guards = new Map<string, TierGuard>();
   private config: ResilienceConfig;
+  /** defaultAttempts per tier, built once per settings (cleared by apply()). */
+  private readonly attemptLists = new Map<string, readonly AttemptSpec[]>();
 
   constructor(
     tiers: ReadonlyMap<string, Tier>,
@@ -85,19 +91,27 @@ export class ResilienceRuntime {
   }
 
   /** The attempt list when no RoutePlan gives one: the tier, then its configured fallbacks. */
-  defaultAttempts(tier: string): { tier: string; deadlineMs: number }[] {
-    const g = this.guards.get(tier);
-    const names = [tier, ...(g?.settings.fallbacks ?? [])];
-    return names.map((name) => ({
-      tier: name,
-      deadlineMs: this.guards.get(name)?.settings.attemptTimeoutMs ?? 0,
-    }));
+  defaultAttempts(tier: string): readonly AttemptSpec[] {
+    let list = this.attemptLists.get(tier);
+    if (list === undefined) {
+      const g = this.guards.get(tier);
+      const names = [tier, ...(g?.settings.fallbacks ?? [])];
+      list = Object.freeze(
+        names.map((name) =>
+          Object.freeze({ tier: name, deadlineMs: this.guards.get(name)?.settings.attemptTimeoutMs ?? 0 }),
+        ),
+      );
+      // Unknown names are not cached: the map stays bounded by the configured tiers.
+      if (g !== undefined) this.attemptLists.set(tier, list);
+    }
+    return list;
   }
 
   /** Applies reloaded settings (already validated) to every tier. */
   apply(config: Config): void {
     this.config = config.resilience as ResilienceConfig;
     this.retryBudget.update(this.config.retryBudget);
+    this.attemptLists.clear();
     for (const [name, guard] of this.guards) {
       const settings = tierResilience(this.config, name);
       guard.settings = settings;

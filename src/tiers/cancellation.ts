@@ -30,7 +30,9 @@ export class CancelledError extends Error {
  */
 export class Cancellation implements CancelSignal {
   private state: { reason: unknown } | undefined;
-  // A Set, as EventTarget: adding the same listener twice registers it once.
+  // Most cancellations get at most one listener: it is held as is, and a Set is made only for a
+  // second one (as EventTarget, adding the same listener twice registers it once).
+  private listener: (() => void) | undefined;
   private listeners: Set<() => void> | undefined;
 
   get signal(): CancelSignal {
@@ -51,28 +53,39 @@ export class Cancellation implements CancelSignal {
 
   addEventListener(_type: 'abort', listener: () => void, _options?: { readonly once?: boolean }): void {
     // As with AbortSignal, a listener added after the abort is never called.
-    if (this.state === undefined) (this.listeners ??= new Set()).add(listener);
+    if (this.state !== undefined) return;
+    if (this.listeners !== undefined) this.listeners.add(listener);
+    else if (this.listener === undefined) this.listener = listener;
+    else if (this.listener !== listener) {
+      this.listeners = new Set([this.listener, listener]);
+      this.listener = undefined;
+    }
   }
 
   removeEventListener(_type: 'abort', listener: () => void): void {
-    this.listeners?.delete(listener);
+    if (this.listeners !== undefined) this.listeners.delete(listener);
+    else if (this.listener === listener) this.listener = undefined;
   }
 
   abort(reason?: unknown): void {
     if (this.state !== undefined) return;
     this.state = { reason: reason === undefined ? new CancelledError() : reason };
+    const one = this.listener;
     const list = this.listeners;
+    this.listener = undefined;
     this.listeners = undefined;
-    if (list === undefined) return;
-    for (const listener of list) {
-      try {
-        listener();
-      } catch (err) {
-        // A throwing listener stops neither the others nor the caller of abort(), and must not
-        // take the gateway down: it is reported as a process warning.
-        process.emitWarning(err instanceof Error ? err : String(err), 'CancellationListenerError');
-      }
-    }
+    if (one !== undefined) notify(one);
+    if (list !== undefined) for (const listener of list) notify(listener);
+  }
+}
+
+function notify(listener: () => void): void {
+  try {
+    listener();
+  } catch (err) {
+    // A throwing listener stops neither the others nor the caller of abort(), and must not
+    // take the gateway down: it is reported as a process warning.
+    process.emitWarning(err instanceof Error ? err : String(err), 'CancellationListenerError');
   }
 }
 

@@ -35,6 +35,21 @@ describe('Cancellation', () => {
     assert.equal((c.reason as Error).name, 'AbortError');
   });
 
+  test('one listener is held without a Set; a second one keeps registration order', () => {
+    const c = new Cancellation();
+    const calls: string[] = [];
+    const a = (): void => void calls.push('a');
+    const b = (): void => void calls.push('b');
+    c.addEventListener('abort', a);
+    c.removeEventListener('abort', b); // not registered: nothing changes
+    c.removeEventListener('abort', a);
+    c.addEventListener('abort', b);
+    c.addEventListener('abort', a);
+    c.addEventListener('abort', b); // already registered
+    c.abort();
+    assert.deepEqual(calls, ['b', 'a']);
+  });
+
   test('a throwing listener does not stop the others or the caller; it becomes a warning', async () => {
     const c = new Cancellation();
     let later = false;

@@ -1,12 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../gateway/gateway.js';
-import type { FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
+import type { ChoiceEvent, FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
 import { renderChat } from '../../text/chat-template.js';
+import { jsonString } from '../../text/json-string.js';
 import { encodePrompt, type ChatMessage } from '../../text/tokenizer.js';
 import { responseId, servingFingerprint } from './ids.js';
 import { buildGeneration, routeRequest } from './normalise.js';
 import { ChatBodySchema, parseBody, type ChatBody } from './request-schemas.js';
-import { respond, type CollectedChoice, type Formatter } from './respond.js';
+import { respond, type CollectedChoice, type Formatter, type ResponseBase } from './respond.js';
+import { usageBody, usageJson } from './usage.js';
 
 /** POST /v1/chat/completions (https://platform.openai.com/docs/api-reference/chat). */
 export function chatCompletionsRoute(app: FastifyInstance, gateway: Gateway): void {
@@ -26,7 +28,7 @@ export function chatCompletionsRoute(app: FastifyInstance, gateway: Gateway): vo
         : { value: body.max_tokens, param: 'max_tokens' },
       { enabled: wantLogprobs, top: wantLogprobs ? (body.top_logprobs ?? 0) : 0, param: 'top_logprobs' },
     );
-    const base: Base = {
+    const base: ResponseBase = {
       id: responseId('chatcmpl'),
       created: Math.floor(Date.now() / 1000),
       model: body.model,
@@ -36,7 +38,7 @@ export function chatCompletionsRoute(app: FastifyInstance, gateway: Gateway): vo
       // (4 KB promoted per request; node --import tsx bench/gc-pipeline.ts shows the effect).
       fingerprint: () => servingFingerprint(gateway, request, gen.tier),
     };
-    await respond(request, reply, gateway, served, gen, chatFormatter(base, wantLogprobs), {
+    await respond(request, reply, gateway, served, gen, new ChatFormatter(base, wantLogprobs), {
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
     });
@@ -65,14 +67,6 @@ export function chatPromptTokens(gateway: Gateway, messages: readonly ChatMessag
   return encodePrompt(gateway.tokenizer, renderChat(messages, choice === 'chatml' ? 'chatml' : 'plain'));
 }
 
-interface Base {
-  id: string;
-  created: number;
-  model: string;
-  /** The system_fingerprint to send now. */
-  fingerprint: () => string;
-}
-
 function bytesOf(text: string): number[] {
   return [...Buffer.from(text, 'utf8')];
 }
@@ -89,62 +83,73 @@ function chatLogprobs(tokens: readonly TokenDetail[]) {
   };
 }
 
-function usageBody(u: Usage) {
-  return {
-    prompt_tokens: u.promptTokens,
-    completion_tokens: u.completionTokens,
-    total_tokens: u.promptTokens + u.completionTokens,
-  };
-}
+/**
+ * The chat endpoint's wire shapes: one object per request, the whole response written as JSON
+ * text in OpenAI's key order (see CompletionFormatter in completions.ts).
+ */
+export class ChatFormatter implements Formatter {
+  constructor(
+    private readonly base: ResponseBase,
+    private readonly logprobs: boolean,
+  ) {}
 
-function chatFormatter(base: Base, logprobs: boolean): Formatter {
-  const chunk = (
+  openingChunks(n: number): unknown[] {
+    return Array.from({ length: n }, (_, i) => this.chunk(i, { role: 'assistant', content: '' }, null, []));
+  }
+
+  deltaChunk(ev: Extract<ChoiceEvent, { kind: 'delta' }>): unknown {
+    return this.chunk(ev.index, { content: ev.text }, null, ev.tokens);
+  }
+
+  finishChunk(index: number, reason: FinishReason): unknown {
+    return this.chunk(index, {}, reason, []);
+  }
+
+  usageChunk(u: Usage): unknown {
+    const b = this.base;
+    return {
+      id: b.id,
+      created: b.created,
+      model: b.model,
+      system_fingerprint: b.fingerprint(),
+      object: 'chat.completion.chunk',
+      choices: [],
+      usage: usageBody(u),
+    };
+  }
+
+  response(choices: readonly CollectedChoice[], u: Usage): string {
+    const b = this.base;
+    let json = `{"id":${jsonString(b.id)},"created":${b.created},"model":${jsonString(b.model)},"system_fingerprint":${jsonString(b.fingerprint())},"object":"chat.completion","choices":[`;
+    for (let i = 0; i < choices.length; i++) {
+      const c = choices[i]!;
+      const logprobs = this.logprobs ? JSON.stringify(chatLogprobs(c.tokens)) : 'null';
+      json += `${i === 0 ? '' : ','}{"index":${c.index},"message":{"role":"assistant","content":${jsonString(c.text)},"refusal":null},"logprobs":${logprobs},"finish_reason":${jsonString(c.finishReason)}}`;
+    }
+    return `${json}],"usage":${usageJson(u)}}`;
+  }
+
+  private chunk(
     index: number,
     delta: Record<string, unknown>,
     finish: FinishReason | null,
     tokens: readonly TokenDetail[],
-  ) => ({
-    id: base.id,
-    created: base.created,
-    model: base.model,
-    system_fingerprint: base.fingerprint(),
-    object: 'chat.completion.chunk',
-    choices: [
-      {
-        index,
-        delta,
-        logprobs: logprobs && tokens.length > 0 ? chatLogprobs(tokens) : null,
-        finish_reason: finish,
-      },
-    ],
-  });
-  return {
-    openingChunks: (n) =>
-      Array.from({ length: n }, (_, i) => chunk(i, { role: 'assistant', content: '' }, null, [])),
-    deltaChunk: (ev) => chunk(ev.index, { content: ev.text }, null, ev.tokens),
-    finishChunk: (index, reason) => chunk(index, {}, reason, []),
-    usageChunk: (u) => ({
-      id: base.id,
-      created: base.created,
-      model: base.model,
-      system_fingerprint: base.fingerprint(),
+  ) {
+    const b = this.base;
+    return {
+      id: b.id,
+      created: b.created,
+      model: b.model,
+      system_fingerprint: b.fingerprint(),
       object: 'chat.completion.chunk',
-      choices: [],
-      usage: usageBody(u),
-    }),
-    response: (choices: readonly CollectedChoice[], u: Usage) => ({
-      id: base.id,
-      created: base.created,
-      model: base.model,
-      system_fingerprint: base.fingerprint(),
-      object: 'chat.completion',
-      choices: choices.map((c) => ({
-        index: c.index,
-        message: { role: 'assistant', content: c.text, refusal: null },
-        logprobs: logprobs ? chatLogprobs(c.tokens) : null,
-        finish_reason: c.finishReason,
-      })),
-      usage: usageBody(u),
-    }),
-  };
+      choices: [
+        {
+          index,
+          delta,
+          logprobs: this.logprobs && tokens.length > 0 ? chatLogprobs(tokens) : null,
+          finish_reason: finish,
+        },
+      ],
+    };
+  }
 }

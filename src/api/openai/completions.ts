@@ -1,13 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../gateway/gateway.js';
-import type { FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
+import type { ChoiceEvent, FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
+import { jsonString } from '../../text/json-string.js';
 import { tokenText } from '../../text/token-text.js';
 import { encodePrompt } from '../../text/tokenizer.js';
 import { ApiError } from '../errors.js';
 import { responseId, servingFingerprint } from './ids.js';
 import { buildGeneration, routeRequest } from './normalise.js';
 import { CompletionBodySchema, parseBody } from './request-schemas.js';
-import { respond, type CollectedChoice, type Formatter } from './respond.js';
+import { respond, type CollectedChoice, type Formatter, type ResponseBase } from './respond.js';
+import { usageBody, usageJson } from './usage.js';
 
 /** POST /v1/completions (https://platform.openai.com/docs/api-reference/completions). */
 export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
@@ -25,9 +27,8 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
       { value: body.max_tokens, param: 'max_tokens' },
       { enabled: body.logprobs != null, top, param: 'logprobs' },
     );
-    const base: Base = {
+    const base: ResponseBase = {
       id: responseId('cmpl'),
-      object: 'text_completion' as const,
       created: Math.floor(Date.now() / 1000),
       model: body.model,
       // Read when each chunk or the response is built: the tier serving by then. A function, not
@@ -41,7 +42,7 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
     // Echo with logprobs also reports the prompt's tokens (how eval harnesses score a text).
     const echoTokens =
       body.echo === true && body.logprobs != null ? await promptDetails(gateway, gen.tier, promptTokens) : [];
-    const formatter = completionFormatter(base, echoText, echoTokens, body.logprobs != null);
+    const formatter = new CompletionFormatter(base, echoText, echoTokens, body.logprobs != null);
     await respond(request, reply, gateway, served, gen, formatter, {
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
@@ -90,15 +91,6 @@ function withoutBos(gateway: Gateway, tokens: readonly number[]): readonly numbe
   return tokens[0] === gateway.tokenizer.bos ? tokens.slice(1) : tokens;
 }
 
-interface Base {
-  id: string;
-  object: 'text_completion';
-  created: number;
-  model: string;
-  /** The system_fingerprint to send now. */
-  fingerprint: () => string;
-}
-
 /** OpenAI's legacy completions logprobs object. */
 function legacyLogprobs(tokens: readonly TokenDetail[], startOffset: number) {
   let offset = startOffset;
@@ -118,72 +110,90 @@ function legacyLogprobs(tokens: readonly TokenDetail[], startOffset: number) {
   };
 }
 
-function usageBody(u: Usage) {
-  return {
-    prompt_tokens: u.promptTokens,
-    completion_tokens: u.completionTokens,
-    total_tokens: u.promptTokens + u.completionTokens,
-  };
-}
+/**
+ * The completions endpoint's wire shapes. A class, not an object of closures: one object per
+ * request. The whole (non-streamed) response is written as JSON text directly, in OpenAI's key
+ * order; JSON.stringify walks a generic object, and this is the body of every request.
+ */
+export class CompletionFormatter implements Formatter {
+  /** Streamed: the text offset each choice has reached (legacy logprobs' text_offset). */
+  private offsets: Map<number, number> | undefined;
 
-function completionFormatter(
-  base: Base,
-  echoText: string,
-  /** The echoed prompt's tokens, when logprobs were asked for with echo. */
-  echoTokens: readonly TokenDetail[],
-  logprobs: boolean,
-): Formatter {
-  const offsets = new Map<number, number>();
-  const choiceChunk = (
+  constructor(
+    private readonly base: ResponseBase,
+    private readonly echoText: string,
+    /** The echoed prompt's tokens, when logprobs were asked for with echo. */
+    private readonly echoTokens: readonly TokenDetail[],
+    private readonly logprobs: boolean,
+  ) {}
+
+  openingChunks(n: number): unknown[] {
+    if (this.echoText === '') return [];
+    return Array.from({ length: n }, (_, i) => this.choiceChunk(i, this.echoText, null, this.echoTokens));
+  }
+
+  deltaChunk(ev: Extract<ChoiceEvent, { kind: 'delta' }>): unknown {
+    return this.choiceChunk(ev.index, ev.text, null, ev.tokens);
+  }
+
+  finishChunk(index: number, reason: FinishReason): unknown {
+    return this.choiceChunk(index, '', reason, []);
+  }
+
+  usageChunk(u: Usage): unknown {
+    const b = this.base;
+    return {
+      id: b.id,
+      object: 'text_completion',
+      created: b.created,
+      model: b.model,
+      system_fingerprint: b.fingerprint(),
+      choices: [],
+      usage: usageBody(u),
+    };
+  }
+
+  response(choices: readonly CollectedChoice[], u: Usage): string {
+    const b = this.base;
+    let json = `{"id":${jsonString(b.id)},"object":"text_completion","created":${b.created},"model":${jsonString(b.model)},"system_fingerprint":${jsonString(b.fingerprint())},"choices":[`;
+    for (let i = 0; i < choices.length; i++) {
+      const c = choices[i]!;
+      const logprobs = !this.logprobs
+        ? 'null'
+        : JSON.stringify(
+            this.echoTokens.length > 0
+              ? legacyLogprobs([...this.echoTokens, ...c.tokens], 0)
+              : legacyLogprobs(c.tokens, this.echoText.length),
+          );
+      json += `${i === 0 ? '' : ','}{"text":${jsonString(this.echoText + c.text)},"index":${c.index},"logprobs":${logprobs},"finish_reason":${jsonString(c.finishReason)}}`;
+    }
+    return `${json}],"usage":${usageJson(u)}}`;
+  }
+
+  private choiceChunk(
     index: number,
     text: string,
     finish: FinishReason | null,
     tokens: readonly TokenDetail[],
-  ) => {
+  ) {
+    const offsets = (this.offsets ??= new Map());
     const start = offsets.get(index) ?? 0;
     offsets.set(index, start + text.length);
+    const b = this.base;
     return {
-      id: base.id,
-      object: base.object,
-      created: base.created,
-      model: base.model,
-      system_fingerprint: base.fingerprint(),
+      id: b.id,
+      object: 'text_completion',
+      created: b.created,
+      model: b.model,
+      system_fingerprint: b.fingerprint(),
       choices: [
-        { text, index, logprobs: logprobs ? legacyLogprobs(tokens, start) : null, finish_reason: finish },
+        {
+          text,
+          index,
+          logprobs: this.logprobs ? legacyLogprobs(tokens, start) : null,
+          finish_reason: finish,
+        },
       ],
     };
-  };
-  return {
-    openingChunks: (n) =>
-      echoText === '' ? [] : Array.from({ length: n }, (_, i) => choiceChunk(i, echoText, null, echoTokens)),
-    deltaChunk: (ev) => choiceChunk(ev.index, ev.text, null, ev.tokens),
-    finishChunk: (index, reason) => choiceChunk(index, '', reason, []),
-    usageChunk: (u) => ({
-      id: base.id,
-      object: base.object,
-      created: base.created,
-      model: base.model,
-      system_fingerprint: base.fingerprint(),
-      choices: [],
-      usage: usageBody(u),
-    }),
-    response: (choices: readonly CollectedChoice[], u: Usage) => ({
-      id: base.id,
-      object: base.object,
-      created: base.created,
-      model: base.model,
-      system_fingerprint: base.fingerprint(),
-      choices: choices.map((c) => ({
-        text: echoText + c.text,
-        index: c.index,
-        logprobs: logprobs
-          ? echoTokens.length > 0
-            ? legacyLogprobs([...echoTokens, ...c.tokens], 0)
-            : legacyLogprobs(c.tokens, echoText.length)
-          : null,
-        finish_reason: c.finishReason,
-      })),
-      usage: usageBody(u),
-    }),
-  };
+  }
 }

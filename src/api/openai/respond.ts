@@ -24,6 +24,16 @@ export interface CollectedChoice {
   finishReason: FinishReason;
 }
 
+/** What every response object and chunk of one request repeats. */
+export interface ResponseBase {
+  readonly id: string;
+  /** Unix seconds. */
+  readonly created: number;
+  readonly model: string;
+  /** The system_fingerprint to send now (the tier serving by then). */
+  readonly fingerprint: () => string;
+}
+
 /** Turns pipeline events into one endpoint's wire shapes (completions or chat). */
 export interface Formatter {
   /** Chunks sent before any generated text (chat: the assistant role; completions: echoed prompt). */
@@ -31,7 +41,8 @@ export interface Formatter {
   deltaChunk(event: Extract<ChoiceEvent, { kind: 'delta' }>): unknown;
   finishChunk(index: number, reason: FinishReason): unknown;
   usageChunk(usage: Usage): unknown;
-  response(choices: readonly CollectedChoice[], usage: Usage): unknown;
+  /** The whole (non-streamed) response as JSON text. */
+  response(choices: readonly CollectedChoice[], usage: Usage): string;
 }
 
 /**
@@ -110,7 +121,7 @@ export async function respond(
     else {
       const choices = await collectChoices(run, signal, ctx);
       void reply.headers(resilienceFields(resilient.record));
-      await reply.send(formatter.response(choices, usage()));
+      await reply.type(JSON_TYPE).send(formatter.response(choices, usage()));
     }
   } finally {
     ctx.onClientGone = undefined;
@@ -120,6 +131,9 @@ export async function respond(
     ctx.aborted = summary.aborted;
   }
 }
+
+/** What fastify sets for a serialised object; the formatters write the JSON text themselves. */
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Once aborted, the reason (client gone, shutdown) is the error, not whatever the tier threw. */
 function failureOf(signal: CancelSignal, err: unknown): unknown {
