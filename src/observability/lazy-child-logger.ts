@@ -16,8 +16,10 @@ export class LazyChildLogger implements FastifyBaseLogger {
     private readonly options: ChildLoggerOptions,
   ) {}
 
+  /** The pino child, built on first use (from the parent's own, when the parent is lazy too). */
   private get real(): FastifyBaseLogger {
-    return (this.child_ ??= this.parent.child(this.bindings, this.options));
+    const parent = this.parent instanceof LazyChildLogger ? this.parent.real : this.parent;
+    return (this.child_ ??= parent.child(this.bindings, this.options));
   }
 
   get level(): string {
@@ -54,18 +56,23 @@ export class LazyChildLogger implements FastifyBaseLogger {
     Reflect.apply(real[level], real, args);
   }
 
+  /**
+   * Lazy too: fastify's own root logger is `loggerInstance.child({})`, and the per-request
+   * loggers are children of that.
+   */
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
-    return this.real.child(bindings, options);
+    return new LazyChildLogger(this, bindings, options ?? {});
   }
 }
 
 /**
  * The root logger to give fastify (`loggerInstance`): pino itself for everything, except that its
- * `child()`, which fastify calls once per request, returns a LazyChildLogger. An object whose
- * prototype is the root, as pino makes its own children: a level set on the root applies here.
+ * `child()` returns a LazyChildLogger, whose own children are lazy too. fastify takes
+ * `loggerInstance.child({})` as its logger and calls `child()` on that once per request. An object
+ * whose prototype is the root, as pino makes its own children: a level set on the root applies.
  *
  * Why not fastify's `childLoggerFactory` option: fastify then checks the returned object's seven
- * logging methods on every request, which it skips for its default factory (this `child()`).
+ * logging methods on every request, which it skips for its default factory (`child()`).
  */
 export function withLazyRequestLoggers(root: Logger): FastifyBaseLogger {
   const logger = Object.create(root) as FastifyBaseLogger;

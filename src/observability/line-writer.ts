@@ -11,25 +11,31 @@ export interface LineWriterOptions {
   readonly write?: WriteFn;
 }
 
+/** Bytes the queue starts with, and shrinks back to once a large backlog has been written. */
+const INITIAL_BYTES = 64 * 1024;
+
 /**
  * The log destination for stdout: pino's lines are queued and written together once per
  * event-loop turn with one synchronous write. Under load that is one system call for many
  * lines; an idle gateway still writes each line at once (the next turn).
+ *
+ * Lines are encoded into one reused byte buffer as they come, so a turn's lines cost no joined
+ * string, no second encoding inside the write and no garbage: the summary line of every request
+ * passes through here.
  *
  * Why not pino.destination: its synchronous mode makes one system call per line, and its
  * asynchronous mode hands each batch to libuv's thread pool (a cross-thread wake-up per write,
  * on a 2-core machine) and measures the pending batch with Buffer.byteLength on every line,
  * which flattens the growing string each time: kilobytes copied per request under load.
  *
- * A full non-blocking pipe (EAGAIN) keeps the lines queued and retries shortly; past
+ * A full non-blocking pipe (EAGAIN) keeps the bytes queued and retries shortly; past
  * `maxQueuedChars` new lines are dropped and counted rather than growing memory without bound.
  * Whatever is queued at exit is written synchronously.
  */
 export class LineWriter {
-  private queue: string[] = [];
-  private queuedChars = 0;
-  /** Bytes a full pipe refused, written before anything queued after them. */
-  private pending: Buffer | undefined;
+  /** Queued bytes are buf[0, used): what a full pipe refused first, then newer lines. */
+  private buf = Buffer.allocUnsafe(INITIAL_BYTES);
+  private used = 0;
   private scheduled = false;
   private warned = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -52,16 +58,26 @@ export class LineWriter {
 
   /** pino's DestinationStream contract: one serialised line (with its newline) per call. */
   write(line: string): void {
-    if (this.queuedChars + (this.pending?.length ?? 0) + line.length > this.maxQueuedChars) {
+    if (this.used + line.length > this.maxQueuedChars) {
       this.dropped++;
       return;
     }
-    this.queue.push(line);
-    this.queuedChars += line.length;
+    // Room for the worst case: three UTF-8 bytes per UTF-16 code unit.
+    const need = this.used + line.length * 3;
+    if (need > this.buf.length) this.grow(need);
+    this.used += this.buf.write(line, this.used);
     if (!this.scheduled && this.retryTimer === undefined) {
       this.scheduled = true;
       setImmediate(this.onTurn);
     }
+  }
+
+  private grow(need: number): void {
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.buf.copy(bigger, 0, 0, this.used);
+    this.buf = bigger;
   }
 
   private readonly onTurn = (): void => {
@@ -74,10 +90,7 @@ export class LineWriter {
     try {
       this.writeQueued();
     } catch (err) {
-      this.dropped += this.queue.length;
-      this.queue = [];
-      this.queuedChars = 0;
-      this.pending = undefined;
+      this.used = 0;
       if (!this.warned) {
         this.warned = true;
         process.emitWarning(`log lines dropped: ${(err as Error).message}`, 'LogWriteError');
@@ -93,48 +106,38 @@ export class LineWriter {
 
   /** Writes everything queued now; on EAGAIN keeps the rest and retries after retryMs. */
   private writeQueued(): void {
-    if (this.pending !== undefined) {
-      const rest = this.writeAll(this.pending);
-      this.pending = rest;
-      if (rest !== undefined) return this.retryLater();
-    }
-    if (this.queue.length === 0) return;
-    const lines = this.queue.length;
-    const text = lines === 1 ? this.queue[0]! : this.queue.join('');
-    this.queue = [];
-    this.queuedChars = 0;
-    let rest: Buffer | undefined;
+    if (this.used === 0) return;
+    let written: number;
     try {
-      rest = this.writeAll(text);
+      written = this.writeAll(this.buf.subarray(0, this.used));
     } catch (err) {
-      this.dropped += lines;
+      this.dropped += countLines(this.buf, this.used);
       throw err;
     }
-    if (rest !== undefined) {
-      this.pending = rest;
+    if (written < this.used) {
+      this.buf.copyWithin(0, written, this.used);
+      this.used -= written;
       this.retryLater();
+      return;
     }
+    this.used = 0;
+    // A backlog (a pipe that was full for a while) does not keep its memory afterwards.
+    if (this.buf.length > INITIAL_BYTES) this.buf = Buffer.allocUnsafe(INITIAL_BYTES);
   }
 
-  /** Writes `data`; returns what the fd refused (EAGAIN), as bytes, or undefined when all went. */
-  private writeAll(data: string | Buffer): Buffer | undefined {
-    for (;;) {
-      let written: number;
+  /** Writes `data`; returns how many bytes went before the fd refused more (EAGAIN). */
+  private writeAll(data: Buffer): number {
+    let done = 0;
+    while (done < data.length) {
       try {
-        written = this.writeFn(this.fd, data);
+        // A partial write (a nearly full pipe) goes on with the rest.
+        done += this.writeFn(this.fd, done === 0 ? data : data.subarray(done));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-        return typeof data === 'string' ? Buffer.from(data) : data;
-      }
-      // A partial write (a nearly full pipe) counts bytes: go on with the encoded rest.
-      if (typeof data === 'string') {
-        if (written >= Buffer.byteLength(data)) return undefined;
-        data = Buffer.from(data).subarray(written);
-      } else {
-        if (written >= data.length) return undefined;
-        data = data.subarray(written);
+        return done;
       }
     }
+    return done;
   }
 
   private retryLater(): void {
@@ -160,6 +163,13 @@ export class LineWriter {
     this.retryTimer = undefined;
     process.off('exit', this.onExit);
   }
+}
+
+/** Lines (newlines) in buf[0, end): what a failed write loses. */
+function countLines(buf: Buffer, end: number): number {
+  let n = 0;
+  for (let i = buf.indexOf(10); i !== -1 && i < end; i = buf.indexOf(10, i + 1)) n++;
+  return n;
 }
 
 let stdoutWriter: LineWriter | undefined;

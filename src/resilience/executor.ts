@@ -61,14 +61,16 @@ export class ResilientGeneration implements GenerationSource {
   async run(request: GenerateRequest, signal: CancelSignal, sink: TierEventSink): Promise<void> {
     const { runtime, record } = this;
     const m = runtime.metrics;
-    const sent: number[] = [];
+    // The tokens already streamed, as the tier's own arrays (copied only for a continuation).
+    const sent: (readonly number[])[] = [];
+    let sentCount = 0;
     const tried: string[] = [];
     let lastError: unknown;
     /** True once an attempt actually ran on a tier and failed (so the next one is a retry). */
     let issuedAndFailed = false;
 
     const noteFallback = (from: string, cause: FailureCause): void => {
-      const stage: Stage = sent.length > 0 ? 'mid_stream' : 'before_first_token';
+      const stage: Stage = sentCount > 0 ? 'mid_stream' : 'before_first_token';
       record.fallbacks.push({ from, to: undefined, cause, stage });
     };
 
@@ -79,7 +81,7 @@ export class ResilientGeneration implements GenerationSource {
       if (guard === undefined) continue;
       if (signal.aborted) throw signal.reason;
       if (Date.now() >= this.deadline) break;
-      if (issuedAndFailed && sent.length === 0) {
+      if (issuedAndFailed && sentCount === 0) {
         if (!runtime.retryBudget.tryWithdraw()) {
           m.retries.inc({ tier: guard.name, result: 'budget_exhausted' });
           break;
@@ -138,7 +140,7 @@ export class ResilientGeneration implements GenerationSource {
       );
       const onAbort = (): void => local.abort(signal.reason);
       signal.addEventListener('abort', onAbort, ONCE);
-      const remaining = request.maxTokens - sent.length;
+      const remaining = request.maxTokens - sentCount;
       let failure: unknown;
       // The sink's own error (the consumer gave up) is not the tier's: rethrown after cleanup.
       let consumerError: { readonly err: unknown } | undefined;
@@ -157,7 +159,7 @@ export class ResilientGeneration implements GenerationSource {
             // The tier sees the prompt plus everything already sent: a seamless continuation.
             // (Field by field rather than a spread: see src/pipeline/generate-choice.ts.)
             {
-              tokens: sent.length === 0 ? request.tokens : [...request.tokens, ...sent],
+              tokens: sentCount === 0 ? request.tokens : request.tokens.concat(...sent),
               sampling: request.sampling,
               maxTokens: remaining,
               stopTokens: request.stopTokens,
@@ -174,8 +176,10 @@ export class ResilientGeneration implements GenerationSource {
               record.servedBy.push(guard.name);
               servedNoted = true;
             }
-            if (event.kind === 'tokens') for (const token of event.tokens) sent.push(token);
-            else ticket.success();
+            if (event.kind === 'tokens') {
+              sent.push(event.tokens);
+              sentCount += event.tokens.length;
+            } else ticket.success();
             try {
               const flow = sink(event);
               // The consumer is done (stop string): leaving the loop ends the tier's stream.
@@ -216,10 +220,10 @@ export class ResilientGeneration implements GenerationSource {
       lastError = failure;
       if (!isRetryable(failure)) throw failure;
       issuedAndFailed = true;
-      if (sent.length > 0) record.continuedFrom ??= guard.name;
+      if (sentCount > 0) record.continuedFrom ??= guard.name;
       noteFallback(guard.name, causeOf(failure));
       runtime.logger.warn(
-        { tier: guard.name, requestId: request.requestId, tokensSent: sent.length, err: failure },
+        { tier: guard.name, requestId: request.requestId, tokensSent: sentCount, err: failure },
         `attempt on tier "${guard.name}" failed; trying the next tier`,
       );
     }

@@ -48,6 +48,8 @@ export class ResilienceRuntime {
     for (const [name, tier] of tiers) {
       const settings = tierResilience(this.config, name);
       const m = this.metrics;
+      const successes = m.breakerEvents.labels(name, 'success');
+      const failures = m.breakerEvents.labels(name, 'failure');
       const guard: TierGuard = {
         name,
         settings,
@@ -57,6 +59,9 @@ export class ResilienceRuntime {
           (kind) => m.faults.inc({ tier: name, fault: kind }),
         ),
         breaker: new TierBreaker(name, settings.breaker, (event, state) => {
+          // Every stream ends in a success or a failure: those series are looked up once.
+          if (event === 'success') return successes.inc();
+          if (event === 'failure') return failures.inc();
           m.breakerEvents.labels(name, event).inc();
           // The state changes only with these events; success/failure/reject (per request) leave it.
           if (event === 'open' || event === 'half_open' || event === 'close') {

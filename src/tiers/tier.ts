@@ -53,6 +53,9 @@ export interface TokenLogprob {
  * ONNX, the sidecar) sends one per event; one that has several ready at once (the echo tier, a
  * batched stream) sends them together: every layer between the tier and the client (executor,
  * choice generator) then runs once per event instead of once per token.
+ *
+ * The arrays are the consumer's once yielded: a tier must not change them afterwards (the
+ * executor keeps them, uncopied, to continue on another tier if this one fails).
  */
 export interface TokenEvent {
   readonly kind: 'tokens';

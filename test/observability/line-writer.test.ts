@@ -67,6 +67,23 @@ test('a partial write continues with the bytes that did not go, multi-byte chara
   w.close();
 });
 
+test('a backlog larger than the initial buffer is written whole and in order', async () => {
+  const fd = fakeFd();
+  const w = new LineWriter(99, { write: fd.write, retryMs: 5 });
+  fd.state.refuse = 1;
+  const lines = Array.from(
+    { length: 3000 },
+    (_, i) => `{"i":${i},"text":"wörds ünd ßtuff ${'x'.repeat(40)}"}\n`,
+  );
+  for (const line of lines.slice(0, 10)) w.write(line);
+  await nextTurn(); // refused: kept
+  for (const line of lines.slice(10)) w.write(line);
+  await sleep(30);
+  assert.equal(fd.writes.join(''), lines.join(''));
+  assert.equal(w.dropped, 0);
+  w.close();
+});
+
 test('while the pipe stays full, lines past the queue limit are dropped and counted', async () => {
   const fd = fakeFd();
   const w = new LineWriter(99, { write: fd.write, maxQueuedChars: 10, retryMs: 1000 });
