@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Gateway } from '../gateway/gateway.js';
 import { withLazyRequestLoggers } from '../observability/lazy-child-logger.js';
@@ -9,6 +8,7 @@ import { chatCompletionsRoute } from './openai/chat-completions.js';
 import { completionsRoute } from './openai/completions.js';
 import { modelsRoutes } from './openai/models.js';
 import { installRequestSummary } from './request-context.js';
+import { newRequestId } from './request-id.js';
 import { routeExplainRoutes } from './route-explain.js';
 
 /** A request id from the client is honoured if it looks sane (it ends up in every log line). */
@@ -30,7 +30,7 @@ export function buildApp(gateway: Gateway): FastifyInstance {
     trustProxy: server.trustProxy,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : newRequestId();
     },
     // Keep-alive sockets are closed on shutdown; in-flight requests are let finish (server.ts).
     forceCloseConnections: 'idle',

@@ -13,12 +13,19 @@ export function resilienceFields(record: ExecutionRecord): Record<string, string
   return out;
 }
 
+/** The same fields set as response headers, one by one (a whole answer, once it is complete). */
+export function setResilienceHeaders(reply: FastifyReply, record: ExecutionRecord): void {
+  const by = record.servedBy;
+  if (by.length > 0) void reply.header(SERVED_BY, by.length === 1 ? by[0]! : by.join(', '));
+  if (record.continuedFrom !== undefined) void reply.header(CONTINUED_FROM, record.continuedFrom);
+}
+
 /**
  * Before a stream's first byte: the tiers known so far as headers, and a `Trailer` declaration,
  * because a continuation can only be reported after the body (RFC 9110 §6.5). A whole answer
  * sets `resilienceFields` as headers once, when it is complete.
  */
 export function setStreamResilienceHeaders(reply: FastifyReply, record: ExecutionRecord): void {
-  void reply.headers(resilienceFields(record));
+  setResilienceHeaders(reply, record);
   void reply.header('trailer', `${SERVED_BY}, ${CONTINUED_FROM}`);
 }

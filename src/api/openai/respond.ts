@@ -14,7 +14,11 @@ import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 import { newExecutionRecord, ResilientGeneration, type ExecutionRecord } from '../../resilience/executor.js';
 import type { LatencyObservation } from '../../routing/latency-model.js';
 import type { RequestContext } from '../request-context.js';
-import { resilienceFields, setStreamResilienceHeaders } from '../../resilience/response-fields.js';
+import {
+  resilienceFields,
+  setResilienceHeaders,
+  setStreamResilienceHeaders,
+} from '../../resilience/response-fields.js';
 
 /** One finished choice, for non-streamed responses. */
 export interface CollectedChoice {
@@ -120,7 +124,7 @@ export async function respond(
       );
     else {
       const choices = await collectChoices(run, signal, ctx);
-      void reply.headers(resilienceFields(resilient.record));
+      setResilienceHeaders(reply, resilient.record);
       await reply.type(JSON_TYPE).send(formatter.response(choices, usage()));
     }
   } finally {
