@@ -1,6 +1,14 @@
 import type { EchoTierConfig } from '../../config/index.js';
 import type { TierDeps } from '../registry.js';
-import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo, TokenLogprob } from '../tier.js';
+import type {
+  GenerateRequest,
+  Tier,
+  TierEvent,
+  TierFinishReason,
+  TierHealth,
+  TierInfo,
+  TokenLogprob,
+} from '../tier.js';
 import { sleepUnlessCancelled, type CancelSignal } from '../cancellation.js';
 
 /**
@@ -21,40 +29,8 @@ export class EchoTier implements Tier {
     this.ready = true;
   }
 
-  async *generate(request: GenerateRequest, signal: CancelSignal): AsyncIterable<TierEvent> {
-    const source = request.tokens.length > 0 ? request.tokens : [0];
-    // Skip BOS so the echoed text reads like the prompt.
-    const start = request.tokens[0] === this.deps.tokenizer.bos && source.length > 1 ? 1 : 0;
-    const room = this.options.contextLength - request.tokens.length;
-    const limit = Math.max(0, Math.min(request.maxTokens, room));
-    // Without a delay, tokens go out in batches of up to batchTokens per event, as a tier with
-    // several tokens ready would send them; with one, a token per event, like a real decoder.
-    const perEvent = this.options.tokenDelayMs > 0 ? 1 : Math.max(1, this.options.batchTokens);
-    let i = 0;
-    while (i < limit) {
-      signal.throwIfAborted();
-      if (this.options.tokenDelayMs > 0) await sleepUnlessCancelled(this.options.tokenDelayMs, signal);
-      const tokens: number[] = [];
-      const logprobs: number[] = [];
-      const top: TokenLogprob[][] | undefined = request.topLogprobs > 0 ? [] : undefined;
-      let stopped = false;
-      for (const end = Math.min(limit, i + perEvent); i < end; i++) {
-        const token = source[start + (i % (source.length - start))] ?? 0;
-        if (request.stopTokens.includes(token)) {
-          stopped = true;
-          break;
-        }
-        tokens.push(token);
-        logprobs.push(0);
-        top?.push([{ token, logprob: 0 }]);
-      }
-      if (tokens.length > 0) yield { kind: 'tokens', tokens, logprobs, top };
-      if (stopped) {
-        yield { kind: 'finish', reason: 'stop' };
-        return;
-      }
-    }
-    yield { kind: 'finish', reason: 'length' };
+  generate(request: GenerateRequest, signal: CancelSignal): AsyncIterable<TierEvent> {
+    return new EchoStream(request, signal, this.options, this.deps.tokenizer.bos);
   }
 
   async score(tokens: readonly number[]): Promise<Float64Array> {
@@ -79,5 +55,97 @@ export class EchoTier implements Tier {
 
   async close(): Promise<void> {
     this.ready = false;
+  }
+}
+
+const DONE: Promise<IteratorResult<TierEvent>> = Promise.resolve({ value: undefined, done: true });
+
+/**
+ * The echo tier's stream: the prompt's tokens (cycling, BOS skipped so the echo reads like the
+ * prompt), in batches of up to batchTokens per event without a delay, or one per event after
+ * each delay, like a real decoder; then the finish. An iterator of its own rather than an async
+ * generator, whose suspend/resume and implicit awaits would be charged to the gateway in
+ * `npm run bench:gateway`: this tier exists to measure everything around it.
+ */
+class EchoStream implements AsyncIterableIterator<TierEvent> {
+  private readonly source: readonly number[];
+  private readonly start: number;
+  private readonly limit: number;
+  private readonly perEvent: number;
+  private readonly delayMs: number;
+  private i = 0;
+  /** Set once a stop token ended a batch that still had tokens to send first. */
+  private stopNext = false;
+  private ended = false;
+
+  constructor(
+    private readonly request: GenerateRequest,
+    private readonly signal: CancelSignal,
+    options: EchoTierConfig,
+    bos: number | undefined,
+  ) {
+    const tokens = request.tokens;
+    this.source = tokens.length > 0 ? tokens : [0];
+    this.start = tokens[0] === bos && this.source.length > 1 ? 1 : 0;
+    const room = options.contextLength - tokens.length;
+    this.limit = Math.max(0, Math.min(request.maxTokens, room));
+    this.delayMs = options.tokenDelayMs;
+    this.perEvent = this.delayMs > 0 ? 1 : Math.max(1, options.batchTokens);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<TierEvent> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<TierEvent>> {
+    if (this.ended) return DONE;
+    if (this.stopNext || this.i >= this.limit)
+      return Promise.resolve(this.finish(this.stopNext ? 'stop' : 'length'));
+    try {
+      this.signal.throwIfAborted();
+    } catch (err) {
+      this.ended = true;
+      return Promise.reject(err);
+    }
+    if (this.delayMs > 0) {
+      return sleepUnlessCancelled(this.delayMs, this.signal).then(
+        () => this.batch(),
+        (err: unknown) => {
+          this.ended = true;
+          throw err;
+        },
+      );
+    }
+    return Promise.resolve(this.batch());
+  }
+
+  return(): Promise<IteratorResult<TierEvent>> {
+    this.ended = true;
+    return DONE;
+  }
+
+  private finish(reason: TierFinishReason): IteratorResult<TierEvent> {
+    this.ended = true;
+    return { value: { kind: 'finish', reason }, done: false };
+  }
+
+  /** The next batch of tokens, or the finish when a stop token comes first. */
+  private batch(): IteratorResult<TierEvent> {
+    const { request, source, start } = this;
+    const tokens: number[] = [];
+    const logprobs: number[] = [];
+    const top: TokenLogprob[][] | undefined = request.topLogprobs > 0 ? [] : undefined;
+    for (const end = Math.min(this.limit, this.i + this.perEvent); this.i < end; this.i++) {
+      const token = source[start + (this.i % (source.length - start))] ?? 0;
+      if (request.stopTokens.includes(token)) {
+        this.stopNext = true;
+        break;
+      }
+      tokens.push(token);
+      logprobs.push(0);
+      top?.push([{ token, logprob: 0 }]);
+    }
+    if (tokens.length === 0) return this.finish('stop');
+    return { value: { kind: 'tokens', tokens, logprobs, top }, done: false };
   }
 }
