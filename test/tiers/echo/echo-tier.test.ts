@@ -98,9 +98,8 @@ describe('echo tier', () => {
     const c = new Cancellation();
     c.abort(new Error('gone'));
     await assert.rejects(events(tier().generate(request([5]), c)), /gone/);
-    const it = tier({ batchTokens: 1 })
-      .generate(request([5, 6]), new Cancellation())
-      [Symbol.asyncIterator]();
+    const stream = tier({ batchTokens: 1 }).generate(request([5, 6]), new Cancellation());
+    const it = stream[Symbol.asyncIterator]();
     assert.equal((await it.next()).done, false);
     await it.return?.();
     assert.deepEqual(await it.next(), { value: undefined, done: true });
