@@ -13,7 +13,9 @@ import { usageBody, usageJson } from './usage.js';
 
 /** POST /v1/completions (https://platform.openai.com/docs/api-reference/completions). */
 export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
-  app.post('/v1/completions', async (request, reply) => {
+  // Not an async function: a synchronous throw reaches the error handler all the same, and the
+  // promise returned is respond's own (one promise and one microtask turn less per request).
+  app.post('/v1/completions', (request, reply): Promise<void> => {
     const body = parseBody(CompletionBodySchema, request.body);
     const served = routeRequest(request, gateway, body.model);
     const promptTokens = promptToTokens(gateway, body.prompt);
@@ -39,14 +41,24 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
     };
     const echoText =
       body.echo === true ? gateway.tokenizer.detokenize(withoutBos(gateway, promptTokens)) : '';
-    // Echo with logprobs also reports the prompt's tokens (how eval harnesses score a text).
-    const echoTokens =
-      body.echo === true && body.logprobs != null ? await promptDetails(gateway, gen.tier, promptTokens) : [];
-    const formatter = new CompletionFormatter(base, echoText, echoTokens, body.logprobs != null);
-    await respond(request, reply, gateway, served, gen, formatter, {
+    const options = {
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
-    });
+    };
+    const answer = (echoTokens: readonly TokenDetail[]): Promise<void> =>
+      respond(
+        request,
+        reply,
+        gateway,
+        served,
+        gen,
+        new CompletionFormatter(base, echoText, echoTokens, body.logprobs != null),
+        options,
+      );
+    // Echo with logprobs also reports the prompt's tokens (how eval harnesses score a text).
+    if (body.echo === true && body.logprobs != null)
+      return promptDetails(gateway, gen.tier, promptTokens).then(answer);
+    return answer([]);
   });
 }
 

@@ -125,7 +125,9 @@ export async function respond(
     else {
       const choices = await collectChoices(run, signal, ctx);
       setResilienceHeaders(reply, resilient.record);
-      await reply.type(JSON_TYPE).send(formatter.response(choices, usage()));
+      // Not awaited: a fastify reply is a thenable, and awaiting it costs two promises for nothing
+      // (the body is handed to the socket synchronously).
+      void reply.type(JSON_TYPE).send(formatter.response(choices, usage()));
     }
   } finally {
     ctx.onClientGone = undefined;
