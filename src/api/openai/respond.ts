@@ -123,11 +123,17 @@ export async function respond(
         options.includeUsage ? usage : undefined,
       );
     else {
-      const choices = await collectChoices(run, signal, ctx);
+      const choices: CollectedChoice[] = [];
+      try {
+        // Awaited here rather than chained in a helper: one promise less per request.
+        await run(collector(choices, ctx));
+      } catch (err) {
+        throw failureOf(signal, err);
+      }
       setResilienceHeaders(reply, resilient.record);
       // Not awaited: a fastify reply is a thenable, and awaiting it costs two promises for nothing
       // (the body is handed to the socket synchronously).
-      void reply.type(JSON_TYPE).send(formatter.response(choices, usage()));
+      void reply.type(JSON_TYPE).send(formatter.response(inOrder(choices), usage()));
     }
   } finally {
     ctx.onClientGone = undefined;
@@ -146,15 +152,9 @@ function failureOf(signal: CancelSignal, err: unknown): unknown {
   return signal.aborted ? signal.reason : err;
 }
 
-/** A whole answer: every choice's text (and token details) collected, in index order. */
-function collectChoices(
-  run: (onEvent: ChoiceEventHandler) => Promise<void>,
-  signal: CancelSignal,
-  ctx: RequestContext,
-): Promise<CollectedChoice[]> {
-  const choices: CollectedChoice[] = [];
-  // A promise chain rather than an async function: one promise less per request.
-  return run((ev) => {
+/** A whole answer's handler: every choice's text (and token details) collected by index. */
+function collector(choices: CollectedChoice[], ctx: RequestContext): ChoiceEventHandler {
+  return (ev) => {
     let choice = choices[ev.index];
     if (choice === undefined) {
       choice = { index: ev.index, text: '', tokens: [], finishReason: 'length' };
@@ -164,12 +164,12 @@ function collectChoices(
       choice.text += ev.text;
       for (const t of ev.tokens) choice.tokens.push(t);
     } else choice.finishReason = ctx.finishReason = ev.reason;
-  }).then(
-    () => choices.filter((c) => c !== undefined),
-    (err: unknown) => {
-      throw failureOf(signal, err);
-    },
-  );
+  };
+}
+
+/** The collected choices in index order (a choice that produced nothing has no entry). */
+function inOrder(choices: readonly (CollectedChoice | undefined)[]): CollectedChoice[] {
+  return choices.filter((c): c is CollectedChoice => c !== undefined);
 }
 
 /**
