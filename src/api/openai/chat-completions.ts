@@ -8,7 +8,7 @@ import { responseId, servingFingerprint } from './ids.js';
 import { buildGeneration, routeRequest } from './normalise.js';
 import { ChatBodySchema, parseBody, type ChatBody } from './request-schemas.js';
 import { respond, type CollectedChoice, type Formatter, type ResponseBase } from './respond.js';
-import { usageBody, usageJson } from './usage.js';
+import { usageJson, withUsage } from './usage.js';
 
 /** POST /v1/chat/completions (https://platform.openai.com/docs/api-reference/chat). */
 export function chatCompletionsRoute(app: FastifyInstance, gateway: Gateway): void {
@@ -107,16 +107,7 @@ export class ChatFormatter implements Formatter {
   }
 
   usageChunk(u: Usage): unknown {
-    const b = this.base;
-    return {
-      id: b.id,
-      created: b.created,
-      model: b.model,
-      system_fingerprint: b.fingerprint(),
-      object: 'chat.completion.chunk',
-      choices: [],
-      usage: usageBody(u),
-    };
+    return withUsage(this.envelope([]), u);
   }
 
   response(choices: readonly CollectedChoice[], u: Usage): string {
@@ -136,6 +127,18 @@ export class ChatFormatter implements Formatter {
     finish: FinishReason | null,
     tokens: readonly TokenDetail[],
   ) {
+    return this.envelope([
+      {
+        index,
+        delta,
+        logprobs: this.logprobs && tokens.length > 0 ? chatLogprobs(tokens) : null,
+        finish_reason: finish,
+      },
+    ]);
+  }
+
+  /** What every chunk repeats, in OpenAI's key order, around its choices. */
+  private envelope(choices: unknown[]) {
     const b = this.base;
     return {
       id: b.id,
@@ -143,14 +146,7 @@ export class ChatFormatter implements Formatter {
       model: b.model,
       system_fingerprint: b.fingerprint(),
       object: 'chat.completion.chunk',
-      choices: [
-        {
-          index,
-          delta,
-          logprobs: this.logprobs && tokens.length > 0 ? chatLogprobs(tokens) : null,
-          finish_reason: finish,
-        },
-      ],
+      choices,
     };
   }
 }

@@ -9,7 +9,7 @@ import { responseId, servingFingerprint } from './ids.js';
 import { buildGeneration, routeRequest } from './normalise.js';
 import { CompletionBodySchema, parseBody } from './request-schemas.js';
 import { respond, type CollectedChoice, type Formatter, type ResponseBase } from './respond.js';
-import { usageBody, usageJson } from './usage.js';
+import { usageJson, withUsage } from './usage.js';
 
 /** POST /v1/completions (https://platform.openai.com/docs/api-reference/completions). */
 export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
@@ -153,16 +153,7 @@ export class CompletionFormatter implements Formatter {
   }
 
   usageChunk(u: Usage): unknown {
-    const b = this.base;
-    return {
-      id: b.id,
-      object: 'text_completion',
-      created: b.created,
-      model: b.model,
-      system_fingerprint: b.fingerprint(),
-      choices: [],
-      usage: usageBody(u),
-    };
+    return withUsage(this.envelope([]), u);
   }
 
   response(choices: readonly CollectedChoice[], u: Usage): string {
@@ -191,6 +182,13 @@ export class CompletionFormatter implements Formatter {
     const offsets = (this.offsets ??= new Map());
     const start = offsets.get(index) ?? 0;
     offsets.set(index, start + text.length);
+    return this.envelope([
+      { text, index, logprobs: this.logprobs ? legacyLogprobs(tokens, start) : null, finish_reason: finish },
+    ]);
+  }
+
+  /** What every chunk repeats, in OpenAI's key order, around its choices. */
+  private envelope(choices: unknown[]) {
     const b = this.base;
     return {
       id: b.id,
@@ -198,14 +196,7 @@ export class CompletionFormatter implements Formatter {
       created: b.created,
       model: b.model,
       system_fingerprint: b.fingerprint(),
-      choices: [
-        {
-          text,
-          index,
-          logprobs: this.logprobs ? legacyLogprobs(tokens, start) : null,
-          finish_reason: finish,
-        },
-      ],
+      choices,
     };
   }
 }
