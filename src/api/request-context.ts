@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { MetricsService } from '../observability/metrics.js';
 import { writeSummaryLine } from '../observability/summary-line.js';
+import { progressOf, type ExecutionSummary } from '../pipeline/execute.js';
 import type { ExecutionRecord } from '../resilience/executor.js';
 import type { RoutePlan } from '../routing/plan.js';
 
@@ -23,6 +24,8 @@ export interface RequestContext {
   errorCode: string | undefined;
   /** True when the client went away before the response was complete. */
   aborted: boolean;
+  /** The generation's counters (src/pipeline/execute.ts), read live by the summary line. */
+  execution?: ExecutionSummary | undefined;
   /** Fallbacks, retries and continuation across tiers (src/resilience/executor.ts). */
   resilience?: ExecutionRecord | undefined;
   /**
@@ -100,6 +103,9 @@ function summarise(
   metrics.requestDuration.labels(route, tier, code).observe(seconds);
   // Probes and scrapes would drown the log; they are visible in the metrics.
   if (route === '/healthz' || route === '/readyz' || route === '/metrics') return;
+  // A stream whose client left is summarised while its generation stops: the counts come from
+  // the execution itself, live, not from what the responder copies once it is done.
+  const progress = ctx.execution === undefined ? ctx : progressOf(ctx.execution);
   // The root logger with the request id, rather than request.log: that child is then never built
   // for a request that logs nothing else (src/observability/lazy-child-logger.ts).
   writeSummaryLine(logger, {
@@ -113,8 +119,8 @@ function summarise(
     routeReason: ctx.routeReason,
     stream: ctx.stream,
     promptTokens: ctx.promptTokens,
-    completionTokens: ctx.completionTokens,
-    ttftMs: ctx.ttftMs === undefined ? undefined : round(ctx.ttftMs),
+    completionTokens: progress.completionTokens,
+    ttftMs: progress.ttftMs === undefined ? undefined : round(progress.ttftMs),
     durationMs: round(seconds * 1000),
     finishReason: ctx.finishReason,
     error: ctx.errorCode,

@@ -8,10 +8,32 @@ import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
 
 /** Totals over all choices of one request, for usage, the summary log and metrics. */
 export interface ExecutionSummary {
+  /** Set when the request ends (execute's finally); progressOf() reads it while it runs. */
   completionTokens: number;
   /** Milliseconds from arrival to the first token of any choice. */
   ttftMs: number | undefined;
   aborted: boolean;
+  /** The choices' live counters and the request's arrival (set by execute when it starts). */
+  live?: { readonly choices: readonly ChoiceStats[]; readonly arrivedAt: number } | undefined;
+}
+
+/**
+ * Tokens generated so far and the TTFT, before or after the request ended: what a summary taken
+ * early reads (the summary line of a stream whose client left, written while it stops).
+ */
+export function progressOf(summary: ExecutionSummary): {
+  completionTokens: number;
+  ttftMs: number | undefined;
+} {
+  const live = summary.live;
+  if (live === undefined) return summary;
+  let completionTokens = 0;
+  let first: number | undefined;
+  for (const s of live.choices) {
+    completionTokens += s.completionTokens;
+    if (s.firstTokenAt !== undefined) first = Math.min(first ?? Infinity, s.firstTokenAt);
+  }
+  return { completionTokens, ttftMs: first === undefined ? undefined : first - live.arrivedAt };
 }
 
 /**
@@ -105,6 +127,7 @@ export async function execute(
 ): Promise<void> {
   const series = metrics.tier(tier.name);
   const stats: ChoiceStats[] = [];
+  summary.live = { choices: stats, arrivedAt: request.arrivedAt };
   const decoders: ChoiceDecoder[] = [];
   for (let i = 0; i < request.n; i++) {
     const s: ChoiceStats = { completionTokens: 0, firstTokenAt: undefined, lastTokenAt: undefined };

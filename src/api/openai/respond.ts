@@ -76,6 +76,7 @@ export async function respond(
   const onShutdown = (): void => client.abort(shutdown.reason);
   const signal = client.signal;
   const summary: ExecutionSummary = { completionTokens: 0, ttftMs: undefined, aborted: false };
+  ctx.execution = summary;
   // Routing may have chosen another tier than the model's (gen.tier).
   const tier = gateway.tiers.get(gen.tier) ?? served.tier;
   // The resilience executor runs the attempt list (breakers, admission, retries, continuation).
