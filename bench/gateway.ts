@@ -11,7 +11,9 @@
  *    and medians are quoted, because the load generator shares the 2 cores and is noisy. The
  *    routing decision's own cost comes from bench/routing.ts, run as a child in the same run.
  * 2. Streaming efficiency: tokens/s of one SSE stream through the gateway on the llama.cpp edge
- *    tier versus node-llama-cpp's own generation loop on the same GGUF, same thread count.
+ *    tier versus node-llama-cpp's own generation loop on the same GGUF, same thread count. The
+ *    loop runs in a child process of its own, on the gateway's core with the gateway's V8 flags,
+ *    so the two sides differ only by what the gateway does.
  *
  * The gateways run the compiled build (dist/, as `npm start` does; `npm run bench:gateway` builds
  * it first), not the TypeScript sources through tsx, whose name-keeping helper runs on every
@@ -21,9 +23,9 @@
  *    rates, this barely moves with the machine's background load, so it is the steadiest measure
  *    of what the gateway costs on top of fastify.
  *
- * With `taskset` available (and BENCH_PIN not 0) both servers run on CPU 1 and this process
- * (autocannon, the direct llama.cpp loop) on CPU 0, so the load generator does not steal the
- * server's core; other processes on the machine still can.
+ * With `taskset` available (and BENCH_PIN not 0) the servers and the direct llama.cpp loop run on
+ * CPU 1 and this process (autocannon, the stream client) on CPU 0, so the load generator does not
+ * steal the server's core; other processes on the machine still can.
  *
  * Options (env): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_RATES ("500,1000,2000"),
  * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10), BENCH_PARTS ("load,stream"), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1),
@@ -123,6 +125,24 @@ async function serveGateway(withPolicy: boolean): Promise<void> {
   process.stderr.write(`LISTENING ${server.url}\n`);
 }
 
+/**
+ * `--serve-direct`: node-llama-cpp's own generation loop, the streaming baseline, in a process
+ * started like the gateway's (same core, same V8 flags). Each IPC message runs one generation and
+ * is answered with its tokens/s.
+ */
+async function serveDirect(): Promise<void> {
+  const direct = await makeDirectLoop();
+  process.on('message', () => void direct.run().then((tokensPerSecond) => process.send!(tokensPerSecond)));
+  process.stderr.write('LISTENING direct-loop\n');
+}
+
+/** One generation of the `--serve-direct` child: its tokens/s. */
+function runDirect(direct: ChildProcess): Promise<number> {
+  const answer = once(direct, 'message').then(([tokensPerSecond]) => tokensPerSecond as number);
+  direct.send('run');
+  return answer;
+}
+
 /** A module of the compiled build (same layout as src/; typed from its source). */
 function built(path: string): string {
   return new URL(`../dist/${path}`, import.meta.url).href;
@@ -170,7 +190,7 @@ function peakRssMb(pid: number | undefined): number {
   }
 }
 
-function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+function startChild(args: string[], ipc = false): Promise<{ child: ChildProcess; url: string }> {
   const nodeArgs = [...SERVER_NODE_FLAGS, '--import', 'tsx', fileURLToPath(import.meta.url), ...args];
   const [cmd, argv] = PIN
     ? ['taskset', ['-c', '1', process.execPath, ...nodeArgs]]
@@ -179,7 +199,7 @@ function startChild(args: string[]): Promise<{ child: ChildProcess; url: string 
     cwd: ROOT,
     // stdout (the gateway's JSON log lines) goes to /dev/null: pino still formats and writes
     // every line, but this process does not spend CPU reading them.
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ipc ? ['ignore', 'ignore', 'pipe', 'ipc'] : ['ignore', 'ignore', 'pipe'],
   });
   return new Promise((resolve, reject) => {
     let seen = '';
@@ -310,7 +330,7 @@ async function gatewayStream(url: string): Promise<number> {
 }
 
 /** node-llama-cpp's own loop: same GGUF, same prompt, greedy, same thread count. */
-async function makeDirectLoop(): Promise<{ run: () => Promise<number>; close: () => Promise<void> }> {
+async function makeDirectLoop(): Promise<{ run: () => Promise<number> }> {
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: GGUF });
@@ -318,6 +338,8 @@ async function makeDirectLoop(): Promise<{ run: () => Promise<number>; close: ()
     sequences: 1,
     threads: 1,
     contextSize: model.trainContextSize,
+    // As the edge tier runs it by default (bench:edge measures the two kernels).
+    flashAttention: false,
   });
   const prompt = [model.tokens.bos!, ...model.tokenize('The county grand jury said')];
   const run = async (): Promise<number> => {
@@ -332,7 +354,7 @@ async function makeDirectLoop(): Promise<{ run: () => Promise<number>; close: ()
     seq.dispose();
     return n / seconds;
   };
-  return { run, close: async () => void (await context.dispose(), await model.dispose()) };
+  return { run };
 }
 
 // ---- main ------------------------------------------------------------------------------------
@@ -463,39 +485,39 @@ async function main(): Promise<void> {
   await Promise.all([bare, policy].map((server) => once(server.child, 'exit')));
 
   if (PARTS.includes('stream')) {
-    // Streaming efficiency: alternate direct loop and gateway stream, medians. Both paths are
-    // warmed up first: V8 needs a few thousand tokens before node-llama-cpp's and the gateway's
-    // per-token code is optimised, and a cold first run would dominate a median of a few.
-    const direct = await makeDirectLoop();
-    for (let i = 0; i < STREAM_WARMUP; i++) {
-      await direct.run();
-      await gatewayStream(gateway.url);
-    }
-    const d: number[] = [];
-    const g: number[] = [];
-    const cpu = { direct: 0, gateway: 0 };
+    // Streaming efficiency: node-llama-cpp's own loop and one SSE stream through the gateway,
+    // alternating, medians. Both are warmed up first: V8 needs a few thousand tokens before
+    // node-llama-cpp's and the gateway's per-token code is optimised, and a cold first run would
+    // dominate a median of a few.
+    const direct = await startChild(['--serve-direct'], true);
+    const sides = [
+      { label: 'node-llama-cpp loop', pid: direct.child.pid, run: () => runDirect(direct.child) },
+      { label: 'gateway SSE', pid: gateway.child.pid, run: () => gatewayStream(gateway.url) },
+    ];
+    for (let i = 0; i < STREAM_WARMUP; i++) for (const side of sides) await side.run();
+    const rates = sides.map(() => [] as number[]);
+    const cpu = sides.map(() => 0);
     for (let i = 0; i < STREAM_ROUNDS; i++) {
-      const c0 = process.cpuUsage();
-      d.push(await direct.run());
-      const c = process.cpuUsage(c0);
-      cpu.direct += (c.user + c.system) / 1e6;
-      const g0 = cpuSeconds(gateway.child.pid);
-      g.push(await gatewayStream(gateway.url));
-      cpu.gateway += cpuSeconds(gateway.child.pid) - g0;
+      for (const [k, side] of sides.entries()) {
+        const c0 = cpuSeconds(side.pid);
+        rates[k]!.push(await side.run());
+        cpu[k]! += cpuSeconds(side.pid) - c0;
+      }
     }
-    await direct.close();
-    const md = median(d);
-    const mg = median(g);
+    direct.child.kill('SIGTERM');
+    await once(direct.child, 'exit');
     console.log(
-      `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1 (medians of ${d.length} alternating runs after ${STREAM_WARMUP} warm-up runs each)`,
+      `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1, plain attention (medians of ${STREAM_ROUNDS} alternating runs after ${STREAM_WARMUP} warm-up runs each; each side in a process of its own${PIN ? ' on CPU 1' : ''})`,
     );
-    console.log(
-      `  node-llama-cpp loop ${md.toFixed(0)} tokens/s, gateway SSE ${mg.toFixed(0)} tokens/s, ratio ${(mg / md).toFixed(2)}`,
-    );
-    const perToken = (seconds: number): string => ((seconds * 1e6) / (STREAM_ROUNDS * TOKENS)).toFixed(0);
-    console.log(
-      `  CPU per token (all threads, /proc; 10 ms ticks): node-llama-cpp loop ${perToken(cpu.direct)} µs, gateway ${perToken(cpu.gateway)} µs`,
-    );
+    const base = median(rates[0]!);
+    for (const [k, side] of sides.entries()) {
+      const tps = median(rates[k]!);
+      const cpuUs = ((cpu[k]! * 1e6) / (STREAM_ROUNDS * TOKENS)).toFixed(0);
+      const ratio = k === 0 ? '' : `, ratio ${(tps / base).toFixed(2)}`;
+      console.log(
+        `  ${side.label.padEnd(20)} ${tps.toFixed(0).padStart(5)} tokens/s${ratio}; CPU ${cpuUs} µs/token (all threads, /proc, 10 ms ticks)`,
+      );
+    }
   }
 
   gateway.child.kill('SIGTERM');
@@ -505,4 +527,5 @@ async function main(): Promise<void> {
 const mode = process.argv[2];
 if (mode === '--serve-bare') await serveBare(process.argv[3] ?? '{}');
 else if (mode === '--serve-gateway') await serveGateway(process.argv[3] === 'policy');
+else if (mode === '--serve-direct') await serveDirect();
 else await main();

@@ -27,6 +27,7 @@ export const runner: TierRunner = {
               sequences: ctx.maxConcurrency,
               contextSize: 0,
               batchSize: 512,
+              flashAttention: false,
               maxQueue: 64,
             },
             {

@@ -27,6 +27,8 @@ export interface GgufRunnerOptions {
   /** llama.cpp threads; 1 by default (FACTS.md: 2 threads on 2 shared cores can be far slower). */
   readonly threads?: number;
   readonly contextSize?: number;
+  /** llama.cpp's flash-attention kernel; absent lets llama.cpp choose (as the model build did). */
+  readonly flashAttention?: boolean;
 }
 
 const WANT_LOGITS = { generateNext: { logits: true } } as const;
@@ -54,6 +56,7 @@ export class GgufRunner {
       batchSize: contextSize,
       sequences: 1,
       threads: opts.threads ?? 1,
+      ...(opts.flashAttention === undefined ? {} : { flashAttention: opts.flashAttention }),
     });
     return new GgufRunner(model, context, context.getSequence());
   }
@@ -113,12 +116,18 @@ export class GgufRunner {
   /** Greedy decode through node-llama-cpp's own sampler (temperature 0) for speed measurement;
    * returns the number of tokens generated (EOS is yielded, not a stop). */
   async decodeSpeed(prompt: readonly number[], count: number): Promise<number> {
+    return (await this.decode(prompt, count)).length;
+  }
+
+  /** The tokens of a greedy decode through node-llama-cpp's own sampler (EOS included). */
+  async decode(prompt: readonly number[], count: number): Promise<number[]> {
     const seq = await this.fresh();
-    let n = 0;
-    for await (const _token of seq.evaluate(prompt as Token[], { temperature: 0, yieldEogToken: true })) {
-      if (++n >= count) break;
+    const out: number[] = [];
+    for await (const token of seq.evaluate(prompt as Token[], { temperature: 0, yieldEogToken: true })) {
+      out.push(token);
+      if (out.length >= count) break;
     }
-    return n;
+    return out;
   }
 
   async dispose(): Promise<void> {

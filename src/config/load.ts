@@ -96,12 +96,24 @@ function validate(schema: TSchema, value: unknown, prefix: string, problems: str
   const errors = [...Value.Errors(schema, withDefaults)];
   if (errors.length === 0) return withDefaults;
   for (const e of errors.slice(0, 20)) {
-    // Unions report one error per member; the member errors are enough and clearer.
+    const message = e.schema.anyOf === undefined ? e.message : `Expected ${alternatives(e.schema.anyOf)}`;
     problems.push(
-      `${prefix}${e.path || '/'}: ${e.message}${e.value === undefined ? '' : ` (got ${short(e.value)})`}`,
+      `${prefix}${e.path || '/'}: ${message}${e.value === undefined ? '' : ` (got ${short(e.value)})`}`,
     );
   }
   return undefined;
+}
+
+/** A union's members in words (TypeBox's own message is only "Expected union value"). */
+function alternatives(members: readonly TSchema[]): string {
+  const words = members.map((m) =>
+    m.const !== undefined
+      ? JSON.stringify(m.const)
+      : typeof m.type === 'string'
+        ? `a ${m.type}`
+        : 'another shape',
+  );
+  return words.length === 1 ? words[0]! : `${words.slice(0, -1).join(', ')} or ${words.at(-1)!}`;
 }
 
 function short(value: unknown): string {

@@ -41,6 +41,7 @@ test('each tier kind gets its own defaults', () => {
   assert.ok(edge?.kind === 'llamacpp');
   assert.equal(edge.threads, 1);
   assert.equal(edge.sequences, 8);
+  assert.equal(edge.flashAttention, false);
 });
 
 test('errors name the bad path, unknown keys included', () => {
@@ -48,13 +49,17 @@ test('errors name the bad path, unknown keys included', () => {
     buildConfig(
       {
         server: { port: 'eighty', colour: 'blue' },
-        tiers: { edge: { kind: 'llamacpp', threads: -1 }, x: { kind: 'tensorflow' } },
+        tiers: {
+          edge: { kind: 'llamacpp', threads: -1, flashAttention: 'yes' },
+          x: { kind: 'tensorflow' },
+        },
         models: { m: { tier: 'edge' } },
       },
       { env: {} },
     ),
   );
   const text = problems.join('\n');
+  assert.match(text, /\/tiers\/edge\/flashAttention: Expected a boolean or "auto" \(got "yes"\)/);
   assert.match(text, /\/server\/port/);
   assert.match(text, /\/server\/colour/);
   assert.match(text, /\/tiers\/edge\/threads/);

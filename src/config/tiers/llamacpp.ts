@@ -17,6 +17,12 @@ export const LlamaCppTierSchema = Type.Object(
     contextSize: Type.Integer({ minimum: 0, default: 0 }),
     /** llama.cpp batch size (tokens evaluated per step across all sequences). */
     batchSize: Type.Integer({ minimum: 1, default: 512 }),
+    /**
+     * llama.cpp's flash-attention kernel: `auto` lets llama.cpp decide (it picks flash attention on
+     * CPU too). Off by default: on the bundled model on CPU it decoded 1.6× slower than the plain
+     * attention path (`npm run bench:edge` prints both), with the same greedy tokens.
+     */
+    flashAttention: Type.Union([Type.Boolean(), Type.Literal('auto')], { default: false }),
     /** Requests waiting for a free sequence beyond this are refused with 429. */
     maxQueue: Type.Integer({ minimum: 0, default: 64 }),
   },

@@ -59,6 +59,7 @@ export class LlamaCppTier implements Tier {
         sequences: this.options.sequences,
         threads: this.options.threads,
         batchSize: this.options.batchSize,
+        flashAttention: this.options.flashAttention,
         contextSize: this.options.contextSize > 0 ? this.options.contextSize : this.model.trainContextSize,
       });
       this.pool = new SequencePool(this.context, this.name, this.options.maxQueue, (inUse, queued) => {
@@ -69,7 +70,12 @@ export class LlamaCppTier implements Tier {
       this.queueDepth.set({ tier: this.name }, 0);
       this.state = 'ready';
       this.deps.logger.info(
-        { file: this.variant.file, contextSize: this.context.contextSize, sequences: this.options.sequences },
+        {
+          file: this.variant.file,
+          contextSize: this.context.contextSize,
+          sequences: this.options.sequences,
+          flashAttention: this.context.flashAttention,
+        },
         'llama.cpp tier loaded',
       );
     } catch (err) {

@@ -154,3 +154,60 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
     assert.equal(inUse, 0);
   });
 });
+
+describe('llama.cpp edge tier: attention kernel', () => {
+  test('plain attention by default; flash attention gives the same greedy tokens and logprobs', async () => {
+    const tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-q4_k_m.gguf'));
+    const family = loadModelFamily(FAMILY_DIR);
+    const start = async (flashAttention: boolean | undefined): Promise<LlamaCppTier> => {
+      const config = buildConfig(
+        {
+          tiers: {
+            edge: {
+              kind: 'llamacpp',
+              sequences: 1,
+              ...(flashAttention === undefined ? {} : { flashAttention }),
+            },
+          },
+          models: { m: { tier: 'edge' } },
+        },
+        { env: {} },
+      );
+      const options = config.tiers.edge;
+      assert.ok(options?.kind === 'llamacpp');
+      if (flashAttention === undefined) assert.equal(options.flashAttention, false);
+      const deps = {
+        logger: pino({ level: 'silent' }),
+        metrics: new MetricsService({ defaultMetrics: false }),
+      };
+      const tier = new LlamaCppTier('edge', options, { ...deps, family, tokenizer });
+      await tier.start();
+      return tier;
+    };
+    const tiers = [await start(undefined), await start(true)];
+    try {
+      const p = golden.prompts[0]!;
+      const runs = await Promise.all(
+        tiers.map((t) =>
+          collect(
+            t.generate(
+              { tokens: p.ids, sampling: greedy, maxTokens: 24, stopTokens: [], topLogprobs: 0 },
+              new AbortController().signal,
+            ),
+          ),
+        ),
+      );
+      const tokens = runs.map((events) => events.flatMap((e) => (e.kind === 'token' ? [e.token] : [])));
+      assert.equal(tokens[0]!.length, 24);
+      assert.deepEqual(tokens[1], tokens[0]);
+      const logprobs = runs.map((events) => events.flatMap((e) => (e.kind === 'token' ? [e.logprob] : [])));
+      // Flash attention accumulates in f16 on CPU: its logprobs differ in the second decimal.
+      logprobs[0]!.forEach((l, i) =>
+        assert.ok(Math.abs(l - logprobs[1]![i]!) < 0.05, `position ${i}: ${l} vs ${logprobs[1]![i]}`),
+      );
+    } finally {
+      for (const t of tiers) await t.close();
+      await tokenizer.close();
+    }
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * npm run bench:edge [-- --tokens N --rounds N --windows N]
+ * The edge tier's attention kernel, measured: every GGUF variant of the family decoded greedily by
+ * node-llama-cpp with llama.cpp's flash-attention kernel on and off, side by side in one run
+ * (alternating rounds, medians), with the validation perplexity of each and whether both produce
+ * the same greedy tokens. This is the measurement behind the tier's `flashAttention: false`
+ * default (docs/gateway.md, "Edge tier options").
+ */
+import { parseArgs } from 'node:util';
+import { readEvalSlice, readGolden, readManifest, variantPath } from '../models/ts/family.js';
+import { GgufRunner, sharedLlama } from '../models/ts/gguf-runner.js';
+import { ggufPerplexity } from '../models/ts/perplexity.js';
+
+const { values } = parseArgs({
+  options: {
+    tokens: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '7' },
+    windows: { type: 'string', default: '4' },
+  },
+});
+const TOKENS = Number(values.tokens);
+const ROUNDS = Number(values.rounds);
+const golden = readGolden();
+const windows = readEvalSlice().windows.slice(0, Number(values.windows));
+const prompt = golden.prompts[0]?.ids ?? [golden.bos_id];
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Tokens/s of one greedy decode of TOKENS tokens. */
+async function speed(runner: GgufRunner): Promise<number> {
+  const t = performance.now();
+  const n = await runner.decodeSpeed(prompt, TOKENS);
+  return (n * 1000) / (performance.now() - t);
+}
+
+await sharedLlama();
+const rows: string[][] = [];
+for (const v of readManifest().variants.filter((x) => x.format === 'gguf')) {
+  process.stderr.write(`bench:edge — ${v.id}: loading both contexts...\n`);
+  const on = await GgufRunner.load(variantPath(v), { flashAttention: true });
+  const off = await GgufRunner.load(variantPath(v), { flashAttention: false });
+  const same =
+    JSON.stringify(await on.decode(prompt, TOKENS)) === JSON.stringify(await off.decode(prompt, TOKENS));
+  const tps = { on: [] as number[], off: [] as number[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    // Alternate which goes first, so drift in the machine's load hits both alike.
+    if (r % 2 === 0) (tps.on.push(await speed(on)), tps.off.push(await speed(off)));
+    else (tps.off.push(await speed(off)), tps.on.push(await speed(on)));
+    process.stderr.write(`  round ${r + 1}/${ROUNDS}\n`);
+  }
+  const pplOn = (await ggufPerplexity(on, windows, golden.vocab_size)).perplexity;
+  const pplOff = (await ggufPerplexity(off, windows, golden.vocab_size)).perplexity;
+  await on.dispose();
+  await off.dispose();
+  const [a, b] = [median(tps.on), median(tps.off)];
+  rows.push([
+    v.id,
+    a.toFixed(0),
+    b.toFixed(0),
+    (b / a).toFixed(2),
+    pplOn.toFixed(3),
+    pplOff.toFixed(3),
+    same ? 'yes' : 'no',
+  ]);
+}
+
+const tokenCount = windows.reduce((n, w) => n + w.length - 1, 0);
+process.stdout.write(
+  `bench:edge — greedy decode of ${TOKENS} tokens, 1 thread, medians of ${ROUNDS} alternating rounds; ` +
+    `perplexity on ${tokenCount} validation tokens\n\n`,
+);
+const header = [
+  'variant',
+  'tok/s flash attn',
+  'tok/s plain attn',
+  'x plain/flash',
+  'ppl flash',
+  'ppl plain',
+  'same greedy tokens',
+];
+process.stdout.write(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|\n`);
+for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);
