@@ -48,8 +48,8 @@ for (const v of readManifest().variants.filter((x) => x.format === 'gguf')) {
   const tps = { on: [] as number[], off: [] as number[] };
   for (let r = 0; r < ROUNDS; r++) {
     // Alternate which goes first, so drift in the machine's load hits both alike.
-    if (r % 2 === 0) (tps.on.push(await speed(on)), tps.off.push(await speed(off)));
-    else (tps.off.push(await speed(off)), tps.on.push(await speed(on)));
+    const order = r % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+    for (const which of order) tps[which].push(await speed(which === 'on' ? on : off));
     process.stderr.write(`  round ${r + 1}/${ROUNDS}\n`);
   }
   const pplOn = (await ggufPerplexity(on, windows, golden.vocab_size)).perplexity;
