@@ -76,11 +76,11 @@ async function serveBare(body: string): Promise<void> {
 }
 
 /**
- * `--serve-gateway [static|policy] [sseCoalesceMs]`: the real gateway, logging on. `static`
+ * `--serve-gateway [static|policy]`: the real gateway, logging on. `static`
  * serves the bench model from one echo tier (the model table); `policy` routes it with the policy
  * engine over three echo tiers with different costs and accuracies, as bench/routing.ts does.
  */
-async function serveGateway(withPolicy: boolean, sseCoalesceMs?: number): Promise<void> {
+async function serveGateway(withPolicy: boolean): Promise<void> {
   const { buildConfig } = (await import(built('config/index.js'))) as typeof import('../src/config/index.js');
   const { createLogger } = (await import(
     built('observability/logger.js')
@@ -107,7 +107,7 @@ async function serveGateway(withPolicy: boolean, sseCoalesceMs?: number): Promis
     : {};
   const config = buildConfig(
     {
-      server: { port: 0, ...(sseCoalesceMs === undefined ? {} : { sseCoalesceMs }) },
+      server: { port: 0 },
       logging: { level: 'info' },
       family: { dir: 'models/tiny' },
       // The streaming comparison runs on the static gateway only.
@@ -485,21 +485,14 @@ async function main(): Promise<void> {
   await Promise.all([bare, policy].map((server) => once(server.child, 'exit')));
 
   if (PARTS.includes('stream')) {
-    // Streaming efficiency: node-llama-cpp's own loop, one SSE stream through the gateway as
-    // configured by default (writes coalesced within server.sseCoalesceMs, 1 ms) and one through a
-    // gateway that writes every event at once (sseCoalesceMs 0), alternating, medians. All are
-    // warmed up first: V8 needs a few thousand tokens before node-llama-cpp's and the gateway's
-    // per-token code is optimised, and a cold first run would dominate a median of a few.
+    // Streaming efficiency: node-llama-cpp's own loop and one SSE stream through the gateway,
+    // alternating, medians. Both are warmed up first: V8 needs a few thousand tokens before
+    // node-llama-cpp's and the gateway's per-token code is optimised, and a cold first run would
+    // dominate a median of a few.
     const direct = await startChild(['--serve-direct'], true);
-    const perEvent = await startChild(['--serve-gateway', 'static', '0']);
     const sides = [
       { label: 'node-llama-cpp loop', pid: direct.child.pid, run: () => runDirect(direct.child) },
       { label: 'gateway SSE', pid: gateway.child.pid, run: () => gatewayStream(gateway.url) },
-      {
-        label: 'gateway SSE, sseCoalesceMs 0',
-        pid: perEvent.child.pid,
-        run: () => gatewayStream(perEvent.url),
-      },
     ];
     for (let i = 0; i < STREAM_WARMUP; i++) for (const side of sides) await side.run();
     const rates = sides.map(() => [] as number[]);
@@ -511,8 +504,8 @@ async function main(): Promise<void> {
         cpu[k]! += cpuSeconds(side.pid) - c0;
       }
     }
-    for (const server of [direct, perEvent]) server.child.kill('SIGTERM');
-    await Promise.all([direct, perEvent].map((server) => once(server.child, 'exit')));
+    direct.child.kill('SIGTERM');
+    await once(direct.child, 'exit');
     console.log(
       `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1, plain attention (medians of ${STREAM_ROUNDS} alternating runs after ${STREAM_WARMUP} warm-up runs each; each side in a process of its own${PIN ? ' on CPU 1' : ''})`,
     );
@@ -533,10 +526,6 @@ async function main(): Promise<void> {
 
 const mode = process.argv[2];
 if (mode === '--serve-bare') await serveBare(process.argv[3] ?? '{}');
-else if (mode === '--serve-gateway')
-  await serveGateway(
-    process.argv[3] === 'policy',
-    process.argv[4] === undefined ? undefined : Number(process.argv[4]),
-  );
+else if (mode === '--serve-gateway') await serveGateway(process.argv[3] === 'policy');
 else if (mode === '--serve-direct') await serveDirect();
 else await main();
