@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import Fastify, { type FastifyReply } from 'fastify';
+import { SseWriter } from '../../src/api/sse.js';
+
+/**
+ * Runs `script` against an SseWriter on a real fastify reply (inject, no socket) and returns the
+ * body and the chunks handed to the response, one per socket write (the last is the stream's end).
+ */
+async function stream(
+  script: (sse: SseWriter) => Promise<void>,
+): Promise<{ body: string; writes: string[] }> {
+  const app = Fastify();
+  const writes: string[] = [];
+  app.get('/', async (_request, reply: FastifyReply) => {
+    const raw = reply.raw;
+    const write = raw.write.bind(raw) as (chunk: string) => boolean;
+    raw.write = ((chunk: string) => (writes.push(chunk), write(chunk))) as typeof raw.write;
+    const sse = new SseWriter(reply);
+    await script(sse);
+    sse.end();
+  });
+  const res = await app.inject({ method: 'GET', url: '/' });
+  await app.close();
+  assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
+  return { body: res.body, writes };
+}
+
+const events = (text: string): string[] =>
+  text
+    .split('\n\n')
+    .filter((e) => e !== '')
+    .map((e) => e.replace(/^data: /, ''));
+
+/** Resolves once `check` holds, polling each event-loop turn (the test runner's timeout bounds it). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('SseWriter', () => {
+  test('every event is written at once, in order, and the stream ends with [DONE]', async () => {
+    const { body, writes } = await stream(async (sse) => {
+      for (const n of [1, 2, 3]) await sse.send({ n });
+    });
+    assert.deepEqual(writes.map(events), [['{"n":1}'], ['{"n":2}'], ['{"n":3}'], ['[DONE]']]);
+    assert.deepEqual(events(body), ['{"n":1}', '{"n":2}', '{"n":3}', '[DONE]']);
+  });
+});
+
+describe('SseWriter backpressure', () => {
+  test('a client that stops reading makes send() wait until the socket drains', async () => {
+    const app = Fastify();
+    let waited = 0;
+    let sent = 0;
+    const big = 'x'.repeat(64 * 1024);
+    app.get('/', async (_request, reply) => {
+      const sse = new SseWriter(reply);
+      // Without a reader, the socket fills: send() then hands back a promise instead of buffering.
+      for (;;) {
+        const wait = sse.send({ big, n: sent++ });
+        if (wait !== undefined) {
+          waited++;
+          await wait;
+          break;
+        }
+      }
+      sse.end();
+    });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = new URL(url);
+    const { connect } = await import('node:net');
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.pause();
+    socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+    await until(() => waited === 1);
+    // The handler is parked on the promise: nothing more is produced while the client does not read.
+    const parkedAt = sent;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(sent, parkedAt);
+    // Resuming the reader drains the socket, the handler goes on and ends the stream.
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (received = (received + d).slice(-64)));
+    socket.resume();
+    await until(() => received.includes('[DONE]'));
+    socket.destroy();
+    await app.close();
+    assert.ok(sent >= 1);
+  });
+});
