@@ -308,8 +308,11 @@ function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** One SSE stream through the gateway: generated tokens per second, request to last byte. */
-async function gatewayStream(url: string): Promise<number> {
+/**
+ * One generation through the gateway, as an SSE stream (or, with `stream` false, as one whole
+ * answer): generated tokens per second, request to last byte.
+ */
+async function gatewayStream(url: string, stream = true): Promise<number> {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: 'POST',
@@ -319,8 +322,8 @@ async function gatewayStream(url: string): Promise<number> {
       prompt: 'The county grand jury said',
       max_tokens: TOKENS,
       temperature: 0,
-      stream: true,
-      stream_options: { include_usage: true },
+      stream,
+      ...(stream ? { stream_options: { include_usage: true } } : {}),
     }),
   });
   const text = await res.text();
@@ -486,13 +489,19 @@ async function main(): Promise<void> {
 
   if (PARTS.includes('stream')) {
     // Streaming efficiency: node-llama-cpp's own loop and one SSE stream through the gateway,
-    // alternating, medians. Both are warmed up first: V8 needs a few thousand tokens before
-    // node-llama-cpp's and the gateway's per-token code is optimised, and a cold first run would
-    // dominate a median of a few.
+    // alternating, medians; the same generation as one whole answer (stream: false) separates the
+    // gateway's own per-token work from the delivery of one SSE event per token. All are warmed
+    // up first: V8 needs a few thousand tokens before node-llama-cpp's and the gateway's per-token
+    // code is optimised, and a cold first run would dominate a median of a few.
     const direct = await startChild(['--serve-direct'], true);
     const sides = [
       { label: 'node-llama-cpp loop', pid: direct.child.pid, run: () => runDirect(direct.child) },
       { label: 'gateway SSE', pid: gateway.child.pid, run: () => gatewayStream(gateway.url) },
+      {
+        label: 'gateway, stream: false',
+        pid: gateway.child.pid,
+        run: () => gatewayStream(gateway.url, false),
+      },
     ];
     for (let i = 0; i < STREAM_WARMUP; i++) for (const side of sides) await side.run();
     const rates = sides.map(() => [] as number[]);
@@ -509,13 +518,18 @@ async function main(): Promise<void> {
     console.log(
       `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1, plain attention (medians of ${STREAM_ROUNDS} alternating runs after ${STREAM_WARMUP} warm-up runs each; each side in a process of its own${PIN ? ' on CPU 1' : ''})`,
     );
-    const base = median(rates[0]!);
+    // As for the highest rate: each round runs every side back to back, so the median of the
+    // rounds' ratios is the figure least moved by drift in the machine's load.
     for (const [k, side] of sides.entries()) {
       const tps = median(rates[k]!);
       const cpuUs = ((cpu[k]! * 1e6) / (STREAM_ROUNDS * TOKENS)).toFixed(0);
-      const ratio = k === 0 ? '' : `, ratio ${(tps / base).toFixed(2)}`;
+      const ratios = rates[k]!.map((r, i) => r / rates[0]![i]!);
+      const ratio =
+        k === 0
+          ? ''
+          : `, ratio ${median(ratios).toFixed(2)} (median of the rounds' ratios; of the medians ${(tps / median(rates[0]!)).toFixed(2)})`;
       console.log(
-        `  ${side.label.padEnd(20)} ${tps.toFixed(0).padStart(5)} tokens/s${ratio}; CPU ${cpuUs} µs/token (all threads, /proc, 10 ms ticks)`,
+        `  ${side.label.padEnd(23)} ${tps.toFixed(0).padStart(5)} tokens/s${ratio}; CPU ${cpuUs} µs/token (all threads, /proc, 10 ms ticks)`,
       );
     }
   }
