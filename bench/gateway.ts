@@ -76,11 +76,11 @@ async function serveBare(body: string): Promise<void> {
 }
 
 /**
- * `--serve-gateway [static|policy]`: the real gateway, logging on. `static`
+ * `--serve-gateway [static|policy] [sseCoalesceMs]`: the real gateway, logging on. `static`
  * serves the bench model from one echo tier (the model table); `policy` routes it with the policy
  * engine over three echo tiers with different costs and accuracies, as bench/routing.ts does.
  */
-async function serveGateway(withPolicy: boolean): Promise<void> {
+async function serveGateway(withPolicy: boolean, sseCoalesceMs?: number): Promise<void> {
   const { buildConfig } = (await import(built('config/index.js'))) as typeof import('../src/config/index.js');
   const { createLogger } = (await import(
     built('observability/logger.js')
@@ -107,7 +107,7 @@ async function serveGateway(withPolicy: boolean): Promise<void> {
     : {};
   const config = buildConfig(
     {
-      server: { port: 0 },
+      server: { port: 0, ...(sseCoalesceMs === undefined ? {} : { sseCoalesceMs }) },
       logging: { level: 'info' },
       family: { dir: 'models/tiny' },
       // The streaming comparison runs on the static gateway only.
@@ -488,15 +488,23 @@ async function main(): Promise<void> {
   await Promise.all([bare, policy].map((server) => once(server.child, 'exit')));
 
   if (PARTS.includes('stream')) {
-    // Streaming efficiency: node-llama-cpp's own loop and one SSE stream through the gateway,
-    // alternating, medians; the same generation as one whole answer (stream: false) separates the
-    // gateway's own per-token work from the delivery of one SSE event per token. All are warmed
-    // up first: V8 needs a few thousand tokens before node-llama-cpp's and the gateway's per-token
-    // code is optimised, and a cold first run would dominate a median of a few.
+    // Streaming efficiency: node-llama-cpp's own loop and one SSE stream through the gateway as
+    // configured by default (SSE writes coalesced within server.sseCoalesceMs, 1 ms), alternating,
+    // medians; beside them, a gateway that writes every SSE event at once (sseCoalesceMs 0), and
+    // the same generation as one whole answer (stream: false), which separates the gateway's own
+    // per-token work from the delivery of the events. All are warmed up first: V8 needs a few
+    // thousand tokens before node-llama-cpp's and the gateway's per-token code is optimised, and
+    // a cold first run would dominate a median of a few.
     const direct = await startChild(['--serve-direct'], true);
+    const perEvent = await startChild(['--serve-gateway', 'static', '0']);
     const sides = [
       { label: 'node-llama-cpp loop', pid: direct.child.pid, run: () => runDirect(direct.child) },
       { label: 'gateway SSE', pid: gateway.child.pid, run: () => gatewayStream(gateway.url) },
+      {
+        label: 'gateway SSE, sseCoalesceMs 0',
+        pid: perEvent.child.pid,
+        run: () => gatewayStream(perEvent.url),
+      },
       {
         label: 'gateway, stream: false',
         pid: gateway.child.pid,
@@ -513,8 +521,8 @@ async function main(): Promise<void> {
         cpu[k]! += cpuSeconds(side.pid) - c0;
       }
     }
-    direct.child.kill('SIGTERM');
-    await once(direct.child, 'exit');
+    for (const server of [direct, perEvent]) server.child.kill('SIGTERM');
+    await Promise.all([direct, perEvent].map((server) => once(server.child, 'exit')));
     console.log(
       `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1, plain attention (medians of ${STREAM_ROUNDS} alternating runs after ${STREAM_WARMUP} warm-up runs each; each side in a process of its own${PIN ? ' on CPU 1' : ''})`,
     );
@@ -529,7 +537,7 @@ async function main(): Promise<void> {
           ? ''
           : `, ratio ${median(ratios).toFixed(2)} (median of the rounds' ratios; of the medians ${(tps / median(rates[0]!)).toFixed(2)})`;
       console.log(
-        `  ${side.label.padEnd(23)} ${tps.toFixed(0).padStart(5)} tokens/s${ratio}; CPU ${cpuUs} µs/token (all threads, /proc, 10 ms ticks)`,
+        `  ${side.label.padEnd(29)} ${tps.toFixed(0).padStart(5)} tokens/s${ratio}; CPU ${cpuUs} µs/token (all threads, /proc, 10 ms ticks)`,
       );
     }
   }
@@ -540,6 +548,10 @@ async function main(): Promise<void> {
 
 const mode = process.argv[2];
 if (mode === '--serve-bare') await serveBare(process.argv[3] ?? '{}');
-else if (mode === '--serve-gateway') await serveGateway(process.argv[3] === 'policy');
+else if (mode === '--serve-gateway')
+  await serveGateway(
+    process.argv[3] === 'policy',
+    process.argv[4] === undefined ? undefined : Number(process.argv[4]),
+  );
 else if (mode === '--serve-direct') await serveDirect();
 else await main();

@@ -19,6 +19,12 @@ const ServerSchema = Type.Object(
     shutdownGraceMs: Type.Integer({ minimum: 0, default: 10_000 }),
     /** Honour X-Forwarded-* headers (only behind a trusted proxy). */
     trustProxy: Type.Boolean({ default: false }),
+    /**
+     * SSE write coalescing (src/api/sse.ts): an event that comes less than this long after the
+     * last write waits, at most this long, to share a write with the events after it. 0 writes
+     * every event at once.
+     */
+    sseCoalesceMs: Type.Number({ minimum: 0, maximum: 100, default: 1 }),
   },
   { additionalProperties: false, default: {} },
 );

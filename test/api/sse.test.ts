@@ -8,7 +8,8 @@ import { SseWriter } from '../../src/api/sse.js';
  * body and the chunks handed to the response, one per socket write (the last is the stream's end).
  */
 async function stream(
-  script: (sse: SseWriter) => Promise<void>,
+  coalesceMs: number,
+  script: (sse: SseWriter, writes: readonly string[]) => Promise<void>,
 ): Promise<{ body: string; writes: string[] }> {
   const app = Fastify();
   const writes: string[] = [];
@@ -16,8 +17,8 @@ async function stream(
     const raw = reply.raw;
     const write = raw.write.bind(raw) as (chunk: string) => boolean;
     raw.write = ((chunk: string) => (writes.push(chunk), write(chunk))) as typeof raw.write;
-    const sse = new SseWriter(reply);
-    await script(sse);
+    const sse = new SseWriter(reply, coalesceMs);
+    await script(sse, writes);
     sse.end();
   });
   const res = await app.inject({ method: 'GET', url: '/' });
@@ -38,12 +39,50 @@ async function until(check: () => boolean): Promise<void> {
 }
 
 describe('SseWriter', () => {
-  test('every event is written at once, in order, and the stream ends with [DONE]', async () => {
-    const { body, writes } = await stream(async (sse) => {
+  test('coalesceMs 0 writes every event at once', async () => {
+    const { body, writes } = await stream(0, async (sse) => {
       for (const n of [1, 2, 3]) await sse.send({ n });
     });
     assert.deepEqual(writes.map(events), [['{"n":1}'], ['{"n":2}'], ['{"n":3}'], ['[DONE]']]);
     assert.deepEqual(events(body), ['{"n":1}', '{"n":2}', '{"n":3}', '[DONE]']);
+  });
+
+  test('the first event goes at once; events right after it are held and leave together', async () => {
+    const { body, writes } = await stream(60_000, async (sse) => {
+      for (const n of [1, 2, 3]) await sse.send({ n });
+    });
+    // One write for the first event; the two held ones leave with the end of the stream.
+    assert.deepEqual(writes.map(events), [['{"n":1}'], ['{"n":2}', '{"n":3}', '[DONE]']]);
+    assert.deepEqual(events(body), ['{"n":1}', '{"n":2}', '{"n":3}', '[DONE]']);
+  });
+
+  test('a held event is written by itself once the window has passed, without a later event', async () => {
+    const { writes } = await stream(5, async (sse, written) => {
+      await sse.send({ n: 1 });
+      await sse.send({ n: 2 });
+      await until(() => written.length === 2);
+    });
+    assert.deepEqual(writes.map(events), [['{"n":1}'], ['{"n":2}'], ['[DONE]']]);
+  });
+
+  test('an event after the window is written at once, with whatever was held', async () => {
+    const { writes } = await stream(5, async (sse) => {
+      await sse.send({ n: 1 });
+      const wroteFirst = performance.now();
+      await sse.send({ n: 2 });
+      // Wait out the window without giving the held event's timer a chance to run first.
+      while (performance.now() - wroteFirst < 5);
+      await sse.send({ n: 3 });
+    });
+    assert.deepEqual(writes.map(events), [['{"n":1}'], ['{"n":2}', '{"n":3}'], ['[DONE]']]);
+  });
+
+  test('held opening chunks leave with the first event', async () => {
+    const { writes } = await stream(0, async (sse) => {
+      sse.hold({ role: 'assistant' });
+      await sse.send({ n: 1 });
+    });
+    assert.deepEqual(writes.map(events), [['{"role":"assistant"}', '{"n":1}'], ['[DONE]']]);
   });
 });
 
@@ -54,7 +93,7 @@ describe('SseWriter backpressure', () => {
     let sent = 0;
     const big = 'x'.repeat(64 * 1024);
     app.get('/', async (_request, reply) => {
-      const sse = new SseWriter(reply);
+      const sse = new SseWriter(reply, 1);
       // Without a reader, the socket fills: send() then hands back a promise instead of buffering.
       for (;;) {
         const wait = sse.send({ big, n: sent++ });

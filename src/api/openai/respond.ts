@@ -122,6 +122,7 @@ export async function respond(
         signal,
         gen.n,
         options.includeUsage ? usage : undefined,
+        gateway.config.server.sseCoalesceMs,
       );
     else {
       const choices: CollectedChoice[] = [];
@@ -187,14 +188,16 @@ async function streamAnswer(
   signal: CancelSignal,
   n: number,
   usage: (() => Usage) | undefined,
+  coalesceMs: number,
 ): Promise<void> {
   const ctx = request.tiergate;
   let sse: SseWriter | undefined;
   const open = (): SseWriter => {
     // A whole answer sets the resilience headers once, at the end; a stream before its first byte.
     setStreamResilienceHeaders(reply, record);
-    const writer = new SseWriter(reply);
-    for (const chunk of formatter.openingChunks(n)) void writer.send(chunk);
+    const writer = new SseWriter(reply, coalesceMs);
+    // Held, not sent: they leave together with the first event.
+    for (const chunk of formatter.openingChunks(n)) writer.hold(chunk);
     return writer;
   };
   try {
