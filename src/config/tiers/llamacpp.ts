@@ -19,9 +19,9 @@ export const LlamaCppTierSchema = Type.Object(
     batchSize: Type.Integer({ minimum: 1, default: 512 }),
     /**
      * llama.cpp's flash-attention kernel: `auto` lets llama.cpp decide (it picks flash attention on
-     * CPU too). Off by default: on the bundled model on CPU it decoded 1.3–1.6× slower for one stream
-     * (1.1× for eight) than the plain
-     * attention path (`npm run bench:edge` prints both), with the same greedy tokens.
+     * CPU too). Off by default: on the bundled model on CPU it decoded 1.3–1.6× slower for one
+     * stream (1.1× for eight) than the plain attention path (`npm run bench:edge` prints both), with
+     * the same greedy tokens.
      */
     flashAttention: Type.Union([Type.Boolean(), Type.Literal('auto')], { default: false }),
     /** Requests waiting for a free sequence beyond this are refused with 429. */
