@@ -13,6 +13,7 @@ import type { LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp';
 import { readEvalSlice, readGolden, readManifest, variantPath } from '../models/ts/family.js';
 import { GgufRunner, sharedLlama } from '../models/ts/gguf-runner.js';
 import { ggufPerplexity } from '../models/ts/perplexity.js';
+import { median } from './lib/median.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,12 +29,6 @@ const ROUNDS = Number(values.rounds);
 const golden = readGolden();
 const windows = readEvalSlice().windows.slice(0, Number(values.windows));
 const prompt = golden.prompts[0]?.ids ?? [golden.bos_id];
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 /** Tokens/s of one greedy decode of TOKENS tokens. */
 async function speed(runner: GgufRunner): Promise<number> {

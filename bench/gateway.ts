@@ -39,6 +39,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { openLoop } from './lib/open-loop.js';
+import { median } from './lib/median.js';
 
 /** The part of autocannon's API used here (the package ships no TypeScript types). */
 interface AutocannonResult {
@@ -300,12 +301,6 @@ async function serialLatency(url: string, n: number): Promise<{ p50: number; p99
   }
   times.sort((a, b) => a - b);
   return { p50: times[Math.floor(n * 0.5)]!, p99: times[Math.floor(n * 0.99)]! };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /**
