@@ -57,7 +57,7 @@ export class SseWriter {
    */
   send(data: unknown): void | Promise<void> {
     if (this.closed) return;
-    this.held += `data: ${JSON.stringify(data)}\n\n`;
+    this.hold(data);
     if (performance.now() - this.lastWrite >= this.coalesceMs) return this.write();
     this.timer ??= setTimeout(this.flushHeld, this.coalesceMs);
     return this.drained;
