@@ -28,13 +28,16 @@
  * steal the server's core; other processes on the machine still can.
  *
  * Options (env): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_RATES ("500,1000,2000"),
- * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10), BENCH_PARTS ("load,stream"), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1),
+ * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10),
+ * BENCH_SSE_WINDOWS ("0,1": the server.sseCoalesceMs values of extra gateways to stream through),
+ * BENCH_STREAM_CLIENT ("http", or "fetch"), BENCH_PARTS ("load,stream"), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1),
  * BENCH_NODE_FLAGS ("--max-semi-space-size=64": the servers' V8 flags, as npm start runs the gateway).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { once } from 'node:events';
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
@@ -60,6 +63,11 @@ const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
 const STREAM_WARMUP = Number(process.env.BENCH_STREAM_WARMUP ?? 10);
 const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 10);
 const PARTS = (process.env.BENCH_PARTS ?? 'load,stream').split(',');
+/** server.sseCoalesceMs of the extra gateways the stream runs through beside the default one. */
+const SSE_WINDOWS = (process.env.BENCH_SSE_WINDOWS ?? '0,1')
+  .split(',')
+  .filter((w) => w !== '')
+  .map(Number);
 const GGUF = process.env.BENCH_GGUF ?? `${ROOT}models/tiny/tiny-q4_k_m.gguf`;
 const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && hasTaskset();
 const REQUEST = { model: 'tiergate-echo', prompt: 'The county grand jury said Friday', max_tokens: 16 };
@@ -304,27 +312,67 @@ async function serialLatency(url: string, n: number): Promise<{ p50: number; p99
 }
 
 /**
+ * How the stream part reads the gateway: `http` (default) is node:http with a keep-alive agent,
+ * keeping only the last bytes of the body (where the usage is); `fetch` is undici's fetch and
+ * `res.text()`, an application's usual client. The client runs on the other core, but not in
+ * isolation from the one it measures: the two share the L3 cache and memory bandwidth, and a
+ * heavier client slows the llama.cpp decode on CPU 1 (compare the two with BENCH_STREAM_CLIENT).
+ */
+const STREAM_CLIENT = process.env.BENCH_STREAM_CLIENT === 'fetch' ? 'fetch' : 'http';
+const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/**
  * One generation through the gateway, as an SSE stream (or, with `stream` false, as one whole
  * answer): generated tokens per second, request to last byte.
  */
 async function gatewayStream(url: string, stream = true): Promise<number> {
-  const t0 = performance.now();
-  const res = await fetch(`${url}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'tiergate-tiny',
-      prompt: 'The county grand jury said',
-      max_tokens: TOKENS,
-      temperature: 0,
-      stream,
-      ...(stream ? { stream_options: { include_usage: true } } : {}),
-    }),
+  const body = JSON.stringify({
+    model: 'tiergate-tiny',
+    prompt: 'The county grand jury said',
+    max_tokens: TOKENS,
+    temperature: 0,
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
   });
-  const text = await res.text();
+  const t0 = performance.now();
+  const text = STREAM_CLIENT === 'fetch' ? await fetchText(url, body) : await httpTail(url, body);
   const seconds = (performance.now() - t0) / 1000;
   const usage = /"completion_tokens":(\d+)/.exec(text);
   return Number(usage?.[1] ?? 0) / seconds;
+}
+
+async function fetchText(url: string, body: string): Promise<string> {
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  });
+  return res.text();
+}
+
+/** The body's last 1 KB (a stream's usage chunk and [DONE]; a whole answer's usage). */
+function httpTail(url: string, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${url}/v1/completions`,
+      {
+        method: 'POST',
+        agent: keepAlive,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let tail = '';
+        res.setEncoding('latin1');
+        res.on('data', (chunk: string) => {
+          tail = tail.length + chunk.length > 1024 ? (tail + chunk).slice(-1024) : tail + chunk;
+        });
+        res.on('end', () => resolve(tail));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** node-llama-cpp's own loop: same GGUF, same prompt, greedy, same thread count. */
@@ -484,22 +532,24 @@ async function main(): Promise<void> {
 
   if (PARTS.includes('stream')) {
     // Streaming efficiency: node-llama-cpp's own loop and one SSE stream through the gateway as
-    // configured by default (SSE writes coalesced within server.sseCoalesceMs, 1 ms), alternating,
-    // medians; beside them, a gateway that writes every SSE event at once (sseCoalesceMs 0), and
-    // the same generation as one whole answer (stream: false), which separates the gateway's own
+    // configured by default (SSE writes coalesced within server.sseCoalesceMs, 16 ms), alternating,
+    // medians; beside them, gateways with other windows (BENCH_SSE_WINDOWS: 0 writes every event
+    // at once, 1 was the default before 2026-12-04), and the same generation as one whole answer (stream: false), which separates the gateway's own
     // per-token work from the delivery of the events. All are warmed up first: V8 needs a few
     // thousand tokens before node-llama-cpp's and the gateway's per-token code is optimised, and
     // a cold first run would dominate a median of a few.
     const direct = await startChild(['--serve-direct'], true);
-    const perEvent = await startChild(['--serve-gateway', 'static', '0']);
+    const windowed = await Promise.all(
+      SSE_WINDOWS.map((w) => startChild(['--serve-gateway', 'static', String(w)])),
+    );
     const sides = [
       { label: 'node-llama-cpp loop', pid: direct.child.pid, run: () => runDirect(direct.child) },
       { label: 'gateway SSE', pid: gateway.child.pid, run: () => gatewayStream(gateway.url) },
-      {
-        label: 'gateway SSE, sseCoalesceMs 0',
-        pid: perEvent.child.pid,
-        run: () => gatewayStream(perEvent.url),
-      },
+      ...windowed.map((server, k) => ({
+        label: `gateway SSE, sseCoalesceMs ${SSE_WINDOWS[k]}`,
+        pid: server.child.pid,
+        run: () => gatewayStream(server.url),
+      })),
       {
         label: 'gateway, stream: false',
         pid: gateway.child.pid,
@@ -516,10 +566,11 @@ async function main(): Promise<void> {
         cpu[k]! += cpuSeconds(side.pid) - c0;
       }
     }
-    for (const server of [direct, perEvent]) server.child.kill('SIGTERM');
-    await Promise.all([direct, perEvent].map((server) => once(server.child, 'exit')));
+    const extra = [direct, ...windowed];
+    for (const server of extra) server.child.kill('SIGTERM');
+    await Promise.all(extra.map((server) => once(server.child, 'exit')));
     console.log(
-      `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1, plain attention (medians of ${STREAM_ROUNDS} alternating runs after ${STREAM_WARMUP} warm-up runs each; each side in a process of its own${PIN ? ' on CPU 1' : ''})`,
+      `\nstreaming, ${TOKENS} greedy tokens, ${GGUF.split('/').pop()}, threads 1, plain attention (medians of ${STREAM_ROUNDS} alternating runs after ${STREAM_WARMUP} warm-up runs each; each side in a process of its own${PIN ? ' on CPU 1' : ''}; client: ${STREAM_CLIENT === 'fetch' ? 'fetch' : 'node:http'}${PIN ? ' on CPU 0' : ''})`,
     );
     // As for the highest rate: each round runs every side back to back, so the median of the
     // rounds' ratios is the figure least moved by drift in the machine's load.

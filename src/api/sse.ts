@@ -13,6 +13,10 @@ import type { FastifyReply } from 'fastify';
  * event late by at most W. Every socket write costs the gateway's core the kernel's TCP send
  * path (and, for a client on the same host, its receive path and wake-up), so fewer of them
  * leave that core to the tier. W = 0 writes every event at once.
+ *
+ * Events can also wait outside the writer, in a `pending` source it drains before each write
+ * (the stream's text deltas, merged per choice while they wait: see DeltaMerger); `schedule()`
+ * tells the writer that the source has something, and the same window applies.
  */
 export class SseWriter {
   private readonly raw: FastifyReply['raw'];
@@ -27,6 +31,8 @@ export class SseWriter {
   constructor(
     reply: FastifyReply,
     private readonly coalesceMs: number,
+    /** Events waiting outside the writer, taken (and so emptied) before each write. */
+    private readonly pending: () => readonly unknown[] = NOTHING,
   ) {
     this.raw = reply.raw;
     const headers: Record<string, string | number | string[]> = {};
@@ -57,28 +63,46 @@ export class SseWriter {
    */
   send(data: unknown): void | Promise<void> {
     if (this.closed) return;
+    // After what waits in the pending source, which came first.
+    this.takePending();
     this.hold(data);
+    return this.schedule();
+  }
+
+  /**
+   * Writes what waits (held here or in the pending source) now if the window since the last
+   * write has passed, else within it. Returns a promise only while the socket is full.
+   */
+  schedule(): void | Promise<void> {
+    if (this.closed) return;
     if (performance.now() - this.lastWrite >= this.coalesceMs) return this.write();
     this.timer ??= setTimeout(this.flushHeld, this.coalesceMs);
     return this.drained;
   }
 
-  /** Ends the stream; what is held leaves with its end. */
+  /** Ends the stream; what waits leaves with its end. */
   end(): void {
     this.stopTimer();
     if (this.closed) return;
+    this.takePending();
     this.raw.end(`${this.held}data: [DONE]\n\n`);
     this.held = '';
   }
 
   private readonly flushHeld = (): void => {
     this.timer = undefined;
-    if (this.held !== '') void this.write();
+    void this.write();
   };
+
+  private takePending(): void {
+    for (const data of this.pending()) this.hold(data);
+  }
 
   private write(): void | Promise<void> {
     this.stopTimer();
     if (this.closed) return;
+    this.takePending();
+    if (this.held === '') return this.drained;
     const ok = this.raw.write(this.held);
     this.held = '';
     this.lastWrite = performance.now();
@@ -102,3 +126,5 @@ export class SseWriter {
     this.timer = undefined;
   }
 }
+
+const NOTHING = (): readonly unknown[] => [];

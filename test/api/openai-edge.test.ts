@@ -265,6 +265,86 @@ describe('client abort on the edge tier', () => {
   });
 });
 
+describe('SSE write coalescing on the edge tier (server.sseCoalesceMs)', () => {
+  // A window far longer than the generation: after the first write, everything waits for the end.
+  let merged: TestGateway;
+  let perEvent: TestGateway;
+  before(async () => {
+    merged = await startGateway(edgeConfig({}, { server: { sseCoalesceMs: 1000 } }));
+    perEvent = await startGateway(edgeConfig({}, { server: { sseCoalesceMs: 0 } }));
+  });
+  after(async () => {
+    await merged.shutdown();
+    await perEvent.shutdown();
+  });
+
+  const body = { model: MODEL, prompt: PROMPT, max_tokens: 24, temperature: 0, logprobs: 1 };
+
+  test('waiting deltas leave as one chunk per write; joined, text and logprobs equal the whole answer', async () => {
+    const whole = await merged.client.completions.create(body);
+    const stream = await merged.client.completions.create({ ...body, stream: true });
+    const texts: string[] = [];
+    const tokens: string[] = [];
+    const offsets: number[] = [];
+    const logprobs: number[] = [];
+    for await (const chunk of stream) {
+      const c = chunk.choices[0];
+      if (c === undefined || c.text === '') continue;
+      texts.push(c.text);
+      tokens.push(...(c.logprobs?.tokens ?? []));
+      offsets.push(...(c.logprobs?.text_offset ?? []));
+      logprobs.push(...(c.logprobs?.token_logprobs ?? []));
+    }
+    // The first delta went at once; the rest waited together.
+    assert.equal(texts.length, 2, JSON.stringify(texts));
+    const expected = whole.choices[0]!;
+    assert.equal(texts.join(''), expected.text);
+    assert.deepEqual(tokens, expected.logprobs!.tokens);
+    assert.deepEqual(offsets, expected.logprobs!.text_offset);
+    const wholeLogprobs = expected.logprobs!.token_logprobs!;
+    assert.equal(logprobs.length, wholeLogprobs.length);
+    logprobs.forEach((lp, i) => assert.ok(Math.abs(lp - wholeLogprobs[i]!) < 1e-3, `token ${i}`));
+  });
+
+  test('chat: a merged chunk carries the logprobs of all its tokens', async () => {
+    const params = {
+      model: MODEL,
+      messages: [{ role: 'user' as const, content: 'Tell me about the jury.' }],
+      max_tokens: 24,
+      temperature: 0,
+      logprobs: true,
+    };
+    const whole = await merged.client.chat.completions.create(params);
+    const stream = await merged.client.chat.completions.create({ ...params, stream: true });
+    let text = '';
+    const content: string[] = [];
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      content.push(...(chunk.choices[0]?.logprobs?.content ?? []).map((c) => c.token));
+    }
+    assert.equal(text, whole.choices[0]!.message.content);
+    assert.deepEqual(
+      content,
+      whole.choices[0]!.logprobs!.content!.map((c) => c.token),
+    );
+  });
+
+  test('sseCoalesceMs 0 writes each delta as a chunk of its own', async () => {
+    const stream = await perEvent.client.completions.create({ ...body, stream: true });
+    let deltas = 0;
+    let text = '';
+    for await (const chunk of stream) {
+      const t = chunk.choices[0]?.text ?? '';
+      if (t !== '') deltas++;
+      text += t;
+    }
+    const whole = await perEvent.client.completions.create(body);
+    assert.equal(text, whole.choices[0]!.text);
+    // One chunk per token that completed some text (a token can end inside a UTF-8 character).
+    assert.ok(deltas > whole.usage!.completion_tokens / 2, `${deltas} chunks`);
+  });
+});
+
 describe('edge tier at capacity', () => {
   let gw: TestGateway;
   before(async () => {

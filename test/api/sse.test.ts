@@ -10,6 +10,7 @@ import { SseWriter } from '../../src/api/sse.js';
 async function stream(
   coalesceMs: number,
   script: (sse: SseWriter, writes: readonly string[]) => Promise<void>,
+  pending?: () => readonly unknown[],
 ): Promise<{ body: string; writes: string[] }> {
   const app = Fastify();
   const writes: string[] = [];
@@ -17,7 +18,7 @@ async function stream(
     const raw = reply.raw;
     const write = raw.write.bind(raw) as (chunk: string) => boolean;
     raw.write = ((chunk: string) => (writes.push(chunk), write(chunk))) as typeof raw.write;
-    const sse = new SseWriter(reply, coalesceMs);
+    const sse = new SseWriter(reply, coalesceMs, pending);
     await script(sse, writes);
     sse.end();
   });
@@ -32,6 +33,12 @@ const events = (text: string): string[] =>
     .split('\n\n')
     .filter((e) => e !== '')
     .map((e) => e.replace(/^data: /, ''));
+
+/** A pending source for the writer: events pushed to `queued` until the writer takes them. */
+function source(): { queued: unknown[]; take: () => unknown[] } {
+  const queued: unknown[] = [];
+  return { queued, take: () => queued.splice(0) };
+}
 
 /** Resolves once `check` holds, polling each event-loop turn (the test runner's timeout bounds it). */
 async function until(check: () => boolean): Promise<void> {
@@ -83,6 +90,43 @@ describe('SseWriter', () => {
       await sse.send({ n: 1 });
     });
     assert.deepEqual(writes.map(events), [['{"role":"assistant"}', '{"n":1}'], ['[DONE]']]);
+  });
+
+  test('the pending source is drained by the same window, before an event sent after it', async () => {
+    const { queued, take } = source();
+    const { writes } = await stream(
+      60_000,
+      async (sse) => {
+        queued.push({ p: 1 });
+        await sse.schedule();
+        // Within the window: waits in the source, and leaves ahead of the next sent event.
+        queued.push({ p: 2 });
+        await sse.schedule();
+        await sse.send({ n: 3 });
+        queued.push({ p: 4 });
+        await sse.schedule();
+      },
+      take,
+    );
+    // The last pending event leaves with the end of the stream.
+    assert.deepEqual(writes.map(events), [['{"p":1}'], ['{"p":2}', '{"n":3}', '{"p":4}', '[DONE]']]);
+  });
+
+  test('with coalesceMs 0, each schedule() writes what is pending at once', async () => {
+    const { queued, take } = source();
+    const { writes } = await stream(
+      0,
+      async (sse) => {
+        for (const p of [1, 2]) {
+          queued.push({ p });
+          await sse.schedule();
+        }
+        // Nothing pending: no empty write.
+        await sse.schedule();
+      },
+      take,
+    );
+    assert.deepEqual(writes.map(events), [['{"p":1}'], ['{"p":2}'], ['[DONE]']]);
   });
 });
 

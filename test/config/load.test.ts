@@ -21,7 +21,7 @@ test('defaults are filled in, paths resolved and the result deep-frozen', () => 
   const config = buildConfig(minimal, { baseDir: '/srv/tg', env: {} });
   assert.equal(config.server.port, 8080);
   assert.equal(config.server.host, '127.0.0.1');
-  assert.equal(config.server.sseCoalesceMs, 1);
+  assert.equal(config.server.sseCoalesceMs, 16);
   assert.equal(config.auth.enabled, false);
   assert.equal(config.family.dir, '/srv/tg/models/tiny');
   assert.deepEqual(config.tiers.echo, {

@@ -13,15 +13,17 @@ export interface TestGateway extends RunningServer {
 }
 
 /**
- * Starts the real gateway on a free port (port 0) from a config object, logs silenced, with an
- * official OpenAI SDK client pointed at it. Relative paths resolve against the repo root.
+ * Starts the real gateway on a free port (port 0 unless `raw.server` names one) from a config
+ * object, logs silenced, with an official OpenAI SDK client pointed at it. Relative paths resolve
+ * against the repo root.
  */
 export async function startGateway(raw: Record<string, unknown>, apiKey = 'unused'): Promise<TestGateway> {
   const config = buildConfig(
     {
-      server: { port: 0, host: '127.0.0.1' },
       logging: { level: process.env.TEST_LOG_LEVEL ?? 'silent' },
       ...raw,
+      // A free port on loopback, whatever else the test sets for the server.
+      server: { port: 0, host: '127.0.0.1', ...(raw.server as Record<string, unknown> | undefined) },
     },
     { baseDir: REPO_ROOT, env: {} },
   );

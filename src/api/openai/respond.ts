@@ -10,6 +10,7 @@ import type {
 } from '../../pipeline/types.js';
 import { ApiError, toApiError } from '../errors.js';
 import { SseWriter } from '../sse.js';
+import { DeltaMerger } from '../delta-merger.js';
 import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 import { newExecutionRecord, ResilientGeneration, type ExecutionRecord } from '../../resilience/executor.js';
 import type { LatencyObservation } from '../../routing/latency-model.js';
@@ -192,10 +193,13 @@ async function streamAnswer(
 ): Promise<void> {
   const ctx = request.tiergate;
   let sse: SseWriter | undefined;
+  // Deltas that wait for the next write are merged there: one chunk per choice per write.
+  const deltas = new DeltaMerger();
+  const pendingChunks = (): unknown[] => deltas.take().map((d) => formatter.deltaChunk(d));
   const open = (): SseWriter => {
     // A whole answer sets the resilience headers once, at the end; a stream before its first byte.
     setStreamResilienceHeaders(reply, record);
-    const writer = new SseWriter(reply, coalesceMs);
+    const writer = new SseWriter(reply, coalesceMs, pendingChunks);
     // Held, not sent: they leave together with the first event.
     for (const chunk of formatter.openingChunks(n)) writer.hold(chunk);
     return writer;
@@ -205,7 +209,10 @@ async function streamAnswer(
       sse ??= open();
       // The client went away: stop generating (its cancellation has fired too).
       if (sse.closed) signal.throwIfAborted();
-      if (ev.kind === 'delta') return sse.send(formatter.deltaChunk(ev));
+      if (ev.kind === 'delta') {
+        deltas.add(ev);
+        return sse.schedule();
+      }
       ctx.finishReason = ev.reason;
       return sse.send(formatter.finishChunk(ev.index, ev.reason));
     });
