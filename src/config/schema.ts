@@ -23,7 +23,7 @@ const ServerSchema = Type.Object(
      * SSE write coalescing (src/api/sse.ts): an event that comes less than this long after the
      * last write waits, at most this long, to share a write with the events after it (its text
      * merged into one chunk per choice). The default is one 60 Hz frame: a reader sees no
-     * difference, and a fast tier's stream costs a few writes per second instead of thousands.
+     * difference, and a fast tier's stream costs about 60 writes per second instead of thousands.
      * 0 writes every event at once.
      */
     sseCoalesceMs: Type.Number({ minimum: 0, maximum: 1000, default: 16 }),
