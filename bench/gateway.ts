@@ -316,7 +316,7 @@ async function serialLatency(url: string, n: number): Promise<{ p50: number; p99
  * keeping only the last bytes of the body (where the usage is); `fetch` is undici's fetch and
  * `res.text()`, an application's usual client. The client runs on the other core, but not in
  * isolation from the one it measures: the two share the L3 cache and memory bandwidth, and a
- * heavier client slows the llama.cpp decode on CPU 1 (compare the two with BENCH_STREAM_CLIENT).
+ * heavier client can slow the llama.cpp decode on CPU 1 (compare the two with BENCH_STREAM_CLIENT).
  */
 const STREAM_CLIENT = process.env.BENCH_STREAM_CLIENT === 'fetch' ? 'fetch' : 'http';
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
