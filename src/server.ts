@@ -21,7 +21,14 @@ export interface RunningServer {
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const metrics = new MetricsService();
   const gateway = await Gateway.start(config, logger, metrics);
-  const app = buildApp(gateway);
+  let app: FastifyInstance;
+  try {
+    // Throws for a route missing from the access table (src/api/scopes.ts): the tiers are closed.
+    app = buildApp(gateway);
+  } catch (err) {
+    await gateway.close();
+    throw err;
+  }
   let grpc: RunningGrpcServer | undefined;
   app.addHook('onClose', async () => {
     // gRPC calls drain (aborted past the grace period) before the tiers under them close.

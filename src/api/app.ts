@@ -2,13 +2,14 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Gateway } from '../gateway/gateway.js';
 import { withLazyRequestLoggers } from '../observability/lazy-child-logger.js';
 import { installAuth } from './auth.js';
-import { installErrorHandling } from './error-handler.js';
+import { frameworkError, installErrorHandling } from './error-handler.js';
 import { healthRoutes } from './health.js';
 import { chatCompletionsRoute } from './openai/chat-completions.js';
 import { completionsRoute } from './openai/completions.js';
 import { modelsRoutes } from './openai/models.js';
 import { installRequestSummary } from './request-context.js';
 import { newRequestId } from './request-id.js';
+import { withoutDotSegments } from './request-target.js';
 import { routeExplainRoutes } from './route-explain.js';
 
 /** A request id from the client is honoured if it looks sane (it ends up in every log line). */
@@ -35,11 +36,16 @@ export function buildApp(gateway: Gateway): FastifyInstance {
     // Keep-alive sockets are closed on shutdown; in-flight requests are let finish (server.ts).
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Equivalent spellings of a path reach the same route (auth reads the route, src/api/auth.ts).
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+    rewriteUrl: (req) => withoutDotSegments(req.url ?? '/'),
+    frameworkErrors: frameworkError,
   });
   // The API speaks JSON only; other bodies get 415 instead of reaching a handler as a string.
   app.removeContentTypeParser('text/plain');
   installRequestSummary(app, gateway.metrics, gateway.logger);
   installErrorHandling(app);
+  // Before any route: it gives each route its access (src/api/scopes.ts) as it is registered.
   installAuth(app, gateway.config);
   healthRoutes(app, gateway);
   modelsRoutes(app, gateway);

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ApiError, toApiError } from './errors.js';
 
 /**
@@ -19,4 +19,18 @@ export function installErrorHandling(app: FastifyInstance): void {
     request.tiergate.errorCode = err.code ?? err.type;
     return reply.status(err.status).send(err.toBody());
   });
+}
+
+/**
+ * Fastify's `frameworkErrors`: a request target the router cannot decode (`/v1/%zz`) or a path
+ * parameter over its length limit is refused before routing, so before auth and before any
+ * hook. The answer is the same 400 for every caller, in the one error shape, and does not echo
+ * the target.
+ */
+export function frameworkError(err: FastifyError, _request: unknown, reply: FastifyReply): void {
+  const apiError =
+    err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new ApiError('invalid_request', 'The request URL is not valid.')
+      : toApiError(err);
+  void reply.status(apiError.status).send(apiError.toBody());
 }

@@ -5,6 +5,7 @@ import { writeSummaryLine } from '../observability/summary-line.js';
 import { progressOf, type ExecutionSummary } from '../pipeline/execute.js';
 import type { ExecutionRecord } from '../resilience/executor.js';
 import type { RoutePlan } from '../routing/plan.js';
+import type { Denial } from './auth.js';
 
 /** What a request accumulates on its way through, for its summary log line and metrics. */
 export interface RequestContext {
@@ -38,8 +39,10 @@ export interface RequestContext {
    * away): the responder aborts its generation here. Cleared by the responder when it is done.
    */
   onClientGone?: (() => void) | undefined;
-  /** Name of the API key that authenticated the request (auth on). */
+  /** Name of the API key the request presented, when it matched one (auth on). */
   apiKey?: string | undefined;
+  /** Why auth refused the request (401/403); the summary line says so, without key material. */
+  denied?: Denial | undefined;
   /** The routing policy applied ("none": the static model table) and its reason code. */
   policy?: string | undefined;
   routeReason?: string | undefined;
@@ -101,8 +104,10 @@ function summarise(
   const code = String(status);
   metrics.requests.labels(route, tier, code).inc();
   metrics.requestDuration.labels(route, tier, code).observe(seconds);
-  // Probes and scrapes would drown the log; they are visible in the metrics.
-  if (route === '/healthz' || route === '/readyz' || route === '/metrics') return;
+  // Probes and scrapes would drown the log; they are visible in the metrics. A refused scrape is
+  // logged all the same.
+  if (ctx.denied === undefined && (route === '/healthz' || route === '/readyz' || route === '/metrics'))
+    return;
   // A stream whose client left is summarised while its generation stops: the counts come from
   // the execution itself, live, not from what the responder copies once it is done.
   const progress = ctx.execution === undefined ? ctx : progressOf(ctx.execution);
@@ -113,6 +118,8 @@ function summarise(
     method: request.method,
     route,
     status,
+    apiKey: ctx.apiKey,
+    denied: ctx.denied,
     model: ctx.model,
     tier: ctx.tier,
     policy: ctx.policy,

@@ -7,6 +7,10 @@ export interface SummaryFields {
   readonly method: string;
   readonly route: string;
   readonly status: number;
+  /** Name of the API key that matched (never the key). */
+  readonly apiKey: string | undefined;
+  /** Why auth refused the request (src/api/auth.ts). */
+  readonly denied: string | undefined;
   readonly model: string | undefined;
   readonly tier: string | undefined;
   readonly policy: string | undefined;
@@ -45,6 +49,8 @@ export function writeSummaryLine(logger: Logger, fields: SummaryFields): void {
 /** The line itself: `bindings` is the logger's serialised bindings (`,"service":"tiergate"`). */
 export function summaryLine(bindings: string, time: number, f: SummaryFields): string {
   let line = `{"level":${INFO},"time":${time}${bindings},"requestId":${str(f.requestId)},"method":${known(f.method)},"route":${known(f.route)},"status":${f.status}`;
+  if (f.apiKey !== undefined) line += `,"apiKey":${known(f.apiKey)}`;
+  if (f.denied !== undefined) line += `,"denied":${known(f.denied)}`;
   if (f.model !== undefined) line += `,"model":${known(f.model)}`;
   if (f.tier !== undefined) line += `,"tier":${known(f.tier)}`;
   if (f.policy !== undefined) line += `,"policy":${known(f.policy)}`;

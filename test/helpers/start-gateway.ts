@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import type { DestinationStream } from 'pino';
 import { buildConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -14,10 +15,15 @@ export interface TestGateway extends RunningServer {
 
 /**
  * Starts the real gateway on a free port (port 0 unless `raw.server` names one) from a config
- * object, logs silenced, with an official OpenAI SDK client pointed at it. Relative paths resolve
- * against the repo root.
+ * object, logs silenced unless `raw.logging` or TEST_LOG_LEVEL says otherwise, with an official
+ * OpenAI SDK client pointed at it. Relative paths resolve against the repo root.
  */
-export async function startGateway(raw: Record<string, unknown>, apiKey = 'unused'): Promise<TestGateway> {
+export async function startGateway(
+  raw: Record<string, unknown>,
+  apiKey = 'unused',
+  /** Where log lines go (default stdout), at the config's `logging.level`. */
+  log?: DestinationStream,
+): Promise<TestGateway> {
   const config = buildConfig(
     {
       logging: { level: process.env.TEST_LOG_LEVEL ?? 'silent' },
@@ -27,7 +33,7 @@ export async function startGateway(raw: Record<string, unknown>, apiKey = 'unuse
     },
     { baseDir: REPO_ROOT, env: {} },
   );
-  const server = await startServer(config, createLogger(config.logging.level));
+  const server = await startServer(config, createLogger(config.logging.level, log));
   const baseUrl = server.url;
   const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey, maxRetries: 0, timeout: 60_000 });
   return Object.assign(server, { client, baseUrl });

@@ -14,6 +14,8 @@ const minimal: SummaryFields = {
   method: 'POST',
   route: '/v1/completions',
   status: 200,
+  apiKey: undefined,
+  denied: undefined,
   model: undefined,
   tier: undefined,
   policy: undefined,
@@ -33,6 +35,8 @@ const minimal: SummaryFields = {
 
 const full: SummaryFields = {
   ...minimal,
+  apiKey: 'ops',
+  denied: 'missing_scope',
   model: 'tiny "quoted" \u00e9\n',
   tier: 'edge',
   policy: 'interactive',

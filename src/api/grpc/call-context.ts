@@ -6,7 +6,7 @@ type SurfaceCall = ServerUnaryCall<unknown, unknown>;
 import type { Logger } from 'pino';
 import type { Gateway } from '../../gateway/gateway.js';
 import { ApiError } from '../errors.js';
-import { keyVerifier, presentedKey } from '../auth.js';
+import type { Denial } from '../auth.js';
 import { toGrpcStatus } from './grpc-status.js';
 import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 
@@ -15,6 +15,14 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** A cancel this close to the deadline is the deadline's doing. */
 const DEADLINE_SLACK_MS = 20;
+
+/** The key name each admitted call authenticated with (src/api/grpc/guard.ts), by call. */
+const keysByCall = new WeakMap<object, string>();
+
+/** Records the name of the key a call was admitted with, for its CallContext. */
+export function rememberKey(call: object, name: string): void {
+  keysByCall.set(call, name);
+}
 
 /**
  * One gRPC call's state, the counterpart of the HTTP request context: id, authenticated key,
@@ -27,7 +35,10 @@ export class CallContext {
   readonly signal: CancelSignal;
   /** The call's gRPC deadline in ms since the epoch, if the client set one. */
   readonly deadline: number | undefined;
+  /** Name of the key the call presented, when it matched one (auth on; checked in guard.ts). */
   apiKey: string | undefined;
+  /** Why auth refused the call. */
+  denied: Denial | undefined;
   model: string | undefined;
   tier: string | undefined;
   policy: string | undefined;
@@ -47,6 +58,7 @@ export class CallContext {
     readonly log: Logger,
   ) {
     this.requestId = requestIdOf(call.metadata);
+    this.apiKey = keysByCall.get(call);
     const d = call.getDeadline();
     const ms = d instanceof Date ? d.getTime() : d;
     this.deadline = Number.isFinite(ms) ? ms : undefined;
@@ -70,15 +82,6 @@ export class CallContext {
     else shutdown.addEventListener('abort', this.onShutdown);
   }
 
-  /** `authorization: Bearer <key>` metadata against the HTTP API's key store (inference scope). */
-  authenticate(metadata: Metadata): void {
-    const config = this.gateway.config;
-    if (!config.auth.enabled) return;
-    const header = metadata.get('authorization')[0];
-    const key = presentedKey(typeof header === 'string' ? header : header?.toString('utf8'));
-    this.apiKey = keyVerifier(config)(key, 'inference', this.method);
-  }
-
   /** Request metrics and one summary line, as HTTP's (src/api/request-context.ts); status is the HTTP-equivalent. */
   finish(err: unknown): ReturnType<typeof toGrpcStatus> | undefined {
     this.gateway.shutdownSignal.removeEventListener('abort', this.onShutdown);
@@ -97,6 +100,8 @@ export class CallContext {
         transport: 'grpc',
         method: this.method,
         status,
+        apiKey: this.apiKey,
+        denied: this.denied,
         model: this.model,
         tier: this.tier,
         policy: this.policy,

@@ -59,7 +59,6 @@ export function gatewayService(gateway: Gateway, log: Logger): UntypedServiceImp
     Explain(call: ServerUnaryCall<ExplainRequestMessage, unknown>, callback: sendUnaryData<unknown>) {
       const ctx = new CallContext(gateway, `${SERVICE}/Explain`, call, log);
       try {
-        ctx.authenticate(call.metadata);
         const response = explain(gateway, ctx, call.request);
         ctx.finish(undefined);
         callback(null, response);
@@ -101,7 +100,6 @@ function unaryGeneration<Req extends { model: string }>(
       let prepared: Prepared | undefined;
       let execution: Execution | undefined;
       try {
-        ctx.authenticate(call.metadata);
         prepared = prepare(ctx, call.request);
         execution = runGeneration(gateway, prepared.gen, ctx);
         const choices = new Map<number, { index: number; text: string; finishReason: FinishReason }>();
@@ -143,7 +141,6 @@ function streamedGeneration<Req extends { model: string }>(
       let prepared: Prepared | undefined;
       let execution: Execution | undefined;
       try {
-        ctx.authenticate(call.metadata);
         prepared = prepare(ctx, call.request);
         execution = runGeneration(gateway, prepared.gen, ctx);
         const id = responseId(method === 'ChatStream' ? 'chatcmpl' : 'cmpl');

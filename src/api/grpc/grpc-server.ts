@@ -2,6 +2,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Gateway } from '../../gateway/gateway.js';
 import { gatewayService } from './gateway-service.js';
+import { guardService } from './guard.js';
 import { healthService } from './health-service.js';
 import { serverDefinitions } from './proto.js';
 
@@ -28,15 +29,14 @@ export async function startGrpcServer(
   const defs = serverDefinitions();
   const server = new Server();
   const log = logger.child({ component: 'grpc' });
-  server.addService(defs.gateway, gatewayService(gateway, log));
-  server.addService(
-    defs.health,
-    healthService((service) => {
-      if (service === '') return !gateway.isClosing;
-      if (service === GATEWAY_HEALTH_SERVICE) return gateway.readiness().ready;
-      return undefined;
-    }),
-  );
+  // Every service goes through the access table (src/api/scopes.ts), checked per method.
+  server.addService(defs.gateway, guardService(defs.gateway, gatewayService(gateway, log), gateway, log));
+  const health = healthService((service) => {
+    if (service === '') return !gateway.isClosing;
+    if (service === GATEWAY_HEALTH_SERVICE) return gateway.readiness().ready;
+    return undefined;
+  });
+  server.addService(defs.health, guardService(defs.health, health, gateway, log));
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${listen.host}:${listen.port}`, ServerCredentials.createInsecure(), (err, bound) =>
       err === null ? resolve(bound) : reject(err),
