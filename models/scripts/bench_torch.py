@@ -10,7 +10,7 @@ import math
 import time
 
 import torch
-from common import read_json, tiny_path
+from common import out_path, read_json, variant_path
 
 from tiergate_model.gguf_reader import load_llama_from_gguf
 
@@ -25,10 +25,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    model = load_llama_from_gguf(tiny_path("tiny-f32.gguf"))
+    model = load_llama_from_gguf(variant_path("gguf-f32"))
     load_s = time.perf_counter() - t0
 
-    windows = torch.tensor(read_json(tiny_path("eval-slice.json"))["windows"][: args.windows])
+    windows = torch.tensor(read_json(out_path("eval-slice.json"))["windows"][: args.windows])
     nll, n = 0.0, 0
     with torch.no_grad():
         for chunk in windows.split(4):
@@ -37,7 +37,7 @@ def main() -> None:
             nll -= float(lp.gather(-1, chunk[:, 1:, None]).sum())
             n += chunk[:, 1:].numel()
 
-    prompt = read_json(tiny_path("golden.json"))["prompts"][0]["ids"]
+    prompt = read_json(out_path("golden.json"))["prompts"][0]["ids"]
     best = 0.0
     with torch.no_grad():
         for run in range(args.repeats + 1):  # run 0 is an untimed warm-up

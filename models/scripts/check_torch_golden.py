@@ -5,15 +5,15 @@ logits and the 32-token greedy continuation -- plus whether a left-padded batch 
 import json
 
 import torch
-from common import read_json, tiny_path
+from common import out_path, read_json, variant_path
 
 from tiergate_model.gguf_reader import load_llama_from_gguf
 
 
 def main() -> None:
     torch.set_num_threads(1)
-    model = load_llama_from_gguf(tiny_path("tiny-f32.gguf"))
-    golden = read_json(tiny_path("golden.json"))
+    model = load_llama_from_gguf(variant_path("gguf-f32"))
+    golden = read_json(out_path("golden.json"))
     out = []
     with torch.no_grad():
         for p in golden["prompts"]:

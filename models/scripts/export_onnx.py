@@ -1,5 +1,6 @@
-"""Checkpoint -> models/tiny/tiny-fp32.onnx: decoder with KV cache in the optimum /
-onnxruntime-genai I/O convention.
+"""The family's GGUF F32 -> <id>-fp32.onnx: decoder with KV cache in the optimum /
+onnxruntime-genai I/O convention. Built from the GGUF (not the training checkpoint), so ONNX
+holds exactly the weights llama.cpp and the sidecar serve.
 
 Inputs:  input_ids [batch, seq] int64, attention_mask [batch, past+seq] int64,
          position_ids [batch, seq] int64, past_key_values.N.key|value [batch, kv_heads, past, head_dim] f32
@@ -12,10 +13,11 @@ import argparse
 import numpy as np
 import onnx
 import torch
-from common import log, tiny_path, work_path
+from common import log, variant_path
 from onnx import helper, numpy_helper
 
-from tiergate_model import Llama, LlamaConfig
+from tiergate_model import Llama
+from tiergate_model.gguf_reader import load_llama_from_gguf
 
 OPSET = 17
 
@@ -59,14 +61,11 @@ def untie_folded_embedding(path: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", default=work_path("ckpt.pt"))
-    ap.add_argument("--out", default=tiny_path("tiny-fp32.onnx"))
+    ap.add_argument("--gguf", default=variant_path("gguf-f32"))
+    ap.add_argument("--out", default=variant_path("onnx-fp32"))
     args = ap.parse_args()
-    ckpt = torch.load(args.ckpt, map_location="cpu")
-    cfg = LlamaConfig(**ckpt["config"])
-    model = Llama(cfg)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    model = load_llama_from_gguf(args.gguf)
+    cfg = model.cfg
 
     b, t, p = 2, 3, 4  # trace with a non-empty past so every axis stays symbolic
     ids = torch.randint(0, cfg.vocab_size, (b, t))

@@ -1,8 +1,10 @@
-"""PyTorch FP32 reference data from the checkpoint:
+"""PyTorch FP32 reference data from the family's GGUF F32 (the weights every tier serves):
 
-- models/tiny/eval-slice.json: the fixed validation slice every framework's perplexity uses;
-- models/tiny/golden.json: SentencePiece ids of sample validation text, and fixed prompts with
-  next-token logits (full vocabulary, last position) and 32-token greedy continuations;
+- eval-slice.json: the fixed validation slice every framework's perplexity uses;
+- golden.json: SentencePiece ids of sample validation text (the gateway checks at start-up that
+  its tokenizer reproduces them), a chat conversation with the ids its template must give, and
+  fixed prompts with next-token logits (full vocabulary, last position) and 32-token greedy
+  continuations;
 - work/ppl-pytorch.json: PyTorch FP32 perplexity on the slice and a unigram baseline on it.
 """
 
@@ -10,19 +12,41 @@ import math
 
 import numpy as np
 import torch
-from common import BOS_ID, read_json, tiny_path, work_path, write_json, log
+from common import BOS_ID, FAMILY, log, out_path, read_json, variant_path, work_path, write_json
 from tokens import EVAL_LEN, EVAL_WINDOWS, eval_windows, load_sp, split_stream
 
-from tiergate_model import Llama, LlamaConfig
+from tiergate_model.gguf_reader import load_llama_from_gguf
 
 PROMPTS = [
     "The jury said",
     "In the morning, the",
     "He looked at her and",
     "The government of the United States",
-    "user: What is the weather like today?\nassistant:",
 ]
+CHAT = [{"role": "user", "content": "What is the weather like today?"}]
 GREEDY_TOKENS = 32
+
+
+def chat_text() -> str:
+    """CHAT rendered by the family's template, with the generation prompt."""
+    if FAMILY["chat_template"] == "role-colon":
+        return "".join(f"{m['role']}: {m['content']}\n" for m in CHAT) + "assistant:"
+    return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in CHAT) + "<|im_start|>assistant\n"
+
+
+def chat_ids(sp) -> list:
+    """Ids of CHAT under the family's template, as llama.cpp tokenises a prompt with special
+    tokens parsed: BOS, then each stretch of text between special tokens encoded on its own
+    (SentencePiece's dummy prefix space at its start), special tokens as their ids."""
+    if FAMILY["chat_template"] == "role-colon":
+        return [BOS_ID] + sp.encode(chat_text())
+    if FAMILY["chat_template"] != "chatml":
+        raise SystemExit("golden chat ids: only the role-colon and chatml templates are known here")
+    start, end = sp.piece_to_id("<|im_start|>"), sp.piece_to_id("<|im_end|>")
+    ids = [BOS_ID]
+    for m in CHAT:
+        ids += [start] + sp.encode(f"{m['role']}\n{m['content']}") + [end] + sp.encode("\n")
+    return ids + [start] + sp.encode("assistant\n")
 
 
 def tokenizer_samples(sp) -> list:
@@ -40,16 +64,13 @@ def tokenizer_samples(sp) -> list:
 
 def main() -> None:
     sp = load_sp()
-    ckpt = torch.load(work_path("ckpt.pt"), map_location="cpu")
-    cfg = LlamaConfig(**ckpt["config"])
-    model = Llama(cfg)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    model = load_llama_from_gguf(variant_path("gguf-f32"))
+    cfg = model.cfg
 
     val = split_stream(sp, "validation")
     windows = eval_windows(val)
     write_json(
-        tiny_path("eval-slice.json"),
+        out_path("eval-slice.json"),
         {
             "description": (
                 f"{EVAL_WINDOWS} windows of {EVAL_LEN} tokens evenly spaced over the validation token stream "
@@ -79,8 +100,8 @@ def main() -> None:
 
     prompts = []
     with torch.no_grad():
-        for text in PROMPTS:
-            ids = [BOS_ID] + sp.encode(text)
+        cases = [(t, [BOS_ID] + sp.encode(t), False) for t in PROMPTS] + [(chat_text(), chat_ids(sp), True)]
+        for text, ids, is_chat in cases:
             logits, _ = model(torch.tensor([ids]))
             cont = []
             cur = torch.tensor([ids])
@@ -95,6 +116,8 @@ def main() -> None:
             prompts.append(
                 {
                     "text": text,
+                    # A chat prompt's ids come from its template (special tokens), not from its text.
+                    **({"chat": True} if is_chat else {}),
                     "ids": ids,
                     "next_token_logits": [round(float(x), 5) for x in logits[0, -1]],
                     "greedy": cont,
@@ -102,12 +125,13 @@ def main() -> None:
                 }
             )
     write_json(
-        tiny_path("golden.json"),
+        out_path("golden.json"),
         {
-            "model": "tiergate-tiny",
+            "model": FAMILY["name"],
             "vocab_size": cfg.vocab_size,
             "bos_id": BOS_ID,
             "tokenizer_samples": tokenizer_samples(sp),
+            "chat": {"template": FAMILY["chat_template"], "messages": CHAT, "text": chat_text(), "ids": chat_ids(sp)},
             "prompts": prompts,
         },
     )

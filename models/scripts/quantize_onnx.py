@@ -12,11 +12,10 @@ INT4: every weight MatMul becomes com.microsoft MatMulNBits (bits 4, block 32, s
 """
 
 import argparse
-import os
 
 import numpy as np
 import onnx
-from common import log, tiny_path
+from common import FAMILY, log, variant_path
 from onnx import TensorProto, helper, numpy_helper
 
 BLOCK = 32
@@ -137,13 +136,11 @@ def rewrite(src: str, dst: str, bits: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--src", default=tiny_path("tiny-fp32.onnx"))
-    ap.add_argument("--out-dir", default=tiny_path(""))
+    ap.add_argument("--src", default=variant_path("onnx-fp32"))
     args = ap.parse_args()
-
-
-    rewrite(args.src, os.path.join(args.out_dir, "tiny-int8.onnx"), 8)
-    rewrite(args.src, os.path.join(args.out_dir, "tiny-int4.onnx"), 4)
+    for variant, bits in (("onnx-int8", 8), ("onnx-int4", 4)):
+        if variant in FAMILY["variants"]:
+            rewrite(args.src, variant_path(variant), bits)
 
 
 if __name__ == "__main__":

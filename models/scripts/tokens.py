@@ -1,14 +1,15 @@
-"""Token streams of the corpus splits: each file is BOS + ids + EOS, files concatenated in split order."""
+"""Token streams of the corpus splits: each document is BOS + ids + EOS, documents concatenated
+in split order."""
 
 from typing import List
 
 import numpy as np
 import sentencepiece as spm
-from common import BOS_ID, EOS_ID, read_json, tiny_path, work_path
+from common import BOS_ID, EOS_ID, out_path, read_json, work_path
 
 
 def load_sp(path: str = "") -> spm.SentencePieceProcessor:
-    return spm.SentencePieceProcessor(model_file=path or tiny_path("tokenizer.model"))
+    return spm.SentencePieceProcessor(model_file=path or out_path("tokenizer.model"))
 
 
 def split_stream(sp: spm.SentencePieceProcessor, split_name: str) -> np.ndarray:

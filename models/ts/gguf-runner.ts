@@ -24,7 +24,7 @@ export function sharedLlama(): Promise<Llama> {
 }
 
 export interface GgufRunnerOptions {
-  /** llama.cpp threads; 1 by default (FACTS.md: 2 threads on 2 shared cores can be far slower). */
+  /** llama.cpp threads; 1 by default (on 2 shared cores 2 threads can be far slower: docs/models.md). */
   readonly threads?: number;
   readonly contextSize?: number;
   /** llama.cpp's flash-attention kernel; absent lets llama.cpp choose (as the model build did). */

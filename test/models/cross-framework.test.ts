@@ -3,8 +3,7 @@
 // identical across all three.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { FAMILY_DIR, readGolden } from '../../models/ts/family.js';
+import { readGolden, variantFileById } from '../../models/ts/family.js';
 import { GgufRunner } from '../../models/ts/gguf-runner.js';
 import { OnnxDecoder } from '../../models/ts/onnx-decoder.js';
 import { maxAbsDiff, LOGIT_TOLERANCE } from '../../models/ts/compare.js';
@@ -14,8 +13,8 @@ let onnx: OnnxDecoder;
 let gguf: GgufRunner;
 
 before(async () => {
-  onnx = await OnnxDecoder.load(join(FAMILY_DIR, 'tiny-fp32.onnx'));
-  gguf = await GgufRunner.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
+  onnx = await OnnxDecoder.load(variantFileById('onnx-fp32'));
+  gguf = await GgufRunner.load(variantFileById('gguf-f32'));
 });
 after(async () => {
   await onnx.release();

@@ -2,8 +2,7 @@
 // as one full forward pass; a left-padded row in a batch gives the same logits as the row alone.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { FAMILY_DIR, readGolden } from '../../models/ts/family.js';
+import { readGolden, variantFileById } from '../../models/ts/family.js';
 import { OnnxDecoder } from '../../models/ts/onnx-decoder.js';
 import { maxAbsDiff } from '../../models/ts/compare.js';
 
@@ -15,7 +14,7 @@ const prompt = golden.prompts[0];
 const tokens = prompt === undefined ? [] : [...prompt.ids, ...prompt.greedy.slice(0, 20)];
 
 before(async () => {
-  decoder = await OnnxDecoder.load(join(FAMILY_DIR, 'tiny-fp32.onnx'));
+  decoder = await OnnxDecoder.load(variantFileById('onnx-fp32'));
 });
 after(async () => {
   await decoder.release();

