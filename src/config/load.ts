@@ -43,7 +43,10 @@ export function loadConfigFile(path: string, options: LoadOptions = {}): Config 
   try {
     raw = parseYaml(text) ?? {};
   } catch (err) {
-    throw new ConfigError(path, [`not valid YAML: ${(err as Error).message}`]);
+    // The parser's message quotes the offending lines of the file, which may hold a key: only its
+    // first line (what is wrong, at which line and column) is kept.
+    const first = (err as Error).message.split('\n', 1)[0]?.replace(/:$/, '') ?? '';
+    throw new ConfigError(path, [`not valid YAML: ${first}`]);
   }
   return buildConfig(raw, { ...options, baseDir: options.baseDir ?? dirname(resolve(path)) }, path);
 }
@@ -97,11 +100,29 @@ function validate(schema: TSchema, value: unknown, prefix: string, problems: str
   if (errors.length === 0) return withDefaults;
   for (const e of errors.slice(0, 20)) {
     const message = e.schema.anyOf === undefined ? e.message : `Expected ${alternatives(e.schema.anyOf)}`;
-    problems.push(
-      `${prefix}${e.path || '/'}: ${message}${e.value === undefined ? '' : ` (got ${short(e.value)})`}`,
-    );
+    const path = `${prefix}${e.path || '/'}`;
+    problems.push(`${path}: ${message}${got(path, e.value)}`);
   }
   return undefined;
+}
+
+/**
+ * Config paths that hold secrets (docs/gateway.md, API keys): a problem there names the path, what
+ * was expected and the type of what was found, never the value. This covers a key written where
+ * an entry was expected (`- sk-...` instead of `- { name, key }`) and a key under a mistyped field.
+ */
+const SECRET_PATHS: readonly RegExp[] = [/^\/auth(?:\/|$)/];
+
+function got(path: string, value: unknown): string {
+  if (value === undefined) return '';
+  if (SECRET_PATHS.some((p) => p.test(path))) return ` (got ${typeName(value)}, value redacted)`;
+  return ` (got ${short(value)})`;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** A union's members in words (TypeBox's own message is only "Expected union value"). */

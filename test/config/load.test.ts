@@ -140,3 +140,45 @@ test('the shipped config files are valid', () => {
   });
   assert.equal(prod.auth.enabled, true);
 });
+
+test('problems under auth name the path and the type, never the value', () => {
+  const secret = 'sk-live-do-not-print-0123456789';
+  const problems = problemsOf(() =>
+    buildConfig(
+      {
+        ...minimal,
+        auth: {
+          enabled: true,
+          keys: [
+            { name: 'a', key: 'sk-fine-12345678' },
+            // A key written as a bare list item, one under a mistyped field, one too short.
+            secret,
+            { name: 'b', kee: secret },
+            { name: 'c', key: 'sk-1' },
+          ],
+        },
+      },
+      { env: {} },
+    ),
+  );
+  const text = problems.join('\n');
+  assert.match(text, /\/auth\/keys\/1: Expected object \(got a string, value redacted\)/);
+  assert.match(text, /\/auth\/keys\/2\/kee: .*\(got a string, value redacted\)/);
+  assert.match(text, /\/auth\/keys\/3\/key: .*\(got a string, value redacted\)/);
+  assert.ok(!text.includes(secret) && !text.includes('sk-1'), text);
+  // Elsewhere the value still helps.
+  assert.match(
+    problemsOf(() => buildConfig({ ...minimal, server: { port: 'eighty' } }, { env: {} })).join(),
+    /"eighty"/,
+  );
+});
+
+test('a YAML syntax error names the line and column without quoting the file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tiergate-config-'));
+  const file = join(dir, 'bad.yaml');
+  const secret = 'sk-live-in-a-broken-line-0123';
+  writeFileSync(file, `auth:\n  keys:\n    - name: a\n      key: ${secret}: x\n`);
+  const text = problemsOf(() => loadConfigFile(file, { env: {} })).join('\n');
+  assert.match(text, /not valid YAML: .* at line 4, column \d+$/);
+  assert.ok(!text.includes(secret), text);
+});
