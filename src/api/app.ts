@@ -36,6 +36,15 @@ export function buildApp(gateway: Gateway): FastifyInstance {
     // Keep-alive sockets are closed on shutdown; in-flight requests are let finish (server.ts).
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // Connection hygiene (server.* in src/config/schema.ts): a client that sends its headers or
+    // body too slowly is answered 408 and disconnected instead of holding a socket.
+    keepAliveTimeout: server.keepAliveTimeoutMs,
+    requestTimeout: server.requestTimeoutMs,
+    http: {
+      headersTimeout: server.headersTimeoutMs,
+      requestTimeout: server.requestTimeoutMs,
+      connectionsCheckingInterval: server.connectionsCheckingIntervalMs,
+    },
     // Equivalent spellings of a path reach the same route (auth reads the route, src/api/auth.ts).
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
     rewriteUrl: (req) => withoutDotSegments(req.url ?? '/'),

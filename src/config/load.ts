@@ -177,6 +177,12 @@ function crossValidate(config: MutableConfig, env: NodeJS.ProcessEnv, problems: 
     }
   }
   if (Object.keys(models).length === 0) problems.push('/models: at least one served model is required');
+  const server = config.server as { headersTimeoutMs: number; requestTimeoutMs: number };
+  if (server.requestTimeoutMs > 0 && server.headersTimeoutMs > server.requestTimeoutMs) {
+    problems.push(
+      `/server/headersTimeoutMs: must not exceed server.requestTimeoutMs (${server.requestTimeoutMs}) unless that is 0`,
+    );
+  }
   problems.push(...routingProblems(config.routing as RoutingConfig, Object.keys(tiers)));
   problems.push(...checkResilience(config.resilience as ResilienceConfig, Object.keys(tiers)));
   const auth = config.auth as {

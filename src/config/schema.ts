@@ -17,6 +17,24 @@ const ServerSchema = Type.Object(
     bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
     /** On SIGTERM, in-flight requests get this long to finish before tiers are closed. */
     shutdownGraceMs: Type.Integer({ minimum: 0, default: 10_000 }),
+    /**
+     * Connection hygiene: a client must send all its request headers within headersTimeoutMs and
+     * the whole request (headers and body) within requestTimeoutMs, or it is answered 408 and
+     * disconnected, so slow clients cannot hold sockets (Node's own defaults are 60 s and 300 s).
+     * Responses, streams included, are not limited by either. requestTimeoutMs 0 turns it off.
+     */
+    headersTimeoutMs: Type.Integer({ minimum: 1, default: 10_000 }),
+    requestTimeoutMs: Type.Integer({ minimum: 0, default: 30_000 }),
+    /**
+     * How often Node looks for connections past the two timeouts above, so one is closed at most
+     * this much after its timeout (Node's default is 30 s).
+     */
+    connectionsCheckingIntervalMs: Type.Integer({ minimum: 1, default: 1_000 }),
+    /**
+     * How long an idle keep-alive connection stays open: fastify's default, which is meant to
+     * outlast a load balancer's idle timeout so the gateway never closes a socket it reuses.
+     */
+    keepAliveTimeoutMs: Type.Integer({ minimum: 1, default: 72_000 }),
     /** Honour X-Forwarded-* headers (only behind a trusted proxy). */
     trustProxy: Type.Boolean({ default: false }),
     /**

@@ -182,3 +182,16 @@ test('a YAML syntax error names the line and column without quoting the file', (
   assert.match(text, /not valid YAML: .* at line 4, column \d+$/);
   assert.ok(!text.includes(secret), text);
 });
+
+test('connection timeouts have production defaults, and headers must fit in the request time', () => {
+  const config = buildConfig(minimal, { env: {} });
+  assert.ok(config.server.headersTimeoutMs <= config.server.requestTimeoutMs);
+  assert.ok(config.server.connectionsCheckingIntervalMs <= config.server.headersTimeoutMs);
+  assert.ok(config.server.keepAliveTimeoutMs > 0);
+  const problems = problemsOf(() =>
+    buildConfig({ ...minimal, server: { headersTimeoutMs: 5000, requestTimeoutMs: 1000 } }, { env: {} }),
+  );
+  assert.match(problems.join('\n'), /\/server\/headersTimeoutMs: must not exceed/);
+  // requestTimeoutMs 0 turns the whole-request limit off.
+  buildConfig({ ...minimal, server: { headersTimeoutMs: 5000, requestTimeoutMs: 0 } }, { env: {} });
+});
