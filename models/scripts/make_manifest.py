@@ -17,6 +17,7 @@ from common import (BOS_ID, EOS_ID, FAMILY, FAMILY_ID, UNK_ID, log, out_path, re
                     variant_path, work_path, write_json)
 from tokens import EVAL_LEN, EVAL_WINDOWS, load_sp
 
+from tiergate_model import LlamaConfig
 from tiergate_model.chat_templates import chat_template
 from tiergate_model.family import VARIANTS, variant_file
 from tiergate_model.gguf_reader import load_llama_from_gguf
@@ -95,7 +96,8 @@ def main() -> None:
         check(ppl)
         return
     model = load_llama_from_gguf(variant_path("gguf-f32"))
-    cfg = model.cfg
+    # The family file is the record of the shape (the GGUF stores eps and theta as float32).
+    cfg = LlamaConfig(**{**FAMILY["architecture"], "vocab_size": model.cfg.vocab_size})
     n_params = sum(p.numel() for p in model.parameters())
     split = read_json(work_path("split.json"))
     ppl_torch = read_json(work_path("ppl-pytorch.json"))

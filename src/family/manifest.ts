@@ -123,3 +123,26 @@ function firstNumber(o: Record<string, unknown>, keys: readonly string[]): numbe
   for (const k of keys) if (typeof o[k] === 'number') return o[k];
   return undefined;
 }
+
+/** The family's golden tokenisation (golden.json, written at build time), as the gateway checks it. */
+export interface GoldenTokens {
+  readonly samples: readonly { readonly text: string; readonly ids: readonly number[] }[];
+}
+
+/** Undefined when the family has no golden file (e.g. a bare GGUF folder without a manifest). */
+export function readGoldenTokens(family: ModelFamily): GoldenTokens | undefined {
+  const name = family.manifest?.['golden_file'];
+  if (typeof name !== 'string') return undefined;
+  const path = join(family.dir, name);
+  if (!existsSync(path)) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ModelFileError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (!isRecord(raw) || !Array.isArray(raw['tokenizer_samples'])) {
+    throw new ModelFileError(`${path}: no tokenizer_samples`);
+  }
+  return { samples: raw['tokenizer_samples'] as GoldenTokens['samples'] };
+}

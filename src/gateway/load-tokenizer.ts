@@ -1,14 +1,16 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { ModelFileError, resolveVariant, type ModelFamily } from '../family/manifest.js';
+import { ModelFileError, readGoldenTokens, resolveVariant, type ModelFamily } from '../family/manifest.js';
 import { ByteTokenizer } from '../text/byte-tokenizer.js';
 import { LlamaTokenizer } from '../text/llama-tokenizer.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import { checkGoldenTokens } from './tokenizer-check.js';
 
 /**
  * The shared tokenizer: the vocab-only llama.cpp load of a GGUF of the family (any variant:
- * all share one vocabulary), or the byte tokenizer for model-free runs.
+ * all share one vocabulary), or the byte tokenizer for model-free runs. When the family has
+ * golden ids (golden.json), the tokenizer must reproduce them or the start fails.
  */
 export async function loadTokenizer(config: Config, family: ModelFamily): Promise<Tokenizer> {
   if (config.tokenizer.kind === 'bytes') return new ByteTokenizer();
@@ -16,7 +18,17 @@ export async function loadTokenizer(config: Config, family: ModelFamily): Promis
     config.tokenizer.model !== undefined
       ? resolveVariant(family, config.tokenizer.model, '.gguf').file
       : firstGguf(family);
-  return LlamaTokenizer.load(file);
+  const tokenizer = await LlamaTokenizer.load(file);
+  const golden = readGoldenTokens(family);
+  if (golden !== undefined) {
+    try {
+      checkGoldenTokens(family.id, golden, tokenizer.encoders());
+    } catch (err) {
+      await tokenizer.close();
+      throw err;
+    }
+  }
+  return tokenizer;
 }
 
 function firstGguf(family: ModelFamily): string {

@@ -44,6 +44,8 @@ export class LlamaTokenizer implements Tokenizer {
   private readonly decoder: SpmDecoder | undefined;
   /** Chat contexts tokenised like llama.cpp (one fragment between special tokens); undefined without the JS codec. */
   private readonly chatCodec: ChatContextCodec | undefined;
+  /** specialToken() answers, by text. */
+  private readonly specials = new Map<string, number | undefined>();
 
   private constructor(private readonly model: LlamaModel) {
     const tokens = model.tokens;
@@ -65,6 +67,21 @@ export class LlamaTokenizer implements Tokenizer {
         bos: this.bos,
       };
     }
+  }
+
+  /**
+   * Every path text can take to ids here: llama.cpp's own tokenizer, and the JS fast path when it
+   * is in use. The gateway checks both against the family's golden ids at start-up.
+   */
+  encoders(): { readonly name: string; encode(text: string): number[] }[] {
+    const native = {
+      name: 'llama.cpp',
+      encode: (text: string) => this.model.tokenize(text, false) as number[],
+    };
+    const encoder = this.encoder;
+    return encoder === undefined
+      ? [native]
+      : [native, { name: 'JS fast-path', encode: (text: string) => encoder.encode(text) }];
   }
 
   /** Whether tokenize/detokenize run in JS (true) or through llama.cpp (false). */
@@ -102,6 +119,17 @@ export class LlamaTokenizer implements Tokenizer {
   tokenBytes(token: number, first: boolean): Uint8Array | undefined {
     // Without the JS codec the bytes are llama.cpp's to produce: undefined tells callers to detokenize.
     return this.decoder?.piece(token, first);
+  }
+
+  specialToken(text: string): number | undefined {
+    if (this.specials.has(text)) return this.specials.get(text);
+    // With special parsing, a control token's text is one id of type control (or user-defined).
+    const ids = this.model.tokenize(text, true) as number[];
+    const only = ids.length === 1 ? ids[0] : undefined;
+    const attrs = only === undefined ? undefined : this.model.getTokenAttributes(only as never);
+    const id = attrs !== undefined && (attrs.control || attrs.userDefined) ? only : undefined;
+    this.specials.set(text, id);
+    return id;
   }
 
   renderNativeChat(messages: readonly ChatMessage[]): number[] | undefined {

@@ -31,6 +31,11 @@ export interface Tokenizer {
    * native decoding). The array may be shared: callers must not modify it.
    */
   tokenBytes?(token: number, first: boolean): Uint8Array | undefined;
+  /**
+   * The id of a special (control) token written as `text`, e.g. "<|im_start|>"; undefined when
+   * the vocabulary has no such token (built-in templates then write the markup as plain text).
+   */
+  specialToken?(text: string): number | undefined;
   /** The model's own chat template applied to messages, when it ships one (else undefined). */
   renderNativeChat?(messages: readonly ChatMessage[]): number[] | undefined;
   close(): Promise<void>;

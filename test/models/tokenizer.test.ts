@@ -2,7 +2,6 @@
 // SentencePiece model it was built from (ids stored in golden.json at build time).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { readGolden, readManifest, variantFileById } from '../../models/ts/family.js';
 import { sharedLlama } from '../../models/ts/gguf-runner.js';
 

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../../gateway/gateway.js';
 import type { ChoiceEvent, FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
-import { renderChat } from '../../text/chat-template.js';
+import { chatTokens } from '../../text/chat-template.js';
 import { jsonString } from '../../text/json-string.js';
-import { encodePrompt, type ChatMessage } from '../../text/tokenizer.js';
+import type { ChatMessage } from '../../text/tokenizer.js';
 import { responseId, servingFingerprint } from './ids.js';
 import { buildGeneration, routeRequest } from './normalise.js';
 import { ChatBodySchema, parseBody, type ChatBody } from './request-schemas.js';
@@ -65,7 +65,7 @@ export function chatPromptTokens(gateway: Gateway, messages: readonly ChatMessag
     const native = gateway.tokenizer.renderNativeChat?.(messages);
     if (native !== undefined) return native;
   }
-  return encodePrompt(gateway.tokenizer, renderChat(messages, choice === 'chatml' ? 'chatml' : 'plain'));
+  return chatTokens(gateway.tokenizer, messages, choice === 'chatml' ? 'chatml' : 'plain');
 }
 
 function bytesOf(text: string): number[] {
