@@ -30,7 +30,7 @@ export function installErrorHandling(app: FastifyInstance): void {
 export function frameworkError(err: FastifyError, _request: unknown, reply: FastifyReply): void {
   const apiError =
     err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH'
-      ? new ApiError('invalid_request', 'The request URL is not valid.')
+      ? new ApiError('bad_request', 'The request URL is not valid.')
       : toApiError(err);
   void reply.status(apiError.status).send(apiError.toBody());
 }

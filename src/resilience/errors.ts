@@ -1,84 +1,106 @@
+import { GatewayError, type ErrorKind } from '../errors/gateway-error.js';
+
 /**
- * The resilience layer's typed errors. `code` is what src/api/errors.ts maps to an HTTP status;
- * `retryAfterSeconds` becomes the Retry-After header. One place, so the status table stays whole.
+ * The resilience layer's own failures, as GatewayErrors (docs/architecture.md "Errors"): the code
+ * says which rule refused (for logs and the fallback metric's `cause`), the kind how a transport
+ * answers it.
  */
 export type ResilienceErrorCode =
-  /** The tier's admission queue is full. → 429 */
+  /** The tier's admission queue is full. → overloaded (429) */
   | 'TIERGATE_ERR_SHED_QUEUE_FULL'
-  /** Waiting for a slot would outlast the request's deadline. → 503 */
+  /** Waiting for a slot would outlast the request's deadline. → unavailable (503) */
   | 'TIERGATE_ERR_SHED_DEADLINE'
-  /** The tier's circuit breaker is open. → 503 */
+  /** The tier's circuit breaker is open. → unavailable (503) */
   | 'TIERGATE_ERR_BREAKER_OPEN'
-  /** The request's deadline passed before it could finish. → 504 */
+  /** The request's deadline passed before it could finish. → timeout (504) */
   | 'TIERGATE_ERR_DEADLINE'
-  /** One attempt ran past its own time limit (the request may continue elsewhere). → 504 */
+  /** One attempt ran past its own time limit (the request may continue elsewhere). → timeout (504) */
   | 'TIERGATE_ERR_ATTEMPT_TIMEOUT'
-  /** A failure injected by config (`resilience.*.fault`). → 503 */
+  /** A failure injected by config (`resilience.*.fault`). → unavailable (503) */
   | 'TIERGATE_ERR_FAULT_INJECTED';
 
-export class ResilienceError extends Error {
+const KIND: { readonly [C in ResilienceErrorCode]: ErrorKind } = {
+  TIERGATE_ERR_SHED_QUEUE_FULL: 'overloaded',
+  TIERGATE_ERR_SHED_DEADLINE: 'unavailable',
+  TIERGATE_ERR_BREAKER_OPEN: 'unavailable',
+  TIERGATE_ERR_DEADLINE: 'timeout',
+  TIERGATE_ERR_ATTEMPT_TIMEOUT: 'timeout',
+  TIERGATE_ERR_FAULT_INJECTED: 'unavailable',
+};
+
+export class ResilienceError extends GatewayError {
+  declare readonly code: ResilienceErrorCode;
+
   constructor(
-    readonly code: ResilienceErrorCode,
+    code: ResilienceErrorCode,
     message: string,
-    readonly tier: string | undefined,
-    readonly retryAfterSeconds?: number,
+    tier: string | undefined,
+    retryAfterSeconds?: number,
   ) {
-    super(message);
+    super(KIND[code], message, { code, tier, retryAfter: retryAfterSeconds });
     this.name = 'ResilienceError';
+  }
+
+  get retryAfterSeconds(): number | undefined {
+    return this.retryAfter;
   }
 }
 
-/** Every attempt of a request failed; the last failure decides the status (502 when it has none). */
-export class AllTiersFailedError extends Error {
-  readonly code = 'TIERGATE_ERR_ALL_TIERS_FAILED';
+/**
+ * Every attempt of a request failed: the client sees the last failure's kind (and Retry-After);
+ * one the gateway cannot explain is the upstream's (upstream_broken, 502).
+ */
+export class AllTiersFailedError extends GatewayError {
+  declare readonly code: 'TIERGATE_ERR_ALL_TIERS_FAILED';
+
   constructor(
     readonly tiers: readonly string[],
     readonly last: unknown,
   ) {
+    const lastKind = last instanceof GatewayError ? last.kind : 'internal';
+    // The client sees the last failure as it was; one the gateway cannot explain names the tiers.
     super(
-      `all tiers failed (${tiers.join(' → ') || 'none tried'}): ${last instanceof Error ? last.message : String(last)}`,
-      { cause: last },
+      lastKind === 'internal' ? 'upstream_broken' : lastKind,
+      lastKind === 'internal'
+        ? `all tiers failed (${tiers.join(' → ') || 'none tried'}): ${last instanceof Error ? last.message : String(last)}`
+        : (last as GatewayError).message,
+      {
+        code: 'TIERGATE_ERR_ALL_TIERS_FAILED',
+        cause: last,
+        param: last instanceof GatewayError ? last.param : null,
+        retryAfter: last instanceof GatewayError ? last.retryAfter : undefined,
+        retryable: false,
+      },
     );
     this.name = 'AllTiersFailedError';
   }
 }
 
-/**
- * Whether another attempt (on another tier) can succeed after `err`. Client mistakes (a prompt
- * the model cannot take) fail the same way everywhere, so they end the request at once.
- */
-export function isRetryable(err: unknown): boolean {
-  const e = err as { retryable?: unknown; code?: unknown } | null;
-  if (e === null || typeof e !== 'object') return true;
-  if (e.retryable === false) return false;
-  return !(typeof e.code === 'string' && /BAD_REQUEST|CONTEXT_LENGTH/.test(e.code));
-}
+export { isRetryable } from '../errors/gateway-error.js';
 
 /** Why an attempt did not serve the request; the `cause` label of the fallback metric. */
 export type FailureCause =
   'error' | 'timeout' | 'breaker_open' | 'shed' | 'overloaded' | 'unavailable' | 'fault';
 
+/** The fallback metric's cause: the resilience layer's own rules by code, anything else by kind. */
 export function causeOf(err: unknown): FailureCause {
-  const code = (err as { code?: unknown } | null)?.code;
-  switch (code) {
+  if (!(err instanceof GatewayError)) return 'error';
+  switch (err.code) {
     case 'TIERGATE_ERR_BREAKER_OPEN':
       return 'breaker_open';
     case 'TIERGATE_ERR_SHED_QUEUE_FULL':
     case 'TIERGATE_ERR_SHED_DEADLINE':
       return 'shed';
-    case 'TIERGATE_ERR_TIER_OVERLOADED':
-      return 'overloaded';
-    case 'TIERGATE_ERR_ATTEMPT_TIMEOUT':
-    case 'TIERGATE_ERR_DEADLINE':
-    case 'TG_REMOTE_DEADLINE':
-      return 'timeout';
-    case 'TIERGATE_ERR_TIER_UNAVAILABLE':
-    case 'TG_REMOTE_UNAVAILABLE':
-    case 'TG_ONNX_NOT_STARTED':
-    case 'TG_ONNX_CLOSED':
-      return 'unavailable';
     case 'TIERGATE_ERR_FAULT_INJECTED':
       return 'fault';
+  }
+  switch (err.kind) {
+    case 'overloaded':
+      return 'overloaded';
+    case 'timeout':
+      return 'timeout';
+    case 'unavailable':
+      return 'unavailable';
     default:
       return 'error';
   }

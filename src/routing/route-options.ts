@@ -1,4 +1,4 @@
-import { ApiError } from '../api/errors.js';
+import { GatewayError } from '../errors/gateway-error.js';
 
 /** A request's own routing wishes, from the `tiergate` body field or `x-tiergate-*` headers. */
 export interface RouteOptions {
@@ -27,15 +27,15 @@ export function parseRouteOptions(body: unknown, headers: Headers): RouteOptions
   let fromBody: Record<string, unknown> = {};
   if (field !== undefined && field !== null) {
     if (typeof field !== 'object' || Array.isArray(field)) {
-      throw new ApiError('invalid_request', "'tiergate' must be an object.", 'tiergate');
+      throw new GatewayError('bad_request', "'tiergate' must be an object.", { param: 'tiergate' });
     }
     fromBody = field as Record<string, unknown>;
     const unknown = Object.keys(fromBody).find((k) => !BODY_FIELDS.has(k));
     if (unknown !== undefined) {
-      throw new ApiError(
-        'invalid_request',
+      throw new GatewayError(
+        'bad_request',
         `Unknown field 'tiergate.${unknown}' (known: ${[...BODY_FIELDS].join(', ')}).`,
-        `tiergate.${unknown}`,
+        { param: `tiergate.${unknown}` },
       );
     }
   }
@@ -49,7 +49,9 @@ export function parseRouteOptions(body: unknown, headers: Headers): RouteOptions
   const accuracyParam =
     fromBody.accuracy_floor === undefined ? 'x-tiergate-accuracy-floor' : 'tiergate.accuracy_floor';
   if (policy !== undefined && (typeof policy !== 'string' || policy === '')) {
-    throw new ApiError('invalid_request', "'tiergate.policy' must be a non-empty string.", 'tiergate.policy');
+    throw new GatewayError('bad_request', "'tiergate.policy' must be a non-empty string.", {
+      param: 'tiergate.policy',
+    });
   }
   return {
     policy,
@@ -88,11 +90,9 @@ function numberIn(
   const n =
     typeof value === 'number' ? value : fromHeader && typeof value === 'string' ? Number(value) : Number.NaN;
   if (!Number.isFinite(n) || !ok(n)) {
-    throw new ApiError(
-      'invalid_request',
-      `'${param}' must be ${what} (got ${JSON.stringify(value)}).`,
-      param,
-    );
+    throw new GatewayError('bad_request', `'${param}' must be ${what} (got ${JSON.stringify(value)}).`, {
+      param: param,
+    });
   }
   return n;
 }

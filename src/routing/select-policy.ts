@@ -1,4 +1,4 @@
-import { ApiError } from '../api/errors.js';
+import { GatewayError } from '../errors/gateway-error.js';
 import type { PolicyConfig, RoutingConfig } from '../config/policies.js';
 
 export interface SelectedPolicy {
@@ -29,10 +29,10 @@ export function selectPolicy(
     const chosen = pick(request.requested, 'request');
     if (chosen === undefined) {
       const known = Object.keys(routing.policies).join(', ') || '(none)';
-      throw new ApiError(
-        'invalid_request',
+      throw new GatewayError(
+        'bad_request',
         `Unknown routing policy "${request.requested}" (policies: ${known}).`,
-        'tiergate.policy',
+        { param: 'tiergate.policy' },
       );
     }
     return chosen;

@@ -1,23 +1,21 @@
-/** The tier is not (yet) able to serve: still loading, closed, or failed to start. → 503 */
-export class TierUnavailableError extends Error {
-  readonly code = 'TIERGATE_ERR_TIER_UNAVAILABLE';
-  constructor(
-    readonly tier: string,
-    message: string,
-  ) {
-    super(message);
+import { GatewayError } from '../errors/gateway-error.js';
+
+/** The tier is not (yet) able to serve: still loading, closed, or failed to start. → unavailable */
+export class TierUnavailableError extends GatewayError {
+  constructor(tier: string, message: string) {
+    super('unavailable', message, { code: 'TIERGATE_ERR_TIER_UNAVAILABLE', tier, retryAfter: 5 });
     this.name = 'TierUnavailableError';
   }
 }
 
-/** The tier's queue is full; the client should retry later. → 429 with Retry-After */
-export class TierOverloadedError extends Error {
-  readonly code = 'TIERGATE_ERR_TIER_OVERLOADED';
-  constructor(
-    readonly tier: string,
-    readonly retryAfterSeconds = 1,
-  ) {
-    super(`tier "${tier}" is at capacity; retry later`);
+/** The tier's queue is full; the client should retry later. → overloaded (429 with Retry-After) */
+export class TierOverloadedError extends GatewayError {
+  constructor(tier: string, retryAfterSeconds = 1) {
+    super('overloaded', `tier "${tier}" is at capacity; retry later`, {
+      code: 'TIERGATE_ERR_TIER_OVERLOADED',
+      tier,
+      retryAfter: retryAfterSeconds,
+    });
     this.name = 'TierOverloadedError';
   }
 }

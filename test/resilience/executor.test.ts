@@ -8,6 +8,7 @@ import { toApiError } from '../../src/api/errors.js';
 import { buildConfig } from '../../src/config/index.js';
 import { loadModelFamily } from '../../src/family/manifest.js';
 import { MetricsService } from '../../src/observability/metrics.js';
+import { AllTiersFailedError } from '../../src/resilience/errors.js';
 import { newExecutionRecord, ResilientGeneration } from '../../src/resilience/executor.js';
 import { ResilienceRuntime } from '../../src/resilience/resilience-runtime.js';
 import { ByteTokenizer } from '../../src/text/byte-tokenizer.js';
@@ -123,6 +124,6 @@ test('the request deadline ends a hanging request with 504', async () => {
 });
 
 test('an unexplained failure of every tier is a 502', () => {
-  const api = toApiError({ code: 'TIERGATE_ERR_ALL_TIERS_FAILED', message: 'x', last: new Error('boom') });
+  const api = toApiError(new AllTiersFailedError(['a'], new Error('boom')));
   assert.equal(api.status, 502);
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ApiError } from '../../src/api/errors.js';
+import { toApiError } from '../../src/api/errors.js';
+import { GatewayError } from '../../src/errors/gateway-error.js';
 import { buildConfig, ConfigError } from '../../src/config/index.js';
 import { relativeAccuracy, referenceVariant } from '../../src/routing/accuracy.js';
 import { parseRouteOptions } from '../../src/routing/route-options.js';
@@ -36,7 +37,10 @@ test('bad route options are 400s naming the field', () => {
     assert.throws(
       () => parseRouteOptions(body, headers),
       (err: unknown) =>
-        err instanceof ApiError && err.status === 400 && (param === undefined || err.param === param),
+        err instanceof GatewayError &&
+        err.kind === 'bad_request' &&
+        toApiError(err).status === 400 &&
+        (param === undefined || err.param === param),
     );
   };
   bad({ tiergate: 'fast' }, {}, 'tiergate');

@@ -2,29 +2,31 @@ import { Metadata, status as GrpcStatus, type StatusObject } from '@grpc/grpc-js
 import { toApiError, type ApiError, type ApiErrorKind } from '../errors.js';
 
 /**
- * The error table (src/api/errors.ts) in gRPC terms: one status per kind, exhaustive, following
- * https://grpc.github.io/grpc/core/md_doc_statuscodes.html. The HTTP status, OpenAI code and
- * Retry-After travel as trailing metadata so clients of both APIs can see the same error.
+ * The error table (src/api/errors.ts) in gRPC terms: one status per kind, exhaustive (the
+ * compiler checks it), following https://grpc.github.io/grpc/core/md_doc_statuscodes.html. The
+ * HTTP status, OpenAI code and Retry-After travel as trailing metadata so clients of both APIs
+ * can see the same error. docs/architecture.md "Errors".
  */
-const CODES: Record<ApiErrorKind, GrpcStatus> = {
-  invalid_request: GrpcStatus.INVALID_ARGUMENT,
+const CODES: { readonly [K in ApiErrorKind]: GrpcStatus } = {
+  bad_request: GrpcStatus.INVALID_ARGUMENT,
+  not_found: GrpcStatus.NOT_FOUND,
+  context_length: GrpcStatus.INVALID_ARGUMENT,
+  // The request is valid but the system is not in a state to meet its budgets.
+  infeasible: GrpcStatus.FAILED_PRECONDITION,
+  overloaded: GrpcStatus.RESOURCE_EXHAUSTED,
+  unavailable: GrpcStatus.UNAVAILABLE,
+  timeout: GrpcStatus.DEADLINE_EXCEEDED,
+  // Every tier failed: UNAVAILABLE tells gRPC clients a retry may succeed.
+  upstream_broken: GrpcStatus.UNAVAILABLE,
+  cancelled: GrpcStatus.CANCELLED,
+  internal: GrpcStatus.INTERNAL,
   invalid_json: GrpcStatus.INVALID_ARGUMENT,
-  context_length_exceeded: GrpcStatus.INVALID_ARGUMENT,
   invalid_api_key: GrpcStatus.UNAUTHENTICATED,
   missing_scope: GrpcStatus.PERMISSION_DENIED,
-  model_not_found: GrpcStatus.NOT_FOUND,
   route_not_found: GrpcStatus.NOT_FOUND,
   method_not_allowed: GrpcStatus.UNIMPLEMENTED,
-  // The request is valid but the system is not in a state to meet its budgets.
-  route_infeasible: GrpcStatus.FAILED_PRECONDITION,
   body_too_large: GrpcStatus.RESOURCE_EXHAUSTED,
   unsupported_media_type: GrpcStatus.INVALID_ARGUMENT,
-  rate_limited: GrpcStatus.RESOURCE_EXHAUSTED,
-  internal: GrpcStatus.INTERNAL,
-  not_ready: GrpcStatus.UNAVAILABLE,
-  // Every tier failed: UNAVAILABLE tells gRPC clients a retry may succeed.
-  bad_gateway: GrpcStatus.UNAVAILABLE,
-  gateway_timeout: GrpcStatus.DEADLINE_EXCEEDED,
 };
 
 export function grpcCodeOf(kind: ApiErrorKind): GrpcStatus {

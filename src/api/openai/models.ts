@@ -14,7 +14,7 @@ export function modelsRoutes(app: FastifyInstance, gateway: Gateway): void {
   app.get<{ Params: { id: string } }>('/v1/models/:id', async (request) => {
     const model = gateway.getModel(request.params.id);
     if (model === undefined) {
-      throw new ApiError('model_not_found', `The model '${request.params.id}' does not exist`, 'model');
+      throw new ApiError('not_found', `The model '${request.params.id}' does not exist`, 'model');
     }
     return toModel(model);
   });

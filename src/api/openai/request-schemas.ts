@@ -80,7 +80,7 @@ const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>();
 /** Checks a body against a schema; the first problem becomes a 400 naming the field. */
 export function parseBody<T extends TSchema>(schema: T, body: unknown): Static<T> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ApiError('invalid_request', 'The request body must be a JSON object.');
+    throw new ApiError('bad_request', 'The request body must be a JSON object.');
   }
   let check = compiled.get(schema);
   if (check === undefined) {
@@ -96,7 +96,7 @@ export function parseBody<T extends TSchema>(schema: T, body: unknown): Static<T
   const message = missing
     ? `Missing required parameter: '${param}'.`
     : `Invalid value for '${param}': ${first.message.toLowerCase()} (got ${describe(first.value)}).`;
-  throw new ApiError('invalid_request', message, param);
+  throw new ApiError('bad_request', message, param);
 }
 
 /**

@@ -1,6 +1,9 @@
+import { GatewayError, type ErrorKind } from '../../errors/gateway-error.js';
+
 /**
  * Errors of the ONNX Runtime tier. `code` is stable for callers and logs; the message tells the
- * operator what to fix (e.g. which decoder inputs a model file lacks).
+ * operator what to fix (e.g. which decoder inputs a model file lacks). Each code has its kind in
+ * the gateway's error model here, at the tier boundary (docs/architecture.md "Errors").
  */
 export type OnnxTierErrorCode =
   | 'TG_ONNX_MODEL_MISSING'
@@ -10,12 +13,20 @@ export type OnnxTierErrorCode =
   | 'TG_ONNX_CLOSED'
   | 'TG_ONNX_BAD_REQUEST';
 
-export class OnnxTierError extends Error {
-  readonly code: OnnxTierErrorCode;
+const KIND: { readonly [C in OnnxTierErrorCode]: ErrorKind } = {
+  TG_ONNX_MODEL_MISSING: 'internal',
+  TG_ONNX_NOT_A_DECODER: 'internal',
+  TG_ONNX_WORKER_FAILED: 'upstream_broken',
+  TG_ONNX_NOT_STARTED: 'unavailable',
+  TG_ONNX_CLOSED: 'unavailable',
+  TG_ONNX_BAD_REQUEST: 'bad_request',
+};
+
+export class OnnxTierError extends GatewayError {
+  declare readonly code: OnnxTierErrorCode;
 
   constructor(code: OnnxTierErrorCode, message: string) {
-    super(message);
+    super(KIND[code], message, { code });
     this.name = 'OnnxTierError';
-    this.code = code;
   }
 }

@@ -1,4 +1,5 @@
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { GatewayError, type ErrorKind } from '../../errors/gateway-error.js';
 
 /**
  * Errors of the remote (gRPC) tier. `code` is stable for callers and logs; `grpcCode` keeps the
@@ -27,21 +28,29 @@ const RETRYABLE: ReadonlySet<RemoteTierErrorCode> = new Set([
   'TG_REMOTE_SPAWN_FAILED',
 ]);
 
-export class RemoteTierError extends Error {
-  readonly code: RemoteTierErrorCode;
+/** Each code's kind in the gateway's error model: mapped here, once, at the tier boundary. */
+const KIND: { readonly [C in RemoteTierErrorCode]: ErrorKind } = {
+  TG_REMOTE_UNAVAILABLE: 'unavailable',
+  TG_REMOTE_DEADLINE: 'timeout',
+  TG_REMOTE_STREAM_BROKEN: 'upstream_broken',
+  TG_REMOTE_BAD_REQUEST: 'bad_request',
+  TG_REMOTE_SPAWN_FAILED: 'unavailable',
+  TG_REMOTE_FAILED: 'upstream_broken',
+  TG_REMOTE_CONFIG: 'internal',
+};
+
+export class RemoteTierError extends GatewayError {
+  declare readonly code: RemoteTierErrorCode;
   readonly grpcCode: number | undefined;
-  readonly retryable: boolean;
 
   constructor(
     code: RemoteTierErrorCode,
     message: string,
     options: { grpcCode?: number; cause?: unknown } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(KIND[code], message, { code, cause: options.cause, retryable: RETRYABLE.has(code) });
     this.name = 'RemoteTierError';
-    this.code = code;
     this.grpcCode = options.grpcCode;
-    this.retryable = RETRYABLE.has(code);
   }
 }
 
