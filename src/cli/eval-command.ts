@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeProfiles } from '../eval/accuracy-profiles.js';
+import { writeProfiles } from '../family/accuracy-profiles.js';
 import { createProgress } from '../eval/progress.js';
 import { DEFAULT_EVAL, runEval } from '../eval/run-eval.js';
 import { createLogger } from '../observability/logger.js';

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readProfiles } from '../eval/accuracy-profiles.js';
+import { readProfiles } from '../family/accuracy-profiles.js';
 import { BENCH_FORMAT, type BenchFile } from '../eval/bench-types.js';
 import { generateReport } from '../eval/report/generate-report.js';
 import { loadReportConfig } from '../eval/report/report-config.js';

@@ -4,7 +4,8 @@ import type { Config } from '../config/index.js';
 import { loadModelFamily } from '../family/manifest.js';
 import { loadRoutingFile } from '../routing/policy-file.js';
 import { formatReport, simulate, type SimulationReport } from '../routing/simulate.js';
-import { TierProfiles, configuredVariant } from '../routing/tier-profiles.js';
+import { TierProfiles } from '../routing/tier-profiles.js';
+import { configuredVariant } from '../tiers/registry.js';
 import { parseTraffic } from '../routing/traffic.js';
 
 export const SIMULATE_USAGE = `Usage: tiergate simulate --policy <file> [--policy <file> ...] --traffic <file.jsonl> [--config <file>] [--json]

@@ -1,6 +1,6 @@
 import type { Config, TierConfig } from '../config/index.js';
 import type { ModelFamily } from '../family/manifest.js';
-import { configuredVariant } from '../routing/tier-profiles.js';
+import { configuredVariant } from '../tiers/registry.js';
 
 /** One thing to evaluate or benchmark: a tier name and the exact tier config it is built from. */
 export interface Target {

@@ -3,7 +3,7 @@ import type { Config } from '../config/index.js';
 import { loadModelFamily, type ModelFamily } from '../family/manifest.js';
 import { loadTokenizer } from '../gateway/load-tokenizer.js';
 import { MetricsService } from '../observability/metrics.js';
-import { configuredVariant } from '../routing/tier-profiles.js';
+import { configuredVariant } from '../tiers/registry.js';
 import { createTier } from '../tiers/registry.js';
 import type { Tier } from '../tiers/tier.js';
 import type { Tokenizer } from '../text/tokenizer.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ApiError } from '../api/errors.js';
+import { GatewayError } from '../errors/gateway-error.js';
 import type { Config } from '../config/index.js';
 import { loadModelFamily, type ModelFamily } from '../family/manifest.js';
 import type { MetricsService } from '../observability/metrics.js';
@@ -111,34 +111,14 @@ export class Gateway {
     return gateway;
   }
 
-  /**
-   * The tier for a request: by served model name, or explicitly by the `x-tiergate-tier` header
-   * (until the policy engine chooses).
-   */
-  route(model: string, tierHeader: string | undefined): ServedModel {
-    const served = this.models.get(model);
-    if (served === undefined) {
-      throw new ApiError('model_not_found', `The model \`${model}\` does not exist.`, 'model');
-    }
-    if (tierHeader === undefined || tierHeader === '') return served;
-    const tier = this.tiers.get(tierHeader);
-    if (tier === undefined) {
-      const known = [...this.tiers.keys()].join(', ');
-      throw new ApiError(
-        'invalid_request',
-        `Unknown tier "${tierHeader}" in x-tiergate-tier (tiers: ${known}).`,
-        null,
-      );
-    }
-    return { name: served.name, tier, description: served.description };
-  }
-
   /** The policy router (src/routing/): profiles, in-flight counts and plans for requests. */
   get router(): Router {
     if (this.routerInstance === undefined) {
       this.routerInstance = new Router(() => this.config, this.family, this.tiers);
       // The engine plans around tiers whose breaker is open (src/resilience/).
       this.routerInstance.useBreakers((tier) => this.resilience.isBreakerOpen(tier));
+      // Admission counts what runs and waits on each tier: the load the engine plans with.
+      this.routerInstance.useLoad((tier) => this.resilience.load(tier));
     }
     return this.routerInstance;
   }
@@ -180,7 +160,7 @@ export class Gateway {
 
   /** Abort whatever is still generating (grace period over). */
   abortInFlight(): void {
-    this.shutdownController.abort(new ApiError('not_ready', 'The server is shutting down.'));
+    this.shutdownController.abort(new GatewayError('unavailable', 'The server is shutting down.'));
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@ import type { MetricsService } from '../observability/metrics.js';
 import type { Tier } from '../tiers/tier.js';
 import { AdmissionController } from './admission.js';
 import { DeadlineWatch } from './deadline-watch.js';
-import type { AttemptSpec } from './executor.js';
+import type { RouteAttempt } from '../routing/plan.js';
 import { FaultInjectingTier } from './fault-tier.js';
 import { BREAKER_STATE_VALUE, ResilienceMetrics } from './resilience-metrics.js';
 import { RetryBudget } from './retry-budget.js';
@@ -34,7 +34,7 @@ export class ResilienceRuntime {
   private readonly guards = new Map<string, TierGuard>();
   private config: ResilienceConfig;
   /** defaultAttempts per tier, built once per settings (cleared by apply()). */
-  private readonly attemptLists = new Map<string, readonly AttemptSpec[]>();
+  private readonly attemptLists = new Map<string, readonly RouteAttempt[]>();
 
   constructor(
     tiers: ReadonlyMap<string, Tier>,
@@ -87,6 +87,26 @@ export class ResilienceRuntime {
     return this.guards.get(name)?.breaker.state === 'open';
   }
 
+  /**
+   * Requests running or waiting on a tier: the one count of a tier's load, read by the router's
+   * queue-wait model (docs/architecture.md "Capacity and deadlines").
+   */
+  load(name: string): number {
+    const a = this.guards.get(name)?.admission;
+    return a === undefined ? 0 : a.running + a.queued;
+  }
+
+  /** Streams running and waiting, over every tier (introspection, tests: zero when idle). */
+  occupancy(): { running: number; queued: number } {
+    let running = 0;
+    let queued = 0;
+    for (const g of this.guards.values()) {
+      running += g.admission.running;
+      queued += g.admission.queued;
+    }
+    return { running, queued };
+  }
+
   guard(name: string): TierGuard | undefined {
     return this.guards.get(name);
   }
@@ -96,7 +116,7 @@ export class ResilienceRuntime {
   }
 
   /** The attempt list when no RoutePlan gives one: the tier, then its configured fallbacks. */
-  defaultAttempts(tier: string): readonly AttemptSpec[] {
+  defaultAttempts(tier: string): readonly RouteAttempt[] {
     let list = this.attemptLists.get(tier);
     if (list === undefined) {
       const g = this.guards.get(tier);

@@ -1,7 +1,13 @@
 import type { RoutingConfig } from '../config/policies.js';
-import { planRoute, type NamedPolicy, type TierProfile, type TierState } from './engine.js';
-import type { RouteReasonCode } from './plan.js';
-import { NO_BUDGET_MS } from './router.js';
+import { decide } from './decide.js';
+import {
+  planRoute,
+  type NamedPolicy,
+  type RequestFeatures,
+  type TierProfile,
+  type TierState,
+} from './engine.js';
+import type { RouteBudget, RoutePlan, RouteReasonCode } from './plan.js';
 import { selectPolicy } from './select-policy.js';
 import type { TrafficRecord } from './traffic.js';
 
@@ -42,8 +48,8 @@ export interface SimulationReport {
 }
 
 /**
- * Replays recorded request features through the same engine that routes live requests, on an
- * idle system (every tier ready, empty queues): what a candidate policy would choose, and what it
+ * Replays recorded request features through the planning entry that routes live requests
+ * (`decide`, src/routing/decide.ts), on an idle system (every tier ready, empty queues): what a candidate policy would choose, and what it
  * is predicted to cost in latency, accuracy and money. Queueing under load is not simulated.
  */
 export function simulate(input: SimulationInput): SimulationReport {
@@ -67,48 +73,44 @@ export function simulate(input: SimulationInput): SimulationReport {
     requests += weight;
     const model = r.model ?? input.defaultModel;
     const modelTier = input.modelTiers[model];
-    let selected;
-    try {
-      selected = selectPolicy(input.routing, { requested: r.policy, apiKey: r.api_key, model });
-    } catch {
-      // An unknown requested policy: counted as invalid below, as the gateway would answer 400.
-      selected = undefined;
-    }
-    if (
-      (r.policy !== undefined && selected === undefined) ||
-      (selected === undefined && modelTier === undefined)
-    ) {
+    if (modelTier === undefined && r.policy === undefined && selectsNone(input.routing, r, model)) {
       invalid += weight;
       reasons.invalid = (reasons.invalid ?? 0) + weight;
       continue;
     }
-    // No policy: the static table's tier, assessed like a one-tier best-effort policy.
-    const policy: NamedPolicy =
-      selected === undefined
-        ? {
-            name: 'none',
-            tiers: [modelTier!],
-            objective: 'cheapest',
-            fallback: [],
-            costPer1kTokens: {},
-            onInfeasible: 'best_effort',
-          }
-        : { name: selected.name, ...selected.policy };
-    const budget = {
-      latencyMs: r.latency_budget_ms ?? selected?.policy.latencyBudgetMs ?? NO_BUDGET_MS,
-      accuracyFloor: r.accuracy_floor ?? selected?.policy.accuracyFloor ?? 0,
-    };
-    const plan = planRoute({
-      features: { promptTokens: r.prompt_tokens, maxTokens: r.max_tokens },
-      policy,
-      budget,
-      profiles: input.profiles,
-      state,
-    });
-    const code: RouteReasonCode = selected === undefined ? 'static' : plan.code;
+    const features = { promptTokens: r.prompt_tokens, maxTokens: r.max_tokens };
+    let plan;
+    try {
+      // The planning entry live requests and explain use (decide.ts), on an idle system.
+      plan = decide(
+        {
+          model,
+          modelTier: modelTier ?? '',
+          apiKey: r.api_key,
+          options: {
+            policy: r.policy,
+            latencyBudgetMs: r.latency_budget_ms,
+            accuracyFloor: r.accuracy_floor,
+          },
+          features,
+        },
+        { routing: input.routing, profiles: () => input.profiles, state: () => state },
+      );
+    } catch {
+      // An unknown requested policy: the gateway would answer 400.
+      invalid += weight;
+      reasons.invalid = (reasons.invalid ?? 0) + weight;
+      continue;
+    }
+    const code: RouteReasonCode = plan.code;
     reasons[code] = (reasons[code] ?? 0) + weight;
     policies[plan.policy] = (policies[plan.policy] ?? 0) + weight;
-    const chosen = plan.trace.find((v) => v.chosen);
+    // A static plan names its tier without assessing it: assessed here like a one-tier policy.
+    const assessed =
+      plan.code === 'static'
+        ? assessStatic(plan.attempts[0]!.tier, plan.budget, features, input, state)
+        : plan;
+    const chosen = assessed.trace.find((v) => v.chosen);
     if (plan.rejected !== undefined || chosen === undefined) {
       rejected += weight;
       continue;
@@ -119,7 +121,8 @@ export function simulate(input: SimulationInput): SimulationReport {
     ttfts.push([chosen.ttftMs, weight]);
     accuracySum += chosen.accuracy * weight;
     cost += chosen.cost * weight;
-    if (chosen.latencyMs <= budget.latencyMs && chosen.accuracy >= budget.accuracyFloor) metBoth += weight;
+    if (chosen.latencyMs <= plan.budget.latencyMs && chosen.accuracy >= plan.budget.accuracyFloor)
+      metBoth += weight;
   }
   const tierMix: Record<string, { requests: number; share: number }> = {};
   for (const [tier, n] of Object.entries(mix).sort((a, b) => b[1] - a[1]))
@@ -139,6 +142,36 @@ export function simulate(input: SimulationInput): SimulationReport {
     costPerRequest: served > 0 ? cost / served : 0,
     metBothShare: requests > 0 ? metBoth / requests : 0,
   };
+}
+
+/** True when no policy would govern a request for `model` (so only the static table could serve it). */
+function selectsNone(routing: RoutingConfig, r: TrafficRecord, model: string): boolean {
+  return selectPolicy(routing, { requested: undefined, apiKey: r.api_key, model }) === undefined;
+}
+
+/** The static table's tier assessed by the engine like a one-tier best-effort policy. */
+function assessStatic(
+  tier: string,
+  budget: RouteBudget,
+  features: RequestFeatures,
+  input: SimulationInput,
+  state: Record<string, TierState>,
+): RoutePlan {
+  const policy: NamedPolicy = {
+    name: 'none',
+    tiers: [tier],
+    objective: 'cheapest',
+    fallback: [],
+    costPer1kTokens: {},
+    onInfeasible: 'best_effort',
+  };
+  return planRoute({
+    features,
+    policy,
+    budget,
+    profiles: input.profiles,
+    state,
+  });
 }
 
 /** Weighted nearest-rank percentiles. */

@@ -1,8 +1,6 @@
-import { basename } from 'node:path';
-import type { TierConfig } from '../config/index.js';
 import type { ProfileSeed, RoutingConfig } from '../config/policies.js';
 import type { ModelFamily } from '../family/manifest.js';
-import { loadFamilyProfiles, measuredAccuracy, type AccuracyProfiles } from '../eval/accuracy-profiles.js';
+import { loadFamilyProfiles, measuredAccuracy, type AccuracyProfiles } from '../family/accuracy-profiles.js';
 import { relativeAccuracy } from './accuracy.js';
 import type { TierProfile } from './engine.js';
 import { LatencyModel, type LatencyObservation } from './latency-model.js';
@@ -19,27 +17,8 @@ export interface ProfileSnapshot extends TierProfile {
   readonly accuracySource: 'config' | 'eval' | 'manifest' | 'unknown';
 }
 
-const FRAMEWORK_OF_KIND: Readonly<Record<string, string>> = {
-  llamacpp: 'llama.cpp',
-  onnx: 'onnxruntime',
-  remote: 'pytorch',
-};
-
 /**
- * The manifest variant a tier config serves, without starting the tier: by variant id, else by
- * file name (preferring the variant of the tier's framework: PyTorch and llama.cpp share the F32 GGUF).
- */
-export function configuredVariant(family: ModelFamily, tier: TierConfig): string | undefined {
-  if (tier.kind === 'echo') return undefined;
-  const model = tier.model;
-  const byId = family.variants.find((v) => v.id === model);
-  if (byId !== undefined) return byId.id;
-  const byFile = family.variants.filter((v) => basename(v.file) === basename(model));
-  return (byFile.find((v) => v.framework === FRAMEWORK_OF_KIND[tier.kind]) ?? byFile[0])?.id;
-}
-
-/**
- * Accuracy and live latency model of every tier (DESIGN.md "Policy engine" inputs). Accuracy is
+ * Accuracy and live latency model of every tier (docs/routing.md "Tier profiles"). Accuracy is
  * fixed per variant; latency models learn from completed requests (`observe`).
  */
 export class TierProfiles {

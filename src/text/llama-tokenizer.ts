@@ -5,7 +5,7 @@ import {
   type LlamaModel,
 } from 'node-llama-cpp';
 import { chatContextTokens, type ChatContextCodec } from './chat-context-tokens.js';
-import { llamaRuntime } from '../tiers/llamacpp/runtime.js';
+import { llamaRuntime } from './llama-runtime.js';
 import { SpmDecoder } from './spm-decoder.js';
 import { SpmEncoder } from './spm-encoder.js';
 import { readSpmVocab, TOKEN_TYPE } from './spm-vocab.js';

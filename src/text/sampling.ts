@@ -4,7 +4,7 @@
  * Pure functions over a logits vector; the only state is the PRNG, owned by the caller (one per
  * sequence) so that batching never changes which random numbers a sequence sees.
  */
-import type { SamplingParams, TokenLogprob } from '../tiers/tier.js';
+import type { SamplingParams, TokenLogprob } from './sampling-params.js';
 
 /** A source of uniform numbers in [0, 1). */
 export interface Rng {

@@ -1,25 +1,14 @@
-import type { Logger } from 'pino';
-import type { TierConfigOf, TierKind } from '../config/index.js';
+import { basename } from 'node:path';
+import type { TierConfig, TierConfigOf, TierKind } from '../config/index.js';
 import type { ModelFamily } from '../family/manifest.js';
-import type { MetricsService } from '../observability/metrics.js';
-import type { Tokenizer } from '../text/tokenizer.js';
-import type { Tier } from './tier.js';
+import type { Tier, TierFramework } from './tier.js';
+import type { TierDeps } from './tier-deps.js';
 import { EchoTier } from './echo/echo-tier.js';
 import { LlamaCppTier } from './llamacpp/llamacpp-tier.js';
 import { createOnnxTier } from './onnx/create-onnx-tier.js';
 import { createRemoteTier } from './remote/create-remote-tier.js';
 
-/** What every tier factory receives besides its own options. */
-export interface TierDeps {
-  /** A pino child logger already bound to `{ tier: name }`. */
-  readonly logger: Logger;
-  /** The app's metrics; tiers may register their own series (names get the tiergate_ prefix). */
-  readonly metrics: MetricsService;
-  /** The model family: manifest, variants and their absolute file paths. */
-  readonly family: ModelFamily;
-  /** The gateway's shared tokenizer (already loaded). */
-  readonly tokenizer: Tokenizer;
-}
+export type { TierDeps } from './tier-deps.js';
 
 export type TierFactory<K extends TierKind> = (
   name: string,
@@ -27,15 +16,43 @@ export type TierFactory<K extends TierKind> = (
   deps: TierDeps,
 ) => Tier;
 
-/** kind → factory. Each kind registers itself with one line here. */
-const factories: { readonly [K in TierKind]: TierFactory<K> } = {
-  echo: (name, options, deps) => new EchoTier(name, options, deps),
-  llamacpp: (name, options, deps) => new LlamaCppTier(name, options, deps),
-  onnx: (name, options, deps) => createOnnxTier(name, options, deps),
-  remote: (name, options, deps) => createRemoteTier(name, options, deps),
+/** What the gateway knows of a tier kind: how to build one, and the framework its variants are for. */
+interface TierKindEntry<K extends TierKind> {
+  readonly create: TierFactory<K>;
+  /** The manifest framework a model file of this kind is served by (undefined: no model file). */
+  readonly framework: TierFramework | undefined;
+}
+
+/**
+ * kind → entry: the one place outside a kind's own folder that names it (with its config schema
+ * in src/config/tiers/). Nothing else in the gateway switches on a tier's kind.
+ */
+const kinds: { readonly [K in TierKind]: TierKindEntry<K> } = {
+  echo: { create: (name, options, deps) => new EchoTier(name, options, deps), framework: undefined },
+  llamacpp: {
+    create: (name, options, deps) => new LlamaCppTier(name, options, deps),
+    framework: 'llama.cpp',
+  },
+  onnx: { create: (name, options, deps) => createOnnxTier(name, options, deps), framework: 'onnxruntime' },
+  remote: { create: (name, options, deps) => createRemoteTier(name, options, deps), framework: 'pytorch' },
 };
 
 export function createTier<K extends TierKind>(name: string, options: TierConfigOf<K>, deps: TierDeps): Tier {
-  const factory = factories[options.kind as K] as TierFactory<K>;
-  return factory(name, options, deps);
+  const entry = kinds[options.kind as K] as TierKindEntry<K>;
+  return entry.create(name, options, deps);
+}
+
+/**
+ * The manifest variant a tier config serves, without starting the tier (`tiergate simulate`): by
+ * variant id, else by file name (preferring the variant of the kind's framework: PyTorch and
+ * llama.cpp share the F32 GGUF). Undefined for a kind without a model file.
+ */
+export function configuredVariant(family: ModelFamily, tier: TierConfig): string | undefined {
+  const framework = kinds[tier.kind].framework;
+  if (framework === undefined || !('model' in tier)) return undefined;
+  const model = tier.model;
+  const byId = family.variants.find((v) => v.id === model);
+  if (byId !== undefined) return byId.id;
+  const byFile = family.variants.filter((v) => basename(v.file) === basename(model));
+  return (byFile.find((v) => v.framework === framework) ?? byFile[0])?.id;
 }

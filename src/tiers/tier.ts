@@ -1,24 +1,17 @@
 /**
- * The Tier contract (DESIGN.md "Tiers"): one inference framework serving one model variant.
+ * The Tier contract (docs/architecture.md "The Tier contract"): one inference framework serving
+ * one model variant.
  * Tokens are the lingua franca: every tier receives and returns token ids of the model family's
  * tokenizer, so fallback and mid-stream continuation across frameworks are exact.
  * Text concerns (detokenisation, stop strings, chat templates) live in the gateway, not in tiers.
  */
 
 import type { CancelSignal } from './cancellation.js';
+import type { SamplingParams, TokenLogprob } from '../text/sampling-params.js';
+
+export type { SamplingParams, TokenLogprob } from '../text/sampling-params.js';
 
 export type { CancelSignal } from './cancellation.js';
-
-/** Sampling settings; temperature 0 means greedy (argmax). */
-export interface SamplingParams {
-  readonly temperature: number;
-  /** Nucleus sampling mass in (0, 1]; 1 disables it. */
-  readonly topP: number;
-  /** Keep only the k most likely tokens; 0 disables it. */
-  readonly topK: number;
-  /** Seed for reproducible sampling; undefined means a random seed. */
-  readonly seed?: number | undefined;
-}
 
 /** (The resilience executor copies these field by field for each attempt: add new fields there too.) */
 export interface GenerateRequest {
@@ -41,11 +34,6 @@ export interface GenerateRequest {
   readonly deadline?: number | undefined;
   /** Request id for logs and tracing across processes. */
   readonly requestId?: string | undefined;
-}
-
-export interface TokenLogprob {
-  readonly token: number;
-  readonly logprob: number;
 }
 
 /**
@@ -117,6 +105,12 @@ export interface TierInfo {
   readonly precision: string;
   readonly contextLength: number;
   readonly vocabSize: number;
+  /**
+   * Requests the tier runs at once (llama.cpp sequences, ONNX batch slots, a remote server's
+   * concurrency); absent: no limit worth planning for (the echo tier). The router's queue-wait
+   * model divides by it, and admission's default limit is it (docs/architecture.md "Capacity").
+   */
+  readonly capacity?: number | undefined;
 }
 
 export interface TierHealth {

@@ -6,7 +6,6 @@ import type { Config } from '../config/index.js';
 import { loadModelFamily } from '../family/manifest.js';
 import { loadTokenizer } from '../gateway/load-tokenizer.js';
 import { MetricsService } from '../observability/metrics.js';
-import { tierCapacity } from '../routing/tier-capacity.js';
 import { createTier } from '../tiers/registry.js';
 import { TIER_HEALTH_SERVICE } from '../tiers/remote/health-probe.js';
 import type { Tier } from '../tiers/tier.js';
@@ -76,7 +75,8 @@ export async function startWorker(
     tierService(
       tier,
       {
-        maxConcurrent: Math.min(tierCapacity(tierConfig), 2 ** 31 - 1),
+        // The tier states its own capacity (an unbounded one, the echo tier's, as a million).
+        maxConcurrent: Math.min(tier.info().capacity ?? 1_000_000, 2 ** 31 - 1),
         runtime: { node: process.versions.node, kind: tierConfig.kind, pid: String(process.pid) },
       },
       log,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Value } from '@sinclair/typebox/value';
 import { RoutingSchema, type RoutingConfig } from '../../src/config/index.js';
-import { loadFamilyProfiles, PROFILES_FILE, writeProfiles } from '../../src/eval/accuracy-profiles.js';
+import { loadFamilyProfiles, PROFILES_FILE, writeProfiles } from '../../src/family/accuracy-profiles.js';
 import type { ModelFamily } from '../../src/family/manifest.js';
 import { relativeAccuracy } from '../../src/routing/accuracy.js';
 import { TierProfiles } from '../../src/routing/tier-profiles.js';

@@ -1,4 +1,4 @@
-import type { AccuracyProfiles } from '../accuracy-profiles.js';
+import type { AccuracyProfiles } from '../../family/accuracy-profiles.js';
 import type { BenchFile } from '../bench-types.js';
 import { paretoSpec, renderSvg, throughputSpec } from './charts.js';
 import { renderMarkdown } from './markdown.js';

@@ -1,4 +1,4 @@
-import type { AccuracyProfiles } from '../accuracy-profiles.js';
+import type { AccuracyProfiles } from '../../family/accuracy-profiles.js';
 import type { BenchFile, TargetBench } from '../bench-types.js';
 import type { LevelResult } from '../load-run.js';
 

@@ -1,5 +1,5 @@
 import type { EchoTierConfig } from '../../config/index.js';
-import type { TierDeps } from '../registry.js';
+import type { TierDeps } from '../tier-deps.js';
 import type {
   GenerateRequest,
   Tier,

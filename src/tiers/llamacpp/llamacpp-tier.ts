@@ -3,7 +3,7 @@ import type { LlamaContext, LlamaModel, Token } from 'node-llama-cpp';
 import type { LlamaCppTierConfig } from '../../config/index.js';
 import { resolveVariant, type VariantInfo } from '../../family/manifest.js';
 import { TierUnavailableError } from '../errors.js';
-import type { TierDeps } from '../registry.js';
+import type { TierDeps } from '../tier-deps.js';
 import {
   tokenEvent,
   type GenerateRequest,
@@ -13,14 +13,15 @@ import {
   type TierInfo,
   type TokenLogprob,
 } from '../tier.js';
-import { llamaRuntime } from './runtime.js';
+import { llamaRuntime } from '../../text/llama-runtime.js';
 import { SequencePool } from './sequence-pool.js';
 import { type CancelSignal } from '../cancellation.js';
 
 /**
  * The edge tier: a GGUF variant run in process by llama.cpp (node-llama-cpp). Evaluation runs on
- * native threads, so the event loop stays free while tokens are computed (FACTS.md). Concurrent
- * requests each get a context sequence; llama.cpp evaluates all active sequences in one batch.
+ * native threads, so the event loop stays free while tokens are computed (docs/gateway.md, edge
+ * tier options). Concurrent requests each get a context sequence; llama.cpp evaluates all
+ * active sequences in one batch.
  */
 export class LlamaCppTier implements Tier {
   private model: LlamaModel | undefined;
@@ -170,6 +171,7 @@ export class LlamaCppTier implements Tier {
       precision: this.variant?.precision ?? 'unknown',
       contextLength: this.context?.contextSize ?? 0,
       vocabSize: this.deps.tokenizer.vocabSize,
+      capacity: this.options.sequences,
     };
   }
 

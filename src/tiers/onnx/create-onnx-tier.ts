@@ -7,7 +7,7 @@ import type { Histogram } from 'prom-client';
 import type { OnnxTierConfig } from '../../config/index.js';
 import { resolveVariant, type ModelFamily } from '../../family/manifest.js';
 import type { MetricsService } from '../../observability/metrics.js';
-import type { TierDeps } from '../registry.js';
+import type { TierDeps } from '../tier-deps.js';
 import { OnnxTierError } from './onnx-tier-error.js';
 import { OnnxTier, type BatchSizeObserver, type OnnxModelSource } from './onnx-tier.js';
 

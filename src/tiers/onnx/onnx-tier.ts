@@ -177,6 +177,7 @@ export class OnnxTier implements Tier {
       precision: this.model?.precision ?? 'unknown',
       contextLength: this.model?.contextLength ?? 0,
       vocabSize: this.spec?.vocabSize ?? this.model?.vocabSize ?? 0,
+      capacity: this.options.workers * this.options.maxBatchSize,
     };
   }
 

@@ -134,8 +134,9 @@ export class BalancedRemoteTier implements Tier {
           precision: 'unknown',
           contextLength: 0,
           vocabSize: 0,
+          capacity: this.options.maxConcurrent,
         }
-      : { ...info, name: this.name };
+      : { ...info, name: this.name, capacity: this.options.maxConcurrent };
   }
 
   health(): TierHealth {

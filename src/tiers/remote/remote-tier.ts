@@ -276,6 +276,7 @@ export class RemoteTier implements Tier {
       precision: this.variant?.precision || r?.precision || 'unknown',
       contextLength: r?.contextLength ?? 0,
       vocabSize: r?.vocabSize ?? 0,
+      capacity: this.options.maxConcurrent,
     };
   }
 

@@ -16,7 +16,7 @@ export interface VariantAccuracy {
   readonly perplexity: number;
   /** The manifest's perplexity for this variant, when it lists one (same slice by default). */
   readonly manifestPerplexity?: number | undefined;
-  /** ppl_ref / ppl, capped at 1: exp(−(ln ppl − ln ppl_ref)), DESIGN.md "Policy engine". */
+  /** ppl_ref / ppl, capped at 1: exp(−(ln ppl − ln ppl_ref)), docs/routing.md "Tier profiles". */
   readonly relativeAccuracy: number;
   /** (ppl / ppl_ref − 1) × 100. */
   readonly degradationPct: number;
