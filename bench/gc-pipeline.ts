@@ -71,17 +71,12 @@ async function runPipeline(): Promise<void> {
       newExecutionRecord(),
     );
     const summary = { completionTokens: 0, ttftMs: undefined, aborted: false };
-    await execute(
-      resilient,
-      tokenizer,
-      gateway.metrics,
-      gen,
-      new Cancellation(),
+    await execute(resilient, { tokenizer, metrics: gateway.metrics }, gen, {
+      signal: new Cancellation(),
       summary,
-      () => {},
-      (o) => gateway.router.observe('echo', o),
-      false,
-    );
+      onEvent: () => {},
+      streamed: false,
+    });
     requests++;
   }
   process.stdout.write(`US_PER_REQUEST ${((performance.now() - begin) * 1000) / requests}\n`);

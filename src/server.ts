@@ -5,10 +5,13 @@ import { startGrpcServer, type RunningGrpcServer } from './api/grpc/grpc-server.
 import type { Config } from './config/index.js';
 import { Gateway } from './gateway/gateway.js';
 import { MetricsService } from './observability/metrics.js';
+import { GenerationService } from './service/generation-service.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly gateway: Gateway;
+  /** The generation service both APIs call (src/service/). */
+  readonly service: GenerationService;
   /** The address actually bound (port 0 in config picks a free port). */
   readonly url: string;
   /** host:port of the gRPC API when `grpc.enabled` (docs/grpc-and-workers.md). */
@@ -21,10 +24,11 @@ export interface RunningServer {
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const metrics = new MetricsService();
   const gateway = await Gateway.start(config, logger, metrics);
+  const service = new GenerationService(gateway);
   let app: FastifyInstance;
   try {
     // Throws for a route missing from the access table (src/api/scopes.ts): the tiers are closed.
-    app = buildApp(gateway);
+    app = buildApp(service);
   } catch (err) {
     await gateway.close();
     throw err;
@@ -38,7 +42,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let url: string;
   try {
     url = await app.listen({ host: config.server.host, port: config.server.port });
-    if (config.grpc.enabled) grpc = await startGrpcServer(gateway, config.grpc, logger);
+    if (config.grpc.enabled) grpc = await startGrpcServer(service, config.grpc, logger);
   } catch (err) {
     await app.close();
     throw err;
@@ -67,5 +71,5 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     })();
     return stopping;
   };
-  return { app, gateway, url, grpcAddress: grpc?.address, shutdown };
+  return { app, gateway, service, url, grpcAddress: grpc?.address, shutdown };
 }

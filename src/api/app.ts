@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { Gateway } from '../gateway/gateway.js';
+import type { GenerationService } from '../service/generation-service.js';
 import { withLazyRequestLoggers } from '../observability/lazy-child-logger.js';
 import { installAuth } from './auth.js';
 import { frameworkError, installErrorHandling } from './error-handler.js';
@@ -16,11 +16,12 @@ import { routeExplainRoutes } from './route-explain.js';
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /**
- * Builds the HTTP app around a started gateway without listening (tests use inject() or
+ * Builds the HTTP app around the generation service of a started gateway without listening (tests use inject() or
  * listen on port 0). Hook order matters: the request summary is installed first so that even
  * requests refused by auth get their log line and metrics.
  */
-export function buildApp(gateway: Gateway): FastifyInstance {
+export function buildApp(service: GenerationService): FastifyInstance {
+  const { gateway } = service;
   const { server } = gateway.config;
   const app: FastifyInstance = Fastify({
     // request.log is made a pino child only if something logs through it (lazy-child-logger.ts).
@@ -58,8 +59,8 @@ export function buildApp(gateway: Gateway): FastifyInstance {
   installAuth(app, gateway.config);
   healthRoutes(app, gateway);
   modelsRoutes(app, gateway);
-  completionsRoute(app, gateway);
-  chatCompletionsRoute(app, gateway);
-  routeExplainRoutes(app, gateway);
+  completionsRoute(app, service);
+  chatCompletionsRoute(app, service);
+  routeExplainRoutes(app, service);
   return app;
 }

@@ -1,51 +1,25 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { MetricsService } from '../observability/metrics.js';
-import { writeSummaryLine } from '../observability/summary-line.js';
-import { progressOf, type ExecutionSummary } from '../pipeline/execute.js';
-import type { ExecutionRecord } from '../resilience/executor.js';
-import type { RoutePlan } from '../routing/plan.js';
+import { roundMs, writeRequestSummary } from '../observability/request-summary.js';
+import type { Execution } from '../service/execution.js';
 import type { Denial } from './auth.js';
 
-/** What a request accumulates on its way through, for its summary log line and metrics. */
+/**
+ * What the HTTP layer keeps per request: when it arrived, who it is (auth), the generation it
+ * started, and the error code it was answered with. The generation's own state lives in its
+ * Execution (src/service/execution.ts), not here.
+ */
 export interface RequestContext {
   readonly startedAt: number;
-  /** The request's reply, so routing (inside body handling) can set response headers. */
-  readonly reply: FastifyReply;
-  /** The routing plan, once routing ran (src/api/route-decision.ts). */
-  plan?: RoutePlan | undefined;
-  tier: string | undefined;
-  model: string | undefined;
-  stream: boolean;
-  promptTokens: number;
-  completionTokens: number;
-  /** Milliseconds from arrival to the first generated token. */
-  ttftMs: number | undefined;
-  finishReason: string | undefined;
-  errorCode: string | undefined;
-  /** True when the client went away before the response was complete. */
-  aborted: boolean;
-  /** The generation's counters (src/pipeline/execute.ts), read live by the summary line. */
-  execution?: ExecutionSummary | undefined;
-  /** Fallbacks, retries and continuation across tiers (src/resilience/executor.ts). */
-  resilience?: ExecutionRecord | undefined;
-  /**
-   * Called once when the response closes (however it ends), before the summary line: routing
-   * frees its slot here. One 'close' listener per request runs it, rather than one each.
-   */
-  onEnd?: (() => void) | undefined;
-  /**
-   * Called from the same listener when the response closed before it finished (the client went
-   * away): the responder aborts its generation here. Cleared by the responder when it is done.
-   */
-  onClientGone?: (() => void) | undefined;
+  /** The generation this request runs, once a generation route has asked for one. */
+  execution: Execution | undefined;
   /** Name of the API key the request presented, when it matched one (auth on). */
-  apiKey?: string | undefined;
+  apiKey: string | undefined;
   /** Why auth refused the request (401/403); the summary line says so, without key material. */
-  denied?: Denial | undefined;
-  /** The routing policy applied ("none": the static model table) and its reason code. */
-  policy?: string | undefined;
-  routeReason?: string | undefined;
+  denied: Denial | undefined;
+  /** The error code the request was answered with (OpenAI `code`, else `type`). */
+  errorCode: string | undefined;
 }
 
 declare module 'fastify' {
@@ -55,9 +29,12 @@ declare module 'fastify' {
 }
 
 /**
- * One summary line per request (route, tier, status, tokens, TTFT, duration) and the request
- * counters. It hangs on the raw response's `close` event, which fires for normal replies,
- * hijacked SSE streams and client disconnects alike.
+ * The request's summary line (through the one writer both transports use) and request metrics.
+ * Both hang on the raw response's `close`, the one event Node emits for every ending of an HTTP
+ * response — normal replies, hijacked SSE streams and client disconnects (fastify's onResponse
+ * misses disconnects, and its onRequestAbort fires only while the body is still being read). A
+ * response closed before it finished means the client went away: its execution is aborted, and
+ * the execution frees what it holds itself (src/service/execution.ts `settle`).
  */
 export function installRequestSummary(app: FastifyInstance, metrics: MetricsService, logger: Logger): void {
   app.decorateRequest('tiergate', null as unknown as RequestContext);
@@ -65,26 +42,17 @@ export function installRequestSummary(app: FastifyInstance, metrics: MetricsServ
   app.addHook('onRequest', (request, reply, done) => {
     request.tiergate = {
       startedAt: performance.now(),
-      reply,
-      tier: undefined,
-      model: undefined,
-      stream: false,
-      promptTokens: 0,
-      completionTokens: 0,
-      ttftMs: undefined,
-      finishReason: undefined,
+      execution: undefined,
+      apiKey: undefined,
+      denied: undefined,
       errorCode: undefined,
-      aborted: false,
     };
     void reply.header('x-request-id', request.id);
     // 'on', not 'once': a response closes once, and once() wraps and later removes the listener.
     reply.raw.on('close', () => {
-      const ctx = request.tiergate;
-      if (!reply.raw.writableFinished) ctx.onClientGone?.();
-      const onEnd = ctx.onEnd;
-      ctx.onEnd = undefined;
-      onEnd?.();
-      summarise(request, reply.raw.statusCode, reply.raw.writableFinished, metrics, logger);
+      const finished = reply.raw.writableFinished;
+      if (!finished) request.tiergate.execution?.abort();
+      summarise(request, reply.raw.statusCode, finished, metrics, logger);
     });
     done();
   });
@@ -100,7 +68,8 @@ function summarise(
   const ctx = request.tiergate;
   const seconds = (performance.now() - ctx.startedAt) / 1000;
   const route = request.routeOptions.url ?? 'unmatched';
-  const tier = ctx.tier ?? 'none';
+  const exec = ctx.execution?.fields();
+  const tier = exec?.tier ?? 'none';
   const code = String(status);
   metrics.requests.labels(route, tier, code).inc();
   metrics.requestDuration.labels(route, tier, code).observe(seconds);
@@ -108,39 +77,28 @@ function summarise(
   // logged all the same.
   if (ctx.denied === undefined && (route === '/healthz' || route === '/readyz' || route === '/metrics'))
     return;
-  // A stream whose client left is summarised while its generation stops: the counts come from
-  // the execution itself, live, not from what the responder copies once it is done.
-  const progress = ctx.execution === undefined ? ctx : progressOf(ctx.execution);
-  // The root logger with the request id, rather than request.log: that child is then never built
-  // for a request that logs nothing else (src/observability/lazy-child-logger.ts).
-  writeSummaryLine(logger, {
+  writeRequestSummary(logger, {
     requestId: request.id,
+    transport: 'http',
     method: request.method,
     route,
     status,
     apiKey: ctx.apiKey,
     denied: ctx.denied,
-    model: ctx.model,
-    tier: ctx.tier,
-    policy: ctx.policy,
-    routeReason: ctx.routeReason,
-    stream: ctx.stream,
-    promptTokens: ctx.promptTokens,
-    completionTokens: progress.completionTokens,
-    ttftMs: progress.ttftMs === undefined ? undefined : round(progress.ttftMs),
-    durationMs: round(seconds * 1000),
-    finishReason: ctx.finishReason,
+    model: exec?.model,
+    tier: exec?.tier,
+    policy: exec?.policy,
+    routeReason: exec?.routeReason,
+    stream: exec?.stream ?? false,
+    promptTokens: exec?.promptTokens ?? 0,
+    completionTokens: exec?.completionTokens ?? 0,
+    ttftMs: exec?.ttftMs === undefined ? undefined : roundMs(exec.ttftMs),
+    durationMs: roundMs(seconds * 1000),
+    finishReason: exec?.finishReason,
     error: ctx.errorCode,
-    aborted: ctx.aborted || !finished ? true : undefined,
-    servedBy:
-      ctx.resilience !== undefined && ctx.resilience.servedBy.length > 1
-        ? ctx.resilience.servedBy
-        : undefined,
-    continuedFrom: ctx.resilience?.continuedFrom,
-    fallbacks: ctx.resilience?.fallbacks.length ? ctx.resilience.fallbacks : undefined,
+    aborted: exec?.aborted === true || !finished ? true : undefined,
+    servedBy: exec?.servedBy,
+    continuedFrom: exec?.continuedFrom,
+    fallbacks: exec?.fallbacks,
   });
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
 }

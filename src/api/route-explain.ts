@@ -1,49 +1,56 @@
 import type { FastifyInstance } from 'fastify';
-import type { Gateway } from '../gateway/gateway.js';
+import { GatewayError } from '../errors/gateway-error.js';
+import type { GenerationInput } from '../service/generation-input.js';
+import type { GenerationService } from '../service/generation-service.js';
 import { parseRoutingDocument } from '../routing/policy-file.js';
 import { simulate } from '../routing/simulate.js';
 import { TrafficRecordSchema, type TrafficRecord } from '../routing/traffic.js';
 import { Value } from '@sinclair/typebox/value';
-import { ApiError } from './errors.js';
-import { chatPromptTokens, toMessages } from './openai/chat-completions.js';
-import { promptToTokens } from './openai/completions.js';
-import { headerValue } from './openai/normalise.js';
+import { toMessages } from './openai/chat-completions.js';
+import { promptInput } from './openai/completions.js';
+import { generationInput } from './openai/normalise.js';
 import { ChatBodySchema, CompletionBodySchema, parseBody } from './openai/request-schemas.js';
-import { routeQuestion } from './route-decision.js';
 
 /**
  * POST /v1/route/explain: the plan a completions or chat body would get, without running it
  * (nothing is admitted or counted). POST /admin/route/simulate: a candidate routing document
  * replayed over posted traffic with the gateway's live tier profiles (admin scope when auth is on).
  */
-export function routeExplainRoutes(app: FastifyInstance, gateway: Gateway): void {
+export function routeExplainRoutes(app: FastifyInstance, service: GenerationService): void {
+  const { gateway } = service;
   app.post('/v1/route/explain', async (request) => {
     const body = request.body as Record<string, unknown> | null;
     const isChat = typeof body === 'object' && body !== null && 'messages' in body;
-    let model: string;
-    let promptTokens: readonly number[];
-    let maxTokens: number | null | undefined;
+    let input: GenerationInput;
     if (isChat) {
       const chat = parseBody(ChatBodySchema, body);
-      model = chat.model;
-      promptTokens = chatPromptTokens(gateway, toMessages(chat.messages));
-      maxTokens = chat.max_completion_tokens ?? chat.max_tokens;
+      input = generationInput(
+        request,
+        chat,
+        { kind: 'messages', messages: toMessages(chat.messages) },
+        { value: chat.max_completion_tokens ?? chat.max_tokens, param: 'max_tokens' },
+        undefined,
+      );
     } else {
       const completion = parseBody(CompletionBodySchema, body);
-      model = completion.model;
-      promptTokens = promptToTokens(gateway, completion.prompt);
-      maxTokens = completion.max_tokens;
+      input = generationInput(
+        request,
+        completion,
+        promptInput(completion.prompt),
+        { value: completion.max_tokens, param: 'max_tokens' },
+        undefined,
+      );
     }
-    const served = gateway.route(model, headerValue(request, 'x-tiergate-tier'));
-    const question = routeQuestion(request, gateway, served, promptTokens.length, maxTokens);
-    const plan = gateway.router.plan(question);
+    // The same planning entry a generation uses (src/service/plan-request.ts), run no further.
+    const explained = service.explain(input);
     return {
       object: 'route.plan',
-      model,
-      features: question.features,
-      plan,
-      profiles: gateway.router.snapshot(),
-      tiers: gateway.router.states(),
+      model: input.model,
+      features: explained.question.features,
+      plan: explained.plan,
+      budgetsNotApplied: explained.budgetsNotApplied,
+      profiles: explained.profiles,
+      tiers: explained.states,
     };
   });
 
@@ -55,11 +62,9 @@ export function routeExplainRoutes(app: FastifyInstance, gateway: Gateway): void
       !Array.isArray(body.traffic) ||
       body.traffic.length === 0
     ) {
-      throw new ApiError(
-        'invalid_request',
-        'The body must be { routing: {...}, traffic: [ {...}, ... ] }.',
-        'traffic',
-      );
+      throw new GatewayError('bad_request', 'The body must be { routing: {...}, traffic: [ {...}, ... ] }.', {
+        param: 'traffic',
+      });
     }
     let routing;
     try {
@@ -69,16 +74,14 @@ export function routeExplainRoutes(app: FastifyInstance, gateway: Gateway): void
         'routing',
       );
     } catch (err) {
-      throw new ApiError('invalid_request', (err as Error).message, 'routing');
+      throw new GatewayError('bad_request', (err as Error).message, { param: 'routing' });
     }
     const traffic = body.traffic.map((r: unknown, i: number): TrafficRecord => {
       const error = Value.Errors(TrafficRecordSchema, r).First();
       if (error !== undefined) {
-        throw new ApiError(
-          'invalid_request',
-          `traffic[${i}]${error.path}: ${error.message}`,
-          `traffic[${i}]`,
-        );
+        throw new GatewayError('bad_request', `traffic[${i}]${error.path}: ${error.message}`, {
+          param: `traffic[${i}]`,
+        });
       }
       return r as TrafficRecord;
     });

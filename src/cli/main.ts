@@ -44,7 +44,7 @@ async function serve(configPath: string | undefined): Promise<void> {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
-  const logger = createLogger(config.logging.level);
+  const logger = createLogger(config.logging.level, undefined, config.logging.redact);
   let server;
   try {
     server = await startServer(config, logger);

@@ -42,7 +42,7 @@ export async function workerCommand(
     return;
   }
   const config = loadConfig(values.config);
-  const logger = createLogger(config.logging.level);
+  const logger = createLogger(config.logging.level, undefined, config.logging.redact);
   let worker;
   try {
     worker = await startWorker(

@@ -76,6 +76,11 @@ const LoggingSchema = Type.Object(
     ),
     /** Prompts and outputs are private data; they are only logged when this is on. */
     logPrompts: Type.Boolean({ default: false }),
+    /**
+     * More fields to hide in every log line, the per-request summary included: pino redact paths
+     * (e.g. `apiKey`, `model`), censored as "[redacted]" (docs/gateway.md "Logs and metrics").
+     */
+    redact: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { default: [], maxItems: 64 }),
   },
   { additionalProperties: false, default: {} },
 );

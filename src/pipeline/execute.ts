@@ -1,5 +1,4 @@
 import type { MetricsService } from '../observability/metrics.js';
-import type { LatencyObservation } from '../routing/latency-model.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { ChoiceDecoder, type ChoiceStats } from './generate-choice.js';
 import type { GenerationSource, TierEventSink } from './source.js';
@@ -100,10 +99,25 @@ async function runConcurrently(
  */
 export type ChoiceEventHandler = (event: ChoiceEvent) => void | Promise<void>;
 
+/** How one request runs: its cancellation, live counters, consumer and delivery mode. */
+export interface ExecuteOptions {
+  readonly signal: CancelSignal;
+  /** Filled in as the request runs and when it ends (usage, the summary line, metrics). */
+  readonly summary: ExecutionSummary;
+  readonly onEvent: ChoiceEventHandler;
+  /**
+   * False when the client reads the whole answer at once (no SSE): each choice's text comes as
+   * one delta before its finish instead of one per token.
+   */
+  readonly streamed: boolean;
+}
+
 /**
- * Step 4 of DESIGN.md for one request: runs its n choices on the tier (concurrently; llama.cpp
- * batches them), hands each decoded event to `onEvent`, and records the per-request metrics when
- * the request ends, however it ends. Resolves when every choice finished.
+ * Step 4 of a request's path (docs/architecture.md): runs its n choices on the source
+ * (concurrently; llama.cpp batches them), hands each decoded event to `onEvent`, and records the
+ * per-request token metrics when the request ends, however it ends. Resolves when every choice
+ * finished. The latency models are taught by the Execution around it (src/service/), from the
+ * parts each tier served.
  *
  * Events are pushed to a handler rather than pulled from generators: the tier's stream, iterated
  * by the source (the resilience executor), is the only async iteration of a request, and a
@@ -111,20 +125,12 @@ export type ChoiceEventHandler = (event: ChoiceEvent) => void | Promise<void>;
  */
 export async function execute(
   tier: GenerationSource,
-  tokenizer: Tokenizer,
-  metrics: MetricsService,
+  deps: { readonly tokenizer: Tokenizer; readonly metrics: MetricsService },
   request: GenerationRequest,
-  signal: CancelSignal,
-  summary: ExecutionSummary,
-  onEvent: ChoiceEventHandler,
-  /** Called once when the request completed with a first token: feeds the router's latency model. */
-  observe?: (observation: LatencyObservation) => void,
-  /**
-   * False when the client reads the whole answer at once (no SSE): each choice's text comes as
-   * one delta before its finish instead of one per token.
-   */
-  streamed = true,
+  options: ExecuteOptions,
 ): Promise<void> {
+  const { tokenizer, metrics } = deps;
+  const { signal, summary, onEvent, streamed } = options;
   const series = metrics.tier(tier.name);
   const stats: ChoiceStats[] = [];
   summary.live = { choices: stats, arrivedAt: request.arrivedAt };
@@ -160,30 +166,18 @@ export async function execute(
     summary.aborted = outcome === 'abandoned';
     if (summary.aborted) series.aborted.inc();
     let first: number | undefined;
-    let perTokenSum = 0;
-    let perTokenCount = 0;
     for (const s of stats) {
       summary.completionTokens += s.completionTokens;
       if (s.firstTokenAt !== undefined) first = Math.min(first ?? Infinity, s.firstTokenAt);
       if (s.firstTokenAt !== undefined && s.lastTokenAt !== undefined && s.completionTokens > 1) {
         const perToken = (s.lastTokenAt - s.firstTokenAt) / (s.completionTokens - 1) / 1000;
         series.timePerOutputToken.observe(perToken);
-        perTokenSum += perToken * 1000;
-        perTokenCount++;
       }
     }
     series.outputTokens.inc(summary.completionTokens);
     if (first !== undefined) {
       summary.ttftMs = first - request.arrivedAt;
       series.timeToFirstToken.observe(summary.ttftMs / 1000);
-      // Only completed requests teach the latency model: an aborted one says little about the tier.
-      if (outcome === 'completed') {
-        observe?.({
-          promptTokens: request.promptTokens.length,
-          ttftMs: summary.ttftMs,
-          perTokenMs: perTokenCount > 0 ? perTokenSum / perTokenCount : undefined,
-        });
-      }
     }
   }
 }

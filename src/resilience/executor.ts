@@ -1,14 +1,31 @@
 import { unfinished, type GenerationSource, type TierEventSink } from '../pipeline/source.js';
+import type { RouteAttempt } from '../routing/plan.js';
 import type { GenerateRequest } from '../tiers/tier.js';
 import { AllTiersFailedError, causeOf, isRetryable, ResilienceError, type FailureCause } from './errors.js';
 import type { ResilienceRuntime } from './resilience-runtime.js';
 import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
 
-/** One entry of a RoutePlan's ordered attempt list (chosen tier first, then fallbacks). */
-export interface AttemptSpec {
+/**
+ * One entry of a RoutePlan's ordered attempt list (chosen tier first, then fallbacks): its
+ * `deadlineMs` is the time the attempt may take from its start; 0 = only the request deadline.
+ */
+export type AttemptSpec = RouteAttempt;
+
+/**
+ * What one tier served of a request: the latency model of that tier learns from it
+ * (src/service/latency-credit.ts), so a continuation teaches each tier its own part.
+ */
+export interface ServedPart {
   readonly tier: string;
-  /** Time this attempt may take, in ms from its start; 0 = bounded only by the request deadline. */
-  readonly deadlineMs: number;
+  /** performance.now() when the attempt started (admitted). */
+  readonly startedAt: number;
+  /** Prompt tokens the tier was given (the prompt plus what earlier tiers sent). */
+  readonly promptTokens: number;
+  firstTokenAt: number;
+  lastTokenAt: number;
+  tokens: number;
+  /** True when this part ended the choice (finish event). */
+  finished: boolean;
 }
 
 /** What happened to a request across its attempts: for headers, the summary log and metrics. */
@@ -19,12 +36,14 @@ export interface ExecutionRecord {
   continuedFrom: string | undefined;
   readonly fallbacks: { from: string; to: string | undefined; cause: FailureCause; stage: Stage }[];
   retries: number;
+  /** Each attempt that streamed, in order (one per tier per choice). */
+  readonly parts: ServedPart[];
 }
 
 type Stage = 'before_first_token' | 'mid_stream';
 
 export function newExecutionRecord(): ExecutionRecord {
-  return { servedBy: [], continuedFrom: undefined, fallbacks: [], retries: 0 };
+  return { servedBy: [], continuedFrom: undefined, fallbacks: [], retries: 0, parts: [] };
 }
 
 /**
@@ -133,6 +152,7 @@ export class ResilientGeneration implements GenerationSource {
         guard.settings.attemptTimeoutMs,
       );
       const now = Date.now();
+      const startedAt = performance.now();
       const attemptEnd = deadlineMs > 0 ? Math.min(this.deadline, now + deadlineMs) : this.deadline;
       const local = new Cancellation();
       const timer = runtime.deadlines.watch(attemptEnd, () =>
@@ -170,16 +190,31 @@ export class ResilientGeneration implements GenerationSource {
             },
             local.signal,
           );
-          let servedNoted = false;
+          let part: ServedPart | undefined;
           for await (const event of events) {
-            if (!servedNoted) {
+            if (part === undefined) {
               record.servedBy.push(guard.name);
-              servedNoted = true;
+              const at = performance.now();
+              part = {
+                tier: guard.name,
+                startedAt,
+                promptTokens: request.tokens.length + sentCount,
+                firstTokenAt: at,
+                lastTokenAt: at,
+                tokens: 0,
+                finished: false,
+              };
+              record.parts.push(part);
             }
             if (event.kind === 'tokens') {
               sent.push(event.tokens);
               sentCount += event.tokens.length;
-            } else ticket.success();
+              part.tokens += event.tokens.length;
+              if (part.tokens > event.tokens.length) part.lastTokenAt = performance.now();
+            } else {
+              part.finished = true;
+              ticket.success();
+            }
             try {
               const flow = sink(event);
               // The consumer is done (stop string): leaving the loop ends the tier's stream.

@@ -33,7 +33,7 @@ export async function startGateway(
     },
     { baseDir: REPO_ROOT, env: {} },
   );
-  const server = await startServer(config, createLogger(config.logging.level, log));
+  const server = await startServer(config, createLogger(config.logging.level, log, config.logging.redact));
   const baseUrl = server.url;
   const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey, maxRetries: 0, timeout: 60_000 });
   return Object.assign(server, { client, baseUrl });

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { GatewayError } from '../../errors/gateway-error.js';
+import type { Gateway } from '../../gateway/gateway.js';
+import { roundMs, writeRequestSummary } from '../../observability/request-summary.js';
+import type { Execution } from '../../service/execution.js';
+import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
+import type { Denial } from '../auth.js';
+import { toGrpcStatus } from './grpc-status.js';
 
 /** What unary and streaming calls share (grpc-js does not export ServerSurfaceCall). */
 type SurfaceCall = ServerUnaryCall<unknown, unknown>;
-import type { Logger } from 'pino';
-import type { Gateway } from '../../gateway/gateway.js';
-import { ApiError } from '../errors.js';
-import type { Denial } from '../auth.js';
-import { toGrpcStatus } from './grpc-status.js';
-import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 
 /** A request id from the client is honoured if it looks sane (as on HTTP, src/api/app.ts). */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -25,9 +27,10 @@ export function rememberKey(call: object, name: string): void {
 }
 
 /**
- * One gRPC call's state, the counterpart of the HTTP request context: id, authenticated key,
- * a signal that fires when the client cancels or the gateway shuts down, the deadline, and
- * what the summary log line and request metrics need.
+ * One gRPC call as the transport sees it, the counterpart of the HTTP request context: id,
+ * authenticated key, a signal that fires when the client cancels (or its deadline passes), the
+ * deadline, and the one summary line and request metrics when the call ends. The generation's
+ * own state lives in its Execution (src/service/execution.ts).
  */
 export class CallContext {
   readonly requestId: string;
@@ -39,17 +42,11 @@ export class CallContext {
   apiKey: string | undefined;
   /** Why auth refused the call. */
   denied: Denial | undefined;
+  /** The generation this call runs, once it asked for one. */
+  execution: Execution | undefined;
+  /** The model an Explain call asked about (a generation's is its execution's). */
   model: string | undefined;
-  tier: string | undefined;
-  policy: string | undefined;
-  routeReason: string | undefined;
-  promptTokens = 0;
-  completionTokens = 0;
-  ttftMs: number | undefined;
-  finishReason: string | undefined;
-  aborted = false;
   private readonly controller = new Cancellation();
-  private readonly onShutdown: () => void;
 
   constructor(
     private readonly gateway: Gateway,
@@ -67,55 +64,55 @@ export class CallContext {
     call.once('cancelled', () => {
       // (Timers may fire a few ms either side of the deadline's millisecond.)
       const timedOut = this.deadline !== undefined && Date.now() >= this.deadline - DEADLINE_SLACK_MS;
-      this.aborted = !timedOut;
       this.controller.abort(
         timedOut
-          ? new ApiError('gateway_timeout', 'The request deadline passed before it completed.')
-          : new ApiError('invalid_request', 'call cancelled by the client'),
+          ? new GatewayError('timeout', 'The request deadline passed before it completed.')
+          : new GatewayError('cancelled', 'call cancelled by the client'),
       );
     });
     this.signal = this.controller.signal;
-    // Removed again in finish(), which every call reaches exactly once.
-    const shutdown = gateway.shutdownSignal;
-    this.onShutdown = () => this.controller.abort(shutdown.reason);
-    if (shutdown.aborted) this.onShutdown();
-    else shutdown.addEventListener('abort', this.onShutdown);
   }
 
-  /** Request metrics and one summary line, as HTTP's (src/api/request-context.ts); status is the HTTP-equivalent. */
+  /**
+   * Request metrics and the summary line, through the writer HTTP uses; the status is the HTTP
+   * equivalent of the call's ending. Returns the gRPC status to end a failed call with.
+   */
   finish(err: unknown): ReturnType<typeof toGrpcStatus> | undefined {
-    this.gateway.shutdownSignal.removeEventListener('abort', this.onShutdown);
     const failure =
       err === undefined ? undefined : toGrpcStatus(this.signal.aborted ? this.signal.reason : err);
     const status = failure === undefined ? 200 : failure.apiError.status;
-    const labels = { route: this.method, tier: this.tier ?? 'none', status: String(status) };
+    const exec = this.execution?.fields();
+    const labels = { route: this.method, tier: exec?.tier ?? 'none', status: String(status) };
     const seconds = (performance.now() - this.startedAt) / 1000;
     this.gateway.metrics.requests.inc(labels);
     this.gateway.metrics.requestDuration.observe(labels, seconds);
     if (failure?.apiError.kind === 'internal')
       this.log.error({ err, requestId: this.requestId }, 'request failed');
-    this.log.info(
-      {
-        requestId: this.requestId,
-        transport: 'grpc',
-        method: this.method,
-        status,
-        apiKey: this.apiKey,
-        denied: this.denied,
-        model: this.model,
-        tier: this.tier,
-        policy: this.policy,
-        routeReason: this.routeReason,
-        promptTokens: this.promptTokens,
-        completionTokens: this.completionTokens,
-        ttftMs: this.ttftMs === undefined ? undefined : Math.round(this.ttftMs * 100) / 100,
-        durationMs: Math.round(seconds * 100_000) / 100,
-        finishReason: this.finishReason,
-        error: failure === undefined ? undefined : (failure.apiError.code ?? failure.apiError.type),
-        aborted: this.aborted ? true : undefined,
-      },
-      'request',
-    );
+    const cancelled = this.signal.aborted && (this.signal.reason as GatewayError).kind === 'cancelled';
+    writeRequestSummary(this.log, {
+      requestId: this.requestId,
+      transport: 'grpc',
+      method: this.method,
+      route: this.method,
+      status,
+      apiKey: this.apiKey,
+      denied: this.denied,
+      model: exec?.model ?? this.model,
+      tier: exec?.tier,
+      policy: exec?.policy,
+      routeReason: exec?.routeReason,
+      stream: exec?.stream ?? false,
+      promptTokens: exec?.promptTokens ?? 0,
+      completionTokens: exec?.completionTokens ?? 0,
+      ttftMs: exec?.ttftMs === undefined ? undefined : roundMs(exec.ttftMs),
+      durationMs: roundMs(seconds * 1000),
+      finishReason: exec?.finishReason,
+      error: failure === undefined ? undefined : (failure.apiError.code ?? failure.apiError.type),
+      aborted: cancelled ? true : undefined,
+      servedBy: exec?.servedBy,
+      continuedFrom: exec?.continuedFrom,
+      fallbacks: exec?.fallbacks,
+    });
     return failure;
   }
 }

@@ -1,21 +1,22 @@
-import type { Gateway } from '../../gateway/gateway.js';
+import type { GenerationService } from '../../service/generation-service.js';
 import type { CallContext } from './call-context.js';
-import { chatTokensOf, promptTokensOf, routeQuestionOf, servedModelOf } from './ingress.js';
+import { messagesOf, promptOf, routeWishesOf } from './ingress.js';
 import type { ExplainRequestMessage } from './messages.js';
 
 /**
  * The routing decision a request would get (the policy engine's RoutePlan with its per-tier
- * reason trace), computed by the same Router.plan() as a real request, without running a model,
- * admitting it or counting it in the route metrics.
+ * reason trace), from the service's planning entry that a real request goes through, without
+ * running a model, admitting it or counting it in the route metrics.
  */
-export function explain(gateway: Gateway, ctx: CallContext, r: ExplainRequestMessage) {
-  const served = servedModelOf(gateway, ctx, r.model, r.route);
-  const tokens = r.messages.length > 0 ? chatTokensOf(gateway, r.messages) : promptTokensOf(gateway, r);
-  const plan = gateway.router.plan(
-    routeQuestionOf(gateway, ctx, served, r.route, tokens.length, r.maxTokens ?? undefined),
-  );
-  ctx.policy = plan.policy;
-  ctx.routeReason = plan.code;
+export function explain(service: GenerationService, ctx: CallContext, r: ExplainRequestMessage) {
+  ctx.model = r.model;
+  const { plan, promptTokens } = service.explain({
+    model: r.model,
+    prompt: r.messages.length > 0 ? messagesOf(r.messages) : promptOf(r),
+    maxTokens: r.maxTokens ?? undefined,
+    route: routeWishesOf(r.route),
+    caller: { requestId: ctx.requestId, apiKey: ctx.apiKey, arrivedAt: ctx.startedAt },
+  });
   return {
     policy: plan.policy,
     objective: plan.objective,
@@ -39,6 +40,6 @@ export function explain(gateway: Gateway, ctx: CallContext, r: ExplainRequestMes
       skip: v.skip ?? '',
       why: v.why,
     })),
-    promptTokens: tokens.length,
+    promptTokens: promptTokens.length,
   };
 }

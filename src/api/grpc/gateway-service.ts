@@ -5,13 +5,14 @@ import type {
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Gateway } from '../../gateway/gateway.js';
-import type { FinishReason, GenerationRequest } from '../../pipeline/types.js';
-import type { RouteDecision } from '../route-decision.js';
+import type { FinishReason } from '../../pipeline/types.js';
+import type { Execution } from '../../service/execution.js';
+import type { GenerationInput } from '../../service/generation-input.js';
+import type { GenerationService } from '../../service/generation-service.js';
 import { responseId } from '../openai/ids.js';
 import { CallContext } from './call-context.js';
 import { explain } from './explain.js';
-import { chatTokensOf, prepareGrpcGeneration, promptTokensOf } from './ingress.js';
+import { generationInputOf, messagesOf, promptOf } from './ingress.js';
 import type {
   ChatRequestMessage,
   CompletionChunkMessage,
@@ -21,26 +22,27 @@ import type {
   RouteInfoMessage,
   UsageMessage,
 } from './messages.js';
-import { runGeneration, type Execution } from './run-generation.js';
 
 const SERVICE = '/tiergate.v1.Gateway';
 
-type Prepared = { gen: GenerationRequest; decision: RouteDecision };
+type Ingress<Req> = (ctx: CallContext, request: Req, stream: boolean) => GenerationInput;
 
 /**
  * tiergate.v1.Gateway (proto/tiergate/v1/gateway.proto): completion and chat, unary and
- * streamed, over the same ingress, routing and pipeline as the HTTP API; ListModels; Explain.
+ * streamed, through the same generation service as the HTTP API (this file only parses and
+ * formats); ListModels; Explain.
  */
-export function gatewayService(gateway: Gateway, log: Logger): UntypedServiceImplementation {
-  const completion = (ctx: CallContext, r: CompletionRequestMessage): Prepared =>
-    prepareGrpcGeneration(gateway, ctx, r.model, promptTokensOf(gateway, r), r.options);
-  const chat = (ctx: CallContext, r: ChatRequestMessage): Prepared =>
-    prepareGrpcGeneration(gateway, ctx, r.model, chatTokensOf(gateway, r.messages), r.options);
+export function gatewayService(service: GenerationService, log: Logger): UntypedServiceImplementation {
+  const { gateway } = service;
+  const completion: Ingress<CompletionRequestMessage> = (ctx, r, stream) =>
+    generationInputOf(ctx, r.model, promptOf(r), r.options, stream);
+  const chat: Ingress<ChatRequestMessage> = (ctx, r, stream) =>
+    generationInputOf(ctx, r.model, messagesOf(r.messages), r.options, stream);
   return {
-    Complete: unaryGeneration(gateway, log, 'Complete', completion),
-    Chat: unaryGeneration(gateway, log, 'Chat', chat),
-    CompleteStream: streamedGeneration(gateway, log, 'CompleteStream', completion),
-    ChatStream: streamedGeneration(gateway, log, 'ChatStream', chat),
+    Complete: unaryGeneration(service, log, 'Complete', completion),
+    Chat: unaryGeneration(service, log, 'Chat', chat),
+    CompleteStream: streamedGeneration(service, log, 'CompleteStream', completion),
+    ChatStream: streamedGeneration(service, log, 'ChatStream', chat),
     ListModels(_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) {
       callback(null, {
         models: gateway.listModels().map((m) => {
@@ -59,7 +61,7 @@ export function gatewayService(gateway: Gateway, log: Logger): UntypedServiceImp
     Explain(call: ServerUnaryCall<ExplainRequestMessage, unknown>, callback: sendUnaryData<unknown>) {
       const ctx = new CallContext(gateway, `${SERVICE}/Explain`, call, log);
       try {
-        const response = explain(gateway, ctx, call.request);
+        const response = explain(service, ctx, call.request);
         ctx.finish(undefined);
         callback(null, response);
       } catch (err) {
@@ -69,80 +71,77 @@ export function gatewayService(gateway: Gateway, log: Logger): UntypedServiceImp
   };
 }
 
-function routeInfo(p: Prepared, execution: Execution | undefined): RouteInfoMessage {
+function routeInfo(exec: Execution): RouteInfoMessage {
   return {
-    policy: p.decision.plan.policy,
-    code: p.decision.plan.code,
-    reason: p.decision.plan.reason,
-    tier: p.gen.tier,
-    servedBy: [...(execution?.record.servedBy ?? [])],
+    policy: exec.plan?.policy ?? '',
+    code: exec.plan?.code ?? '',
+    reason: exec.plan?.reason ?? '',
+    tier: exec.tier ?? '',
+    servedBy: [...exec.record.servedBy],
+    budgetsNotApplied: exec.budgetsNotApplied ?? '',
+    continuedFrom: exec.record.continuedFrom ?? '',
   };
 }
 
-function usageOf(p: Prepared, execution: Execution): UsageMessage {
-  const promptTokens = p.gen.promptTokens.length * p.gen.n;
-  const completionTokens = execution.summary.completionTokens;
-  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
+function usageOf(exec: Execution): UsageMessage {
+  const u = exec.usage();
+  return {
+    promptTokens: u.promptTokens,
+    completionTokens: u.completionTokens,
+    totalTokens: u.promptTokens + u.completionTokens,
+  };
 }
 
 function unaryGeneration<Req extends { model: string }>(
-  gateway: Gateway,
+  service: GenerationService,
   log: Logger,
   method: string,
-  prepare: (ctx: CallContext, request: Req) => Prepared,
+  ingress: Ingress<Req>,
 ) {
   return (
     call: ServerUnaryCall<Req, CompletionResponseMessage>,
     callback: sendUnaryData<CompletionResponseMessage>,
   ) => {
-    const ctx = new CallContext(gateway, `${SERVICE}/${method}`, call, log);
+    const ctx = new CallContext(service.gateway, `${SERVICE}/${method}`, call, log);
     void (async () => {
-      let prepared: Prepared | undefined;
-      let execution: Execution | undefined;
       try {
-        prepared = prepare(ctx, call.request);
-        execution = runGeneration(gateway, prepared.gen, ctx);
+        const exec = service.generate(ingress(ctx, call.request, false));
+        ctx.execution = exec;
         const choices = new Map<number, { index: number; text: string; finishReason: FinishReason }>();
-        await execution.run((ev) => {
+        await exec.run((ev) => {
           const choice = choices.get(ev.index) ?? { index: ev.index, text: '', finishReason: 'length' };
           choices.set(ev.index, choice);
           if (ev.kind === 'delta') choice.text += ev.text;
-          else choice.finishReason = ctx.finishReason = ev.reason;
+          else choice.finishReason = ev.reason;
         });
         const response: CompletionResponseMessage = {
           id: responseId(method === 'Chat' ? 'chatcmpl' : 'cmpl'),
           model: call.request.model,
           choices: [...choices.values()].sort((a, b) => a.index - b.index),
-          usage: usageOf(prepared, execution),
-          route: routeInfo(prepared, execution),
+          usage: usageOf(exec),
+          route: routeInfo(exec),
         };
-        settle(ctx, execution);
         ctx.finish(undefined);
         callback(null, response);
       } catch (err) {
-        if (execution !== undefined) settle(ctx, execution);
         callback(ctx.finish(err)?.status ?? null);
-      } finally {
-        prepared?.decision.done();
       }
     })();
   };
 }
 
 function streamedGeneration<Req extends { model: string }>(
-  gateway: Gateway,
+  service: GenerationService,
   log: Logger,
   method: string,
-  prepare: (ctx: CallContext, request: Req) => Prepared,
+  ingress: Ingress<Req>,
 ) {
   return (call: ServerWritableStream<Req, CompletionChunkMessage>) => {
-    const ctx = new CallContext(gateway, `${SERVICE}/${method}`, call, log);
+    const ctx = new CallContext(service.gateway, `${SERVICE}/${method}`, call, log);
     void (async () => {
-      let prepared: Prepared | undefined;
-      let execution: Execution | undefined;
       try {
-        prepared = prepare(ctx, call.request);
-        execution = runGeneration(gateway, prepared.gen, ctx);
+        const exec = service.generate(ingress(ctx, call.request, true));
+        ctx.execution = exec;
         const id = responseId(method === 'ChatStream' ? 'chatcmpl' : 'cmpl');
         const chunk = (index: number, text: string, finishReason: string): CompletionChunkMessage => ({
           id,
@@ -152,39 +151,24 @@ function streamedGeneration<Req extends { model: string }>(
           usage: null,
           route: null,
         });
-        await execution.run((ev) => {
-          // The call was cancelled: stop generating (the executor frees the tier).
+        await exec.run((ev) => {
+          // The call was cancelled: stop generating (the execution was aborted by the same signal).
           ctx.signal.throwIfAborted();
           if (ev.kind === 'delta')
             return ev.text === '' ? undefined : write(call, chunk(ev.index, ev.text, ''));
-          ctx.finishReason = ev.reason;
           return write(call, chunk(ev.index, '', ev.reason));
         });
         ctx.signal.throwIfAborted();
-        await write(call, {
-          ...chunk(0, '', ''),
-          usage: usageOf(prepared, execution),
-          route: routeInfo(prepared, execution),
-        });
-        settle(ctx, execution);
+        await write(call, { ...chunk(0, '', ''), usage: usageOf(exec), route: routeInfo(exec) });
         ctx.finish(undefined);
         call.end();
       } catch (err) {
-        if (execution !== undefined) settle(ctx, execution);
         const failure = ctx.finish(err);
         // grpc-js turns an 'error' event on a server stream into the call's status.
         if (!call.cancelled && failure !== undefined) call.emit('error', failure.status);
-      } finally {
-        prepared?.decision.done();
       }
     })();
   };
-}
-
-/** Copies what the execution measured into the call's summary. */
-function settle(ctx: CallContext, execution: Execution): void {
-  ctx.completionTokens = execution.summary.completionTokens;
-  ctx.ttftMs = execution.summary.ttftMs;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Gateway } from '../../gateway/gateway.js';
+import type { GenerationService } from '../../service/generation-service.js';
 import { gatewayService } from './gateway-service.js';
 import { guardService } from './guard.js';
 import { healthService } from './health-service.js';
@@ -22,15 +22,16 @@ export interface RunningGrpcServer {
  * "tiergate.v1.Gateway" = every tier ready, like /readyz).
  */
 export async function startGrpcServer(
-  gateway: Gateway,
+  service: GenerationService,
   listen: { readonly host: string; readonly port: number },
   logger: Logger,
 ): Promise<RunningGrpcServer> {
+  const { gateway } = service;
   const defs = serverDefinitions();
   const server = new Server();
   const log = logger.child({ component: 'grpc' });
   // Every service goes through the access table (src/api/scopes.ts), checked per method.
-  server.addService(defs.gateway, guardService(defs.gateway, gatewayService(gateway, log), gateway, log));
+  server.addService(defs.gateway, guardService(defs.gateway, gatewayService(service, log), gateway, log));
   const health = healthService((service) => {
     if (service === '') return !gateway.isClosing;
     if (service === GATEWAY_HEALTH_SERVICE) return gateway.readiness().ready;

@@ -57,6 +57,8 @@ export interface RouteInfoMessage {
   reason: string;
   tier: string;
   servedBy: string[];
+  budgetsNotApplied: string;
+  continuedFrom: string;
 }
 
 export interface CompletionResponseMessage {

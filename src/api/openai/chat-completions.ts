@@ -1,47 +1,46 @@
 import type { FastifyInstance } from 'fastify';
-import type { Gateway } from '../../gateway/gateway.js';
+import type { GenerationService } from '../../service/generation-service.js';
 import type { ChoiceEvent, FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
-import { chatTokens } from '../../text/chat-template.js';
 import { jsonString } from '../../text/json-string.js';
 import type { ChatMessage } from '../../text/tokenizer.js';
 import { responseId, servingFingerprint } from './ids.js';
-import { buildGeneration, routeRequest } from './normalise.js';
+import { setRouteHeaders } from '../route-headers.js';
+import { generationInput } from './normalise.js';
 import { ChatBodySchema, parseBody, type ChatBody } from './request-schemas.js';
 import { respond, type CollectedChoice, type Formatter, type ResponseBase } from './respond.js';
 import { usageJson, withUsage } from './usage.js';
 
 /** POST /v1/chat/completions (https://platform.openai.com/docs/api-reference/chat). */
-export function chatCompletionsRoute(app: FastifyInstance, gateway: Gateway): void {
+export function chatCompletionsRoute(app: FastifyInstance, service: GenerationService): void {
+  const { gateway } = service;
   // Not an async function: see completions.ts.
   app.post('/v1/chat/completions', (request, reply): Promise<void> => {
     const body = parseBody(ChatBodySchema, request.body);
-    const served = routeRequest(request, gateway, body.model);
-    const promptTokens = chatPromptTokens(gateway, toMessages(body.messages));
     const wantLogprobs = body.logprobs === true;
-    const gen = buildGeneration(
-      request,
-      gateway,
-      served,
-      body,
-      promptTokens,
-      body.max_completion_tokens != null
-        ? { value: body.max_completion_tokens, param: 'max_completion_tokens' }
-        : { value: body.max_tokens, param: 'max_tokens' },
-      { enabled: wantLogprobs, top: wantLogprobs ? (body.top_logprobs ?? 0) : 0, param: 'top_logprobs' },
+    const exec = service.generate(
+      generationInput(
+        request,
+        body,
+        { kind: 'messages', messages: toMessages(body.messages) },
+        body.max_completion_tokens != null
+          ? { value: body.max_completion_tokens, param: 'max_completion_tokens' }
+          : { value: body.max_tokens, param: 'max_tokens' },
+        wantLogprobs ? { top: body.top_logprobs ?? 0, param: 'top_logprobs' } : undefined,
+      ),
     );
+    request.tiergate.execution = exec;
+    setRouteHeaders(reply, exec);
     const base: ResponseBase = {
       id: responseId('chatcmpl'),
       created: Math.floor(Date.now() / 1000),
       model: body.model,
-      // Read when each chunk or the response is built: the tier serving by then. A function, not
-      // an object-literal getter: V8 gives each such object its own hidden class, which lives in
-      // old space and kept every request's objects alive across young-generation collections
-      // (4 KB promoted per request; node --import tsx bench/gc-pipeline.ts shows the effect).
-      fingerprint: () => servingFingerprint(gateway, request, gen.tier),
+      // Read when each chunk or the response is built: the tier serving by then (a function, not
+      // a getter: see completions.ts).
+      fingerprint: () => servingFingerprint(gateway, exec),
     };
-    return respond(request, reply, gateway, served, gen, new ChatFormatter(base, wantLogprobs), {
-      stream: body.stream === true,
+    return respond(request, reply, exec, new ChatFormatter(base, wantLogprobs), {
       includeUsage: body.stream_options?.include_usage === true,
+      coalesceMs: gateway.config.server.sseCoalesceMs,
     });
   });
 }
@@ -56,16 +55,6 @@ export function toMessages(messages: ChatBody['messages']): ChatMessage[] {
           ? m.content
           : m.content.map((p) => p.text).join(''),
   }));
-}
-
-/** The model's own template when it has one (config `chat.template: auto`), else a built-in one. */
-export function chatPromptTokens(gateway: Gateway, messages: readonly ChatMessage[]): number[] {
-  const choice = gateway.config.chat.template;
-  if (choice === 'auto') {
-    const native = gateway.tokenizer.renderNativeChat?.(messages);
-    if (native !== undefined) return native;
-  }
-  return chatTokens(gateway.tokenizer, messages, choice === 'chatml' ? 'chatml' : 'plain');
 }
 
 function bytesOf(text: string): number[] {

@@ -1,34 +1,37 @@
 import type { FastifyInstance } from 'fastify';
+import { GatewayError } from '../../errors/gateway-error.js';
 import type { Gateway } from '../../gateway/gateway.js';
+import type { GenerationService } from '../../service/generation-service.js';
+import type { PromptInput } from '../../service/generation-input.js';
+import { setRouteHeaders } from '../route-headers.js';
 import type { ChoiceEvent, FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
 import { jsonString } from '../../text/json-string.js';
 import { tokenText } from '../../text/token-text.js';
-import { encodePrompt } from '../../text/tokenizer.js';
-import { ApiError } from '../errors.js';
 import { responseId, servingFingerprint } from './ids.js';
-import { buildGeneration, routeRequest } from './normalise.js';
+import { generationInput } from './normalise.js';
 import { CompletionBodySchema, parseBody } from './request-schemas.js';
 import { respond, type CollectedChoice, type Formatter, type ResponseBase } from './respond.js';
 import { usageJson, withUsage } from './usage.js';
 
 /** POST /v1/completions (https://platform.openai.com/docs/api-reference/completions). */
-export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
+export function completionsRoute(app: FastifyInstance, service: GenerationService): void {
+  const { gateway } = service;
   // Not an async function: a synchronous throw reaches the error handler all the same, and the
   // promise returned is respond's own (one promise and one microtask turn less per request).
   app.post('/v1/completions', (request, reply): Promise<void> => {
     const body = parseBody(CompletionBodySchema, request.body);
-    const served = routeRequest(request, gateway, body.model);
-    const promptTokens = promptToTokens(gateway, body.prompt);
-    const top = body.logprobs ?? 0;
-    const gen = buildGeneration(
-      request,
-      gateway,
-      served,
-      body,
-      promptTokens,
-      { value: body.max_tokens, param: 'max_tokens' },
-      { enabled: body.logprobs != null, top, param: 'logprobs' },
+    const wantLogprobs = body.logprobs != null;
+    const exec = service.generate(
+      generationInput(
+        request,
+        body,
+        promptInput(body.prompt),
+        { value: body.max_tokens, param: 'max_tokens' },
+        wantLogprobs ? { top: body.logprobs ?? 0, param: 'logprobs' } : undefined,
+      ),
     );
+    request.tiergate.execution = exec;
+    setRouteHeaders(reply, exec);
     const base: ResponseBase = {
       id: responseId('cmpl'),
       created: Math.floor(Date.now() / 1000),
@@ -37,40 +40,39 @@ export function completionsRoute(app: FastifyInstance, gateway: Gateway): void {
       // an object-literal getter: V8 gives each such object its own hidden class, which lives in
       // old space and kept every request's objects alive across young-generation collections
       // (4 KB promoted per request; node --import tsx bench/gc-pipeline.ts shows the effect).
-      fingerprint: () => servingFingerprint(gateway, request, gen.tier),
+      fingerprint: () => servingFingerprint(gateway, exec),
     };
+    const promptTokens = exec.request?.promptTokens ?? [];
     const echoText =
       body.echo === true ? gateway.tokenizer.detokenize(withoutBos(gateway, promptTokens)) : '';
     const options = {
-      stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
+      coalesceMs: gateway.config.server.sseCoalesceMs,
     };
     const answer = (echoTokens: readonly TokenDetail[]): Promise<void> =>
       respond(
         request,
         reply,
-        gateway,
-        served,
-        gen,
-        new CompletionFormatter(base, echoText, echoTokens, body.logprobs != null),
+        exec,
+        new CompletionFormatter(base, echoText, echoTokens, wantLogprobs),
         options,
       );
     // Echo with logprobs also reports the prompt's tokens (how eval harnesses score a text).
-    if (body.echo === true && body.logprobs != null)
-      return promptDetails(gateway, gen.tier, promptTokens).then(answer);
+    if (body.echo === true && wantLogprobs)
+      return exec.scorePrompt().then((scores) => answer(promptDetails(gateway, promptTokens, scores)));
     return answer([]);
   });
 }
 
-export function promptToTokens(
-  gateway: Gateway,
-  prompt: string | string[] | number[] | number[][],
-): number[] {
+/** A completions prompt as the service's input: one prompt per request (text or token ids). */
+export function promptInput(prompt: string | string[] | number[] | number[][]): PromptInput {
   const first = Array.isArray(prompt) ? prompt[0] : prompt;
-  if (typeof first === 'string') return encodePrompt(gateway.tokenizer, first);
-  if (typeof first === 'number') return prompt as number[];
-  if (Array.isArray(first)) return first;
-  throw new ApiError('invalid_request', 'The prompt must be a string or an array of token ids.', 'prompt');
+  if (typeof first === 'string') return { kind: 'text', text: first };
+  if (typeof first === 'number') return { kind: 'tokens', tokens: prompt as number[] };
+  if (Array.isArray(first)) return { kind: 'tokens', tokens: first };
+  throw new GatewayError('bad_request', 'The prompt must be a string or an array of token ids.', {
+    param: 'prompt',
+  });
 }
 
 /**
@@ -78,14 +80,11 @@ export function promptToTokens(
  * `score`): each token given the ones before it; the first has none unless a BOS precedes it.
  * `score` reports no alternatives, so a prompt token's top_logprobs holds only itself.
  */
-async function promptDetails(
+function promptDetails(
   gateway: Gateway,
-  tierName: string,
   promptTokens: readonly number[],
-): Promise<TokenDetail[]> {
-  const tier = gateway.tiers.get(tierName);
-  if (tier === undefined) throw new ApiError('internal', `Unknown tier "${tierName}".`);
-  const scores = promptTokens.length > 1 ? await tier.score(promptTokens) : new Float64Array(0);
+  scores: Float64Array,
+): TokenDetail[] {
   const from = promptTokens[0] === gateway.tokenizer.bos ? 1 : 0;
   const details: TokenDetail[] = [];
   for (let i = from; i < promptTokens.length; i++) {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
 import type { Gateway } from '../../gateway/gateway.js';
+import type { Execution } from '../../service/execution.js';
 import type { TierInfo } from '../../tiers/tier.js';
 
 // Ids are a random per-process part plus a counter: unique without a random draw per request.
@@ -34,9 +34,9 @@ export function systemFingerprint(info: TierInfo): string {
  * request (after a mid-stream continuation, the one that continued), else the routed tier. Read
  * when each chunk or the response is built, so it names the framework that actually answered.
  */
-export function servingFingerprint(gateway: Gateway, request: FastifyRequest, routedTier: string): string {
-  const name = request.tiergate.resilience?.servedBy.at(-1) ?? routedTier;
-  const tier = gateway.tiers.get(name);
+export function servingFingerprint(gateway: Gateway, exec: Execution): string {
+  const name = exec.servingTier;
+  const tier = name === undefined ? undefined : gateway.tiers.get(name);
   if (tier === undefined) return '';
   // A tier's identity is fixed once started: its fingerprint is computed once, not per chunk.
   let fingerprint = tierFingerprints.get(tier);

@@ -1,0 +1,58 @@
+import type { FastifyReply } from 'fastify';
+import type { ExecutionRecord } from '../resilience/executor.js';
+import type { Execution } from '../service/execution.js';
+
+/** Response fields naming the tiers that served a request and any mid-stream continuation. */
+export const SERVED_BY = 'x-tiergate-served-by';
+export const CONTINUED_FROM = 'x-tiergate-continued-from';
+/** Set when the request's own budgets were not applied, with the reason (a pinned model or tier). */
+export const BUDGETS_NOT_APPLIED = 'x-tiergate-budgets-not-applied';
+
+/**
+ * What routing decided, as response headers (docs/routing.md "What a response carries"): the
+ * policy, the reason, the first attempt's tier, and a notice when the request's budgets were
+ * not applied. Set before any body byte, also on a refusal (422, 503) once a plan exists.
+ */
+export function setRouteHeaders(reply: FastifyReply, exec: Execution): void {
+  const plan = exec.plan;
+  if (plan !== undefined) {
+    void reply.header('x-tiergate-policy', plan.policy);
+    void reply.header('x-tiergate-route-reason', headerSafe(plan.reason));
+  }
+  if (exec.chosenTier !== undefined) void reply.header('x-tiergate-tier', exec.chosenTier.name);
+  if (exec.budgetsNotApplied !== undefined)
+    void reply.header(BUDGETS_NOT_APPLIED, headerSafe(exec.budgetsNotApplied));
+}
+
+/** Header/trailer values for a record; empty fields are left out. */
+export function resilienceFields(record: ExecutionRecord): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (record.servedBy.length > 0) out[SERVED_BY] = record.servedBy.join(', ');
+  if (record.continuedFrom !== undefined) out[CONTINUED_FROM] = record.continuedFrom;
+  return out;
+}
+
+/** The same fields set as response headers, one by one (a whole answer, once it is complete). */
+export function setResilienceHeaders(reply: FastifyReply, record: ExecutionRecord): void {
+  const by = record.servedBy;
+  if (by.length > 0) void reply.header(SERVED_BY, by.length === 1 ? by[0]! : by.join(', '));
+  if (record.continuedFrom !== undefined) void reply.header(CONTINUED_FROM, record.continuedFrom);
+}
+
+/**
+ * Before a stream's first byte: the tiers known so far as headers, and a `Trailer` declaration,
+ * because a continuation can only be reported after the body (RFC 9110 §6.5).
+ */
+export function setStreamResilienceHeaders(reply: FastifyReply, record: ExecutionRecord): void {
+  setResilienceHeaders(reply, record);
+  void reply.header('trailer', `${SERVED_BY}, ${CONTINUED_FROM}`);
+}
+
+const VISIBLE_ASCII = /^[\x20-\x7e]*$/;
+
+/** Header values must be visible ASCII; reasons are built from ASCII but tier names come from config. */
+function headerSafe(text: string): string {
+  if (text.length <= 200 && VISIBLE_ASCII.test(text)) return text;
+  const ascii = text.replace(/[^\x20-\x7e]/g, '?');
+  return ascii.length > 200 ? `${ascii.slice(0, 197)}...` : ascii;
+}

@@ -1,0 +1,252 @@
+import { asGatewayError, GatewayError } from '../errors/gateway-error.js';
+import type { Gateway } from '../gateway/gateway.js';
+import { execute, progressOf, type ChoiceEventHandler, type ExecutionSummary } from '../pipeline/execute.js';
+import type { GenerationRequest, Usage } from '../pipeline/types.js';
+import { newExecutionRecord, type ExecutionRecord } from '../resilience/executor.js';
+import type { RoutePlan } from '../routing/plan.js';
+import { Cancellation } from '../tiers/cancellation.js';
+import type { Tier } from '../tiers/tier.js';
+import type { GenerationInput } from './generation-input.js';
+import { buildGenerationRequest } from './generation-request.js';
+import { latencyCredits } from './latency-credit.js';
+import { planRequest } from './plan-request.js';
+import type { RouteMetrics } from './route-metrics.js';
+
+/** What the service lends each execution: its route metrics, and a call when the execution settles. */
+export interface ExecutionHost {
+  readonly routeMetrics: RouteMetrics;
+  settled(execution: Execution): void;
+}
+import { strategyFor } from './strategy.js';
+
+/** The generation-side fields of a request's summary line, the same for every transport. */
+export interface ExecutionFields {
+  readonly model: string;
+  readonly tier: string | undefined;
+  readonly policy: string | undefined;
+  readonly routeReason: string | undefined;
+  readonly stream: boolean;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly ttftMs: number | undefined;
+  readonly finishReason: string | undefined;
+  readonly aborted: boolean;
+  readonly servedBy: readonly string[] | undefined;
+  readonly continuedFrom: string | undefined;
+  readonly fallbacks: readonly object[] | undefined;
+}
+
+/**
+ * One generation for one request (docs/architecture.md "A request's path"). Built by
+ * GenerationService.generate: it plans the route once, checks the request against the chosen
+ * tier, and runs the plan's strategy when `run` is called. It owns what the request holds — its
+ * abort, the tiers' admission slots (through the strategy), the caller's and the shutdown
+ * signal's listeners — and frees them in one place, `settle`, for every ending: done, error,
+ * client gone, deadline, shutdown. Settling also teaches the latency models (the tier that
+ * served each part) and counts budget misses, once.
+ *
+ * A request refused before it runs (unknown model, infeasible route, a tier not ready) is an
+ * execution already settled with that error: `run` rejects with it, and the plan it got, if
+ * any, is still there for the response headers and the summary line.
+ */
+export class Execution {
+  plan: RoutePlan | undefined;
+  /** Why the request's own budgets were not applied (pinned model or tier); for a response header. */
+  budgetsNotApplied: string | undefined;
+  /** The tier routing chose (else the model's configured tier, once known). */
+  tier: string | undefined;
+  /** The tier object of the first attempt, once routed (echo scoring, the fingerprint). */
+  chosenTier: Tier | undefined;
+  request: GenerationRequest | undefined;
+  readonly record: ExecutionRecord = newExecutionRecord();
+  finishReason: string | undefined;
+  /** The error the request ended with, once settled with one. */
+  failure: GatewayError | undefined;
+  private readonly progress: ExecutionSummary = { completionTokens: 0, ttftMs: undefined, aborted: false };
+  private readonly cancel = new Cancellation();
+  private settled = false;
+  private running = false;
+  private readonly onAbort = (): void => this.abort(this.input.signal?.reason);
+  private readonly onShutdown = (): void => this.abort(this.gateway.shutdownSignal.reason);
+
+  constructor(
+    private readonly gateway: Gateway,
+    private readonly host: ExecutionHost,
+    readonly input: GenerationInput,
+  ) {
+    const shutdown = gateway.shutdownSignal;
+    shutdown.addEventListener('abort', this.onShutdown);
+    input.signal?.addEventListener('abort', this.onAbort);
+    try {
+      if (gateway.isClosing)
+        throw new GatewayError('unavailable', 'The server is shutting down.', { retryAfter: 5 });
+      if (shutdown.aborted || input.signal?.aborted === true) throw this.cancel.reason ?? cancelled();
+      this.prepare();
+    } catch (err) {
+      this.settle(asGatewayError(err));
+    }
+  }
+
+  /** The tier that produced the tokens being sent: the latest that served, else the routed one. */
+  get servingTier(): string | undefined {
+    return this.record.servedBy.at(-1) ?? this.tier;
+  }
+
+  /** Usage so far (prompt tokens count once per choice). */
+  usage(): Usage {
+    const r = this.request;
+    return {
+      promptTokens: r === undefined ? 0 : r.promptTokens.length * r.n,
+      completionTokens: progressOf(this.progress).completionTokens,
+    };
+  }
+
+  /**
+   * Runs the plan, handing each choice event to `onEvent` (a handler returns a promise only when
+   * it must wait, e.g. for a full socket). Rejects with a GatewayError: the planning failure, the
+   * generation's, or the abort's reason once aborted (client gone, shutdown, deadline).
+   */
+  async run(onEvent: ChoiceEventHandler): Promise<void> {
+    const request = this.request;
+    if (this.failure !== undefined || request === undefined || this.running)
+      throw this.failure ?? cancelled();
+    this.running = true;
+    const source = strategyFor(this.plan!).source({
+      runtime: this.gateway.resilience,
+      attempts: request.attempts ?? this.gateway.resilience.defaultAttempts(request.tier),
+      record: this.record,
+      deadline: request.deadline,
+    });
+    try {
+      await execute(source, this.gateway, request, {
+        signal: this.cancel.signal,
+        summary: this.progress,
+        onEvent: (ev) => {
+          if (ev.kind === 'finish') this.finishReason = ev.reason;
+          return onEvent(ev);
+        },
+        streamed: this.input.stream,
+      });
+    } catch (err) {
+      const failure = asGatewayError(this.cancel.aborted ? this.cancel.reason : err);
+      this.settle(failure);
+      throw failure;
+    }
+    this.settle(undefined);
+  }
+
+  /** Log-probabilities of the prompt's tokens on the routed tier (echo with logprobs). */
+  async scorePrompt(): Promise<Float64Array> {
+    const tier = this.chosenTier;
+    const tokens = this.request?.promptTokens ?? [];
+    if (this.failure !== undefined || tier === undefined) throw this.failure ?? cancelled();
+    try {
+      return tokens.length > 1 ? await tier.score(tokens, this.cancel.signal) : new Float64Array(0);
+    } catch (err) {
+      const failure = asGatewayError(this.cancel.aborted ? this.cancel.reason : err);
+      this.settle(failure);
+      throw failure;
+    }
+  }
+
+  /**
+   * Stops the execution (client gone, call cancelled, shutdown): a running generation ends with
+   * this reason and settles as it unwinds; one not running settles now.
+   */
+  abort(reason?: unknown): void {
+    if (this.settled) return;
+    this.cancel.abort(reason === undefined ? cancelled() : reason);
+    if (!this.running) this.settle(asGatewayError(this.cancel.reason));
+  }
+
+  /** The generation's fields of the summary line: live while it runs, final once settled. */
+  fields(): ExecutionFields {
+    const progress = progressOf(this.progress);
+    const r = this.record;
+    return {
+      model: this.input.model,
+      tier: this.tier,
+      policy: this.plan?.policy,
+      routeReason: this.plan?.code,
+      stream: this.input.stream,
+      promptTokens: this.request?.promptTokens.length ?? 0,
+      completionTokens: progress.completionTokens,
+      ttftMs: progress.ttftMs,
+      finishReason: this.finishReason,
+      aborted: this.progress.aborted || this.failure?.kind === 'cancelled',
+      servedBy: r.servedBy.length > 1 ? r.servedBy : undefined,
+      continuedFrom: r.continuedFrom,
+      fallbacks: r.fallbacks.length > 0 ? r.fallbacks : undefined,
+    };
+  }
+
+  /** Plans, counts the decision, refuses what cannot run, and builds the request for the chosen tier. */
+  private prepare(): void {
+    const { gateway, input } = this;
+    const model = gateway.getModel(input.model);
+    this.tier = model?.tier.name;
+    const planned = planRequest(gateway, input);
+    const plan = planned.plan;
+    this.plan = plan;
+    this.budgetsNotApplied = planned.budgetsNotApplied;
+    this.host.routeMetrics.decided(plan);
+    const first = plan.attempts[0];
+    if (plan.rejected !== undefined || first === undefined) {
+      const reason = plan.rejected?.reason ?? 'no tier to route to';
+      if (plan.code === 'unavailable')
+        throw new GatewayError('unavailable', `Cannot route the request: ${reason}.`, { retryAfter: 5 });
+      throw new GatewayError('infeasible', `Cannot meet the request's budgets: ${reason}.`, {
+        param: 'tiergate',
+      });
+    }
+    const tier = gateway.tiers.get(first.tier);
+    if (tier === undefined)
+      throw new GatewayError('internal', `Routing chose an unknown tier "${first.tier}".`);
+    this.tier = tier.name;
+    this.chosenTier = tier;
+    // The engine already skipped unready tiers; a static or pinned plan has not looked.
+    const health = tier.health();
+    if (!health.ready) {
+      throw new GatewayError('unavailable', `The model's tier is not ready: ${health.detail ?? 'unknown'}.`, {
+        retryAfter: 5,
+      });
+    }
+    this.request = buildGenerationRequest(
+      gateway.config,
+      gateway.tokenizer,
+      tier,
+      input,
+      planned.promptTokens,
+      plan,
+    );
+  }
+
+  /** The one place an execution ends: listeners off, latency models taught, budget misses counted. */
+  private settle(failure: GatewayError | undefined): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.failure = failure;
+    this.running = false;
+    this.gateway.shutdownSignal.removeEventListener('abort', this.onShutdown);
+    this.input.signal?.removeEventListener('abort', this.onAbort);
+    this.host.settled(this);
+    if (this.request === undefined || this.plan === undefined) return;
+    const router = this.gateway.router;
+    // Only completed requests teach the latency models: an abandoned one says little of a tier.
+    if (failure === undefined) {
+      for (const credit of latencyCredits(this.record.parts, this.request.arrivedAt))
+        router.observe(credit.tier, credit.observation);
+    }
+    const tier = this.tier!;
+    this.host.routeMetrics.ended(
+      this.plan,
+      tier,
+      performance.now() - this.input.caller.arrivedAt,
+      router.profiles.profile(tier).accuracy,
+    );
+  }
+}
+
+function cancelled(): GatewayError {
+  return new GatewayError('cancelled', 'The client went away before the request completed.');
+}
