@@ -3,8 +3,8 @@
  * For every variant of the reference family, in one run and side by side: file size, load time,
  * validation perplexity (first N windows of the eval slice, in the serving framework) and
  * single-stream greedy decode tokens/s in its own framework (best of --repeats), with ratios to
- * the FP32 variant of the same framework. One thread per framework by default (FACTS.md: on 2
- * shared cores llama.cpp with 2 threads can be far slower).
+ * the FP32 variant of the same framework. One thread per framework by default (docs/gateway.md,
+ * edge tier options: on 2 shared cores llama.cpp with 2 threads can be far slower).
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';

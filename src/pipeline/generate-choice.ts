@@ -14,7 +14,7 @@ export interface ChoiceStats {
 }
 
 /**
- * Egress for one choice (DESIGN.md step 5), synchronously: detokenises a tier's events
+ * Egress for one choice (docs/architecture.md "A request's path", step 5), synchronously: detokenises a tier's events
  * incrementally, applies stop strings and turns them into text deltas with their tokens. It is
  * driven by whoever iterates the tier (execute.ts), so a request's events pass through one
  * async generator less per layer of the pipeline.

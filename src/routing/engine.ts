@@ -65,7 +65,7 @@ interface Candidate {
 }
 
 /**
- * The policy engine (DESIGN.md "Policy engine"): a pure function of the request's features, the
+ * The policy engine (docs/routing.md "The decision"): a pure function of the request's features, the
  * policy, the tiers' profiles and their health. Same inputs, same plan — which is what lets
  * `tiergate simulate` replay recorded traffic through exactly the code that routes live requests.
  */

@@ -1,5 +1,5 @@
 /**
- * The policy engine's output (DESIGN.md step 3), consumed by the executor (src/resilience/).
+ * The policy engine's output (docs/architecture.md "A request's path", step 3; docs/routing.md), consumed by the executor (src/resilience/).
  * Keep this shape stable: the executor, explain/simulate and the route headers all read it.
  */
 

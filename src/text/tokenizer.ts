@@ -5,7 +5,7 @@ export interface ChatMessage {
 }
 
 /**
- * The gateway's tokenizer facade (DESIGN.md "preprocess"): every request is tokenised once here
+ * The gateway's tokenizer facade (docs/architecture.md "A request's path", step 2): every request is tokenised once here
  * and every tier receives these ids, so all tiers must share this vocabulary.
  */
 export interface Tokenizer {

@@ -8,7 +8,8 @@ export const LlamaCppTierSchema = Type.Object(
     model: Type.String({ minLength: 1, default: 'gguf-q4_k_m' }),
     /**
      * Native evaluation threads. 1 is the default because on 2 shared cores a second spinning
-     * thread made decoding ~40× slower in measurements (docs FACTS.md); raise it on bigger machines.
+     * thread made decoding ~40× slower in measurements (docs/gateway.md, edge tier options);
+     * raise it on bigger machines.
      */
     threads: Type.Integer({ minimum: 0, default: 1 }),
     /** Concurrent generations (llama.cpp context sequences, batched together on each step). */

@@ -201,7 +201,8 @@ export class DecodeEngine {
     tokens: readonly number[],
   ): Promise<{ logits: Float32Array; present: Float32Array[] }> {
     const n = tokens.length;
-    // An empty past of one row: [1, kv_heads, 0, head_dim] (zero-length past works, FACTS.md).
+    // An empty past of one row: [1, kv_heads, 0, head_dim]; a zero-length past works
+    // (test/tiers/onnx/golden.test.ts runs it).
     const feeds = this.pastFeeds(KvBatch.empty(this.shape), 1);
     feeds['input_ids'] = idTensor(this.spec.inputIdsType, tokens, [1, n]);
     feeds['attention_mask'] = idTensor(this.spec.attentionMaskType, new Uint8Array(n).fill(1), [1, n]);

@@ -1,6 +1,6 @@
 /**
  * Reference log-probabilities from the family's ONNX FP32 export, computed directly with
- * onnxruntime-node (one full forward pass with an empty KV cache; DESIGN.md decoder I/O).
+ * onnxruntime-node (one full forward pass with an empty KV cache; docs/main-tier.md decoder I/O).
  */
 import ort from 'onnxruntime-node';
 import { logSoftmax } from '../../../src/text/sampling.js';
