@@ -25,9 +25,16 @@ const BreakerSchema = Type.Object(
 
 const AdmissionSchema = Type.Object(
   {
-    /** Streams running on the tier at once; 0 = unlimited (admission control off). */
+    /**
+     * Streams running on the tier at once; 0 = the tier's own capacity (llama.cpp `sequences`,
+     * ONNX `workers × maxBatchSize`, remote `maxConcurrent`), unlimited for a tier that states
+     * none (echo). docs/architecture.md "Capacity and deadlines".
+     */
     maxConcurrent: Type.Integer({ minimum: 0, default: 0 }),
-    /** Requests waiting for a slot; beyond it requests are shed with 429. */
+    /**
+     * Requests waiting for a slot; beyond it requests are shed with 429. When only `defaults`
+     * set it, a tier's own `maxQueue` option (edge, main) wins for that tier.
+     */
     maxQueue: Type.Integer({ minimum: 0, default: 64 }),
     /**
      * Expected time one queued request waits per request ahead of it, before live measurements

@@ -1,5 +1,10 @@
 import type { Logger } from 'pino';
-import { tierResilience, type ResilienceConfig, type TierResilience } from '../config/resilience.js';
+import {
+  tierResilience,
+  type AdmissionSettings,
+  type ResilienceConfig,
+  type TierResilience,
+} from '../config/resilience.js';
 import type { Config } from '../config/index.js';
 import type { MetricsService } from '../observability/metrics.js';
 import type { Tier } from '../tiers/tier.js';
@@ -69,7 +74,7 @@ export class ResilienceRuntime {
             logger.warn({ tier: name, breaker: state }, `circuit breaker of tier "${name}" is now ${state}`);
           }
         }),
-        admission: new AdmissionController(name, settings.admission),
+        admission: new AdmissionController(name, admissionFor(settings, tier, this.config, name)),
       };
       m.breakerState.set({ tier: name }, 0);
       this.guards.set(name, guard);
@@ -141,11 +146,33 @@ export class ResilienceRuntime {
       const settings = tierResilience(this.config, name);
       guard.settings = settings;
       guard.breaker.update(settings.breaker);
-      guard.admission.update(settings.admission);
+      guard.admission.update(admissionFor(settings, guard.tier, this.config, name));
     }
   }
 
   close(): void {
     for (const g of this.guards.values()) g.breaker.shutdown();
   }
+}
+
+/**
+ * A tier's admission limits: the one queue of the tier (docs/architecture.md "Capacity and
+ * deadlines"). Unless configured, at most the tier's stated capacity runs at once, so the tier
+ * never queues on its own; the queue's bound is the tier's `maxQueue` option unless the tier's
+ * own resilience entry sets one.
+ */
+function admissionFor(
+  settings: TierResilience,
+  tier: Tier,
+  config: ResilienceConfig,
+  name: string,
+): AdmissionSettings {
+  const info = tier.info();
+  const explicitQueue = config.tiers[name]?.admission?.maxQueue;
+  return {
+    maxConcurrent:
+      settings.admission.maxConcurrent > 0 ? settings.admission.maxConcurrent : (info.capacity ?? 0),
+    maxQueue: explicitQueue ?? info.maxQueue ?? settings.admission.maxQueue,
+    initialServiceMs: settings.admission.initialServiceMs,
+  };
 }

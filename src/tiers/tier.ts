@@ -111,6 +111,11 @@ export interface TierInfo {
    * model divides by it, and admission's default limit is it (docs/architecture.md "Capacity").
    */
   readonly capacity?: number | undefined;
+  /**
+   * Requests the tier lets wait beyond its capacity (its `maxQueue` option); absent: admission's
+   * own default. The queue itself is admission's (src/resilience/admission.ts).
+   */
+  readonly maxQueue?: number | undefined;
 }
 
 export interface TierHealth {

@@ -172,6 +172,7 @@ export class LlamaCppTier implements Tier {
       contextLength: this.context?.contextSize ?? 0,
       vocabSize: this.deps.tokenizer.vocabSize,
       capacity: this.options.sequences,
+      maxQueue: this.options.maxQueue,
     };
   }
 

@@ -178,6 +178,7 @@ export class OnnxTier implements Tier {
       contextLength: this.model?.contextLength ?? 0,
       vocabSize: this.spec?.vocabSize ?? this.model?.vocabSize ?? 0,
       capacity: this.options.workers * this.options.maxBatchSize,
+      maxQueue: this.options.maxQueue,
     };
   }
 
