@@ -30,7 +30,11 @@ export interface GenerateRequest {
    * step, a visible share of a token's time on the tiny model). Absent means true.
    */
   readonly logprobs?: boolean | undefined;
-  /** Absolute deadline (ms since epoch) for this attempt; tiers stop generating past it. */
+  /**
+   * Absolute deadline (ms since epoch) of the request. The gateway's executor enforces it (it
+   * aborts the signal); an in-process tier ignores it. A tier that crosses a process boundary
+   * (remote) sends it as its call's deadline, so the other side stops too.
+   */
   readonly deadline?: number | undefined;
   /** Request id for logs and tracing across processes. */
   readonly requestId?: string | undefined;

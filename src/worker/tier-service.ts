@@ -76,7 +76,7 @@ async function generate(
   const onCancel = (): void => controller.abort(new Error('cancelled by the client'));
   call.once('cancelled', onCancel);
   const deadline = effectiveDeadline(call);
-  // The tier stops at `deadline` on its own; the timer also covers a tier stuck before its first token.
+  // The worker owns the deadline in its process: past it, this timer aborts the tier's stream.
   const timer =
     deadline === undefined
       ? undefined

@@ -127,10 +127,6 @@ export class LlamaCppTier implements Tier {
           yield { kind: 'finish', reason: 'length' };
           return;
         }
-        if (request.deadline !== undefined && Date.now() > request.deadline) {
-          yield { kind: 'finish', reason: 'length' };
-          return;
-        }
       }
       signal.throwIfAborted();
     } finally {

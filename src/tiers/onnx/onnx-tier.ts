@@ -127,19 +127,6 @@ export class OnnxTier implements Tier {
       channel.fail(signal.reason);
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    // Past the deadline the sequence leaves the batch at once and ends with 'length', as the
-    // edge tier does; the gateway decides what a late attempt means.
-    const timer =
-      request.deadline === undefined
-        ? undefined
-        : setTimeout(
-            () => {
-              worker.cancel(id);
-              channel.push({ kind: 'finish', reason: 'length' });
-              channel.end();
-            },
-            Math.max(0, request.deadline - Date.now()),
-          );
     try {
       for (;;) {
         const event = await channel.next();
@@ -149,7 +136,6 @@ export class OnnxTier implements Tier {
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
-      if (timer) clearTimeout(timer);
       // A consumer that stops iterating early (break, return) must free the batch slot too.
       worker.cancel(id);
     }
