@@ -1,9 +1,14 @@
-import { unfinished, type GenerationSource, type TierEventSink } from '../pipeline/source.js';
+import type { GenerationSource, TierEventSink } from '../pipeline/source.js';
 import type { RouteAttempt } from '../routing/plan.js';
+import type { CancelSignal } from '../tiers/cancellation.js';
 import type { GenerateRequest } from '../tiers/tier.js';
+import { runAttempt, SERVED, Streamed, type AttemptContext } from './attempt.js';
 import { AllTiersFailedError, causeOf, isRetryable, ResilienceError, type FailureCause } from './errors.js';
-import type { ResilienceRuntime } from './resilience-runtime.js';
-import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
+import type { ExecutionRecord, Stage } from './execution-record.js';
+import type { ResilienceRuntime, TierGuard } from './resilience-runtime.js';
+import type { BreakerTicket } from './tier-breaker.js';
+
+export { newExecutionRecord, type ExecutionRecord, type ServedPart } from './execution-record.js';
 
 /**
  * One entry of a RoutePlan's ordered attempt list (chosen tier first, then fallbacks): its
@@ -12,43 +17,9 @@ import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
 export type AttemptSpec = RouteAttempt;
 
 /**
- * What one tier served of a request: the latency model of that tier learns from it
- * (src/service/latency-credit.ts), so a continuation teaches each tier its own part.
- */
-export interface ServedPart {
-  readonly tier: string;
-  /** performance.now() when the attempt started (admitted). */
-  readonly startedAt: number;
-  /** Prompt tokens the tier was given (the prompt plus what earlier tiers sent). */
-  readonly promptTokens: number;
-  firstTokenAt: number;
-  lastTokenAt: number;
-  tokens: number;
-  /** True when this part ended the choice (finish event). */
-  finished: boolean;
-}
-
-/** What happened to a request across its attempts: for headers, the summary log and metrics. */
-export interface ExecutionRecord {
-  /** Tiers that streamed tokens (or finished) for this request, in order. */
-  readonly servedBy: string[];
-  /** The tier that failed mid-stream and was continued from (first such tier). */
-  continuedFrom: string | undefined;
-  readonly fallbacks: { from: string; to: string | undefined; cause: FailureCause; stage: Stage }[];
-  retries: number;
-  /** Each attempt that streamed, in order (one per tier per choice). */
-  readonly parts: ServedPart[];
-}
-
-type Stage = 'before_first_token' | 'mid_stream';
-
-export function newExecutionRecord(): ExecutionRecord {
-  return { servedBy: [], continuedFrom: undefined, fallbacks: [], retries: 0, parts: [] };
-}
-
-/**
  * Runs one generation over an ordered attempt list with the tiers' breakers, admission control,
- * retry budget and deadlines: the pipeline's GenerationSource (src/pipeline/source.ts).
+ * retry budget and deadlines: the pipeline's GenerationSource (src/pipeline/source.ts), and the
+ * attempt-list strategy of an Execution (src/service/strategy.ts).
  *
  * - Before the first token, a failed attempt moves to the next tier only while the request's
  *   deadline has time left and the retry budget allows it; a tier skipped because its breaker is
@@ -56,6 +27,8 @@ export function newExecutionRecord(): ExecutionRecord {
  * - After tokens were streamed, a failure continues on the next tier from prompt + tokens sent
  *   (maxTokens reduced): every tier shares the tokenizer, so greedy output is unchanged. This is
  *   not charged to the budget: the client already holds half an answer.
+ *
+ * One attempt (its timer, the tier's stream, the ticket and the slot) is src/resilience/attempt.ts.
  */
 export class ResilientGeneration implements GenerationSource {
   readonly name: string;
@@ -78,187 +51,56 @@ export class ResilientGeneration implements GenerationSource {
    * the one loop over the tier's stream: no generator of its own between the tier and the sink.
    */
   async run(request: GenerateRequest, signal: CancelSignal, sink: TierEventSink): Promise<void> {
-    const { runtime, record } = this;
-    const m = runtime.metrics;
-    // The tokens already streamed, as the tier's own arrays (copied only for a continuation).
-    const sent: (readonly number[])[] = [];
-    let sentCount = 0;
+    const { runtime, record, attempts } = this;
+    const ctx: AttemptContext = {
+      runtime,
+      record,
+      request,
+      signal,
+      sink,
+      streamed: new Streamed(),
+      deadline: this.deadline,
+    };
     const tried: string[] = [];
     let lastError: unknown;
     /** True once an attempt actually ran on a tier and failed (so the next one is a retry). */
     let issuedAndFailed = false;
-
-    const noteFallback = (from: string, cause: FailureCause): void => {
-      const stage: Stage = sentCount > 0 ? 'mid_stream' : 'before_first_token';
-      record.fallbacks.push({ from, to: undefined, cause, stage });
-    };
-
-    const attempts = this.attempts;
     for (let index = 0; index < attempts.length; index++) {
-      const attempt = attempts[index]!;
-      const guard = runtime.guard(attempt.tier);
+      const guard = runtime.guard(attempts[index]!.tier);
       if (guard === undefined) continue;
       if (signal.aborted) throw signal.reason;
       if (Date.now() >= this.deadline) break;
-      if (issuedAndFailed && sentCount === 0) {
-        if (!runtime.retryBudget.tryWithdraw()) {
-          m.retries.inc({ tier: guard.name, result: 'budget_exhausted' });
-          break;
-        }
-        m.retries.inc({ tier: guard.name, result: 'attempted' });
-        record.retries++;
-      }
-      // The previous tier's failure becomes a fallback only now that another tier is tried.
-      const pending = record.fallbacks.at(-1);
-      if (pending !== undefined && pending.to === undefined) {
-        pending.to = guard.name;
-        m.fallbacks.inc({ from: pending.from, to: guard.name, cause: pending.cause, stage: pending.stage });
-      }
+      if (issuedAndFailed && ctx.streamed.count === 0 && !this.withdrawRetry(guard)) break;
+      this.notePendingFallback(guard.name);
       tried.push(guard.name);
-
-      const ticket = guard.breaker.tryAcquire();
-      if (ticket === undefined) {
-        lastError = new ResilienceError(
-          'TIERGATE_ERR_BREAKER_OPEN',
-          `tier "${guard.name}" is failing; its circuit breaker is open`,
-          guard.name,
-          Math.ceil(guard.settings.breaker.resetTimeoutMs / 1000),
-        );
-        noteFallback(guard.name, 'breaker_open');
+      // Admitted without a promise when the tier has a free slot and nobody waits.
+      let admitted = this.admit(guard, ctx);
+      if (admitted instanceof Promise) admitted = await admitted;
+      if (!('ticket' in admitted)) {
+        lastError = admitted.refused;
+        this.noteFallback(guard.name, admitted.cause, ctx);
         continue;
       }
-      let release: (() => void) | undefined;
-      try {
-        release = guard.admission.tryAcquire() ?? (await guard.admission.acquire(this.deadline, signal));
-      } catch (err) {
-        ticket.neutral();
-        if (signal.aborted) throw signal.reason;
-        lastError = err;
-        m.shed.inc({
-          tier: guard.name,
-          reason:
-            (err as ResilienceError).code === 'TIERGATE_ERR_SHED_QUEUE_FULL' ? 'queue_full' : 'deadline',
-        });
-        noteFallback(guard.name, 'shed');
-        continue;
-      }
-
-      // One attempt on this tier, inline rather than a generator of its own: every event of
-      // the request passes through here, and each generator layer costs it a few promises.
-      const deadlineMs = attemptLimit(
-        // The plan's budget does not bind the final attempt: cutting it would turn a slow answer
-        // into no answer. The tier's own attemptTimeoutMs (hang protection) does.
-        index === attempts.length - 1 ? 0 : attempt.deadlineMs,
+      // The plan's budget does not bind the final attempt: cutting it would turn a slow answer
+      // into no answer. The tier's own attemptTimeoutMs (hang protection) does.
+      const limitMs = tighter(
+        index === attempts.length - 1 ? 0 : attempts[index]!.deadlineMs,
         guard.settings.attemptTimeoutMs,
       );
-      const now = Date.now();
-      const startedAt = performance.now();
-      const attemptEnd = deadlineMs > 0 ? Math.min(this.deadline, now + deadlineMs) : this.deadline;
-      const local = new Cancellation();
-      const timer = runtime.deadlines.watch(attemptEnd, () =>
-        local.abort(this.timeoutError(guard.name, attemptEnd, deadlineMs)),
-      );
-      const onAbort = (): void => local.abort(signal.reason);
-      signal.addEventListener('abort', onAbort, ONCE);
-      const remaining = request.maxTokens - sentCount;
-      let failure: unknown;
-      // The sink's own error (the consumer gave up) is not the tier's: rethrown after cleanup.
-      let consumerError: { readonly err: unknown } | undefined;
-      try {
-        if (remaining <= 0) {
-          // The previous tier died after the last token but before its finish event.
-          ticket.neutral();
-          try {
-            await sink({ kind: 'finish', reason: 'length' });
-          } catch (err) {
-            consumerError = { err };
-          }
-          if (consumerError === undefined) return;
-        } else {
-          const events = guard.tier.generate(
-            // The tier sees the prompt plus everything already sent: a seamless continuation.
-            // (Field by field rather than a spread: see src/pipeline/generate-choice.ts.)
-            {
-              tokens: sentCount === 0 ? request.tokens : request.tokens.concat(...sent),
-              sampling: request.sampling,
-              maxTokens: remaining,
-              stopTokens: request.stopTokens,
-              topLogprobs: request.topLogprobs,
-              logprobs: request.logprobs,
-              deadline: this.deadline,
-              requestId: request.requestId,
-            },
-            local.signal,
-          );
-          let part: ServedPart | undefined;
-          for await (const event of events) {
-            if (part === undefined) {
-              record.servedBy.push(guard.name);
-              const at = performance.now();
-              part = {
-                tier: guard.name,
-                startedAt,
-                promptTokens: request.tokens.length + sentCount,
-                firstTokenAt: at,
-                lastTokenAt: at,
-                tokens: 0,
-                finished: false,
-              };
-              record.parts.push(part);
-            }
-            if (event.kind === 'tokens') {
-              sent.push(event.tokens);
-              sentCount += event.tokens.length;
-              part.tokens += event.tokens.length;
-              if (part.tokens > event.tokens.length) part.lastTokenAt = performance.now();
-            } else {
-              part.finished = true;
-              ticket.success();
-            }
-            try {
-              const flow = sink(event);
-              // The consumer is done (stop string): leaving the loop ends the tier's stream.
-              if (flow === 'stop' || (flow !== undefined && (await flow) === 'stop')) return;
-            } catch (err) {
-              consumerError = { err };
-              break;
-            }
-            if (event.kind === 'finish') return;
-          }
-          if (consumerError === undefined) {
-            throw unfinished(guard.name);
-          }
-        }
-      } catch (err) {
-        if (signal.aborted) {
-          ticket.neutral();
-          throw signal.reason;
-        }
-        const error = local.signal.aborted ? local.signal.reason : err;
-        // A bad request or a full tier queue says nothing about the tier's health.
-        if (!isRetryable(error) || causeOf(error) === 'overloaded') ticket.neutral();
-        else ticket.failure(error);
-        if ((error as { code?: unknown }).code === 'TIERGATE_ERR_DEADLINE')
-          throw new AllTiersFailedError([guard.name], error);
-        failure = error;
-      } finally {
-        // Reached also when the consumer stops early (client gone, stop string): not the tier's fault.
-        ticket.neutral();
-        runtime.deadlines.cancel(timer);
-        signal.removeEventListener('abort', onAbort);
-        local.abort(ATTEMPT_ENDED);
-        release();
-      }
-
-      if (consumerError !== undefined) throw consumerError.err;
-      // The attempt failed (a finished one returned above).
-      lastError = failure;
-      if (!isRetryable(failure)) throw failure;
+      const outcome = await runAttempt(ctx, guard, admitted.ticket, admitted.release, limitMs);
+      if (outcome === SERVED) return;
+      lastError = outcome.failure;
+      if (!isRetryable(outcome.failure)) throw outcome.failure;
       issuedAndFailed = true;
-      if (sentCount > 0) record.continuedFrom ??= guard.name;
-      noteFallback(guard.name, causeOf(failure));
+      if (ctx.streamed.count > 0) record.continuedFrom ??= guard.name;
+      this.noteFallback(guard.name, causeOf(outcome.failure), ctx);
       runtime.logger.warn(
-        { tier: guard.name, requestId: request.requestId, tokensSent: sentCount, err: failure },
+        {
+          tier: guard.name,
+          requestId: request.requestId,
+          tokensSent: ctx.streamed.count,
+          err: outcome.failure,
+        },
         `attempt on tier "${guard.name}" failed; trying the next tier`,
       );
     }
@@ -275,30 +117,72 @@ export class ResilientGeneration implements GenerationSource {
     throw new AllTiersFailedError(tried, lastError ?? new Error('no tier could serve the request'));
   }
 
-  /** Why an attempt's timer fired: the request's deadline, or the attempt's own limit. */
-  private timeoutError(tierName: string, attemptEnd: number, deadlineMs: number): ResilienceError {
-    const overall = attemptEnd >= this.deadline;
-    return new ResilienceError(
-      overall ? 'TIERGATE_ERR_DEADLINE' : 'TIERGATE_ERR_ATTEMPT_TIMEOUT',
-      overall
-        ? `the request's deadline passed on tier "${tierName}"`
-        : `attempt on tier "${tierName}" timed out after ${deadlineMs} ms`,
-      tierName,
+  /** A breaker ticket and an admission slot on the tier, or why it refused (nothing ran there). */
+  private admit(guard: TierGuard, ctx: AttemptContext): Admission | Promise<Admission> {
+    const ticket = guard.breaker.tryAcquire();
+    if (ticket === undefined) {
+      const refused = new ResilienceError(
+        'TIERGATE_ERR_BREAKER_OPEN',
+        `tier "${guard.name}" is failing; its circuit breaker is open`,
+        guard.name,
+        Math.ceil(guard.settings.breaker.resetTimeoutMs / 1000),
+      );
+      return { refused, cause: 'breaker_open' };
+    }
+    const free = guard.admission.tryAcquire();
+    if (free !== undefined) return { ticket, release: free };
+    return guard.admission.acquire(this.deadline, ctx.signal).then(
+      (release): Admission => ({ ticket, release }),
+      (err: unknown): Admission => {
+        ticket.neutral();
+        if (ctx.signal.aborted) throw ctx.signal.reason;
+        this.runtime.metrics.shed.inc({
+          tier: guard.name,
+          reason:
+            (err as ResilienceError).code === 'TIERGATE_ERR_SHED_QUEUE_FULL' ? 'queue_full' : 'deadline',
+        });
+        return { refused: err, cause: 'shed' };
+      },
     );
+  }
+
+  /** A retry (a tier ran and failed before the first token) needs the retry budget. */
+  private withdrawRetry(guard: TierGuard): boolean {
+    const m = this.runtime.metrics;
+    if (!this.runtime.retryBudget.tryWithdraw()) {
+      m.retries.inc({ tier: guard.name, result: 'budget_exhausted' });
+      return false;
+    }
+    m.retries.inc({ tier: guard.name, result: 'attempted' });
+    this.record.retries++;
+    return true;
+  }
+
+  /** The previous tier's failure becomes a fallback only now that another tier is tried. */
+  private notePendingFallback(to: string): void {
+    const pending = this.record.fallbacks.at(-1);
+    if (pending === undefined || pending.to !== undefined) return;
+    pending.to = to;
+    this.runtime.metrics.fallbacks.inc({
+      from: pending.from,
+      to,
+      cause: pending.cause,
+      stage: pending.stage,
+    });
+  }
+
+  private noteFallback(from: string, cause: FailureCause, ctx: AttemptContext): void {
+    const stage: Stage = ctx.streamed.count > 0 ? 'mid_stream' : 'before_first_token';
+    this.record.fallbacks.push({ from, to: undefined, cause, stage });
   }
 }
 
-/** Listener options shared by every attempt rather than allocated per request. */
-const ONCE = { once: true } as const;
-
-/**
- * Reason for ending an attempt's tier call once its stream is over. Prebuilt: `abort()` without a
- * reason creates an error with a stack trace on every request; nothing downstream inspects it.
- */
-const ATTEMPT_ENDED = new Error('tiergate: attempt ended');
+type Admission =
+  | { readonly ticket: BreakerTicket; readonly release: () => void }
+  | { readonly refused: unknown; readonly cause: FailureCause };
 
 /** The tighter of two limits where 0 means "none". */
-function attemptLimit(a: number, b: number): number {
+function tighter(a: number, b: number): number {
   if (a <= 0) return b;
   if (b <= 0) return a;
   return Math.min(a, b);
