@@ -6,9 +6,7 @@ import { parseRoutingDocument } from '../routing/policy-file.js';
 import { simulate } from '../routing/simulate.js';
 import { TrafficRecordSchema, type TrafficRecord } from '../routing/traffic.js';
 import { Value } from '@sinclair/typebox/value';
-import { toMessages } from './openai/chat-completions.js';
-import { promptInput } from './openai/completions.js';
-import { generationInput } from './openai/normalise.js';
+import { generationInput, promptInput, toMessages } from './openai/normalise.js';
 import { ChatBodySchema, CompletionBodySchema, parseBody } from './openai/request-schemas.js';
 
 /**

@@ -2,11 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import type { GenerationService } from '../../service/generation-service.js';
 import type { ChoiceEvent, FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
 import { jsonString } from '../../text/json-string.js';
-import type { ChatMessage } from '../../text/tokenizer.js';
 import { responseId, servingFingerprint } from './ids.js';
 import { setRouteHeaders } from '../route-headers.js';
-import { generationInput } from './normalise.js';
-import { ChatBodySchema, parseBody, type ChatBody } from './request-schemas.js';
+import { generationInput, toMessages } from './normalise.js';
+import { ChatBodySchema, parseBody } from './request-schemas.js';
 import { respond, type CollectedChoice, type Formatter, type ResponseBase } from './respond.js';
 import { usageJson, withUsage } from './usage.js';
 
@@ -43,18 +42,6 @@ export function chatCompletionsRoute(app: FastifyInstance, service: GenerationSe
       coalesceMs: gateway.config.server.sseCoalesceMs,
     });
   });
-}
-
-export function toMessages(messages: ChatBody['messages']): ChatMessage[] {
-  return messages.map((m) => ({
-    role: m.role,
-    content:
-      m.content == null
-        ? ''
-        : typeof m.content === 'string'
-          ? m.content
-          : m.content.map((p) => p.text).join(''),
-  }));
 }
 
 function bytesOf(text: string): number[] {

@@ -1,14 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { GatewayError } from '../../errors/gateway-error.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import type { GenerationService } from '../../service/generation-service.js';
-import type { PromptInput } from '../../service/generation-input.js';
 import { setRouteHeaders } from '../route-headers.js';
 import type { ChoiceEvent, FinishReason, TokenDetail, Usage } from '../../pipeline/types.js';
 import { jsonString } from '../../text/json-string.js';
 import { tokenText } from '../../text/token-text.js';
 import { responseId, servingFingerprint } from './ids.js';
-import { generationInput } from './normalise.js';
+import { generationInput, promptInput } from './normalise.js';
 import { CompletionBodySchema, parseBody } from './request-schemas.js';
 import { respond, type CollectedChoice, type Formatter, type ResponseBase } from './respond.js';
 import { usageJson, withUsage } from './usage.js';
@@ -61,17 +59,6 @@ export function completionsRoute(app: FastifyInstance, service: GenerationServic
     if (body.echo === true && wantLogprobs)
       return exec.scorePrompt().then((scores) => answer(promptDetails(gateway, promptTokens, scores)));
     return answer([]);
-  });
-}
-
-/** A completions prompt as the service's input: one prompt per request (text or token ids). */
-export function promptInput(prompt: string | string[] | number[] | number[][]): PromptInput {
-  const first = Array.isArray(prompt) ? prompt[0] : prompt;
-  if (typeof first === 'string') return { kind: 'text', text: first };
-  if (typeof first === 'number') return { kind: 'tokens', tokens: prompt as number[] };
-  if (Array.isArray(first)) return { kind: 'tokens', tokens: first };
-  throw new GatewayError('bad_request', 'The prompt must be a string or an array of token ids.', {
-    param: 'prompt',
   });
 }
 

@@ -1,6 +1,9 @@
 import type { FastifyRequest } from 'fastify';
+import { GatewayError } from '../../errors/gateway-error.js';
 import { parseRouteOptions } from '../../routing/route-options.js';
 import type { GenerationInput, PromptInput } from '../../service/generation-input.js';
+import type { ChatMessage } from '../../text/tokenizer.js';
+import type { ChatBody } from './request-schemas.js';
 
 /** Fields shared by completions and chat, after schema validation. */
 export interface CommonFields {
@@ -56,4 +59,28 @@ export function generationInput(
     },
     caller: { requestId: request.id, apiKey: ctx.apiKey, arrivedAt: ctx.startedAt },
   };
+}
+
+/** A completions prompt as the service's input: one prompt per request (text or token ids). */
+export function promptInput(prompt: string | string[] | number[] | number[][]): PromptInput {
+  const first = Array.isArray(prompt) ? prompt[0] : prompt;
+  if (typeof first === 'string') return { kind: 'text', text: first };
+  if (typeof first === 'number') return { kind: 'tokens', tokens: prompt as number[] };
+  if (Array.isArray(first)) return { kind: 'tokens', tokens: first };
+  throw new GatewayError('bad_request', 'The prompt must be a string or an array of token ids.', {
+    param: 'prompt',
+  });
+}
+
+/** Chat messages with text-part content joined into one string. */
+export function toMessages(messages: ChatBody['messages']): ChatMessage[] {
+  return messages.map((m) => ({
+    role: m.role,
+    content:
+      m.content == null
+        ? ''
+        : typeof m.content === 'string'
+          ? m.content
+          : m.content.map((p) => p.text).join(''),
+  }));
 }
