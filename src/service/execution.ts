@@ -80,7 +80,8 @@ export class Execution {
     try {
       if (gateway.isClosing)
         throw new GatewayError('unavailable', 'The server is shutting down.', { retryAfter: 5 });
-      if (shutdown.aborted || input.signal?.aborted === true) throw this.cancel.reason ?? cancelled();
+      if (shutdown.aborted) throw shutdown.reason;
+      if (input.signal?.aborted === true) throw input.signal.reason;
       this.prepare();
     } catch (err) {
       this.settle(asGatewayError(err));
@@ -242,7 +243,7 @@ export class Execution {
       this.plan,
       tier,
       performance.now() - this.input.caller.arrivedAt,
-      router.profiles.profile(tier).accuracy,
+      (t) => router.profiles.profile(t).accuracy,
     );
   }
 }

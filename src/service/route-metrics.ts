@@ -30,9 +30,13 @@ export class RouteMetrics {
     series.inc();
   }
 
-  /** A request that ended: did it miss the latency budget, or run below the accuracy floor? */
-  ended(plan: RoutePlan, tier: string, elapsedMs: number, accuracy: number): void {
+  /**
+   * A request that ended: did it miss the latency budget, or run below the accuracy floor? The
+   * tier's accuracy is looked up only for a request a policy governs.
+   */
+  ended(plan: RoutePlan, tier: string, elapsedMs: number, accuracyOf: (tier: string) => number): void {
     if (plan.policy === 'none') return;
+    const accuracy = accuracyOf(tier);
     if (elapsedMs > plan.budget.latencyMs)
       this.budgetMisses.inc({ policy: plan.policy, tier, budget: 'latency' });
     if (accuracy < plan.budget.accuracyFloor)
