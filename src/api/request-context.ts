@@ -51,7 +51,9 @@ export function installRequestSummary(app: FastifyInstance, metrics: MetricsServ
     // 'on', not 'once': a response closes once, and once() wraps and later removes the listener.
     reply.raw.on('close', () => {
       const finished = reply.raw.writableFinished;
-      if (!finished) request.tiergate.execution?.abort();
+      // Before it finished: the client went away. After: a no-op, unless the handler failed
+      // between asking for the generation and running it; either way the execution settles.
+      request.tiergate.execution?.abort();
       summarise(request, reply.raw.statusCode, finished, metrics, logger);
     });
     done();

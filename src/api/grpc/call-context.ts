@@ -80,6 +80,8 @@ export class CallContext {
   finish(err: unknown): ReturnType<typeof toGrpcStatus> | undefined {
     const failure =
       err === undefined ? undefined : toGrpcStatus(this.signal.aborted ? this.signal.reason : err);
+    // Settled already when it ran; otherwise (the call failed before running it) it settles now.
+    this.execution?.abort();
     const status = failure === undefined ? 200 : failure.apiError.status;
     const exec = this.execution?.fields();
     const labels = { route: this.method, tier: exec?.tier ?? 'none', status: String(status) };
