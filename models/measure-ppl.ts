@@ -2,11 +2,22 @@
  * Build step: validation perplexity of every GGUF variant in node-llama-cpp and every ONNX variant
  * in onnxruntime-node, on the family's eval-slice.json. The variants are the build's plan
  * (work/variants.json); prints one line per variant and writes work/ppl-node.json for the manifest.
+ * When the folder already holds a manifest (a --from-master derivation re-creating a recorded
+ * family), a file byte-identical to the one the manifest records keeps its recorded perplexity:
+ * the same bytes give the same figure, and measuring it again costs minutes.
  * Usage (models/build.py runs it): node --import tsx models/measure-ppl.ts
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FAMILY_DIR, WORK_DIR, readEvalSlice, readGolden, readPlannedVariants } from './ts/family.js';
+import {
+  FAMILY_DIR,
+  WORK_DIR,
+  readEvalSlice,
+  readGolden,
+  readManifest,
+  readPlannedVariants,
+} from './ts/family.js';
 import { GgufRunner } from './ts/gguf-runner.js';
 import { OnnxDecoder } from './ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from './ts/perplexity.js';
@@ -15,8 +26,24 @@ const windows = readEvalSlice().windows;
 const vocab = readGolden().vocab_size;
 const result: Record<string, number> = {};
 const planned = readPlannedVariants().filter((v) => v.format !== 'pytorch');
+const recorded = existsSync(join(FAMILY_DIR, 'manifest.json')) ? readManifest().variants : [];
+
+async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
 for (const [i, v] of planned.entries()) {
   const path = join(FAMILY_DIR, v.file);
+  const known = recorded.find((x) => x.id === v.id);
+  if (known !== undefined && (await sha256(path)) === known.sha256) {
+    result[v.id] = known.perplexity;
+    process.stdout.write(
+      `[models] (${i + 1}/${planned.length}) ${v.id}: identical to the manifest's file, perplexity ${known.perplexity}\n`,
+    );
+    continue;
+  }
   let r: { perplexity: number; tokens: number };
   if (v.format === 'gguf') {
     const runner = await GgufRunner.load(path);
