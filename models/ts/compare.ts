@@ -3,9 +3,12 @@
 /**
  * Max |logit difference| allowed against PyTorch FP32 (golden logits are rounded to 1e-5).
  * ONNX Runtime runs the same graph with other kernels (fused MatMul, different summation order);
- * llama.cpp additionally computes attention and RMSNorm its own way.
+ * llama.cpp additionally computes attention and RMSNorm its own way. A converted family whose
+ * reference GGUF is F16 (`tiergate convert --gguf f16`) is checked against PyTorch on the same
+ * F16-valued weights, but llama.cpp multiplies F16 weights with F16-rounded activations: measured
+ * <= 2.1e-3 on the tiny-shaped conversion of test/models/convert.test.ts, more on larger models.
  */
-export const LOGIT_TOLERANCE = { onnx: 1e-4, gguf: 5e-3 } as const;
+export const LOGIT_TOLERANCE = { onnx: 1e-4, gguf: 5e-3, ggufF16: 2e-2 } as const;
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);

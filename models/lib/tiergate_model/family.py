@@ -41,6 +41,10 @@ REFUSED_TOKENIZERS = {
         "fallback. Use type sentencepiece-bpe."
     ),
 }
+# A family converted from a Hugging Face checkpoint (`source` in its family file, written by
+# models/convert.py) may also carry a byte-level BPE: llama.cpp's `gpt2` tokenizer reproduces it
+# for the pre-tokenizers tiergate_model.hf_tokenizer maps; training never produces one.
+CONVERTED_TOKENIZER_TYPES = {"sentencepiece-bpe", "byte-level-bpe"}
 CHAT_TEMPLATES = {"role-colon", "chatml"}
 CORPUS_SOURCES = {"brown", "sotu"}
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -82,13 +86,17 @@ def validate(fam: Dict[str, Any]) -> Dict[str, Any]:
     if (a["dim"] // a["n_heads"]) % 2:
         raise FamilyError("architecture: head_dim (dim / n_heads) must be even for rotary embedding")
 
+    converted = fam.get("source") is not None
     t = _need(fam, "tokenizer", dict, "family")
     ttype = _need(t, "type", str, "tokenizer")
     if ttype in REFUSED_TOKENIZERS:
         raise FamilyError(f"tokenizer.type {ttype!r} refused: {REFUSED_TOKENIZERS[ttype]}")
-    if ttype not in TOKENIZER_TYPES:
-        raise FamilyError(f"tokenizer.type {ttype!r}: supported types are {sorted(TOKENIZER_TYPES)}")
-    if not t.setdefault("byte_fallback", True):
+    allowed = CONVERTED_TOKENIZER_TYPES if converted else TOKENIZER_TYPES
+    if ttype not in allowed:
+        raise FamilyError(f"tokenizer.type {ttype!r}: supported types are {sorted(allowed)}")
+    if ttype == "byte-level-bpe":
+        t["byte_fallback"] = False  # every byte is a token of its own: nothing falls back
+    elif not t.setdefault("byte_fallback", True):
         raise FamilyError("tokenizer.byte_fallback: must be true (text outside the vocabulary would become <unk>)")
     t.setdefault("split_digits", True)
     specials = t.setdefault("special_tokens", [])
@@ -111,6 +119,9 @@ def validate(fam: Dict[str, Any]) -> Dict[str, Any]:
         for s in ("<|im_start|>", "<|im_end|>"):
             if s not in specials:
                 raise FamilyError(f"chat_template chatml needs {s} in tokenizer.special_tokens")
+
+    if converted:
+        return _validate_converted(fam, a)
 
     c = _need(fam, "corpus", dict, "family")
     sources = _need(c, "sources", list, "corpus")
@@ -149,6 +160,33 @@ def validate(fam: Dict[str, Any]) -> Dict[str, Any]:
     return fam
 
 
+def _validate_converted(fam: Dict[str, Any], a: Dict[str, Any]) -> Dict[str, Any]:
+    """A converted checkpoint: no corpus or training; evaluated on its eval text; its reference
+    GGUF is F32, or F16 when the F32 file would be too large."""
+    _need(fam, "source", dict, "family")
+    c = _need(fam, "corpus", dict, "family")
+    if _need(c, "sources", list, "corpus") != ["eval-text"]:
+        raise FamilyError("corpus.sources: a converted family is evaluated on [\"eval-text\"] only")
+    fam.setdefault("training", None)
+    variants: List[str] = _need(fam, "variants", list, "family")
+    for v in variants:
+        if v not in VARIANTS:
+            raise FamilyError(f"variants: unknown variant {v!r} (known: {', '.join(VARIANTS)})")
+    if "gguf-f32" not in variants and "gguf-f16" not in variants:
+        raise FamilyError("variants: gguf-f32 or gguf-f16 is required (the reference llama.cpp and the sidecar read)")
+    if fam.setdefault("master", None) is not None:
+        raise FamilyError("master: a converted family has none (every variant derives from the checkpoint)")
+    fam.setdefault("commit_limit_mb", 0)
+    for v in variants:
+        _check_rows(a, v)
+    return fam
+
+
+def reference_variant(fam: Dict[str, Any]) -> str:
+    """The full-precision GGUF every other variant, the sidecar and the golden data derive from."""
+    return "gguf-f32" if "gguf-f32" in fam["variants"] else "gguf-f16"
+
+
 def _check_rows(a: Dict[str, Any], variant: str) -> None:
     precision = VARIANTS[variant][2]
     block = ROW_BLOCK.get(precision)
@@ -182,4 +220,7 @@ def load_family(path: str) -> Dict[str, Any]:
 
 
 def variant_file(fam: Dict[str, Any], variant: str) -> str:
+    if variant == "pytorch-fp32":
+        # The sidecar serves the reference GGUF (F16 weights are upcast to F32 when loaded).
+        return f"{fam['id']}-{VARIANTS[reference_variant(fam)][3]}"
     return f"{fam['id']}-{VARIANTS[variant][3]}"

@@ -2,18 +2,23 @@
 same weights as llama.cpp). Parses the GGUF v3 layout described in gguf_writer.py; F16 tensors are
 upcast exactly to float32. `tensor_types` lists the ggml type of every tensor of any GGUF file
 (quantized ones included), for the manifest's honest precision labels.
+
+The header is parsed from a memory map (only its pages are touched) and each tensor is read on
+its own, so a large file is never held twice: loading a model costs its parameters plus one tensor.
 """
 
 from __future__ import annotations
 
+import mmap
 import struct
 from typing import Any, Dict, Tuple
 
 import numpy as np
-import torch
 
 from .gguf_writer import ALIGNMENT, GGML_TYPE_F16, GGML_TYPE_F32, GGUF_MAGIC, T_ARRAY, T_STRING, _SCALAR_FMT
-from .llama import Llama, LlamaConfig, torch_name_for
+
+# torch (through .llama) is imported by the functions that build a model, so reading headers and
+# tensor types (the quantize step) stays light.
 
 
 class _Cursor:
@@ -69,33 +74,45 @@ def _header(buf: bytes, path: str):
     return c, meta, infos
 
 
+def _mapped_header(path: str):
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        c, meta, infos = _header(mm, path)  # type: ignore[arg-type]
+        align = int(meta.get("general.alignment", ALIGNMENT))
+        return meta, infos, (c.pos + align - 1) // align * align
+    finally:
+        mm.close()
+
+
 def tensor_types(path: str) -> Dict[str, str]:
     """GGUF tensor name -> ggml type name (e.g. {"blk.0.attn_q.weight": "q4_K", ...})."""
-    with open(path, "rb") as fh:
-        buf = fh.read()
-    _, _, infos = _header(buf, path)
+    _, infos, _ = _mapped_header(path)
     return {name: GGML_TYPE_NAMES.get(ttype, f"type{ttype}") for name, _, ttype, _ in infos}
 
 
-def read_gguf(path: str) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
-    """(metadata, tensors by GGUF name as float32 arrays in torch/numpy row-major shape)."""
-    with open(path, "rb") as fh:
-        buf = fh.read()
-    c, meta, infos = _header(buf, path)
-    align = int(meta.get("general.alignment", ALIGNMENT))
-    data_start = (c.pos + align - 1) // align * align
-    tensors: Dict[str, np.ndarray] = {}
+def _tensors(path: str, infos, data_start: int):
+    """(GGUF name, float32 array in torch/numpy row-major shape), one tensor read at a time."""
     for name, dims, ttype, offset in infos:
         if ttype not in (GGML_TYPE_F32, GGML_TYPE_F16):
             raise ValueError(f"{path}: tensor {name} is ggml type {ttype}; only F32/F16 files can be loaded")
         count = int(np.prod(dims))
         dtype = "<f4" if ttype == GGML_TYPE_F32 else "<f2"
-        arr = np.frombuffer(buf, dtype=dtype, count=count, offset=data_start + offset)
-        tensors[name] = arr.reshape(tuple(reversed(dims))).astype(np.float32)
-    return meta, tensors
+        arr = np.fromfile(path, dtype=dtype, count=count, offset=data_start + offset)
+        if arr.size != count:
+            raise ValueError(f"{path}: truncated in tensor {name}")
+        yield name, arr.reshape(tuple(reversed(dims))).astype(np.float32, copy=False)
 
 
-def config_from_gguf(meta: Dict[str, Any]) -> LlamaConfig:
+def read_gguf(path: str) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    """(metadata, tensors by GGUF name as float32 arrays in torch/numpy row-major shape)."""
+    meta, infos, data_start = _mapped_header(path)
+    return meta, dict(_tensors(path, infos, data_start))
+
+
+def config_from_gguf(meta: Dict[str, Any]):
+    from .llama import LlamaConfig
+
     return LlamaConfig(
         dim=int(meta["llama.embedding_length"]),
         n_layers=int(meta["llama.block_count"]),
@@ -110,13 +127,27 @@ def config_from_gguf(meta: Dict[str, Any]) -> LlamaConfig:
     )
 
 
-def load_llama_from_gguf(path: str) -> Llama:
-    """Build the PyTorch model from a GGUF F32 file written by models/scripts/export_gguf.py."""
-    meta, tensors = read_gguf(path)
+def load_llama_from_gguf(path: str):
+    """Build the PyTorch model (tiergate_model.llama.Llama) from a GGUF F32 file written by
+    models/scripts/export_gguf.py (or convert_hf.py); tensors are copied in one at a time."""
+    import torch
+
+    from .llama import Llama, torch_name_for
+
+    meta, infos, data_start = _mapped_header(path)
     cfg = config_from_gguf(meta)
-    cfg.tie_embeddings = "output.weight" not in tensors
+    names = {name for name, _, _, _ in infos}
+    cfg.tie_embeddings = "output.weight" not in names
     model = Llama(cfg)
-    state = {torch_name_for(name): torch.from_numpy(arr) for name, arr in tensors.items()}
-    model.load_state_dict(state, strict=True)
+    params = model.state_dict()
+    wanted = {torch_name_for(name) for name in names}
+    if wanted != set(params):
+        raise ValueError(f"{path}: tensors do not match the model: missing {sorted(set(params) - wanted)}, unexpected {sorted(wanted - set(params))}")
+    with torch.no_grad():
+        for name, arr in _tensors(path, infos, data_start):
+            target = params[torch_name_for(name)]
+            if tuple(target.shape) != arr.shape:
+                raise ValueError(f"{path}: tensor {name} has shape {arr.shape}, the model expects {tuple(target.shape)}")
+            target.copy_(torch.from_numpy(arr))
     model.eval()
     return model
