@@ -1,9 +1,12 @@
 /**
- * The ids of a conversation under a GGUF's own chat template, as llama.cpp gives them: the
- * template rendered by node-llama-cpp's Jinja engine, special-token markup in the template's
- * text parsed as the vocabulary's control tokens, BOS first when the model adds one.
+ * The ids of a conversation under a GGUF's own chat template, as the gateway gives them: the
+ * template rendered by node-llama-cpp's Jinja engine, the text between special tokens tokenised by
+ * llama.cpp as one fragment each, special-token markup parsed only in the template's own text
+ * (src/text/chat-context-tokens.ts), BOS first when the model adds one.
  */
 import { JinjaTemplateChatWrapper, type ChatHistoryItem, type LlamaModel } from 'node-llama-cpp';
+import { chatContextTokens } from '../../src/text/chat-context-tokens.js';
+import { nativeChatCodec } from '../../src/text/native-chat-codec.js';
 
 export function chatIds(
   model: LlamaModel,
@@ -22,7 +25,6 @@ export function chatIds(
   // An empty model turn at the end asks the template for the generation prompt.
   history.push({ type: 'model', response: [] });
   const { contextText } = wrapper.generateContextState({ chatHistory: history });
-  const ids = contextText.tokenize(model.tokenizer) as number[];
-  const bos = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
-  return bos !== null && ids[0] !== bos ? [bos, ...ids] : ids;
+  const bos = model.tokens.shouldPrependBosToken ? (model.tokens.bos ?? undefined) : undefined;
+  return chatContextTokens(contextText, nativeChatCodec(model, bos));
 }

@@ -5,6 +5,7 @@ import {
   type LlamaModel,
 } from 'node-llama-cpp';
 import { chatContextTokens, type ChatContextCodec } from './chat-context-tokens.js';
+import { nativeChatCodec } from './native-chat-codec.js';
 import { llamaRuntime } from './llama-runtime.js';
 import { SpmDecoder } from './spm-decoder.js';
 import { SpmEncoder } from './spm-encoder.js';
@@ -44,6 +45,8 @@ export class LlamaTokenizer implements Tokenizer {
   private readonly decoder: SpmDecoder | undefined;
   /** Chat contexts tokenised like llama.cpp (one fragment between special tokens); undefined without the JS codec. */
   private readonly chatCodec: ChatContextCodec | undefined;
+  /** The chat codec on llama.cpp's tokenizer, built on first use when there is no JS codec. */
+  private nativeCodec: ChatContextCodec | undefined;
   /** specialToken() answers, by text. */
   private readonly specials = new Map<string, number | undefined>();
 
@@ -142,9 +145,10 @@ export class LlamaTokenizer implements Tokenizer {
     // An empty model turn at the end asks the template for the generation prompt.
     history.push({ type: 'model', response: [] });
     const { contextText } = this.chatWrapper.generateContextState({ chatHistory: history });
-    // Without the JS codec (no SentencePiece table), node-llama-cpp's own tokenisation.
-    if (this.chatCodec === undefined) return contextText.tokenize(this.model.tokenizer) as number[];
-    return chatContextTokens(contextText, this.chatCodec);
+    if (this.chatCodec !== undefined) return chatContextTokens(contextText, this.chatCodec);
+    // Without the JS codec (byte-level BPE, ...), the same fragment rule on llama.cpp's tokenizer.
+    this.nativeCodec ??= nativeChatCodec(this.model, this.bos);
+    return chatContextTokens(contextText, this.nativeCodec);
   }
 
   async close(): Promise<void> {
