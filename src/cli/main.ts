@@ -8,12 +8,14 @@ import { simulateCommand } from './simulate-command.js';
 import { workerCommand } from './worker-command.js';
 import { exitOnSignal } from './exit-on-signal.js';
 import { isMeasureCommand, MEASURE_USAGE, runMeasureCommand } from './measure-commands.js';
+import { convertCommand } from './convert-command.js';
 import { ConfigReloader } from '../config/config-reloader.js';
 import type { Logger } from 'pino';
 
 const USAGE = `Usage: tiergate serve [--config <file>]
        tiergate worker --tier <name> [--config <file>] [--host <host>] [--port <port>]
        tiergate simulate --policy <file> --traffic <file.jsonl> [--config <file>] [--json]
+       tiergate convert --from <checkpoint> --out <family dir> [--variants a,b] [--eval-text file]
 ${MEASURE_USAGE}
 Starts the gateway. Config: --config, else $TIERGATE_CONFIG, else config/tiergate.yaml.
 Environment overrides: TIERGATE_PORT, TIERGATE_HOST, TIERGATE_LOG_LEVEL.
@@ -84,13 +86,17 @@ const simulating = process.argv[2] === 'simulate';
 const working = process.argv[2] === 'worker';
 // eval / bench / report parse their own options (measure-commands.ts).
 const measuring = process.argv[2];
+// `convert` parses its own options (convert-command.ts).
+const converting = process.argv[2] === 'convert';
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  args: simulating || working || isMeasureCommand(measuring) ? [] : process.argv.slice(2),
+  args: simulating || working || converting || isMeasureCommand(measuring) ? [] : process.argv.slice(2),
   options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
 });
 if (isMeasureCommand(measuring)) {
   process.exitCode = await runMeasureCommand(measuring, process.argv.slice(3));
+} else if (converting) {
+  process.exitCode = await convertCommand(process.argv.slice(3));
 } else if (working) {
   try {
     await workerCommand(process.argv.slice(3), loadConfig);
