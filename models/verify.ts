@@ -9,8 +9,9 @@
  *   what the family's chat template gives;
  * - ONNX FP32 and GGUF F32 reproduce the PyTorch FP32 golden logits within tolerance, and
  *   32-token greedy continuations agree across the three FP32 paths;
- * - with --perplexity (always for a family with a master): every variant's validation
- *   perplexity re-measured within 0.1% of the manifest's.
+ * - with --perplexity: every variant's validation perplexity re-measured within 0.1% of the
+ *   manifest's; for a family with a master, always for each derived file whose bytes differ from
+ *   the manifest's (identical bytes have the recorded perplexity by construction).
  * --greedy-notes reports differing greedy continuations as notes (the build of a converted
  * checkpoint: a real model's near-tie may part frameworks whose logits agree within tolerance).
  * A converted family whose reference GGUF is F16 is checked on it (LOGIT_TOLERANCE.ggufF16).
@@ -61,6 +62,8 @@ async function sha256(path: string): Promise<string> {
 
 const masterFile = manifest.master?.file;
 const missing: string[] = [];
+/** Variants whose file differs from the manifest's sha256: their perplexity must be re-measured. */
+const differing = new Set<string>();
 for (const v of manifest.variants) {
   const path = join(dir, v.file);
   if (!existsSync(path)) {
@@ -70,6 +73,7 @@ for (const v of manifest.variants) {
   }
   const bytes = statSync(path).size;
   const same = bytes === v.bytes && (await sha256(path)) === v.sha256;
+  if (!same) differing.add(v.id);
   if (masterFile !== undefined && v.file !== masterFile && !same) {
     warnings++;
     process.stdout.write(`note ${v.id}: ${v.file} differs from the manifest's sha256 (judged by agreement and perplexity)\n`);
@@ -148,10 +152,10 @@ for (const p of golden.prompts) {
 await onnx?.release();
 await gguf.dispose();
 
-if (values.perplexity || masterFile !== undefined) {
+if (values.perplexity || (masterFile !== undefined && differing.size > 0)) {
   const windows = readEvalSlice(dir).windows;
   for (const v of manifest.variants) {
-    if (v.framework === 'pytorch') continue;
+    if (v.framework === 'pytorch' || !(values.perplexity || differing.has(v.id))) continue;
     let ppl: number;
     if (v.format === 'gguf') {
       const r = await GgufRunner.load(join(dir, v.file));
