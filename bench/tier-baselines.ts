@@ -20,7 +20,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { LlamaContextSequence, Token } from 'node-llama-cpp';
@@ -257,7 +257,7 @@ function torchLoop(fam: ModelFamily): number {
     {
       cwd: join(REPO, 'models/scripts'),
       encoding: 'utf8',
-      env: { ...process.env, TIERGATE_MODELS_OUT: fam.dir, TIERGATE_FAMILY_FILE: familyFile(fam) },
+      env: { ...process.env, TIERGATE_MODELS_OUT: resolve(fam.dir), TIERGATE_FAMILY_FILE: familyFile(fam) },
     },
   );
   if (r.status !== 0) throw new Error(`bench_torch.py failed: ${r.stderr}`);

@@ -32,6 +32,8 @@ export function greedyRequest(prompt: readonly number[], tokens: number): Genera
     maxTokens: tokens,
     stopTokens: [],
     topLogprobs: 0,
+    // As the gateway asks when the client wants no logprobs (a softmax per step otherwise).
+    logprobs: false,
   };
 }
 
