@@ -12,9 +12,11 @@
  * - with --perplexity: every variant's validation perplexity re-measured within 0.1% of the
  *   manifest's; for a family with a master, always for each derived file whose bytes differ from
  *   the manifest's (identical bytes have the recorded perplexity by construction).
- * --greedy-notes reports differing greedy continuations as notes (the build of a converted
- * checkpoint: a real model's near-tie may part frameworks whose logits agree within tolerance).
- * A converted family whose reference GGUF is F16 is checked on it (LOGIT_TOLERANCE.ggufF16).
+ * --converted (the last stage of `tiergate convert`, models/convert.py): differing greedy
+ * continuations are notes (a real model's near-tie may part frameworks whose logits agree),
+ * logit tolerances scale with the logits' size (scaledTolerance), and the chat is tokenised the
+ * gateway's way (gatewayChatIds), as the converted family's golden chat is. A reference GGUF in
+ * F16 is checked with LOGIT_TOLERANCE.ggufF16.
  * Exit code 1 on any failure.
  */
 import { execFileSync } from 'node:child_process';
@@ -22,19 +24,19 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LOGIT_TOLERANCE, maxAbsDiff } from './ts/compare.js';
+import { LOGIT_TOLERANCE, maxAbsDiff, scaledTolerance } from './ts/compare.js';
 import { familyDir, readEvalSlice, readFamilyFile, readGolden, readManifest } from './ts/family.js';
 import { GgufRunner, sharedLlama } from './ts/gguf-runner.js';
 import { OnnxDecoder } from './ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from './ts/perplexity.js';
-import { chatIds } from './ts/chat-ids.js';
+import { chatIds, gatewayChatIds } from './ts/chat-ids.js';
 
 const { values } = parseArgs({
   options: {
     family: { type: 'string', default: 'tiny' },
     dir: { type: 'string' },
     perplexity: { type: 'boolean', default: false },
-    'greedy-notes': { type: 'boolean', default: false },
+    converted: { type: 'boolean', default: false },
   },
 });
 const familyId = values.family;
@@ -116,7 +118,7 @@ for (const [i, s] of golden.tokenizer_samples.entries()) {
   report(JSON.stringify(ids) === JSON.stringify(s.ids), `tokenizer sample ${i}: llama.cpp ids == SentencePiece ids`);
 }
 if (golden.chat !== undefined) {
-  const ids = chatIds(vocabModel, golden.chat.messages);
+  const ids = (values.converted ? gatewayChatIds : chatIds)(vocabModel, golden.chat.messages);
   report(
     JSON.stringify(ids) === JSON.stringify(golden.chat.ids),
     `chat template (${golden.chat.template}): llama.cpp ids == the template's ids`,
@@ -133,14 +135,16 @@ for (const p of golden.prompts) {
   if (onnx !== undefined) {
     const res = await onnx.step([p.ids]);
     const onnxDiff = maxAbsDiff(res.logits.subarray((res.seq - 1) * res.vocab), p.next_token_logits);
-    report(onnxDiff <= LOGIT_TOLERANCE.onnx, `${name}: ONNX FP32 logits vs PyTorch`, `max |diff| ${onnxDiff.toExponential(2)}`);
+    const tol = values.converted ? scaledTolerance(LOGIT_TOLERANCE.onnx, p.next_token_logits) : LOGIT_TOLERANCE.onnx;
+    report(onnxDiff <= tol, `${name}: ONNX FP32 logits vs PyTorch`, `max |diff| ${onnxDiff.toExponential(2)}`);
   }
   const [last] = await gguf.logits(p.ids, golden.vocab_size, new Set([p.ids.length - 1]));
   const ggufDiff = last === undefined ? Infinity : maxAbsDiff(last, p.next_token_logits);
-  report(ggufDiff <= ggufTolerance, `${name}: ${ggufLabel} logits vs PyTorch`, `max |diff| ${ggufDiff.toExponential(2)}`);
+  const tol = values.converted ? scaledTolerance(ggufTolerance, p.next_token_logits) : ggufTolerance;
+  report(ggufDiff <= tol, `${name}: ${ggufLabel} logits vs PyTorch`, `max |diff| ${ggufDiff.toExponential(2)}`);
   const same = (a: readonly number[]): boolean => JSON.stringify(a) === JSON.stringify(p.greedy);
   const greedy = (ok: boolean, what: string): void => {
-    if (ok || !values['greedy-notes']) report(ok, what);
+    if (ok || !values.converted) report(ok, what);
     else {
       warnings++;
       process.stdout.write(`note ${what}: differs (a near-tie; logits agree within tolerance)\n`);

@@ -43,10 +43,10 @@ GREEDY_TOKENS = 32
 
 def chat_text() -> str:
     """CHAT rendered by the family's template, with the generation prompt."""
+    if CONVERTED or FAMILY["chat_template"] not in ("role-colon", "chatml"):
+        return "".join(v.get("text", v.get("special_text", "")) for v in rendered_chat())
     if FAMILY["chat_template"] == "role-colon":
         return "".join(f"{m['role']}: {m['content']}\n" for m in CHAT) + "assistant:"
-    if FAMILY["chat_template"] != "chatml":
-        return "".join(v.get("text", v.get("special_text", "")) for v in rendered_chat())
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in CHAT) + "<|im_start|>assistant\n"
 
 
@@ -54,10 +54,11 @@ def chat_ids(sp) -> list:
     """Ids of CHAT under the family's template, as llama.cpp tokenises a prompt with special
     tokens parsed: BOS, then each stretch of text between special tokens encoded on its own
     (SentencePiece's dummy prefix space at its start), special tokens as their ids."""
+    if CONVERTED or FAMILY["chat_template"] not in ("role-colon", "chatml"):
+        # The gateway's own rendering and tokenisation (a converted family is checked against it).
+        return rendered_chat_ids(sp)
     if FAMILY["chat_template"] == "role-colon":
         return sp.prefix + sp.encode(chat_text())
-    if FAMILY["chat_template"] != "chatml":
-        return rendered_chat_ids(sp)
     start, end = sp.piece_to_id("<|im_start|>"), sp.piece_to_id("<|im_end|>")
     ids = sp.prefix
     for m in CHAT:

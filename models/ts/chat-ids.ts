@@ -1,17 +1,20 @@
 /**
- * The ids of a conversation under a GGUF's own chat template, as the gateway gives them: the
- * template rendered by node-llama-cpp's Jinja engine, the text between special tokens tokenised by
- * llama.cpp as one fragment each, special-token markup parsed only in the template's own text
- * (src/text/chat-context-tokens.ts), BOS first when the model adds one.
+ * The ids of a conversation under a GGUF's own chat template: the template rendered by
+ * node-llama-cpp's Jinja engine, special-token markup in the template's text parsed as the
+ * vocabulary's control tokens, BOS first when the model adds one.
+ *
+ * chatIds tokenises the rendered pieces as node-llama-cpp does (LlamaText.tokenize), the check
+ * the trained families' golden chats were written for. gatewayChatIds tokenises as the gateway
+ * does (src/text/chat-context-tokens.ts: the text between special tokens as one llama.cpp
+ * fragment), the rule a converted family's golden chat follows (models/scripts/make_golden.py).
  */
-import { JinjaTemplateChatWrapper, type ChatHistoryItem, type LlamaModel } from 'node-llama-cpp';
+import { JinjaTemplateChatWrapper, type ChatHistoryItem, type LlamaModel, type LlamaText } from 'node-llama-cpp';
 import { chatContextTokens } from '../../src/text/chat-context-tokens.js';
 import { nativeChatCodec } from '../../src/text/native-chat-codec.js';
 
-export function chatIds(
-  model: LlamaModel,
-  messages: readonly { readonly role: string; readonly content: string }[],
-): number[] {
+type Messages = readonly { readonly role: string; readonly content: string }[];
+
+function render(model: LlamaModel, messages: Messages): LlamaText {
   const meta = model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined;
   if (typeof meta?.chat_template !== 'string') throw new Error('the GGUF has no tokenizer.chat_template');
   const wrapper = new JinjaTemplateChatWrapper({ template: meta.chat_template });
@@ -24,7 +27,19 @@ export function chatIds(
   );
   // An empty model turn at the end asks the template for the generation prompt.
   history.push({ type: 'model', response: [] });
-  const { contextText } = wrapper.generateContextState({ chatHistory: history });
-  const bos = model.tokens.shouldPrependBosToken ? (model.tokens.bos ?? undefined) : undefined;
-  return chatContextTokens(contextText, nativeChatCodec(model, bos));
+  return wrapper.generateContextState({ chatHistory: history }).contextText;
+}
+
+function bosOf(model: LlamaModel): number | undefined {
+  return model.tokens.shouldPrependBosToken ? (model.tokens.bos ?? undefined) : undefined;
+}
+
+export function chatIds(model: LlamaModel, messages: Messages): number[] {
+  const ids = render(model, messages).tokenize(model.tokenizer) as number[];
+  const bos = bosOf(model);
+  return bos !== undefined && ids[0] !== bos ? [bos, ...ids] : ids;
+}
+
+export function gatewayChatIds(model: LlamaModel, messages: Messages): number[] {
+  return chatContextTokens(render(model, messages), nativeChatCodec(model, bosOf(model)));
 }

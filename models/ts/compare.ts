@@ -10,6 +10,17 @@
  */
 export const LOGIT_TOLERANCE = { onnx: 1e-4, gguf: 5e-3, ggufF16: 2e-2 } as const;
 
+/**
+ * A tolerance for logits of any size: the stated one up to |logit| 10 (the bundled models' range),
+ * growing in proportion beyond, as float32 summation-order differences grow with the values summed.
+ * Used for converted checkpoints, whose logits can be far larger (models/verify.ts --converted).
+ */
+export function scaledTolerance(tolerance: number, logits: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, Math.abs(logits[i] as number));
+  return tolerance * Math.max(1, max / 10);
+}
+
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
   let max = 0;
