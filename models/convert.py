@@ -41,6 +41,9 @@ from tiergate_model.hf_tokenizer import load_tokenizer  # noqa: E402
 F32_LIMIT = 4 << 30
 # onnx.save keeps the whole graph in one protobuf, which cannot exceed 2 GiB.
 ONNX_LIMIT = 2 << 30
+# serve.yaml's context per sequence when the checkpoint allows more: the edge tier reserves a KV
+# cache of sequences x context (docs/gateway.md), which at 128k tokens would not fit in memory.
+SERVE_CONTEXT = 4096
 STAGES = ["convert", "quantize-gguf", "onnx", "quantize-onnx", "golden", "ppl", "manifest", "verify"]
 # make_golden.py's golden conversation: its rendering is kept for that step (work/chat-render.json).
 CHAT_MESSAGES = [{"role": "user", "content": "What is the weather like today?"}]
@@ -106,6 +109,9 @@ def serve_config(fam: dict) -> str:
     """A gateway config serving the family from its own folder (paths resolve against the file)."""
     fid, variants = fam["id"], fam["variants"]
     edge = next((v for v in ("gguf-q4_k_m", "gguf-q4_0", "gguf-q8_0", "gguf-f32", "gguf-f16") if v in variants))
+    trained = fam["architecture"]["max_seq_len"]
+    cap = trained > SERVE_CONTEXT
+    note = f"  # the checkpoint allows {trained}: raise it if memory allows" if cap else ""
     lines = [
         f"# tiergate serving {fam['name']} (written by tiergate convert; docs/own-model.md)",
         "#   tiergate serve --config serve.yaml      tiergate eval --config serve.yaml",
@@ -116,10 +122,11 @@ def serve_config(fam: dict) -> str:
         "chat:", "  template: auto",
         "tiers:",
         "  edge:", "    kind: llamacpp", f"    model: {edge}", "    threads: 1", "    sequences: 8", "    flashAttention: false",
-    ]
+    ] + ([f"    contextSize: {SERVE_CONTEXT}{note}"] if cap else [])
     tiers = ["edge"]
     if "onnx-fp32" in variants:
         lines += ["  main:", "    kind: onnx", "    model: onnx-fp32", "    workers: 1", "    maxBatchSize: 16"]
+        lines += [f"    contextLength: {SERVE_CONTEXT}{note}"] if cap else []
         tiers.append("main")
     if "pytorch-fp32" in variants:
         lines += ["  fallback:", "    kind: remote", "    spawn: true", "    model: pytorch-fp32", "    threads: 1", "    maxConcurrent: 2"]
