@@ -7,7 +7,7 @@
  * edge tier options: on 2 shared cores llama.cpp with 2 threads can be far slower).
  */
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   FAMILY_DIR,
@@ -84,7 +84,10 @@ function benchTorch(v: ManifestVariant): Row {
   const script = join(FAMILY_DIR, '..', 'scripts', 'bench_torch.py');
   const args = [script, '--windows', String(windowCount), '--tokens', String(decodeTokens)];
   args.push('--repeats', String(repeats), '--threads', String(threads));
-  const r = spawnSync('/usr/bin/python3', args, { encoding: 'utf8' });
+  // The Python side reads the same family: its folder and its family file.
+  const familyFile = join(FAMILY_DIR, '..', 'families', `${manifest.family ?? 'tiny'}.json`);
+  const env = { ...process.env, TIERGATE_MODELS_OUT: resolve(FAMILY_DIR), TIERGATE_FAMILY_FILE: familyFile };
+  const r = spawnSync('/usr/bin/python3', args, { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`bench_torch.py failed: ${r.stderr}`);
   const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
     load_s: number;
