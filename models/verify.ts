@@ -29,7 +29,7 @@ import { familyDir, readEvalSlice, readFamilyFile, readGolden, readManifest } fr
 import { GgufRunner, sharedLlama } from './ts/gguf-runner.js';
 import { OnnxDecoder } from './ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from './ts/perplexity.js';
-import { chatIds, gatewayChatIds } from './ts/chat-ids.js';
+import { gatewayChatIds } from './ts/chat-ids.js';
 
 const { values } = parseArgs({
   options: {
@@ -118,7 +118,7 @@ for (const [i, s] of golden.tokenizer_samples.entries()) {
   report(JSON.stringify(ids) === JSON.stringify(s.ids), `tokenizer sample ${i}: llama.cpp ids == SentencePiece ids`);
 }
 if (golden.chat !== undefined) {
-  const ids = (values.converted ? gatewayChatIds : chatIds)(vocabModel, golden.chat.messages);
+  const ids = gatewayChatIds(vocabModel, golden.chat.messages);
   report(
     JSON.stringify(ids) === JSON.stringify(golden.chat.ids),
     `chat template (${golden.chat.template}): llama.cpp ids == the template's ids`,

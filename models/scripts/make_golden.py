@@ -41,12 +41,19 @@ CHAT = [{"role": "user", "content": "What is the weather like today?"}]
 GREEDY_TOKENS = 32
 
 
+def gateway_rendered() -> bool:
+    """Whether the golden chat is the gateway's own rendering (a regression check) rather than an
+    independent reference: for every template but chatml, whose special-token ids are written
+    out below. (node-llama-cpp, the gateway's renderer, derives a template's generation prompt
+    from a model turn, so role-colon's prompt ends "assistant: " where the template says
+    "assistant:".)"""
+    return CONVERTED or FAMILY["chat_template"] != "chatml"
+
+
 def chat_text() -> str:
     """CHAT rendered by the family's template, with the generation prompt."""
-    if CONVERTED or FAMILY["chat_template"] not in ("role-colon", "chatml"):
+    if gateway_rendered():
         return "".join(v.get("text", v.get("special_text", "")) for v in rendered_chat())
-    if FAMILY["chat_template"] == "role-colon":
-        return "".join(f"{m['role']}: {m['content']}\n" for m in CHAT) + "assistant:"
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in CHAT) + "<|im_start|>assistant\n"
 
 
@@ -54,11 +61,8 @@ def chat_ids(sp) -> list:
     """Ids of CHAT under the family's template, as llama.cpp tokenises a prompt with special
     tokens parsed: BOS, then each stretch of text between special tokens encoded on its own
     (SentencePiece's dummy prefix space at its start), special tokens as their ids."""
-    if CONVERTED or FAMILY["chat_template"] not in ("role-colon", "chatml"):
-        # The gateway's own rendering and tokenisation (a converted family is checked against it).
+    if gateway_rendered():
         return rendered_chat_ids(sp)
-    if FAMILY["chat_template"] == "role-colon":
-        return sp.prefix + sp.encode(chat_text())
     start, end = sp.piece_to_id("<|im_start|>"), sp.piece_to_id("<|im_end|>")
     ids = sp.prefix
     for m in CHAT:

@@ -3,10 +3,9 @@
  * node-llama-cpp's Jinja engine, special-token markup in the template's text parsed as the
  * vocabulary's control tokens, BOS first when the model adds one.
  *
- * chatIds tokenises the rendered pieces as node-llama-cpp does (LlamaText.tokenize), the check
- * the trained families' golden chats were written for. gatewayChatIds tokenises as the gateway
- * does (src/text/chat-context-tokens.ts: the text between special tokens as one llama.cpp
- * fragment), the rule a converted family's golden chat follows (models/scripts/make_golden.py).
+ * gatewayChatIds tokenises as the gateway does (src/text/chat-context-tokens.ts: the text between
+ * special tokens as one llama.cpp fragment), the rule every family's golden chat follows
+ * (models/scripts/make_golden.py).
  */
 import { JinjaTemplateChatWrapper, type ChatHistoryItem, type LlamaModel, type LlamaText } from 'node-llama-cpp';
 import { chatContextTokens } from '../../src/text/chat-context-tokens.js';
@@ -32,12 +31,6 @@ function render(model: LlamaModel, messages: Messages): LlamaText {
 
 function bosOf(model: LlamaModel): number | undefined {
   return model.tokens.shouldPrependBosToken ? (model.tokens.bos ?? undefined) : undefined;
-}
-
-export function chatIds(model: LlamaModel, messages: Messages): number[] {
-  const ids = render(model, messages).tokenize(model.tokenizer) as number[];
-  const bos = bosOf(model);
-  return bos !== undefined && ids[0] !== bos ? [bos, ...ids] : ids;
 }
 
 export function gatewayChatIds(model: LlamaModel, messages: Messages): number[] {
