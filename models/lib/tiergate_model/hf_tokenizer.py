@@ -146,7 +146,7 @@ def _flatten(node: Optional[dict], what: str) -> List[dict]:
     if not isinstance(node, dict) or "type" not in node:
         raise ConvertError(f"tokenizer.json: {what} is malformed")
     if node["type"] == "Sequence":
-        key = "pretokenizers" if what == "pre_tokenizer" else "normalizers" if what == "normalizer" else "decoders"
+        key = {"pre_tokenizer": "pretokenizers", "normalizer": "normalizers", "post_processor": "processors"}.get(what, "decoders")
         return [s for child in node.get(key, []) for s in _flatten(child, what)]
     return [node]
 
