@@ -139,6 +139,10 @@ test('the shipped config files are valid', () => {
     env: { TIERGATE_API_KEY: 'sk-a-123456', TIERGATE_ADMIN_KEY: 'sk-b-123456' },
   });
   assert.equal(prod.auth.enabled, true);
+  // The small family's serving and report configs (its files are derived, not needed to validate).
+  const small = loadConfigFile('config/small.yaml', { env: {} });
+  assert.equal(small.routing.byModel['tiergate-small'], 'balanced');
+  assert.ok(loadConfigFile('reports/small/tiergate-bench.yaml', { env: {} }).tiers['main']);
 });
 
 test('problems under auth name the path and the type, never the value', () => {
