@@ -74,14 +74,18 @@ export function decide(
 }
 
 /**
- * Why a request's own budgets were not applied, or undefined when they were (or it stated none):
- * a pinned tier or a model no policy governs is served as named, whatever the budgets say.
+ * Why a request's own budgets (or policy) were not applied, or undefined when they were (or it
+ * stated none): a pinned tier, or a model no policy governs, is served as named.
  */
 export function budgetsNotApplied(q: RouteQuestion, plan: RoutePlan): string | undefined {
-  const stated = q.options.latencyBudgetMs !== undefined || q.options.accuracyFloor !== undefined;
-  if (!stated) return undefined;
-  if (plan.code === 'override') return `tier pinned to ${q.tierOverride ?? plan.attempts[0]?.tier ?? '?'}`;
-  if (plan.code === 'static')
+  const budgets = q.options.latencyBudgetMs !== undefined || q.options.accuracyFloor !== undefined;
+  if (plan.code === 'override') {
+    const tier = q.tierOverride ?? plan.attempts[0]?.tier ?? '?';
+    if (q.options.policy !== undefined)
+      return `policy ${q.options.policy} not applied: tier pinned to ${tier}`;
+    return budgets ? `tier pinned to ${tier}` : undefined;
+  }
+  if (budgets && plan.code === 'static')
     return `model ${q.model} is pinned to tier ${q.modelTier} and no policy applies`;
   return undefined;
 }
