@@ -56,7 +56,9 @@ COPY deploy/config ./deploy/config
 COPY models/lib ./models/lib
 COPY models/tiny/manifest.json models/tiny/tokenizer.model models/tiny/golden.json ./models/tiny/
 COPY models/tiny/tiny-f32.gguf models/tiny/tiny-q8_0.gguf models/tiny/tiny-q4_k_m.gguf ./models/tiny/
-COPY models/tiny/tiny-fp32.onnx models/tiny/tiny-int8.onnx models/tiny/tiny-int4.onnx ./models/tiny/
+# ONNX weights are external data beside each graph (models/lib/tiergate_model/onnx_writer.py).
+COPY models/tiny/tiny-fp32.onnx models/tiny/tiny-fp32.onnx.data ./models/tiny/
+COPY models/tiny/tiny-int8.onnx models/tiny/tiny-int8.onnx.data models/tiny/tiny-int4.onnx models/tiny/tiny-int4.onnx.data ./models/tiny/
 COPY --from=stubs /src/sidecar ./sidecar
 USER tiergate
 EXPOSE 8080 50051

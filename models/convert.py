@@ -39,8 +39,6 @@ from tiergate_model.hf_tokenizer import load_tokenizer  # noqa: E402
 # Beyond this F32 size the reference GGUF is F16 (`--gguf auto`): a 1B-parameter model already
 # makes a 4 GiB F32 file, and every quantization is made from the reference anyway.
 F32_LIMIT = 4 << 30
-# onnx.save keeps the whole graph in one protobuf, which cannot exceed 2 GiB.
-ONNX_LIMIT = 2 << 30
 # serve.yaml's context per sequence when the checkpoint allows more: the edge tier reserves a KV
 # cache of sequences x context (docs/gateway.md), which at 128k tokens would not fit in memory.
 SERVE_CONTEXT = 4096
@@ -61,9 +59,10 @@ def family_id(out: str, given: str) -> str:
     return fid
 
 
-def default_variants(dim: int, ffn: int, reference: str, f32_bytes: int) -> list:
+def default_variants(dim: int, ffn: int, reference: str) -> list:
     """Every framework's full precision plus the quantizations whose blocks fit the widths
-    (K-quants need rows of 256, Q8_0/Q4_0 and ONNX INT4 of 32), ONNX only below its 2 GiB limit."""
+    (K-quants need rows of 256, Q8_0/Q4_0 and ONNX INT4 of 32). ONNX has no size limit: its
+    weights are external data (tiergate_model/onnx_writer.py)."""
     fits = lambda block: dim % block == 0 and ffn % block == 0  # noqa: E731
     out = ["pytorch-fp32", reference]
     if fits(32):
@@ -72,8 +71,7 @@ def default_variants(dim: int, ffn: int, reference: str, f32_bytes: int) -> list
         out.append("gguf-q4_k_m")
     elif fits(32):
         out.append("gguf-q4_0")
-    if f32_bytes < ONNX_LIMIT:
-        out += ["onnx-fp32", "onnx-int8"] + (["onnx-int4"] if fits(32) else [])
+    out += ["onnx-fp32", "onnx-int8"] + (["onnx-int4"] if fits(32) else [])
     return out
 
 
@@ -206,9 +204,7 @@ def main() -> None:
         refuse(str(err))
     f32_bytes = cfg.parameters() * 4
     reference = {"f32": "gguf-f32", "f16": "gguf-f16"}.get(args.gguf) or ("gguf-f16" if f32_bytes > F32_LIMIT else "gguf-f32")
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()] or default_variants(cfg.dim, cfg.ffn_dim, reference, f32_bytes)
-    if any(VARIANTS.get(v, ("",) * 2)[1] == "onnx" for v in variants) and f32_bytes >= ONNX_LIMIT:
-        refuse(f"--variants: ONNX needs the FP32 model in one file under 2 GiB; this one is {f32_bytes / 2**30:.1f} GiB (leave out the onnx-* variants)")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] or default_variants(cfg.dim, cfg.ffn_dim, reference)
     if args.variants:
         # The list decides (F32 when it has both); an explicit --gguf must agree with it.
         reference = "gguf-f32" if "gguf-f32" in variants else "gguf-f16"

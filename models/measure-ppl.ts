@@ -3,7 +3,8 @@
  * in onnxruntime-node, on the family's eval-slice.json. The variants are the build's plan
  * (work/variants.json); prints one line per variant and writes work/ppl-node.json for the manifest.
  * When the folder already holds a manifest (a --from-master derivation re-creating a recorded
- * family), a file byte-identical to the one the manifest records keeps its recorded perplexity:
+ * family), a variant whose files (an ONNX graph and its external data) are byte-identical to the
+ * ones the manifest records keeps its recorded perplexity:
  * the same bytes give the same figure, and measuring it again costs minutes.
  * Usage (models/build.py runs it): node --import tsx models/measure-ppl.ts
  */
@@ -17,6 +18,8 @@ import {
   readGolden,
   readManifest,
   readPlannedVariants,
+  variantFiles,
+  type ManifestVariant,
 } from './ts/family.js';
 import { GgufRunner } from './ts/gguf-runner.js';
 import { OnnxDecoder } from './ts/onnx-decoder.js';
@@ -34,10 +37,19 @@ async function sha256(path: string): Promise<string> {
   return h.digest('hex');
 }
 
+/** Every file of the recorded variant is on disk with the recorded sha256. */
+async function identical(known: ManifestVariant): Promise<boolean> {
+  for (const f of variantFiles(known)) {
+    const path = join(FAMILY_DIR, f.file);
+    if (!existsSync(path) || (await sha256(path)) !== f.sha256) return false;
+  }
+  return true;
+}
+
 for (const [i, v] of planned.entries()) {
   const path = join(FAMILY_DIR, v.file);
   const known = recorded.find((x) => x.id === v.id);
-  if (known !== undefined && (await sha256(path)) === known.sha256) {
+  if (known !== undefined && (await identical(known))) {
     result[v.id] = known.perplexity;
     process.stdout.write(
       `[models] (${i + 1}/${planned.length}) ${v.id}: identical to the manifest's file, perplexity ${known.perplexity}\n`,

@@ -1,7 +1,8 @@
 /**
  * npm run models:verify [-- --family NAME | --dir DIR] [--perplexity]
  * Checks a built model family against its manifest (models/<id>/manifest.json):
- * - every variant's file exists with the recorded size and sha256; for a family that commits
+ * - every variant's file (and an ONNX variant's external data file) exists with the recorded
+ *   size and sha256; for a family that commits
  *   only its master, the master must match exactly, while a derived file that differs is
  *   reported and judged by the checks below (other library versions may serialise differently);
  * - the files git tracks for the family stay within the family file's commit_limit_mb;
@@ -25,7 +26,14 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOGIT_TOLERANCE, maxAbsDiff, scaledTolerance } from './ts/compare.js';
-import { familyDir, readEvalSlice, readFamilyFile, readGolden, readManifest } from './ts/family.js';
+import {
+  familyDir,
+  readEvalSlice,
+  readFamilyFile,
+  readGolden,
+  readManifest,
+  variantFiles,
+} from './ts/family.js';
 import { GgufRunner, sharedLlama } from './ts/gguf-runner.js';
 import { OnnxDecoder } from './ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from './ts/perplexity.js';
@@ -67,20 +75,22 @@ const missing: string[] = [];
 /** Variants whose file differs from the manifest's sha256: their perplexity must be re-measured. */
 const differing = new Set<string>();
 for (const v of manifest.variants) {
-  const path = join(dir, v.file);
-  if (!existsSync(path)) {
-    missing.push(v.file);
-    report(false, `${v.id}: ${v.file}`, 'missing');
-    continue;
-  }
-  const bytes = statSync(path).size;
-  const same = bytes === v.bytes && (await sha256(path)) === v.sha256;
-  if (!same) differing.add(v.id);
-  if (masterFile !== undefined && v.file !== masterFile && !same) {
-    warnings++;
-    process.stdout.write(`note ${v.id}: ${v.file} differs from the manifest's sha256 (judged by agreement and perplexity)\n`);
-  } else {
-    report(same, `${v.id}: ${v.file} size and sha256${v.file === masterFile ? ' (the master)' : ''}`, `${bytes} bytes`);
+  for (const f of variantFiles(v)) {
+    const path = join(dir, f.file);
+    if (!existsSync(path)) {
+      missing.push(f.file);
+      report(false, `${v.id}: ${f.file}`, 'missing');
+      continue;
+    }
+    const bytes = statSync(path).size;
+    const same = bytes === f.bytes && (await sha256(path)) === f.sha256;
+    if (!same) differing.add(v.id);
+    if (masterFile !== undefined && f.file !== masterFile && !same) {
+      warnings++;
+      process.stdout.write(`note ${v.id}: ${f.file} differs from the manifest's sha256 (judged by agreement and perplexity)\n`);
+    } else {
+      report(same, `${v.id}: ${f.file} size and sha256${f.file === masterFile ? ' (the master)' : ''}`, `${bytes} bytes`);
+    }
   }
 }
 if (missing.length > 0 && masterFile !== undefined) {

@@ -10,6 +10,7 @@ library versions may serialise differently) but fails only if its perplexity is 
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -19,8 +20,8 @@ from tokens import EVAL_LEN, EVAL_WINDOWS, load_sp, load_tokenizer
 
 from tiergate_model import LlamaConfig
 from tiergate_model.chat_templates import chat_template
-from tiergate_model.family import VARIANTS, reference_variant, variant_file
-from tiergate_model.gguf_reader import load_llama_from_gguf
+from tiergate_model.family import VARIANTS, data_file, reference_variant, variant_file
+from tiergate_model.gguf_reader import GgufTensors
 
 CONVERTED = FAMILY.get("source") is not None
 
@@ -42,8 +43,13 @@ def variant_entries(ppl: dict, types: dict) -> list:
             "file": variant_file(FAMILY, v),
             "bytes": os.path.getsize(path),
             "sha256": sha256_file(path),
-            "perplexity": round(ppl[v], 4),
         }
+        data = data_file(FAMILY, v)
+        if data is not None:
+            # ONNX weights live in one external data file beside the graph (onnx_writer.py).
+            data_path = out_path(data)
+            entry["external_data"] = {"file": data, "bytes": os.path.getsize(data_path), "sha256": sha256_file(data_path)}
+        entry["perplexity"] = round(ppl[v], 4)
         if fmt == "gguf" and v in types:
             # The real tensor-type mix (K-quant files mix types by design; see quantize_gguf.py).
             entry["tensor_types"] = types[v]
@@ -80,6 +86,9 @@ def check(ppl: dict) -> None:
             continue
         rel = abs(ppl[v] - rec["perplexity"]) / rec["perplexity"]
         same = sha256_file(variant_path(v)) == rec["sha256"]
+        data = data_file(FAMILY, v)
+        if data is not None:
+            same = same and sha256_file(out_path(data)) == (rec.get("external_data") or {}).get("sha256")
         ok = rel <= PPL_TOLERANCE
         failures += 0 if ok else 1
         log(f"{'ok  ' if ok else 'FAIL'} {v:<14} perplexity {ppl[v]:.4f} vs {rec['perplexity']} "
@@ -97,10 +106,12 @@ def main() -> None:
     if args.check:
         check(ppl)
         return
-    model = load_llama_from_gguf(variant_path(reference_variant(FAMILY)))
+    # Counted from the reference GGUF's tensor table (the model's parameters, one tensor each):
+    # building the PyTorch model only to count them held the whole model in this stage.
+    ref = GgufTensors(variant_path(reference_variant(FAMILY)))
+    n_params = sum(math.prod(ref.shape(name)) for name in ref.infos)
     # The family file is the record of the shape (the GGUF stores eps and theta as float32).
-    cfg = LlamaConfig(**{**FAMILY["architecture"], "vocab_size": model.cfg.vocab_size})
-    n_params = sum(p.numel() for p in model.parameters())
+    cfg = LlamaConfig(**{**FAMILY["architecture"], "vocab_size": len(ref.meta["tokenizer.ggml.tokens"])})
     ppl_torch = read_json(work_path("ppl-pytorch.json"))
     types = read_json(work_path("gguf-types.json"))
     if CONVERTED:
@@ -176,7 +187,8 @@ def report(variants: list, ppl_torch: dict) -> None:
     by_id = {v["id"]: v for v in variants}
     for v in variants:
         ref = by_id[base[v["framework"]]]["perplexity"] if base[v["framework"]] in by_id else v["perplexity"]
-        log(f"  {v['id']:<14} perplexity {v['perplexity']:.3f}  {100 * (v['perplexity'] / ref - 1):+.2f}% vs FP32 ({v['bytes']:,} bytes)")
+        size = v["bytes"] + v.get("external_data", {}).get("bytes", 0)  # an ONNX graph + its weights
+        log(f"  {v['id']:<14} perplexity {v['perplexity']:.3f}  {100 * (v['perplexity'] / ref - 1):+.2f}% vs FP32 ({size:,} bytes)")
 
 
 def converted_manifest(cfg: LlamaConfig, n_params: int, variants: list, ppl_torch: dict) -> dict:

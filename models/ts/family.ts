@@ -61,6 +61,21 @@ export interface ManifestVariant {
   readonly perplexity: number;
   /** GGUF only: how many tensors of each ggml type the file really holds. */
   readonly tensor_types?: Readonly<Record<string, number>>;
+  /** ONNX only: the weights, stored as ONNX external data in one file beside the graph
+   * (models/lib/tiergate_model/onnx_writer.py); `bytes`/`sha256` above are the graph file's. */
+  readonly external_data?: VariantFile;
+}
+
+/** One file on disk with its recorded size and hash. */
+export interface VariantFile {
+  readonly file: string;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/** Every file a variant consists of: its own file, then its external data file if any. */
+export function variantFiles(v: ManifestVariant): VariantFile[] {
+  return [{ file: v.file, bytes: v.bytes, sha256: v.sha256 }, ...(v.external_data ? [v.external_data] : [])];
 }
 
 export interface Manifest {

@@ -33,6 +33,7 @@ import { convertCommand } from '../../src/cli/convert-command.js';
 import { loadConfigFile } from '../../src/config/index.js';
 import { LlamaTokenizer } from '../../src/text/llama-tokenizer.js';
 import { REPO_ROOT, startGateway } from '../helpers/start-gateway.js';
+import { collect, makeTier, request } from '../tiers/onnx/helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const WRITER = join(REPO_ROOT, 'test/models/fixtures/write_hf_checkpoint.py');
@@ -620,42 +621,93 @@ void test('refusals name the field or file and leave no output directory', async
   leftNothing(out);
 });
 
-void test('convert streams the weights: peak memory of the conversion against the checkpoint size', async (t) => {
+/** Peak RSS bound of the onnx and quantize-onnx stages, times the F32 GGUF: they read one GGUF
+ * tensor at a time and write it as ONNX external data (models/lib/tiergate_model/onnx_writer.py),
+ * so they hold the interpreter, the graph and about one tensor (a torch.onnx export peaked at
+ * 5.7x, an in-memory quantizer at 2.1x). */
+const ONNX_PEAK_BOUND = 0.5;
+
+void test('convert and the ONNX stages stream the weights: peak memory per stage against the checkpoint size', async (t) => {
   const ckpt = at('big');
   python(['big', ckpt, '--dtype', 'bf16', '--dim', '1024', '--layers', '8']);
   const bytes = readdirSync(ckpt)
     .filter((f) => f.endsWith('.safetensors'))
     .reduce((n, f) => n + statSync(join(ckpt, f)).size, 0);
   const w = at('work-big');
+  const stage = join(w, 'stage');
   const r = await convert([
-    '--from',
-    ckpt,
-    '--out',
-    at('fam-big'),
-    '--id',
-    'big',
-    '--variants',
-    'gguf-f32',
-    '--until',
-    'convert',
-    '--work-dir',
-    w,
+    ...['--from', ckpt, '--out', at('fam-big'), '--id', 'big'],
+    ...['--variants', 'gguf-f32,onnx-fp32,onnx-int8,onnx-int4', '--until', 'quantize-onnx', '--work-dir', w],
   ]);
   converted(r, 'big');
+  t.after(() => {
+    rmSync(w, { recursive: true, force: true });
+    rmSync(ckpt, { recursive: true, force: true });
+  });
   const stats = JSON.parse(readFileSync(join(w, 'stage-stats.json'), 'utf8')) as Record<
     string,
     { peak_rss_bytes: number; seconds: number }
   >;
-  const peak = stats['convert']?.peak_rss_bytes ?? Infinity;
-  const line =
-    `convert stage: checkpoint ${(bytes / 2 ** 20).toFixed(0)} MiB (bf16 safetensors), ` +
-    `GGUF F32 ${(statSync(join(w, 'stage', 'big-f32.gguf')).size / 2 ** 20).toFixed(0)} MiB, ` +
-    `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB = ${(peak / bytes).toFixed(2)}x the checkpoint`;
-  t.diagnostic(line);
-  process.stdout.write(`# ${line}\n`);
-  assert.ok(peak < 1.5 * bytes, line);
-  rmSync(w, { recursive: true, force: true });
-  rmSync(ckpt, { recursive: true, force: true });
+  const f32 = statSync(join(stage, 'big-f32.gguf')).size;
+  const peak = (name: string): number => stats[name]?.peak_rss_bytes ?? Infinity;
+  const mib = (n: number): string => (n / 2 ** 20).toFixed(0);
+  const lines = [
+    `checkpoint ${mib(bytes)} MiB (bf16 safetensors), GGUF F32 ${mib(f32)} MiB`,
+    ...['convert', 'quantize-gguf', 'onnx', 'quantize-onnx'].map(
+      (name) =>
+        `${name} stage: ${stats[name]?.seconds ?? '?'} s, peak RSS ${mib(peak(name))} MiB = ` +
+        `${(peak(name) / bytes).toFixed(2)}x the checkpoint, ${(peak(name) / f32).toFixed(2)}x the F32 GGUF`,
+    ),
+  ];
+  for (const line of lines) {
+    t.diagnostic(line);
+    process.stdout.write(`# ${line}\n`);
+  }
+  assert.ok(peak('convert') < 1.5 * bytes, lines[1]);
+  assert.ok(peak('onnx') < ONNX_PEAK_BOUND * f32, lines[3]);
+  assert.ok(peak('quantize-onnx') < ONNX_PEAK_BOUND * f32, lines[4]);
+  for (const v of ['fp32', 'int8', 'int4']) {
+    const graph = statSync(join(stage, `big-${v}.onnx`)).size;
+    const data = statSync(join(stage, `big-${v}.onnx.data`)).size;
+    assert.ok(
+      graph < 1 << 20 && data > 50 * graph,
+      `big-${v}.onnx: graph ${graph} bytes, data ${data} bytes`,
+    );
+  }
+
+  await t.test(
+    'the decoder with external data loads in the real ONNX tier and generates what onnxruntime computes',
+    async () => {
+      const path = join(stage, 'big-fp32.onnx');
+      const prompt = [1, 450, 1200, 37, 900];
+      const decoder = await OnnxDecoder.load(path);
+      let expected: number[];
+      try {
+        expected = await decoder.greedy(prompt, 8);
+      } finally {
+        await decoder.release();
+      }
+      const tier = makeTier(path);
+      await tier.start();
+      try {
+        const spec = tier.decoderSpec();
+        assert.deepEqual([spec?.layers, spec?.kvHeads, spec?.headDim, spec?.vocabSize], [8, 8, 64, 2048]);
+        const { tokens } = await collect(tier, request(prompt, 8));
+        assert.deepEqual(tokens, expected);
+      } finally {
+        await tier.close();
+      }
+      for (const v of ['int8', 'int4']) {
+        const q = await OnnxDecoder.load(join(stage, `big-${v}.onnx`));
+        try {
+          const res = await q.step([prompt]);
+          assert.ok(res.logits.length === prompt.length * 2048 && res.logits.every(Number.isFinite), v);
+        } finally {
+          await q.release();
+        }
+      }
+    },
+  );
 });
 
 function editConfig(dir: string, patch: Record<string, unknown>): void {

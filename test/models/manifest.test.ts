@@ -11,6 +11,7 @@ import {
   readEvalSlice,
   readFamilyFile,
   readManifest,
+  variantFiles,
   variantPath,
 } from '../../models/ts/family.js';
 
@@ -26,16 +27,32 @@ test('the manifest lists exactly the variants of the family file', () => {
 
 test('every variant file exists with the recorded size and sha256', () => {
   for (const v of manifest.variants) {
-    const path = variantPath(v);
-    assert.equal(statSync(path).size, v.bytes, `${v.id} size`);
-    assert.equal(createHash('sha256').update(readFileSync(path)).digest('hex'), v.sha256, `${v.id} sha256`);
+    for (const f of variantFiles(v)) {
+      const path = join(FAMILY_DIR, f.file);
+      assert.equal(statSync(path).size, f.bytes, `${v.id} ${f.file} size`);
+      assert.equal(
+        createHash('sha256').update(readFileSync(path)).digest('hex'),
+        f.sha256,
+        `${v.id} ${f.file} sha256`,
+      );
+    }
+  }
+});
+
+test('ONNX variants keep their weights in one external data file beside the graph', () => {
+  for (const v of manifest.variants.filter((x) => x.format === 'onnx')) {
+    assert.equal(v.external_data?.file, `${v.file}.data`, v.id);
+    // The graph alone is small: every weight is external (models/lib/tiergate_model/onnx_writer.py).
+    assert.ok(v.bytes < (v.external_data?.bytes ?? 0) / 10, `${v.id}: graph ${v.bytes} bytes`);
   }
 });
 
 test("the committed family stays within its family file's limit", () => {
   // A family with a master commits only it (and small metadata); the rest is derived.
   const files = new Set(
-    family.master === null ? manifest.variants.map((v) => v.file) : [manifest.master?.file ?? ''],
+    family.master === null
+      ? manifest.variants.flatMap((v) => variantFiles(v).map((f) => f.file))
+      : [manifest.master?.file ?? ''],
   );
   files.add(manifest.tokenizer.file);
   let total = 0;

@@ -224,3 +224,9 @@ def variant_file(fam: Dict[str, Any], variant: str) -> str:
         # The sidecar serves the reference GGUF (F16 weights are upcast to F32 when loaded).
         return f"{fam['id']}-{VARIANTS[reference_variant(fam)][3]}"
     return f"{fam['id']}-{VARIANTS[variant][3]}"
+
+
+def data_file(fam: Dict[str, Any], variant: str):
+    """The external data file beside an ONNX variant (tiergate_model.onnx_writer stores every
+    weight there: `<file>.data`); None for other formats."""
+    return variant_file(fam, variant) + ".data" if VARIANTS[variant][1] == "onnx" else None

@@ -104,6 +104,31 @@ def _tensors(path: str, infos, data_start: int):
         yield name, arr.reshape(tuple(reversed(dims))).astype(np.float32, copy=False)
 
 
+class GgufTensors:
+    """A GGUF file's metadata and tensor table, and one tensor read at a time in its stored type
+    (F32 or F16, not upcast): the ONNX writer (onnx_writer.py) widens F16 in chunks, so a tensor
+    is never held as F16 and F32 at once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.meta, infos, self._data_start = _mapped_header(path)
+        self.infos = {name: (dims, ttype, offset) for name, dims, ttype, offset in infos}
+
+    def shape(self, name: str) -> Tuple[int, ...]:
+        """torch/numpy row-major shape (GGUF lists dims innermost first)."""
+        return tuple(int(d) for d in reversed(self.infos[name][0]))
+
+    def read(self, name: str) -> np.ndarray:
+        dims, ttype, offset = self.infos[name]
+        if ttype not in (GGML_TYPE_F32, GGML_TYPE_F16):
+            raise ValueError(f"{self.path}: tensor {name} is ggml type {ttype}; only F32/F16 files can be read")
+        count = int(np.prod(dims))
+        arr = np.fromfile(self.path, dtype="<f4" if ttype == GGML_TYPE_F32 else "<f2", count=count, offset=self._data_start + offset)
+        if arr.size != count:
+            raise ValueError(f"{self.path}: truncated in tensor {name}")
+        return arr.reshape(self.shape(name))
+
+
 def read_gguf(path: str) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     """(metadata, tensors by GGUF name as float32 arrays in torch/numpy row-major shape)."""
     meta, infos, data_start = _mapped_header(path)

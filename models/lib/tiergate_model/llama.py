@@ -1,7 +1,9 @@
 """The single PyTorch definition of tiergate's reference LLaMA.
 
-Used by training (models/scripts/train.py), ONNX export (models/scripts/export_onnx.py) and the
-PyTorch sidecar, so all three frameworks run the same maths. Importable with only torch + numpy.
+Used by training (models/scripts/train.py), the golden data and the PyTorch sidecar. The ONNX
+decoders are written without torch by tiergate_model/onnx_writer.py, which spells out the same
+maths op for op: a change here needs the same change there (the cross-framework tests compare
+ONNX Runtime with this model's logits). Importable with only torch + numpy.
 
 Architecture: pre-norm decoder, RMSNorm, rotary position embedding, grouped-query attention,
 SwiGLU feed-forward, optionally tied input/output embeddings.
