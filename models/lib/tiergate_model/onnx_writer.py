@@ -221,6 +221,8 @@ class _Writer:
                  on_tensor: Callable[[str], None]) -> None:
         self.gguf, self.s, self.precision, self.data, self.on_tensor = gguf, shape, precision, data, on_tensor
         self.g = _Graph()
+        # INT4 with a tied output: the MatMulNBits weights made from the embedding (embedding()).
+        self._tied_int4: Optional[Tuple[str, str, int, int]] = None
 
     # -- weights --
 
@@ -243,11 +245,11 @@ class _Writer:
         """W [N, K] -> convert(W^T) in slices of rows of W^T, for writing [K, N]."""
         step = _row_step(w.shape[0])
         for k0 in range(0, w.shape[1], step):
-            yield convert(w[:, k0 : k0 + step].T.astype(F32))
+            yield convert(np.ascontiguousarray(w[:, k0 : k0 + step].T, dtype=F32))
 
-    def linear(self, x: str, name: str, n_out: int, k_in: int, out: Optional[str] = None, w: Optional[np.ndarray] = None) -> str:
-        """x [..., K] @ W^T for the GGUF weight `name` (W [N, K]); `w` passes an already-read one."""
-        w = self._read(name, (n_out, k_in)) if w is None else w
+    def linear(self, x: str, name: str, n_out: int, k_in: int, out: Optional[str] = None) -> str:
+        """x [..., K] @ W^T for the GGUF weight `name` (W [N, K])."""
+        w = self._read(name, (n_out, k_in))
         outs = [out] if out else None
         g = self.g
         if self.precision == "fp32":
@@ -372,6 +374,7 @@ class _Writer:
             assert table is not None
             wq_t = g.op("Transpose", [table[0]], perm=[1, 0])
             return self.int8_matmul(x, wq_t, table[1], ["logits"])
+        assert self._tied_int4 is not None
         return self.int4_matmul(x, self._tied_int4, ["logits"])
 
     def build(self) -> onnx.GraphProto:
