@@ -29,6 +29,7 @@ export const runner: TierRunner = {
               batchSize: 512,
               flashAttention: false,
               maxQueue: 64,
+              batchSpeedup: 1,
             },
             {
               logger: createLogger('warn'),

@@ -33,6 +33,11 @@ export interface TierState {
   readonly queueDepth: number;
   /** Requests the tier runs at once. */
   readonly capacity: number;
+  /**
+   * Single streams' worth of work the tier does at once (≤ capacity; TierInfo batchSpeedup):
+   * requests beyond it wait in effect, whether in a queue or time-sharing the tier's compute.
+   */
+  readonly throughput?: number | undefined;
 }
 
 export interface NamedPolicy extends Pick<
@@ -156,9 +161,10 @@ function assess(tier: string, { features, profiles, state, policy, budget }: Eng
   const prompt = Math.max(0, features.promptTokens);
   const decodeMs = p === undefined ? 0 : p.perOutputTokenMs * Math.max(0, features.maxTokens - 1);
   const serviceMs = p === undefined ? 0 : p.ttftMs + p.ttftPerPromptTokenMs * prompt + decodeMs;
-  // A request that finds every slot busy waits for whole service times of the ones ahead of it.
-  const capacity = Math.max(1, s.capacity);
-  const waves = s.queueDepth >= capacity ? Math.ceil((s.queueDepth - capacity + 1) / capacity) : 0;
+  // A request that finds the tier's throughput taken waits for whole service times of the ones
+  // ahead of it: in the queue, or sharing compute with them when the tier does not batch.
+  const streams = Math.max(1, Math.min(s.capacity, s.throughput ?? s.capacity));
+  const waves = s.queueDepth >= streams ? Math.ceil((s.queueDepth - streams + 1) / streams) : 0;
   const queueMs = (p?.queueMs ?? 0) + waves * serviceMs;
   const ttftMs = p === undefined ? Infinity : queueMs + p.ttftMs + p.ttftPerPromptTokenMs * prompt;
   const latencyMs = ttftMs + decodeMs;

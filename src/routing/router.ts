@@ -60,6 +60,7 @@ export class Router {
         queueDepth: this.load(name),
         // A tier that states no capacity (the echo tier does no work) is never saturated.
         capacity: tier.info().capacity ?? UNBOUNDED,
+        throughput: tier.info().batchSpeedup,
       };
     }
     return out;

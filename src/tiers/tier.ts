@@ -120,6 +120,14 @@ export interface TierInfo {
    * own default. The queue itself is admission's (src/resilience/admission.ts).
    */
   readonly maxQueue?: number | undefined;
+  /**
+   * Aggregate decode rate of `capacity` concurrent streams ÷ one stream's: how many streams' worth
+   * of work the tier does at once. 1 means concurrent streams share the tier's compute one after
+   * another (llama.cpp on a CPU: `npm run bench:edge-batching`, docs/routing.md "Queue model");
+   * absent means every stream runs at full speed up to `capacity`. The router's queue model plans
+   * with it; admission still lets `capacity` run.
+   */
+  readonly batchSpeedup?: number | undefined;
 }
 
 export interface TierHealth {

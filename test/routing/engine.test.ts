@@ -213,6 +213,20 @@ test('a full tier predicts queue wait in whole service times', () => {
   assert.equal(busier.attempts[0]!.tier, 'main');
 });
 
+test('a tier that does not batch plans concurrent requests as if they ran one after another', () => {
+  // Three requests already on an edge with 4 sequences but one stream's worth of throughput: the
+  // next one waits three service times (30 ms each), although a sequence is free.
+  const shared = { ...up, queueDepth: 3, capacity: 4, throughput: 1 };
+  const plan = planRoute(input({ state: { ...allUp, edge: shared } }));
+  const edge = plan.trace.find((v) => v.tier === 'edge')!;
+  assert.equal(edge.queueMs, 90);
+  assert.equal(plan.attempts[0]!.tier, 'main');
+  // The same load on a tier that batches its 4 sequences costs no wait.
+  const batched = planRoute(input({ state: { ...allUp, edge: { ...shared, throughput: undefined } } }));
+  assert.equal(batched.trace.find((v) => v.tier === 'edge')!.queueMs, 0);
+  assert.equal(batched.attempts[0]!.tier, 'edge');
+});
+
 test('tiers outside the policy are never considered', () => {
   const plan = planRoute(input({ policy: policy({ tiers: ['main', 'fallback'] }) }));
   assert.deepEqual(

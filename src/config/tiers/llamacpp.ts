@@ -27,6 +27,13 @@ export const LlamaCppTierSchema = Type.Object(
     flashAttention: Type.Union([Type.Boolean(), Type.Literal('auto')], { default: false }),
     /** Requests waiting for a free sequence beyond this are refused with 429. */
     maxQueue: Type.Integer({ minimum: 0, default: 64 }),
+    /**
+     * What the router assumes `sequences` concurrent streams are worth in single streams (TierInfo
+     * batchSpeedup). 1: on a CPU llama.cpp gains little from evaluating sequences together
+     * (`npm run bench:edge-batching`: 1.0–1.6× at 8 sequences here, ggml's own ceiling 1.5–2.5×),
+     * so concurrent requests are planned as if they ran one after another.
+     */
+    batchSpeedup: Type.Number({ minimum: 1, default: 1 }),
   },
   { additionalProperties: false },
 );

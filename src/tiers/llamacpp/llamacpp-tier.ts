@@ -169,6 +169,7 @@ export class LlamaCppTier implements Tier {
       vocabSize: this.deps.tokenizer.vocabSize,
       capacity: this.options.sequences,
       maxQueue: this.options.maxQueue,
+      batchSpeedup: Math.min(this.options.batchSpeedup, this.options.sequences),
     };
   }
 
