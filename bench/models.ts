@@ -14,6 +14,7 @@ import {
   readEvalSlice,
   readGolden,
   readManifest,
+  variantFiles,
   variantPath,
   type ManifestVariant,
 } from '../models/ts/family.js';
@@ -44,6 +45,9 @@ interface Row {
 }
 
 const manifest = readManifest();
+
+/** A variant's size on disk: its file and, for ONNX, its external weights file. */
+const sizeOf = (v: ManifestVariant): number => variantFiles(v).reduce((n, f) => n + f.bytes, 0);
 const golden = readGolden();
 const windows = readEvalSlice().windows.slice(0, windowCount);
 const prompt = golden.prompts[0]?.ids ?? [golden.bos_id];
@@ -67,7 +71,7 @@ async function benchGguf(v: ManifestVariant): Promise<Row> {
   const { perplexity } = await ggufPerplexity(runner, windows, golden.vocab_size);
   const tokensPerSecond = await bestOf(() => runner.decodeSpeed(prompt, decodeTokens));
   await runner.dispose();
-  return { id: v.id, framework: v.framework, bytes: v.bytes, loadMs, perplexity, tokensPerSecond };
+  return { id: v.id, framework: v.framework, bytes: sizeOf(v), loadMs, perplexity, tokensPerSecond };
 }
 
 async function benchOnnx(v: ManifestVariant): Promise<Row> {
@@ -77,7 +81,7 @@ async function benchOnnx(v: ManifestVariant): Promise<Row> {
   const { perplexity } = await onnxPerplexity(decoder, windows);
   const tokensPerSecond = await bestOf(async () => (await decoder.greedy(prompt, decodeTokens)).length);
   await decoder.release();
-  return { id: v.id, framework: v.framework, bytes: v.bytes, loadMs, perplexity, tokensPerSecond };
+  return { id: v.id, framework: v.framework, bytes: sizeOf(v), loadMs, perplexity, tokensPerSecond };
 }
 
 function benchTorch(v: ManifestVariant): Row {
@@ -97,7 +101,7 @@ function benchTorch(v: ManifestVariant): Row {
   return {
     id: v.id,
     framework: v.framework,
-    bytes: v.bytes,
+    bytes: sizeOf(v),
     loadMs: out.load_s * 1000,
     perplexity: out.perplexity,
     tokensPerSecond: out.decode_tps,
