@@ -7,6 +7,7 @@ import { EchoTier } from './echo/echo-tier.js';
 import { LlamaCppTier } from './llamacpp/llamacpp-tier.js';
 import { createOnnxTier } from './onnx/create-onnx-tier.js';
 import { createRemoteTier } from './remote/create-remote-tier.js';
+import { createTfjsTier } from './tfjs/create-tfjs-tier.js';
 
 export type { TierDeps } from './tier-deps.js';
 
@@ -35,6 +36,7 @@ const kinds: { readonly [K in TierKind]: TierKindEntry<K> } = {
   },
   onnx: { create: (name, options, deps) => createOnnxTier(name, options, deps), framework: 'onnxruntime' },
   remote: { create: (name, options, deps) => createRemoteTier(name, options, deps), framework: 'pytorch' },
+  tfjs: { create: (name, options, deps) => createTfjsTier(name, options, deps), framework: 'tensorflow' },
 };
 
 export function createTier<K extends TierKind>(name: string, options: TierConfigOf<K>, deps: TierDeps): Tier {

@@ -95,7 +95,7 @@ export interface FinishEvent {
 
 export type TierEvent = TokenEvent | FinishEvent;
 
-export type TierFramework = 'llama.cpp' | 'onnxruntime' | 'pytorch' | 'echo';
+export type TierFramework = 'llama.cpp' | 'onnxruntime' | 'pytorch' | 'tensorflow' | 'echo';
 
 export interface TierInfo {
   /** The tier's name in config (e.g. "edge", "main", "fallback"). */
