@@ -23,6 +23,11 @@ export const GATEWAY_ERROR_HTTP: { readonly [K in ErrorKind]: HttpMapping } = {
   unavailable: { status: 503, type: 'server_error', code: 'service_unavailable' },
   /** The request's deadline passed before a tier could finish it. */
   timeout: { status: 504, type: 'server_error', code: 'deadline_exceeded' },
+  /**
+   * A tier's attempt ran out of time with the request's deadline still ahead: a gateway timeout
+   * (504 is "the upstream did not answer in time", RFC 9110 §15.6.5), but not the client's deadline.
+   */
+  upstream_timeout: { status: 504, type: 'server_error', code: 'upstream_timeout' },
   /** Every tier failed and the last failure had no kind of its own. */
   upstream_broken: { status: 502, type: 'server_error', code: 'upstream_failed' },
   /** Nobody reads it (the client left); nginx's 499 in logs and metrics. */

@@ -18,8 +18,13 @@ export const ERROR_KINDS = [
   'overloaded',
   /** No tier can take the request now (not ready, breaker open, shutting down, shed for time). */
   'unavailable',
-  /** A deadline passed (the request's, or one attempt's with no tier left). */
+  /** The request's own deadline passed before it could finish. */
   'timeout',
+  /**
+   * A tier did not answer within its attempt's time limit while the request's deadline had time
+   * left, and no other tier was left to try: the upstream's timeout, not the client's.
+   */
+  'upstream_timeout',
   /** The tier failed in a way it could not explain (stream broken, worker died). */
   'upstream_broken',
   /** The client went away or cancelled the call. */
@@ -39,6 +44,7 @@ const RETRYABLE_BY_DEFAULT: { readonly [K in ErrorKind]: boolean } = {
   overloaded: true,
   unavailable: true,
   timeout: true,
+  upstream_timeout: true,
   upstream_broken: true,
   cancelled: false,
   internal: true,

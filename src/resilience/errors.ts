@@ -14,8 +14,19 @@ export type ResilienceErrorCode =
   | 'TIERGATE_ERR_BREAKER_OPEN'
   /** The request's deadline passed before it could finish. → timeout (504) */
   | 'TIERGATE_ERR_DEADLINE'
-  /** One attempt ran past its own time limit (the request may continue elsewhere). → timeout (504) */
+  /**
+   * One attempt ran past its own time limit while the request's deadline had time left (the
+   * request may continue elsewhere). → upstream_timeout (504 upstream_timeout), never the
+   * client's deadline_exceeded.
+   */
   | 'TIERGATE_ERR_ATTEMPT_TIMEOUT'
+  /**
+   * A retry was refused by the failed tier's retry budget while another tier of the plan was
+   * predicted to fit the deadline: the gateway chose not to use it. → unavailable (503)
+   */
+  | 'TIERGATE_ERR_RETRY_BUDGET'
+  /** Every tier of the plan refused the request at admission (the overflow found no room). */
+  | 'TIERGATE_ERR_SHED_EVERYWHERE'
   /** A failure injected by config (`resilience.*.fault`). → unavailable (503) */
   | 'TIERGATE_ERR_FAULT_INJECTED';
 
@@ -24,7 +35,9 @@ const KIND: { readonly [C in ResilienceErrorCode]: ErrorKind } = {
   TIERGATE_ERR_SHED_DEADLINE: 'unavailable',
   TIERGATE_ERR_BREAKER_OPEN: 'unavailable',
   TIERGATE_ERR_DEADLINE: 'timeout',
-  TIERGATE_ERR_ATTEMPT_TIMEOUT: 'timeout',
+  TIERGATE_ERR_ATTEMPT_TIMEOUT: 'upstream_timeout',
+  TIERGATE_ERR_RETRY_BUDGET: 'unavailable',
+  TIERGATE_ERR_SHED_EVERYWHERE: 'overloaded',
   TIERGATE_ERR_FAULT_INJECTED: 'unavailable',
 };
 
@@ -36,8 +49,14 @@ export class ResilienceError extends GatewayError {
     message: string,
     tier: string | undefined,
     retryAfterSeconds?: number,
+    options: { readonly kind?: ErrorKind; readonly cause?: unknown } = {},
   ) {
-    super(KIND[code], message, { code, tier, retryAfter: retryAfterSeconds });
+    super(options.kind ?? KIND[code], message, {
+      code,
+      tier,
+      retryAfter: retryAfterSeconds,
+      cause: options.cause,
+    });
     this.name = 'ResilienceError';
   }
 
@@ -90,6 +109,7 @@ export function causeOf(err: unknown): FailureCause {
       return 'breaker_open';
     case 'TIERGATE_ERR_SHED_QUEUE_FULL':
     case 'TIERGATE_ERR_SHED_DEADLINE':
+    case 'TIERGATE_ERR_SHED_EVERYWHERE':
       return 'shed';
     case 'TIERGATE_ERR_FAULT_INJECTED':
       return 'fault';
@@ -98,6 +118,7 @@ export function causeOf(err: unknown): FailureCause {
     case 'overloaded':
       return 'overloaded';
     case 'timeout':
+    case 'upstream_timeout':
       return 'timeout';
     case 'unavailable':
       return 'unavailable';

@@ -17,7 +17,8 @@ export class ResilienceMetrics {
   readonly queueDepth: Gauge<'tier'>;
   readonly admitted: Gauge<'tier'>;
   readonly shed: Counter<'tier' | 'reason'>;
-  readonly retries: Counter<'tier' | 'result'>;
+  readonly retries: Counter<'from' | 'tier' | 'result'>;
+  readonly overflow: Counter<'from' | 'to'>;
   readonly fallbacks: Counter<'from' | 'to' | 'cause' | 'stage'>;
   readonly faults: Counter<'tier' | 'fault'>;
   readonly configReloads: Counter<'result'>;
@@ -67,8 +68,13 @@ export class ResilienceMetrics {
     });
     this.retries = metrics.counter({
       name: 'retries_total',
-      help: 'Retries before the first token, by target tier and result (attempted, budget_exhausted).',
-      labelNames: ['tier', 'result'],
+      help: 'Retries before the first token, by the failed tier whose budget pays (from), target tier and result (attempted, budget_exhausted).',
+      labelNames: ['from', 'tier', 'result'],
+    });
+    this.overflow = metrics.counter({
+      name: 'overflow_total',
+      help: 'Requests refused by a tier\'s admission (from) and taken by a later tier of their plan (to); to="none" when no tier could take them (shed).',
+      labelNames: ['from', 'to'],
     });
     this.fallbacks = metrics.counter({
       name: 'fallbacks_total',

@@ -13,7 +13,7 @@ import { DeadlineWatch } from './deadline-watch.js';
 import type { RouteAttempt } from '../routing/plan.js';
 import { FaultInjectingTier } from './fault-tier.js';
 import { BREAKER_STATE_VALUE, ResilienceMetrics } from './resilience-metrics.js';
-import { RetryBudget } from './retry-budget.js';
+import { TierRetryBudgets } from './retry-budget.js';
 import { TierBreaker } from './tier-breaker.js';
 
 /** Everything the executor needs for one tier. */
@@ -28,12 +28,13 @@ export interface TierGuard {
 
 /**
  * The live resilience state of a gateway: one guard (breaker, admission, faults) per tier and
- * the shared retry budget. `apply()` swaps settings in place on a hot reload, so in-flight
+ * the tiers' retry budgets. `apply()` swaps settings in place on a hot reload, so in-flight
  * requests keep their slots and breakers keep their history.
  */
 export class ResilienceRuntime {
   readonly metrics: ResilienceMetrics;
-  readonly retryBudget: RetryBudget;
+  /** One retry budget per tier (retry-budget.ts says why not one for the gateway). */
+  readonly retryBudgets: TierRetryBudgets;
   /** The attempts' deadlines, one timer for all (deadline-watch.ts). */
   readonly deadlines = new DeadlineWatch();
   private readonly guards = new Map<string, TierGuard>();
@@ -49,7 +50,7 @@ export class ResilienceRuntime {
   ) {
     this.metrics = new ResilienceMetrics(metrics, () => this.admissionState());
     this.config = config.resilience as ResilienceConfig;
-    this.retryBudget = new RetryBudget(this.config.retryBudget);
+    this.retryBudgets = new TierRetryBudgets(this.config.retryBudget);
     for (const [name, tier] of tiers) {
       const settings = tierResilience(this.config, name);
       const m = this.metrics;
@@ -140,7 +141,7 @@ export class ResilienceRuntime {
   /** Applies reloaded settings (already validated) to every tier. */
   apply(config: Config): void {
     this.config = config.resilience as ResilienceConfig;
-    this.retryBudget.update(this.config.retryBudget);
+    this.retryBudgets.update(this.config.retryBudget);
     this.attemptLists.clear();
     for (const [name, guard] of this.guards) {
       const settings = tierResilience(this.config, name);

@@ -35,12 +35,31 @@ export class RetryBudget {
   /** Takes one retry from the budget; false means the budget is spent and the retry must not happen. */
   tryWithdraw(): boolean {
     this.advance();
-    const sum = (a: number[]): number => a.reduce((x, y) => x + y, 0);
-    const allowed =
-      this.settings.ratio * sum(this.requests) + (this.settings.minPerSecond * this.settings.windowMs) / 1000;
-    if (sum(this.retries) + 1 > allowed) return false;
+    if (sum(this.retries) + 1 > this.allowed()) return false;
     this.retries[this.current]! += 1;
     return true;
+  }
+
+  /**
+   * Milliseconds until the oldest retry in the window expires and gives its share back (new
+   * requests may refill the budget sooner): a Retry-After for a request refused by the budget.
+   * One bucket's width when no retry is held (the floor alone refused).
+   */
+  refillMs(): number {
+    this.advance();
+    const width = this.settings.windowMs / BUCKETS;
+    // Buckets are a ring; the one after `current` is the oldest. Its retries leave first.
+    for (let age = BUCKETS - 1; age >= 0; age--) {
+      const i = (this.current - age + BUCKETS) % BUCKETS;
+      if (this.retries[i]! > 0) return this.bucketStart + (BUCKETS - age) * width - this.now();
+    }
+    return width;
+  }
+
+  private allowed(): number {
+    return (
+      this.settings.ratio * sum(this.requests) + (this.settings.minPerSecond * this.settings.windowMs) / 1000
+    );
   }
 
   private advance(): void {
@@ -56,4 +75,56 @@ export class RetryBudget {
       this.retries[this.current] = 0;
     }
   }
+}
+
+/**
+ * One RetryBudget per tier (docs/resilience.md "Retry budget"): a request deposits into the
+ * tier its first attempt ran on, and a retry is paid by the tier whose attempt failed. So the
+ * retries a failing (or frozen) tier causes are bounded by its own traffic, and it cannot spend
+ * the budget the healthy tiers keep for their own transient failures. `minPerSecond` applies to
+ * each tier: the gateway's floor is the number of tiers times it.
+ */
+export class TierRetryBudgets {
+  private readonly budgets = new Map<string, RetryBudget>();
+
+  constructor(
+    private settings: RetryBudgetSettings,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  update(settings: RetryBudgetSettings): void {
+    this.settings = settings;
+    for (const b of this.budgets.values()) b.update(settings);
+  }
+
+  /** A request's first attempt runs on `tier`. */
+  deposit(tier: string): void {
+    this.of(tier).deposit();
+  }
+
+  /** A retry after `tier` failed; false when that tier's budget is spent. */
+  tryWithdraw(tier: string): boolean {
+    return this.of(tier).tryWithdraw();
+  }
+
+  /** Milliseconds until `tier`'s budget gets a retry back (RetryBudget.refillMs). */
+  refillMs(tier: string): number {
+    return this.of(tier).refillMs();
+  }
+
+  /** Created on first use; the executor only names configured tiers, so the map stays bounded. */
+  private of(tier: string): RetryBudget {
+    let b = this.budgets.get(tier);
+    if (b === undefined) {
+      b = new RetryBudget(this.settings, this.now);
+      this.budgets.set(tier, b);
+    }
+    return b;
+  }
+}
+
+function sum(a: readonly number[]): number {
+  let s = 0;
+  for (const x of a) s += x;
+  return s;
 }

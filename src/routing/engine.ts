@@ -229,7 +229,8 @@ function deadlines(order: readonly Candidate[], budgetMs: number): RouteAttempt[
     const next = order[i + 1];
     const own = DEADLINE_SLACK * c.latencyMs;
     const ms = next === undefined ? Math.max(budgetMs, own) : Math.max(own, budgetMs - next.latencyMs);
-    return { tier: c.tier, deadlineMs: Math.max(1, Math.round(ms)) };
+    const attempt: RouteAttempt = { tier: c.tier, deadlineMs: Math.max(1, Math.round(ms)) };
+    return Number.isFinite(c.latencyMs) ? { ...attempt, predictedMs: Math.round(c.latencyMs) } : attempt;
   });
 }
 

@@ -30,6 +30,12 @@ export interface RouteAttempt {
   readonly tier: string;
   /** Budget for this attempt in ms, relative to the attempt's start (the executor also caps it by what is left of the request's budget). */
   readonly deadlineMs: number;
+  /**
+   * The engine's predicted latency of the attempt (queue wait, first token and max_tokens), ms,
+   * when the plan was made; absent for a fixed plan (pinned tier, no policy). The executor reads
+   * it to say whether a tier it may not retry on would have fitted the deadline.
+   */
+  readonly predictedMs?: number | undefined;
 }
 
 /** Why a tier was skipped; undefined for the chosen tier and tiers that were merely not best. */

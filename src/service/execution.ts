@@ -175,7 +175,12 @@ export class Execution {
       ttftMs: progress.ttftMs,
       finishReason: this.finishReason,
       aborted: this.progress.aborted || this.failure?.kind === 'cancelled',
-      servedBy: r.servedBy.length > 1 ? r.servedBy : undefined,
+      // Also when one tier served but not the routed one (failover or overflow before the first
+      // token): `tier` alone would name a tier that served nothing.
+      servedBy:
+        r.servedBy.length > 1 || (r.servedBy.length === 1 && r.servedBy[0] !== this.tier)
+          ? r.servedBy
+          : undefined,
       continuedFrom: r.continuedFrom,
       fallbacks: r.fallbacks.length > 0 ? r.fallbacks : undefined,
     };

@@ -44,6 +44,12 @@ const EXPECTED: Record<ErrorKind, { status: number; type: string; code: string |
     code: 'deadline_exceeded',
     grpc: GrpcStatus.DEADLINE_EXCEEDED,
   },
+  upstream_timeout: {
+    status: 504,
+    type: 'server_error',
+    code: 'upstream_timeout',
+    grpc: GrpcStatus.UNAVAILABLE,
+  },
   upstream_broken: {
     status: 502,
     type: 'server_error',

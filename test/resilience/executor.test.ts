@@ -1,6 +1,7 @@
 // The executor over real echo tiers with injected faults: attempt timeouts move on before the
-// first token, the retry budget caps retries, the request deadline ends the request with 504,
-// and all-tiers-failed takes the last failure's status.
+// first token, each tier's retry budget caps the retries its failures cause (and says so with a
+// 503 when a tier left would have fitted), an attempt timeout is the upstream's, the request
+// deadline ends the request with 504, and all-tiers-failed takes the last failure's status.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
@@ -93,22 +94,74 @@ test('a tier that hangs mid-stream is continued elsewhere with the tokens alread
   rt.close();
 });
 
-test('the retry budget caps retries; the last failure decides the status', async () => {
-  const rt = await runtimeWith({
-    retryBudget: { ratio: 0, minPerSecond: 0.1, windowMs: 10_000 }, // exactly 1 retry in the window
-    tiers: { a: { fault: { errorRate: 1 } }, b: { fault: { errorRate: 1 } } },
-  });
-  const first = new ResilientGeneration(rt, attempts('a', 'b', 'c'), newExecutionRecord());
-  // a fails, the one retry goes to b, which fails too; c is not tried: the budget is spent.
-  const err = await tokens(first, new AbortController().signal).then(
+/** Runs one request and returns what it was rejected with. */
+async function failure(gen: ResilientGeneration): Promise<unknown> {
+  return tokens(gen, new AbortController().signal).then(
     () => assert.fail('should fail'),
     (e: unknown) => e,
   );
-  assert.equal((err as { code: string }).code, 'TIERGATE_ERR_ALL_TIERS_FAILED');
-  assert.deepEqual((err as { tiers: string[] }).tiers, ['a', 'b']);
+}
+
+test("the retry budget counts per tier: a failing tier spends its own budget, not another's", async () => {
+  const rt = await runtimeWith({
+    retryBudget: { ratio: 0, minPerSecond: 0.1, windowMs: 10_000 }, // exactly 1 retry per tier in the window
+    tiers: { a: { fault: { errorRate: 1 } }, b: { fault: { errorRate: 1 } } },
+  });
+  // a fails; its one retry takes the request to c.
+  const first = newExecutionRecord();
+  await tokens(new ResilientGeneration(rt, attempts('a', 'c'), first), new AbortController().signal);
+  assert.deepEqual([first.servedBy, first.retries], [['c'], 1]);
+  // a fails again: its budget is spent, and c (no prediction in a fixed list, time left) was left.
+  const err = await failure(new ResilientGeneration(rt, attempts('a', 'c'), newExecutionRecord()));
+  assert.equal((err as { tiers: string[] }).tiers.join(), 'a', 'c is not tried');
+  assert.equal(((err as AllTiersFailedError).last as { code: string }).code, 'TIERGATE_ERR_RETRY_BUDGET');
   const api = toApiError(err);
-  assert.equal(api.status, 503, 'the injected fault of the last tier is a 503');
-  assert.ok((api.retryAfter ?? 0) >= 1);
+  assert.equal(api.status, 503);
+  assert.equal(api.code, 'service_unavailable');
+  assert.ok((api.retryAfter ?? 0) >= 1, 'Retry-After: when a retry comes back');
+  assert.match(api.message, /injected fault .*not retried because the retry budget of tier "a" is spent/);
+  // b's budget is its own: a's failures did not spend it (one shared budget would refuse here).
+  const third = newExecutionRecord();
+  await tokens(new ResilientGeneration(rt, attempts('b', 'c'), third), new AbortController().signal);
+  assert.deepEqual([third.servedBy, third.retries], [['c'], 1]);
+  const text = await rt.metrics.retries.get();
+  const value = (from: string, result: string): number =>
+    text.values.find((v) => v.labels.from === from && v.labels.result === result)?.value ?? 0;
+  assert.deepEqual(
+    [value('a', 'attempted'), value('a', 'budget_exhausted'), value('b', 'attempted')],
+    [1, 1, 1],
+  );
+  rt.close();
+});
+
+test("a retry the budget refuses when no tier left is predicted to fit keeps the attempt's own error", async () => {
+  const rt = await runtimeWith({
+    retryBudget: { ratio: 0, minPerSecond: 0.1, windowMs: 10_000 },
+    tiers: { a: { fault: { hangRate: 1 }, attemptTimeoutMs: 50 } },
+  });
+  await tokens(
+    new ResilientGeneration(rt, attempts('a', 'b'), newExecutionRecord()),
+    new AbortController().signal,
+  );
+  // b is predicted to need longer than the 10 s left: the budget's refusal cost nothing.
+  const slow = [
+    { tier: 'a', deadlineMs: 0 },
+    { tier: 'b', deadlineMs: 0, predictedMs: 60_000 },
+  ];
+  const err = await failure(new ResilientGeneration(rt, slow, newExecutionRecord(), Date.now() + 10_000));
+  const api = toApiError(err);
+  assert.deepEqual([api.status, api.code], [504, 'upstream_timeout']);
+  assert.match(api.message, /attempt on tier "a" timed out after 50 ms/);
+  rt.close();
+});
+
+test("an attempt timeout with the request's deadline ahead is upstream_timeout, never deadline_exceeded", async () => {
+  const rt = await runtimeWith({ tiers: { a: { fault: { hangRate: 1 }, attemptTimeoutMs: 50 } } });
+  const err = await failure(
+    new ResilientGeneration(rt, attempts('a'), newExecutionRecord(), Date.now() + 10_000),
+  );
+  const api = toApiError(err);
+  assert.deepEqual([api.status, api.code, api.type], [504, 'upstream_timeout', 'server_error']);
   rt.close();
 });
 

@@ -9,7 +9,7 @@ import { loadModelFamily } from '../../src/family/manifest.js';
 import { MetricsService } from '../../src/observability/metrics.js';
 import { AdmissionController } from '../../src/resilience/admission.js';
 import { FaultInjectingTier } from '../../src/resilience/fault-tier.js';
-import { RetryBudget } from '../../src/resilience/retry-budget.js';
+import { RetryBudget, TierRetryBudgets } from '../../src/resilience/retry-budget.js';
 import { TierBreaker } from '../../src/resilience/tier-breaker.js';
 import { ByteTokenizer } from '../../src/text/byte-tokenizer.js';
 import { EchoTier } from '../../src/tiers/echo/echo-tier.js';
@@ -84,6 +84,24 @@ test('retry budget: retries stay within ratio × requests plus the floor, and re
   assert.equal(floor.tryWithdraw(), true);
   assert.equal(floor.tryWithdraw(), true);
   assert.equal(floor.tryWithdraw(), false);
+});
+
+test("retry budgets per tier: one tier's retries leave the others' budgets whole; refillMs says when one comes back", () => {
+  let now = 0;
+  const b = new TierRetryBudgets({ ratio: 0.5, minPerSecond: 0, windowMs: 1000 }, () => now);
+  for (let i = 0; i < 4; i++) b.deposit('main');
+  b.deposit('edge');
+  b.deposit('edge');
+  assert.equal(b.tryWithdraw('main'), true);
+  now = 250;
+  assert.equal(b.tryWithdraw('main'), true);
+  assert.equal(b.tryWithdraw('main'), false, "half of main's 4 requests");
+  assert.equal(b.tryWithdraw('edge'), true, 'edge keeps its own share');
+  // main's oldest retry (taken at 0) leaves the 1000 ms window at 1000.
+  now = 400;
+  assert.equal(b.refillMs('main'), 600);
+  b.update({ ratio: 0.5, minPerSecond: 10, windowMs: 1000 });
+  assert.equal(b.tryWithdraw('main'), true, 'a reload applies to every tier');
 });
 
 function echoTier(): EchoTier {

@@ -186,19 +186,20 @@ test("the policy's fallback order is followed, limited to available tiers", () =
 
 test('deadlines: each attempt leaves the next one its predicted latency; the last gets the budget', () => {
   const plan = planRoute(input({ budget: { latencyMs: 1000, accuracyFloor: 0 } }));
-  // edge: 1000 - main's 60; main: 1000 - fallback's 250; fallback: all 1000.
+  // edge: 1000 - main's 60; main: 1000 - fallback's 250; fallback: all 1000. Each attempt
+  // carries its predicted latency (the executor's "would another tier have fitted").
   assert.deepEqual(plan.attempts, [
-    { tier: 'edge', deadlineMs: 940 },
-    { tier: 'main', deadlineMs: 750 },
-    { tier: 'fallback', deadlineMs: 1000 },
+    { tier: 'edge', deadlineMs: 940, predictedMs: 30 },
+    { tier: 'main', deadlineMs: 750, predictedMs: 60 },
+    { tier: 'fallback', deadlineMs: 1000, predictedMs: 250 },
   ]);
   // An attempt always gets twice its own prediction: edge 2 x 30 (> 100 - 250), fallback 2 x 250 (> 100).
   const tight = planRoute(
     input({ policy: policy({ fallback: ['fallback'] }), budget: { latencyMs: 100, accuracyFloor: 0 } }),
   );
   assert.deepEqual(tight.attempts, [
-    { tier: 'edge', deadlineMs: 60 },
-    { tier: 'fallback', deadlineMs: 500 },
+    { tier: 'edge', deadlineMs: 60, predictedMs: 30 },
+    { tier: 'fallback', deadlineMs: 500, predictedMs: 250 },
   ]);
 });
 

@@ -16,6 +16,9 @@ const CODES: { readonly [K in ApiErrorKind]: GrpcStatus } = {
   overloaded: GrpcStatus.RESOURCE_EXHAUSTED,
   unavailable: GrpcStatus.UNAVAILABLE,
   timeout: GrpcStatus.DEADLINE_EXCEEDED,
+  // The call's own deadline has not passed: DEADLINE_EXCEEDED would tell the client it had.
+  // UNAVAILABLE is gRPC's "transient, a retry may succeed".
+  upstream_timeout: GrpcStatus.UNAVAILABLE,
   // Every tier failed: UNAVAILABLE tells gRPC clients a retry may succeed.
   upstream_broken: GrpcStatus.UNAVAILABLE,
   cancelled: GrpcStatus.CANCELLED,
