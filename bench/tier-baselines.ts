@@ -4,14 +4,15 @@
  * 1. Tier overhead: single-stream greedy decode through the Tier interface vs a plain loop of the
  *    framework on the same variant (node-llama-cpp's `sequence.evaluate`; onnxruntime-node
  *    `session.run` with the KV cache on this thread; torch eager with the KV cache in a Python
- *    process of its own, like the sidecar).
+ *    process of its own, like the sidecar; TensorFlow.js: the same forward on this thread with
+ *    the KV cache kept as tensors, models/ts/tfjs-runner.ts).
  * 2. Batching: aggregate tokens/s of N concurrent streams through the tier vs its single stream,
  *    beside the framework's plain batched form (ONNX: one `run` over N rows; llama.cpp: N
  *    sequences of one context evaluated concurrently), and for llama.cpp the ceiling ggml's CPU
  *    path allows: k tokens of one sequence in one evaluation vs k evaluations of one token.
  *
  *   npm run bench:baselines -- [--family models/small] [--tokens 128] [--rounds 3]
- *     [--parts llamacpp,onnx,pytorch] [--batch 16] [--sequences 8] [--torch-streams 8]
+ *     [--parts llamacpp,onnx,pytorch,tfjs] [--batch 16] [--sequences 8] [--torch-streams 8]
  *
  * Rounds alternate loop and tier so machine noise hits both; every ratio is the median of the
  * rounds' ratios (these machines are shared: quote medians of several runs). Decode rates are
@@ -36,13 +37,15 @@ import type { BenchContext, TierRunner } from './tiers/runner.js';
 import { runner as llamaRunner } from './tiers/llamacpp.js';
 import { runner as onnxRunner } from './tiers/onnx.js';
 import { runner as remoteRunner } from './tiers/remote.js';
+import { runner as tfjsRunner } from './tiers/tfjs.js';
+import { TfjsRunner } from '../models/ts/tfjs-runner.js';
 
 const { values } = parseArgs({
   options: {
     family: { type: 'string', default: fileURLToPath(new URL('../models/tiny', import.meta.url)) },
     tokens: { type: 'string', default: '128' },
     rounds: { type: 'string', default: '3' },
-    parts: { type: 'string', default: 'llamacpp,onnx,pytorch' },
+    parts: { type: 'string', default: 'llamacpp,onnx,pytorch,tfjs' },
     batch: { type: 'string', default: '16' },
     sequences: { type: 'string', default: '8' },
     'torch-streams': { type: 'string', default: '8' },
@@ -295,11 +298,51 @@ async function benchTorch(): Promise<void> {
   );
 }
 
+// ---- TensorFlow.js -----------------------------------------------------------------------------
+
+/** The plain loop: greedy decode with the KV cache as tensors on this thread, after the first token. */
+function tfjsLoop(runner: TfjsRunner): number {
+  let first = 0;
+  let n = 0;
+  runner.greedy(prompt, TOKENS, () => {
+    if (n++ === 0) first = performance.now();
+  });
+  return ((n - 1) * 1000) / (performance.now() - first);
+}
+
+async function benchTfjs(): Promise<void> {
+  const B = Number(values.batch);
+  const runner = await TfjsRunner.load(resolveVariant(family, 'tensorflow-fp32', '.gguf').file);
+  const tier = target(tfjsRunner, 'tensorflow-fp32', B);
+  await tier.start();
+  const pair: Pair = { label: 'tensorflow.js tensorflow-fp32 (wasm)', loop: [], tier: [] };
+  const tierB: number[] = [];
+  try {
+    tfjsLoop(runner);
+    await tierSingle(tier);
+    for (let r = 0; r < ROUNDS; r++) {
+      say(`tensorflow.js: round ${r + 1}/${ROUNDS}`);
+      pair.loop.push(tfjsLoop(runner));
+      pair.tier.push(await tierSingle(tier));
+      tierB.push(await aggregate(tier, [prompt], TOKENS, B));
+    }
+  } finally {
+    await tier.close();
+    runner.dispose();
+  }
+  overhead.push(pair);
+  batching.push(
+    `| tensorflow-fp32 tfjs | ${B} streams | ${fmt(median(pair.tier))} | ${fmt(median(tierB))} | ` +
+      `${fmt(median(tierB.map((x, i) => x / (pair.tier[i] as number))), 2)}× | — | — |`,
+  );
+}
+
 const load0 = loadavg()[0] ?? 0;
 try {
   if (parts.has('llamacpp')) for (const v of values['llama-variants'].split(',')) await benchLlama(v);
   if (parts.has('onnx')) for (const v of values['onnx-variants'].split(',')) await benchOnnx(v);
   if (parts.has('pytorch')) await benchTorch();
+  if (parts.has('tfjs')) await benchTfjs();
 } finally {
   await tokenizer.close();
 }

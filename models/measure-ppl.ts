@@ -1,6 +1,7 @@
 /**
- * Build step: validation perplexity of every GGUF variant in node-llama-cpp and every ONNX variant
- * in onnxruntime-node, on the family's eval-slice.json. The variants are the build's plan
+ * Build step: validation perplexity of every GGUF variant in node-llama-cpp, every ONNX variant
+ * in onnxruntime-node and the TensorFlow variant in TensorFlow.js (wasm backend), on the family's
+ * eval-slice.json. The variants are the build's plan
  * (work/variants.json); prints one line per variant and writes work/ppl-node.json for the manifest.
  * When the folder already holds a manifest (a --from-master derivation re-creating a recorded
  * family), a variant whose files (an ONNX graph and its external data) are byte-identical to the
@@ -24,6 +25,7 @@ import {
 import { GgufRunner } from './ts/gguf-runner.js';
 import { OnnxDecoder } from './ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from './ts/perplexity.js';
+import { TfjsRunner, tfjsPerplexity } from './ts/tfjs-runner.js';
 
 const windows = readEvalSlice().windows;
 const vocab = readGolden().vocab_size;
@@ -61,6 +63,10 @@ for (const [i, v] of planned.entries()) {
     const runner = await GgufRunner.load(path);
     r = await ggufPerplexity(runner, windows, vocab);
     await runner.dispose();
+  } else if (v.format === 'tensorflow') {
+    const runner = await TfjsRunner.load(path);
+    r = tfjsPerplexity(runner, windows);
+    runner.dispose();
   } else {
     const decoder = await OnnxDecoder.load(path);
     r = await onnxPerplexity(decoder, windows);

@@ -35,6 +35,7 @@ import {
   variantFiles,
 } from './ts/family.js';
 import { GgufRunner, sharedLlama } from './ts/gguf-runner.js';
+import { TfjsRunner, tfjsPerplexity } from './ts/tfjs-runner.js';
 import { OnnxDecoder } from './ts/onnx-decoder.js';
 import { ggufPerplexity, onnxPerplexity } from './ts/perplexity.js';
 import { gatewayChatIds } from './ts/chat-ids.js';
@@ -175,6 +176,10 @@ if (values.perplexity || (masterFile !== undefined && differing.size > 0)) {
       const r = await GgufRunner.load(join(dir, v.file));
       ppl = (await ggufPerplexity(r, windows, golden.vocab_size)).perplexity;
       await r.dispose();
+    } else if (v.format === 'tensorflow') {
+      const r = await TfjsRunner.load(join(dir, v.file));
+      ppl = tfjsPerplexity(r, windows).perplexity;
+      r.dispose();
     } else {
       const d = await OnnxDecoder.load(join(dir, v.file));
       ppl = (await onnxPerplexity(d, windows)).perplexity;

@@ -55,6 +55,8 @@ def variant_entries(ppl: dict, types: dict) -> list:
             entry["tensor_types"] = types[v]
         if v == "pytorch-fp32":
             entry["note"] = "the sidecar builds the PyTorch model from the GGUF F32 weights (same tensors)"
+        if v == "tensorflow-fp32":
+            entry["note"] = "the TensorFlow.js tier builds its model from the same GGUF weights, computed in FP32"
         out.append(entry)
     return out
 
@@ -183,7 +185,8 @@ def report(variants: list, ppl_torch: dict) -> None:
     unigram = ppl_torch["unigram"]
     if unigram is not None:
         log(f"unigram perplexity {unigram:.3f} = {unigram / ppl_torch['pytorch-fp32']:.2f}x the PyTorch FP32 model's")
-    base = {"llama.cpp": reference_variant(FAMILY), "onnxruntime": "onnx-fp32", "pytorch": "pytorch-fp32"}
+    base = {"llama.cpp": reference_variant(FAMILY), "onnxruntime": "onnx-fp32", "pytorch": "pytorch-fp32",
+            "tensorflow": "tensorflow-fp32"}
     by_id = {v["id"]: v for v in variants}
     for v in variants:
         ref = by_id[base[v["framework"]]]["perplexity"] if base[v["framework"]] in by_id else v["perplexity"]

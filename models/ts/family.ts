@@ -39,7 +39,7 @@ export function readFamilyFile(id: string): FamilyFile {
 export interface PlannedVariant {
   readonly id: string;
   readonly framework: VariantFramework;
-  readonly format: 'gguf' | 'onnx' | 'pytorch';
+  readonly format: 'gguf' | 'onnx' | 'pytorch' | 'tensorflow';
   readonly precision: string;
   readonly file: string;
 }
@@ -47,12 +47,12 @@ export interface PlannedVariant {
 export const readPlannedVariants = (dir = WORK_DIR): PlannedVariant[] =>
   readJson<PlannedVariant[]>('variants.json', dir);
 
-export type VariantFramework = 'llama.cpp' | 'onnxruntime' | 'pytorch';
+export type VariantFramework = 'llama.cpp' | 'onnxruntime' | 'pytorch' | 'tensorflow';
 
 export interface ManifestVariant {
   readonly id: string;
   readonly framework: VariantFramework;
-  readonly format: 'gguf' | 'onnx' | 'pytorch';
+  readonly format: 'gguf' | 'onnx' | 'pytorch' | 'tensorflow';
   readonly precision: string;
   readonly file: string;
   readonly bytes: number;

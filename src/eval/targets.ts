@@ -1,6 +1,6 @@
 import type { Config, TierConfig } from '../config/index.js';
 import type { ModelFamily } from '../family/manifest.js';
-import { configuredVariant } from '../tiers/registry.js';
+import { configuredVariant, frameworkOfKind } from '../tiers/registry.js';
 
 /** One thing to evaluate or benchmark: a tier name and the exact tier config it is built from. */
 export interface Target {
@@ -10,13 +10,6 @@ export interface Target {
   readonly tier: string;
   readonly config: TierConfig;
 }
-
-/** Manifest `framework` each tier kind serves (echo serves no family variant). */
-const FRAMEWORK_OF_KIND: Readonly<Record<string, string>> = {
-  llamacpp: 'llama.cpp',
-  onnx: 'onnxruntime',
-  remote: 'pytorch',
-};
 
 export interface TargetOptions {
   /** Only these configured tiers (undefined: all). */
@@ -53,7 +46,7 @@ export function selectTargets(config: Config, family: ModelFamily, options: Targ
     // The tier's `model` may be a variant id or a file name; compare variants by id.
     seen.add(`${tierConfig.kind}:${configuredVariant(family, tierConfig) ?? tierConfig.model}`);
     if (!options.allVariants) continue;
-    const framework = FRAMEWORK_OF_KIND[tierConfig.kind];
+    const framework = frameworkOfKind(tierConfig.kind);
     for (const v of family.variants) {
       if (v.framework !== framework) continue;
       const key = `${tierConfig.kind}:${v.id}`;

@@ -39,6 +39,11 @@ const kinds: { readonly [K in TierKind]: TierKindEntry<K> } = {
   tfjs: { create: (name, options, deps) => createTfjsTier(name, options, deps), framework: 'tensorflow' },
 };
 
+/** The manifest framework a tier kind serves model files of (undefined: echo, no model file). */
+export function frameworkOfKind(kind: TierKind): TierFramework | undefined {
+  return kinds[kind].framework;
+}
+
 export function createTier<K extends TierKind>(name: string, options: TierConfigOf<K>, deps: TierDeps): Tier {
   const entry = kinds[options.kind as K] as TierKindEntry<K>;
   return entry.create(name, options, deps);

@@ -42,3 +42,33 @@ test('tiergate eval reproduces the manifest perplexity of the served variant thr
   assert.equal(profiles.reference.measured, false);
   assert.ok(measured.relativeAccuracy > 0.9 && measured.relativeAccuracy <= 1);
 });
+
+test('tiergate eval measures the TensorFlow.js tier as the tensorflow framework, FP32 as its manifest says', async () => {
+  const config = buildConfig(
+    {
+      logging: { level: 'silent' },
+      family: { dir: 'models/tiny' },
+      tiers: { tf: { kind: 'tfjs', model: 'tensorflow-fp32' } },
+      models: { tiny: { tier: 'tf' } },
+    },
+    { baseDir: REPO_ROOT, env: {} },
+  );
+  const expected = loadModelFamily(FAMILY_DIR).variants.find((v) => v.id === 'tensorflow-fp32');
+  assert.equal(expected?.framework, 'tensorflow');
+  const profiles = await runEval(
+    config,
+    createLogger('silent'),
+    { ...DEFAULT_EVAL, allVariants: true, taskPrompts: 2 },
+    createProgress(process.stderr, true),
+  );
+  // allVariants adds nothing: the family has one TensorFlow variant.
+  assert.deepEqual(Object.keys(profiles.variants), ['tensorflow-fp32']);
+  const measured = profiles.variants['tensorflow-fp32']!;
+  assert.equal(measured.framework, 'tensorflow');
+  const recorded = expected?.perplexity ?? Number.NaN;
+  assert.ok(Math.abs(measured.perplexity / recorded - 1) < 1e-3, `${measured.perplexity} vs ${recorded}`);
+  // The only FP32 variant measured is the reference itself.
+  assert.equal(profiles.reference.variant, 'tensorflow-fp32');
+  assert.equal(measured.relativeAccuracy, 1);
+  assert.equal(profiles.tiers.tf?.variant, 'tensorflow-fp32');
+});

@@ -69,6 +69,12 @@ function parseSvg(svg: string): { root: string; texts: string[]; marks: number }
 test('the report turns a fixed measurement file into the expected matrix', async () => {
   const report = await generateReport(BENCH_FIXTURE, PROFILES_FIXTURE, CONFIG, 'tiergate report');
   for (const f of report.matrix.frameworks) {
+    if (f.id === 'tensorflow') {
+      // The fixture predates the TensorFlow tier: its column is there, unmeasured, with no total.
+      assert.equal(f.measured, false);
+      assert.equal(f.total, undefined);
+      continue;
+    }
     const expected = EXPECTED[f.id];
     assert.ok(expected, f.id);
     assert.equal(f.cells.gpuPerformance.score, undefined, 'GPU is never measured here');

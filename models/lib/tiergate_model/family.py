@@ -15,6 +15,8 @@ from typing import Any, Dict, List
 # Variant id -> (framework, format, precision, file suffix). File names are "<id>-<suffix>".
 VARIANTS: Dict[str, tuple] = {
     "pytorch-fp32": ("pytorch", "pytorch", "fp32", "f32.gguf"),
+    # TensorFlow.js on its wasm backend (src/tiers/tfjs/) reads the reference GGUF like the sidecar.
+    "tensorflow-fp32": ("tensorflow", "tensorflow", "fp32", "f32.gguf"),
     "gguf-f32": ("llama.cpp", "gguf", "f32", "f32.gguf"),
     "gguf-f16": ("llama.cpp", "gguf", "f16", "f16.gguf"),
     "gguf-q8_0": ("llama.cpp", "gguf", "q8_0", "q8_0.gguf"),
@@ -220,8 +222,9 @@ def load_family(path: str) -> Dict[str, Any]:
 
 
 def variant_file(fam: Dict[str, Any], variant: str) -> str:
-    if variant == "pytorch-fp32":
-        # The sidecar serves the reference GGUF (F16 weights are upcast to F32 when loaded).
+    if variant in ("pytorch-fp32", "tensorflow-fp32"):
+        # The sidecar and the TensorFlow.js tier serve the reference GGUF (F16 weights are upcast
+        # exactly to F32 when loaded).
         return f"{fam['id']}-{VARIANTS[reference_variant(fam)][3]}"
     return f"{fam['id']}-{VARIANTS[variant][3]}"
 

@@ -28,6 +28,8 @@ export const FRAMEWORKS: readonly { readonly id: string; readonly label: string 
   { id: 'pytorch', label: 'PyTorch' },
   { id: 'onnxruntime', label: 'ONNX Runtime' },
   { id: 'llama.cpp', label: 'llama.cpp' },
+  // TensorFlow.js on its wasm (XNNPACK) backend: docs/tf-tier.md.
+  { id: 'tensorflow', label: 'TensorFlow (TF.js wasm)' },
 ];
 
 /** Rows for every successfully measured framework variant (echo and failed targets left out). */
