@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { WorkerLivenessSchema } from './worker-liveness.js';
 
 /**
  * The `onnx` (main) tier: an ONNX decoder (optimum / onnxruntime-genai KV-cache convention) run by
@@ -24,6 +25,8 @@ export const OnnxTierSchema = Type.Object(
     maxQueue: Type.Integer({ minimum: 0, default: 64 }),
     /** Tokens per sequence (prompt + generated); 0 means the family manifest's context length. */
     contextLength: Type.Integer({ minimum: 0, default: 0 }),
+    /** When a worker counts as stalled and is replaced (worker-liveness.ts). */
+    liveness: Type.Optional(WorkerLivenessSchema),
   },
   { additionalProperties: false },
 );

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { WorkerLivenessSchema } from './worker-liveness.js';
 
 /**
  * The `tfjs` tier: the family's LLaMA written in TensorFlow.js ops on the WebAssembly (XNNPACK)
@@ -33,6 +34,8 @@ export const TfjsTierSchema = Type.Object(
      * batchSpeedup, docs/routing.md "Queue model"); absent: each stream at full speed.
      */
     batchSpeedup: Type.Optional(Type.Number({ minimum: 1 })),
+    /** When a worker counts as stalled and is replaced (worker-liveness.ts). */
+    liveness: Type.Optional(WorkerLivenessSchema),
   },
   { additionalProperties: false },
 );

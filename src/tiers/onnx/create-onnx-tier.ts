@@ -74,6 +74,7 @@ export function createOnnxTier(name: string, config: OnnxTierConfig, deps: TierD
       maxBatchSize: config.maxBatchSize,
       maxQueueDelayMs: config.maxQueueDelayMs,
       maxQueue: config.maxQueue,
+      liveness: config.liveness,
     },
     { logger: deps.logger, batchSizes: batchObserver(deps.metrics) },
   );

@@ -11,7 +11,8 @@ import type { DecoderSpec } from './decoder-spec.js';
 import { idTensor, rangeTensor, stepMask } from './feeds.js';
 import { KvArena } from './kv-arena.js';
 import { KvBatch, type KvShape, type RowRef } from './kv-batch.js';
-import type { SequenceEvent, SequenceRequest, WorkerToMain } from './worker-protocol.js';
+import type { EngineMessage, SequenceEvent, SequenceRequest } from '../worker-host/protocol.js';
+import type { RunGate } from '../worker-host/run-gate.js';
 
 export interface EngineOptions {
   readonly maxBatchSize: number;
@@ -41,7 +42,8 @@ export class DecodeEngine {
   private readonly spec: DecoderSpec;
   private readonly shape: KvShape;
   private readonly options: EngineOptions;
-  private readonly emit: (message: WorkerToMain) => void;
+  private readonly gate: RunGate;
+  private readonly emit: (message: EngineMessage) => void;
   private readonly waiting: SequenceRequest[] = [];
   private readonly scoreJobs: ScoreJob[] = [];
   private readonly cancelled = new Set<number>();
@@ -56,9 +58,11 @@ export class DecodeEngine {
     session: ort.InferenceSession,
     spec: DecoderSpec,
     options: EngineOptions,
-    emit: (message: WorkerToMain) => void,
+    gate: RunGate,
+    emit: (message: EngineMessage) => void,
   ) {
     this.session = session;
+    this.gate = gate;
     this.spec = spec;
     this.shape = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim };
     // Without position_ids a model infers positions from its own counters, which left padding
@@ -207,7 +211,7 @@ export class DecodeEngine {
     feeds['input_ids'] = idTensor(this.spec.inputIdsType, tokens, [1, n]);
     feeds['attention_mask'] = idTensor(this.spec.attentionMaskType, new Uint8Array(n).fill(1), [1, n]);
     if (this.spec.positionIds) feeds['position_ids'] = rangeTensor(this.spec.positionIds, n);
-    const out = await this.session.run(feeds);
+    const out = await this.gate.run('prefill', n, () => this.session.run(feeds));
     return { logits: (out['logits'] as ort.Tensor).data as Float32Array, present: this.presents(out) };
   }
 
@@ -284,7 +288,7 @@ export class DecodeEngine {
         fetches[`present.${l}.${name}`] = new ort.Tensor('float32', view, presentDims);
       });
     }
-    const out = await this.session.run(feeds, fetches);
+    const out = await this.gate.run('step', rows, () => this.session.run(feeds, fetches));
     const logits = (out['logits'] as ort.Tensor).data as Float32Array;
     const vocab = logits.length / rows;
     kv.advance(present);

@@ -9,6 +9,7 @@ export type OnnxTierErrorCode =
   | 'TG_ONNX_MODEL_MISSING'
   | 'TG_ONNX_NOT_A_DECODER'
   | 'TG_ONNX_WORKER_FAILED'
+  | 'TG_ONNX_WORKER_STALLED'
   | 'TG_ONNX_NOT_STARTED'
   | 'TG_ONNX_CLOSED'
   | 'TG_ONNX_BAD_REQUEST';
@@ -17,6 +18,9 @@ const KIND: { readonly [C in OnnxTierErrorCode]: ErrorKind } = {
   TG_ONNX_MODEL_MISSING: 'internal',
   TG_ONNX_NOT_A_DECODER: 'internal',
   TG_ONNX_WORKER_FAILED: 'upstream_broken',
+  // A worker that stopped answering (docs/main-tier.md "Worker liveness"): its sequences broke
+  // off, and another tier can continue them.
+  TG_ONNX_WORKER_STALLED: 'upstream_broken',
   TG_ONNX_NOT_STARTED: 'unavailable',
   TG_ONNX_CLOSED: 'unavailable',
   TG_ONNX_BAD_REQUEST: 'bad_request',

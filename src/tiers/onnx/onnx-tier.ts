@@ -1,16 +1,21 @@
 /**
  * The main tier: an ONNX decoder served by onnxruntime-node from a pool of worker threads, each
- * with its own session and continuous batcher. New sequences go to the least-loaded live worker.
+ * with its own session and continuous batcher (src/tiers/worker-host/worker-pool.ts: placement,
+ * liveness, replacement). New sequences go to the least-loaded serving worker.
  */
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { DEFAULT_WORKER_LIVENESS } from '../../config/tiers/worker-liveness.js';
+import type { CancelSignal } from '../cancellation.js';
+import { TierUnavailableError } from '../errors.js';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tier.js';
+import type { LivenessOptions } from '../worker-host/liveness.js';
+import type { WorkerFault } from '../worker-host/protocol.js';
+import type { WorkerErrors } from '../worker-host/worker-client.js';
+import { WorkerPool } from '../worker-host/worker-pool.js';
 import type { DecoderSpec } from './decoder-spec.js';
-import { TierOverloadedError, TierUnavailableError } from '../errors.js';
 import { OnnxTierError } from './onnx-tier-error.js';
-import { WorkerClient } from './worker-client.js';
 import type { WorkerInit } from './worker-protocol.js';
-import { type CancelSignal } from '../cancellation.js';
 
 /** Which decoder to serve. */
 export interface OnnxModelSource {
@@ -26,10 +31,6 @@ export interface OnnxModelSource {
   readonly vocabSize?: number | undefined;
 }
 
-/** First restart of a crashed worker after this long; doubling up to the maximum on failures. */
-const RESTART_DELAY_MS = 500;
-const MAX_RESTART_DELAY_MS = 30_000;
-
 export interface OnnxTierOptions {
   readonly name: string;
   /** The model, or a resolver called by start() (so a missing file fails start, not config). */
@@ -40,7 +41,18 @@ export interface OnnxTierOptions {
   readonly maxQueueDelayMs: number;
   /** Sequences allowed to wait beyond workers × maxBatchSize; more are refused (overloaded). */
   readonly maxQueue?: number | undefined;
+  /** When a worker counts as stalled (defaults: src/config/tiers/worker-liveness.ts). */
+  readonly liveness?: LivenessOptions | undefined;
 }
+
+const ERRORS: WorkerErrors = {
+  failed: (message) => new OnnxTierError('TG_ONNX_WORKER_FAILED', message),
+  stalled: (message) => new OnnxTierError('TG_ONNX_WORKER_STALLED', message),
+  closed: () => new OnnxTierError('TG_ONNX_CLOSED', 'the ONNX tier was closed'),
+  badRequest: (message) => new OnnxTierError('TG_ONNX_BAD_REQUEST', message),
+  startFailed: (code, message) =>
+    new OnnxTierError(code === 'TG_ONNX_NOT_A_DECODER' ? code : 'TG_ONNX_WORKER_FAILED', message),
+};
 
 /** Where the tier reports per-step batch sizes (the gateway's MetricsService adapts to it). */
 export interface BatchSizeObserver {
@@ -56,17 +68,28 @@ export class OnnxTier implements Tier {
   readonly name: string;
   private readonly options: OnnxTierOptions;
   private readonly deps: OnnxTierDeps;
-  private workers: WorkerClient[] = [];
+  private readonly pool: WorkerPool<DecoderSpec>;
   private model: OnnxModelSource | undefined;
   private spec: DecoderSpec | undefined;
   private state: 'new' | 'starting' | 'ready' | 'failed' | 'closed' = 'new';
   private failure: string | undefined;
-  private readonly restarts = new Set<NodeJS.Timeout>();
 
   constructor(options: OnnxTierOptions, deps: OnnxTierDeps = {}) {
     this.name = options.name;
     this.options = options;
     this.deps = deps;
+    this.pool = new WorkerPool<DecoderSpec>({
+      name: options.name,
+      label: 'onnx',
+      workers: options.workers,
+      maxBatchSize: options.maxBatchSize,
+      maxQueue: options.maxQueue,
+      entry: { from: import.meta.url, name: 'onnx-worker' },
+      liveness: options.liveness ?? DEFAULT_WORKER_LIVENESS,
+      errors: ERRORS,
+      logger: deps.logger,
+      onBatch: (size) => deps.batchSizes?.observeBatchSize(options.name, size),
+    });
   }
 
   async start(): Promise<void> {
@@ -87,23 +110,21 @@ export class OnnxTier implements Tier {
     }
     this.model = model;
     const modelPath = model.path;
-    const init = {
+    const init: WorkerInit = {
       modelPath,
       intraOpThreads: this.options.intraOpThreads,
       maxBatchSize: this.options.maxBatchSize,
       maxQueueDelayMs: this.options.maxQueueDelayMs,
       contextLength: model.contextLength,
     };
-    this.workers = Array.from({ length: this.options.workers }, (_, index) => this.makeWorker(index, init));
     try {
-      const specs = await Promise.all(this.workers.map((w) => w.start()));
+      const specs = await this.pool.start(init);
       this.spec = specs[0];
       this.state = 'ready';
       this.deps.logger?.info({ tier: this.name, model: modelPath, spec: this.spec }, 'onnx tier ready');
     } catch (err) {
       this.state = 'failed';
       this.failure = err instanceof Error ? err.message : String(err);
-      await Promise.all(this.workers.map((w) => w.close()));
       throw err;
     }
   }
@@ -113,45 +134,14 @@ export class OnnxTier implements Tier {
     const model = this.ready();
     // The prompt needs room for at least one generated token.
     this.validate(request.tokens, model.contextLength - 1, model);
-    const worker = this.pickWorker();
-    this.admit();
-    const { id, channel } = worker.generate({
-      tokens: request.tokens,
-      sampling: request.sampling,
-      maxTokens: request.maxTokens,
-      stopTokens: request.stopTokens,
-      topLogprobs: request.topLogprobs,
-    });
-    const onAbort = (): void => {
-      worker.cancel(id);
-      channel.fail(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      for (;;) {
-        const event = await channel.next();
-        if (event === undefined) return;
-        yield event;
-        if (event.kind === 'finish') return;
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      // A consumer that stops iterating early (break, return) must free the batch slot too.
-      worker.cancel(id);
-    }
+    yield* this.pool.stream(request, signal);
   }
 
   async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
     signal?.throwIfAborted();
     const model = this.ready();
     this.validate(tokens, model.contextLength, model);
-    const result = this.pickWorker().score(tokens);
-    if (!signal) return result;
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      result.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+    return this.pool.score(tokens, signal);
   }
 
   info(): TierInfo {
@@ -170,9 +160,7 @@ export class OnnxTier implements Tier {
 
   health(): TierHealth {
     if (this.state !== 'ready') return { ready: false, detail: this.failure ?? this.state };
-    const alive = this.workers.filter((w) => w.alive).length;
-    if (alive === 0) return { ready: false, detail: 'all inference workers died' };
-    return { ready: true, detail: `${alive}/${this.workers.length} workers` };
+    return this.pool.health();
   }
 
   /** The decoder's shape as read from the model (after start). */
@@ -180,13 +168,23 @@ export class OnnxTier implements Tier {
     return this.spec;
   }
 
+  /**
+   * Test-only fault injection into worker `index` (src/tiers/worker-host/protocol.ts WorkerFault):
+   * no API route or config key reaches it.
+   */
+  injectWorkerFault(fault: WorkerFault, index = 0): void {
+    this.pool.injectFault(fault, index);
+  }
+
+  /** Worker `index`'s thread id and how many workers were replaced (tests). */
+  workerStatus(index = 0): { threadId: number | undefined; replacements: number } {
+    return { threadId: this.pool.threadId(index), replacements: this.pool.replacements };
+  }
+
+  /** Stops every worker, never inside a native run (worker-host/run-gate.ts), and waits for them. */
   async close(): Promise<void> {
     this.state = 'closed';
-    for (const timer of this.restarts) clearTimeout(timer);
-    this.restarts.clear();
-    const workers = this.workers;
-    this.workers = [];
-    await Promise.all(workers.map((w) => w.close()));
+    await this.pool.close();
   }
 
   private ready(): OnnxModelSource {
@@ -211,62 +209,5 @@ export class OnnxTier implements Tier {
     if (vocab !== undefined && tokens.some((t) => !Number.isInteger(t) || t < 0 || t >= vocab)) {
       throw new OnnxTierError('TG_ONNX_BAD_REQUEST', `token ids must be integers in [0, ${vocab})`);
     }
-  }
-
-  private makeWorker(index: number, init: WorkerInit): WorkerClient {
-    return new WorkerClient(init, {
-      onBatch: (size) => this.deps.batchSizes?.observeBatchSize(this.name, size),
-      onCrash: (err) => {
-        // Its sequences have already failed (the gateway may retry them on another tier);
-        // the slot is refilled with a fresh worker so the tier recovers its capacity.
-        this.deps.logger?.error(
-          { tier: this.name, worker: index, err },
-          'onnx inference worker died; restarting',
-        );
-        this.scheduleRestart(index, init, RESTART_DELAY_MS);
-      },
-    });
-  }
-
-  /** Replaces worker `index` after `delayMs`, retrying with doubling delays while start fails. */
-  private scheduleRestart(index: number, init: WorkerInit, delayMs: number): void {
-    if (this.state !== 'ready') return;
-    const timer = setTimeout(() => {
-      this.restarts.delete(timer);
-      if (this.state !== 'ready') return;
-      const worker = this.makeWorker(index, init);
-      worker.start().then(
-        async () => {
-          if (this.state !== 'ready') return worker.close();
-          this.workers[index] = worker;
-          this.deps.logger?.info({ tier: this.name, worker: index }, 'onnx inference worker restarted');
-        },
-        async (err: unknown) => {
-          this.deps.logger?.error(
-            { tier: this.name, worker: index, err },
-            'onnx inference worker restart failed',
-          );
-          await worker.close();
-          this.scheduleRestart(index, init, Math.min(delayMs * 2, MAX_RESTART_DELAY_MS));
-        },
-      );
-    }, delayMs);
-    timer.unref();
-    this.restarts.add(timer);
-  }
-
-  /** Sheds load early (429 + Retry-After upstream) rather than queueing without bound. */
-  private admit(): void {
-    const { maxQueue, maxBatchSize } = this.options;
-    if (maxQueue === undefined) return;
-    const assigned = this.workers.reduce((n, w) => n + w.load, 0);
-    if (assigned >= this.workers.length * maxBatchSize + maxQueue) throw new TierOverloadedError(this.name);
-  }
-
-  private pickWorker(): WorkerClient {
-    let best: WorkerClient | undefined;
-    for (const w of this.workers) if (w.alive && (best === undefined || w.load < best.load)) best = w;
-    if (!best) throw new TierUnavailableError(this.name, `tier "${this.name}": no inference worker is alive`);
-    return best;
   }
 }

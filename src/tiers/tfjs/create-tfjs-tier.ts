@@ -64,6 +64,7 @@ export function createTfjsTier(name: string, config: TfjsTierConfig, deps: TierD
       maxQueueDelayMs: config.maxQueueDelayMs,
       maxQueue: config.maxQueue,
       batchSpeedup: config.batchSpeedup,
+      liveness: config.liveness,
     },
     { logger: deps.logger, onBatch: (tier, size) => histogram.observe({ tier }, size) },
   );

@@ -10,7 +10,8 @@ import { createRng, logSoftmax, sampleToken, type Rng } from '../../text/samplin
 import { KvBatch, type RowRef } from './kv-batch.js';
 import { causalBias, disposeKv, forward } from './llama-forward.js';
 import type { LlamaWeights } from './llama-weights.js';
-import type { SequenceEvent, SequenceRequest, WorkerToMain } from './worker-protocol.js';
+import type { EngineMessage, SequenceEvent, SequenceRequest } from '../worker-host/protocol.js';
+import type { RunGate } from '../worker-host/run-gate.js';
 
 export interface EngineOptions {
   readonly maxBatchSize: number;
@@ -50,7 +51,9 @@ export class DecodeEngine {
   constructor(
     private readonly weights: LlamaWeights,
     private readonly options: EngineOptions,
-    private readonly emit: (message: WorkerToMain) => void,
+    /** Marks each forward for the worker's liveness (src/tiers/worker-host/run-gate.ts). */
+    private readonly gate: RunGate,
+    private readonly emit: (message: EngineMessage) => void,
   ) {
     this.rep = weights.shape.heads / weights.shape.kvHeads;
     this.kv = KvBatch.empty(this.rep);
@@ -175,14 +178,16 @@ export class DecodeEngine {
       return undefined;
     }
     const n = tokens.length;
-    const out = forward(this.weights, {
-      ids: Int32Array.from(tokens),
-      rows: 1,
-      steps: n,
-      positions: range(n),
-      bias: causalBias(this.weights.shape, n),
-      logits: 'last',
-    });
+    const out = this.gate.runSync('prefill', n, () =>
+      forward(this.weights, {
+        ids: Int32Array.from(tokens),
+        rows: 1,
+        steps: n,
+        positions: range(n),
+        bias: causalBias(this.weights.shape, n),
+        logits: 'last',
+      }),
+    );
     const seq: ActiveSequence = {
       request,
       rng: createRng(request.sampling.seed),
@@ -227,15 +232,17 @@ export class DecodeEngine {
   private step(events: SequenceEvent[]): void {
     const kv = this.kv;
     const rows = kv.rows;
-    const out = forward(this.weights, {
-      ids: Int32Array.from(this.active, (s) => s.pending),
-      rows,
-      steps: 1,
-      positions: Int32Array.from(kv.lengths),
-      bias: kv.stepBias(),
-      past: kv.tensors,
-      logits: 'last',
-    });
+    const out = this.gate.runSync('step', rows, () =>
+      forward(this.weights, {
+        ids: Int32Array.from(this.active, (s) => s.pending),
+        rows,
+        steps: 1,
+        positions: Int32Array.from(kv.lengths),
+        bias: kv.stepBias(),
+        past: kv.tensors,
+        logits: 'last',
+      }),
+    );
     kv.advance(out.present);
     const vocab = out.logits.length / rows;
     const survivors: RowRef[] = [];
@@ -264,14 +271,16 @@ export class DecodeEngine {
       const logprobs = new Float64Array(Math.max(0, tokens.length - 1));
       if (tokens.length >= 2) {
         const n = tokens.length;
-        const out = forward(this.weights, {
-          ids: Int32Array.from(tokens),
-          rows: 1,
-          steps: n,
-          positions: range(n),
-          bias: causalBias(this.weights.shape, n),
-          logits: 'all',
-        });
+        const out = this.gate.runSync('prefill', n, () =>
+          forward(this.weights, {
+            ids: Int32Array.from(tokens),
+            rows: 1,
+            steps: n,
+            positions: range(n),
+            bias: causalBias(this.weights.shape, n),
+            logits: 'all',
+          }),
+        );
         disposeKv(out.present);
         const vocab = out.logits.length / n;
         for (let i = 1; i < n; i++) {

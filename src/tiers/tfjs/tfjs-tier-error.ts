@@ -9,6 +9,7 @@ export type TfjsTierErrorCode =
   | 'TG_TFJS_MODEL_MISSING'
   | 'TG_TFJS_MODEL_INVALID'
   | 'TG_TFJS_WORKER_FAILED'
+  | 'TG_TFJS_WORKER_STALLED'
   | 'TG_TFJS_CLOSED'
   | 'TG_TFJS_BAD_REQUEST';
 
@@ -16,6 +17,8 @@ const KIND: { readonly [C in TfjsTierErrorCode]: ErrorKind } = {
   TG_TFJS_MODEL_MISSING: 'internal',
   TG_TFJS_MODEL_INVALID: 'internal',
   TG_TFJS_WORKER_FAILED: 'upstream_broken',
+  // A worker that stopped answering (src/tiers/worker-host/liveness.ts): another tier continues.
+  TG_TFJS_WORKER_STALLED: 'upstream_broken',
   TG_TFJS_CLOSED: 'unavailable',
   TG_TFJS_BAD_REQUEST: 'bad_request',
 };

@@ -1,17 +1,21 @@
 /**
  * The TensorFlow tier: the family's LLaMA in TensorFlow.js ops on the wasm (XNNPACK) backend,
  * served from a pool of worker threads, each with its own copy of the weights and its own
- * continuous batcher (docs/tf-tier.md). New sequences go to the least-loaded live worker; a
- * worker that dies fails its sequences and is replaced, and the tier is not ready while no worker
- * is alive.
+ * continuous batcher (docs/tf-tier.md). The pool (src/tiers/worker-host/worker-pool.ts) sends
+ * new sequences to the least-loaded serving worker; a worker that dies or stalls fails its
+ * sequences and is replaced, and the tier is not ready while no worker serves.
  */
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { DEFAULT_WORKER_LIVENESS } from '../../config/tiers/worker-liveness.js';
 import type { CancelSignal } from '../cancellation.js';
-import { TierOverloadedError, TierUnavailableError } from '../errors.js';
+import { TierUnavailableError } from '../errors.js';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tier.js';
+import type { LivenessOptions } from '../worker-host/liveness.js';
+import type { WorkerFault } from '../worker-host/protocol.js';
+import type { WorkerErrors } from '../worker-host/worker-client.js';
+import { WorkerPool } from '../worker-host/worker-pool.js';
 import { TfjsTierError } from './tfjs-tier-error.js';
-import { WorkerClient } from './worker-client.js';
 import type { WorkerInit, WorkerReady } from './worker-protocol.js';
 
 /** Which weights to serve. */
@@ -25,10 +29,6 @@ export interface TfjsModelSource {
   readonly contextLength: number;
 }
 
-/** First restart of a crashed worker after this long; doubling up to the maximum on failures. */
-const RESTART_DELAY_MS = 500;
-const MAX_RESTART_DELAY_MS = 30_000;
-
 export interface TfjsTierOptions {
   readonly name: string;
   /** The model, or a resolver called by start() (so a missing file fails start, not config). */
@@ -41,7 +41,18 @@ export interface TfjsTierOptions {
   readonly maxQueue?: number | undefined;
   /** TierInfo.batchSpeedup (absent: concurrent streams are planned at full speed each). */
   readonly batchSpeedup?: number | undefined;
+  /** When a worker counts as stalled (defaults: src/config/tiers/worker-liveness.ts). */
+  readonly liveness?: LivenessOptions | undefined;
 }
+
+const ERRORS: WorkerErrors = {
+  failed: (message) => new TfjsTierError('TG_TFJS_WORKER_FAILED', message),
+  stalled: (message) => new TfjsTierError('TG_TFJS_WORKER_STALLED', message),
+  closed: () => new TfjsTierError('TG_TFJS_CLOSED', 'the TensorFlow.js tier was closed'),
+  badRequest: (message) => new TfjsTierError('TG_TFJS_BAD_REQUEST', message),
+  startFailed: (code, message) =>
+    new TfjsTierError(code === 'TG_TFJS_MODEL_INVALID' ? code : 'TG_TFJS_WORKER_FAILED', message),
+};
 
 export interface TfjsTierDeps {
   readonly logger?: Logger | undefined;
@@ -51,19 +62,31 @@ export interface TfjsTierDeps {
 
 export class TfjsTier implements Tier {
   readonly name: string;
-  private workers: WorkerClient[] = [];
+  private readonly pool: WorkerPool<WorkerReady>;
   private model: TfjsModelSource | undefined;
   private loaded: WorkerReady | undefined;
-  private init: WorkerInit | undefined;
   private state: 'new' | 'starting' | 'ready' | 'failed' | 'closed' = 'new';
   private failure: string | undefined;
-  private readonly restarts = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly options: TfjsTierOptions,
     private readonly deps: TfjsTierDeps = {},
   ) {
     this.name = options.name;
+    this.pool = new WorkerPool<WorkerReady>({
+      name: options.name,
+      label: 'tfjs',
+      workers: options.workers,
+      maxBatchSize: options.maxBatchSize,
+      maxQueue: options.maxQueue,
+      entry: { from: import.meta.url, name: 'tfjs-worker' },
+      liveness: options.liveness ?? DEFAULT_WORKER_LIVENESS,
+      // wasm runs as JavaScript: terminating a worker inside a forward is safe (docs/tf-tier.md).
+      terminableInRun: true,
+      errors: ERRORS,
+      logger: deps.logger,
+      onBatch: (size) => deps.onBatch?.(options.name, size),
+    });
   }
 
   async start(): Promise<void> {
@@ -77,16 +100,14 @@ export class TfjsTier implements Tier {
         );
       }
       this.model = model;
-      this.init = {
+      const init: WorkerInit = {
         modelPath: model.path,
         threads: this.options.threads,
         maxBatchSize: this.options.maxBatchSize,
         maxQueueDelayMs: this.options.maxQueueDelayMs,
         contextLength: model.contextLength,
       };
-      const init = this.init;
-      this.workers = Array.from({ length: this.options.workers }, (_, i) => this.makeWorker(i, init));
-      const ready = await Promise.all(this.workers.map((w) => w.start()));
+      const ready = await this.pool.start(init);
       this.loaded = ready[0];
       this.state = 'ready';
       if (this.loaded !== undefined) this.warnThreads(this.loaded);
@@ -97,7 +118,6 @@ export class TfjsTier implements Tier {
     } catch (err) {
       this.state = 'failed';
       this.failure = err instanceof Error ? err.message : String(err);
-      await Promise.all(this.workers.map((w) => w.close()));
       throw err;
     }
   }
@@ -107,45 +127,14 @@ export class TfjsTier implements Tier {
     this.ready();
     // The prompt needs room for at least one generated token.
     this.validate(request.tokens, (this.model?.contextLength ?? 0) - 1);
-    const worker = this.pickWorker();
-    this.admit();
-    const { id, channel } = worker.generate({
-      tokens: request.tokens,
-      sampling: request.sampling,
-      maxTokens: request.maxTokens,
-      stopTokens: request.stopTokens,
-      topLogprobs: request.topLogprobs,
-    });
-    const onAbort = (): void => {
-      worker.cancel(id);
-      channel.fail(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      for (;;) {
-        const event = await channel.next();
-        if (event === undefined) return;
-        yield event;
-        if (event.kind === 'finish') return;
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      // A consumer that stops iterating early (break, return) must free the batch slot too.
-      worker.cancel(id);
-    }
+    yield* this.pool.stream(request, signal);
   }
 
   async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
     signal?.throwIfAborted();
     this.ready();
     this.validate(tokens, this.model?.contextLength ?? 0);
-    const result = this.pickWorker().score(tokens);
-    if (!signal) return result;
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      result.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+    return this.pool.score(tokens, signal);
   }
 
   info(): TierInfo {
@@ -165,21 +154,27 @@ export class TfjsTier implements Tier {
 
   health(): TierHealth {
     if (this.state !== 'ready') return { ready: false, detail: this.failure ?? this.state };
-    const alive = this.workers.filter((w) => w.alive).length;
-    if (alive === 0) return { ready: false, detail: 'all inference workers died' };
-    return {
-      ready: true,
-      detail: `${alive}/${this.workers.length} workers, wasm ${this.loaded?.threads ?? 1} thread(s)`,
-    };
+    const health = this.pool.health();
+    if (!health.ready) return health;
+    return { ready: true, detail: `${health.detail}, wasm ${this.loaded?.threads ?? 1} thread(s)` };
+  }
+
+  /**
+   * Test-only fault injection into worker `index` (src/tiers/worker-host/protocol.ts WorkerFault):
+   * no API route or config key reaches it.
+   */
+  injectWorkerFault(fault: WorkerFault, index = 0): void {
+    this.pool.injectFault(fault, index);
+  }
+
+  /** Worker `index`'s thread id and how many workers were replaced (tests). */
+  workerStatus(index = 0): { threadId: number | undefined; replacements: number } {
+    return { threadId: this.pool.threadId(index), replacements: this.pool.replacements };
   }
 
   async close(): Promise<void> {
     this.state = 'closed';
-    for (const timer of this.restarts) clearTimeout(timer);
-    this.restarts.clear();
-    const workers = this.workers;
-    this.workers = [];
-    await Promise.all(workers.map((w) => w.close()));
+    await this.pool.close();
   }
 
   private ready(): void {
@@ -212,63 +207,5 @@ export class TfjsTier implements Tier {
         'the tfjs wasm backend runs fewer threads than configured (its threaded build is off in Node; docs/tf-tier.md)',
       );
     }
-  }
-
-  private makeWorker(index: number, init: WorkerInit): WorkerClient {
-    return new WorkerClient(init, {
-      onBatch: (size) => this.deps.onBatch?.(this.name, size),
-      onCrash: (err) => {
-        // Its sequences have already failed (the gateway may retry them on another tier);
-        // the slot is refilled with a fresh worker so the tier recovers its capacity.
-        this.deps.logger?.error(
-          { tier: this.name, worker: index, err },
-          'tfjs inference worker died; restarting',
-        );
-        this.scheduleRestart(index, RESTART_DELAY_MS);
-      },
-    });
-  }
-
-  /** Replaces worker `index` after `delayMs`, retrying with doubling delays while start fails. */
-  private scheduleRestart(index: number, delayMs: number): void {
-    const init = this.init;
-    if (this.state !== 'ready' || init === undefined) return;
-    const timer = setTimeout(() => {
-      this.restarts.delete(timer);
-      if (this.state !== 'ready') return;
-      const worker = this.makeWorker(index, init);
-      worker.start().then(
-        async () => {
-          if (this.state !== 'ready') return worker.close();
-          this.workers[index] = worker;
-          this.deps.logger?.info({ tier: this.name, worker: index }, 'tfjs inference worker restarted');
-        },
-        async (err: unknown) => {
-          this.deps.logger?.error(
-            { tier: this.name, worker: index, err },
-            'tfjs inference worker restart failed',
-          );
-          await worker.close();
-          this.scheduleRestart(index, Math.min(delayMs * 2, MAX_RESTART_DELAY_MS));
-        },
-      );
-    }, delayMs);
-    timer.unref();
-    this.restarts.add(timer);
-  }
-
-  /** Sheds load early (429 + Retry-After upstream) rather than queueing without bound. */
-  private admit(): void {
-    const { maxQueue, maxBatchSize } = this.options;
-    if (maxQueue === undefined) return;
-    const assigned = this.workers.reduce((n, w) => n + w.load, 0);
-    if (assigned >= this.workers.length * maxBatchSize + maxQueue) throw new TierOverloadedError(this.name);
-  }
-
-  private pickWorker(): WorkerClient {
-    let best: WorkerClient | undefined;
-    for (const w of this.workers) if (w.alive && (best === undefined || w.load < best.load)) best = w;
-    if (!best) throw new TierUnavailableError(this.name, `tier "${this.name}": no inference worker is alive`);
-    return best;
   }
 }

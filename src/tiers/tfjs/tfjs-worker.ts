@@ -4,29 +4,22 @@
  * which is why this lives in a worker thread: the gateway's event loop never waits on a forward.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { WorkerRuntime } from '../worker-host/worker-runtime.js';
 import { DecodeEngine } from './decode-engine.js';
 import { loadLlamaWeights, type LlamaWeights } from './llama-weights.js';
 import { startWasmBackend } from './wasm-backend.js';
-import type { MainToWorker, WorkerInit, WorkerToMain } from './worker-protocol.js';
+import type { TfjsWorkerData, WorkerReady } from './worker-protocol.js';
 
 if (parentPort === null) throw new Error('tfjs-worker must run in a worker thread');
-const port = parentPort;
-const init = workerData as WorkerInit;
-const post = (message: WorkerToMain): void => {
-  if (message.type === 'scored') port.postMessage(message, [message.logprobs.buffer as ArrayBuffer]);
-  else port.postMessage(message);
-};
+const init = workerData as TfjsWorkerData;
+const runtime = new WorkerRuntime<WorkerReady>(parentPort, init);
 
 async function main(): Promise<void> {
   let backend: Awaited<ReturnType<typeof startWasmBackend>>;
   try {
     backend = await startWasmBackend(init.threads);
   } catch (err) {
-    post({
-      type: 'fatal',
-      code: 'TG_TFJS_WORKER_FAILED',
-      message: `TensorFlow.js wasm backend: ${String(err)}`,
-    });
+    runtime.fatal('TG_TFJS_WORKER_FAILED', `TensorFlow.js wasm backend: ${String(err)}`);
     return;
   }
   let weights: LlamaWeights;
@@ -34,32 +27,13 @@ async function main(): Promise<void> {
     weights = loadLlamaWeights(init.modelPath);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    post({
-      type: 'fatal',
-      code: 'TG_TFJS_MODEL_INVALID',
-      message: `cannot load ${init.modelPath}: ${message}`,
-    });
+    runtime.fatal('TG_TFJS_MODEL_INVALID', `cannot load ${init.modelPath}: ${message}`);
     return;
   }
-  const engine = new DecodeEngine(weights, init, post);
-  post({ type: 'ready', ready: { shape: weights.shape, threads: backend.threads, simd: backend.simd } });
-  port.on('message', (message: MainToWorker) => {
-    switch (message.type) {
-      case 'generate':
-        engine.submit(message.request);
-        break;
-      case 'cancel':
-        engine.cancel(message.id);
-        break;
-      case 'score':
-        engine.score(message.id, message.tokens);
-        break;
-      case 'close':
-        engine.close();
-        port.close();
-        break;
-    }
-  });
+  const engine = new DecodeEngine(weights, init, runtime.gate, runtime.post);
+  await runtime.warmUp(engine, init.contextLength);
+  runtime.ready({ shape: weights.shape, threads: backend.threads, simd: backend.simd });
+  runtime.serve(engine);
 }
 
 void main();

@@ -1,0 +1,50 @@
+/**
+ * The liveness rule of an inference worker (docs/main-tier.md "Worker liveness"), a pure function
+ * of what its run gate says and the time: outside a run the worker's event loop must show a sign
+ * of life (a heartbeat, a message handled, a run starting or ending) at least every `stallMs`; a
+ * run may take `runStallFactor` times what the worker expects of it (its recent runs of the same
+ * kind) plus `runStallMs`.
+ */
+import type { GateSnapshot } from './run-gate.js';
+
+export interface LivenessOptions {
+  /** The worker's heartbeat period, and how often the main thread looks. */
+  readonly heartbeatMs: number;
+  /** Longest silence of the worker's event loop outside a run. */
+  readonly stallMs: number;
+  /** A run is stalled past runStallFactor × its expected time + runStallMs. */
+  readonly runStallFactor: number;
+  readonly runStallMs: number;
+}
+
+export type Verdict =
+  | { readonly alive: true }
+  | {
+      readonly alive: false;
+      /** Stalled inside a run: possibly native code, which must not be terminated. */
+      readonly inRun: boolean;
+      readonly reason: string;
+    };
+
+const ALIVE: Verdict = { alive: true };
+
+export function judge(gate: GateSnapshot, now: number, options: LivenessOptions): Verdict {
+  if (gate.state === 'sealed') return ALIVE; // being stopped: no longer judged
+  if (gate.state === 'in-run') {
+    const limit = Math.round(options.runStallFactor * gate.expectedMs + options.runStallMs);
+    const took = now - gate.runStartedAt;
+    if (took <= limit) return ALIVE;
+    return {
+      alive: false,
+      inRun: true,
+      reason: `a run has taken ${took} ms (expected ${gate.expectedMs} ms, limit ${limit} ms)`,
+    };
+  }
+  const silent = now - gate.lastSignAt;
+  if (silent <= options.stallMs) return ALIVE;
+  return {
+    alive: false,
+    inRun: false,
+    reason: `its event loop has been silent for ${silent} ms (limit ${options.stallMs} ms)`,
+  };
+}

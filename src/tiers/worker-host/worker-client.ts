@@ -1,0 +1,263 @@
+/**
+ * Main-thread handle on one inference worker: spawns it, routes its per-step event messages to
+ * the sequences' channels, watches its liveness through the run gate, fails every open sequence
+ * if the worker dies or stalls, and stops it without ever terminating it inside a run
+ * (run-gate.ts says why).
+ */
+import type { Worker } from 'node:worker_threads';
+import type { GatewayError } from '../../errors/gateway-error.js';
+import { tokenEvent, type FinishEvent, type TokenEvent } from '../tier.js';
+import { EventChannel } from './event-channel.js';
+import { judge, type LivenessOptions, type Verdict } from './liveness.js';
+import type { MainToWorker, SequenceRequest, WorkerFault, WorkerToMain } from './protocol.js';
+import { GateView, newGateBuffer } from './run-gate.js';
+import { spawnWorker, type WorkerEntry } from './spawn.js';
+
+export type SequenceChannel = EventChannel<TokenEvent | FinishEvent>;
+
+/** The tier's errors for what can go wrong with a worker (each maps to its kind in its own file). */
+export interface WorkerErrors {
+  /** The worker died, or a run failed: retryable on another tier. */
+  failed(message: string): GatewayError;
+  /** The worker stalled and is being replaced: retryable on another tier. */
+  stalled(message: string): GatewayError;
+  closed(): GatewayError;
+  badRequest(message: string): GatewayError;
+  /** The worker reported `code` while starting (a model it cannot load, ...). */
+  startFailed(code: string, message: string): GatewayError;
+}
+
+export interface WorkerClientHooks {
+  /** Called once per decode step with the number of sequences decoded together. */
+  onBatch?(size: number): void;
+  /** Called when the worker dies unexpectedly after start (its sequences have failed). */
+  onCrash?(error: Error): void;
+  /** Called when the worker stalls (its sequences have failed; it is being stopped). */
+  onStall?(verdict: Extract<Verdict, { alive: false }>): void;
+}
+
+export interface WorkerClientOptions {
+  readonly entry: WorkerEntry;
+  /** The tier's own init; the gate and heartbeat period are added to it. */
+  readonly init: object;
+  readonly liveness: LivenessOptions;
+  /** Runs are JavaScript or wasm, so terminate() may interrupt one (worker-pool.ts). */
+  readonly terminableInRun?: boolean | undefined;
+  readonly errors: WorkerErrors;
+  readonly hooks?: WorkerClientHooks | undefined;
+}
+
+/** How long one wait for a run to end lasts before the stop loop looks again. */
+const RUN_END_POLL_MS = 1000;
+
+export class WorkerClient<R> {
+  private readonly options: WorkerClientOptions;
+  private readonly gateBuffer = newGateBuffer();
+  private readonly gate = new GateView(this.gateBuffer);
+  private worker: Worker | undefined;
+  private readonly sequences = new Map<number, SequenceChannel>();
+  private readonly scores = new Map<number, { resolve(v: Float64Array): void; reject(e: Error): void }>();
+  private nextId = 1;
+  private state: 'new' | 'serving' | 'stopping' | 'exited' = 'new';
+  private watch: NodeJS.Timeout | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private stopped: Promise<void> | undefined;
+  /** Why the worker stopped serving, for the tier's health detail. */
+  failure: string | undefined;
+
+  constructor(options: WorkerClientOptions) {
+    this.options = options;
+  }
+
+  /** Whether new sequences may go to this worker. */
+  get serving(): boolean {
+    return this.state === 'serving';
+  }
+
+  /** Sequences and scorings assigned to this worker (running or queued): the pool balances on it. */
+  get load(): number {
+    return this.sequences.size + this.scores.size;
+  }
+
+  /** The worker's thread id (tests tell a replacement from the worker it replaced). */
+  get threadId(): number | undefined {
+    return this.worker?.threadId;
+  }
+
+  start(): Promise<R> {
+    const { entry, init, liveness, errors } = this.options;
+    const worker = spawnWorker(entry, { ...init, gate: this.gateBuffer, heartbeatMs: liveness.heartbeatMs });
+    this.worker = worker;
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    return new Promise<R>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (message: WorkerToMain<R>) => {
+        if (message.type === 'ready') {
+          ready = true;
+          this.state = 'serving';
+          this.startWatch();
+          resolve(message.ready);
+        } else if (message.type === 'fatal') {
+          reject(errors.startFailed(message.code, message.message));
+          void this.stop(errors.failed(message.message));
+        } else {
+          this.dispatch(message);
+        }
+      });
+      worker.on('error', (err) => {
+        if (!ready) reject(errors.failed(`inference worker failed: ${err.message}`));
+        else this.die(err);
+      });
+      worker.on('exit', (code) => {
+        if (!ready) reject(errors.failed(`inference worker exited (${code})`));
+        else this.die(new Error(`inference worker exited with code ${code}`));
+        this.state = 'exited';
+        this.stopWatch();
+      });
+    });
+  }
+
+  generate(request: Omit<SequenceRequest, 'id'>): { id: number; channel: SequenceChannel } {
+    const id = this.nextId++;
+    const channel: SequenceChannel = new EventChannel();
+    this.sequences.set(id, channel);
+    this.send({ type: 'generate', request: { ...request, id } });
+    return { id, channel };
+  }
+
+  /** Stops a sequence between steps; its channel gets no further events. */
+  cancel(id: number): void {
+    if (this.sequences.delete(id)) this.send({ type: 'cancel', id });
+  }
+
+  score(tokens: readonly number[]): Promise<Float64Array> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.scores.set(id, { resolve, reject });
+      this.send({ type: 'score', id, tokens });
+    });
+  }
+
+  /** Test-only fault injection (protocol.ts WorkerFault). */
+  inject(fault: WorkerFault): void {
+    this.worker?.postMessage({ type: 'fault', fault } satisfies MainToWorker);
+  }
+
+  /** Looks at the gate once (the watch timer calls this every heartbeat period). */
+  check(now = Date.now()): Verdict {
+    if (this.state !== 'serving') return { alive: true };
+    const verdict = judge(this.gate.snapshot(), now, this.options.liveness);
+    if (!verdict.alive) {
+      this.failure = `stalled: ${verdict.reason}`;
+      void this.stop(this.options.errors.stalled(`inference worker stalled: ${verdict.reason}`), false);
+      this.options.hooks?.onStall?.(verdict);
+    }
+    return verdict;
+  }
+
+  async close(): Promise<void> {
+    await this.stop(this.options.errors.closed());
+  }
+
+  /**
+   * Fails what is open with `err` and stops the worker: asks it to start no further run, then
+   * terminates it as soon as the gate can be sealed (at once, unless a run is in progress, e.g.
+   * stuck in native code: then only when that run ends). Resolves when the thread has exited.
+   * `hold`: keep the process alive meanwhile (close(); a stalled worker is let go instead, so
+   * that one stuck in native code does not hold the process).
+   */
+  stop(err: GatewayError, hold = true): Promise<void> {
+    this.failAll(err);
+    if (this.stopped !== undefined) return this.stopped;
+    const worker = this.worker;
+    if (worker === undefined || this.state === 'exited') return (this.stopped = Promise.resolve());
+    this.state = 'stopping';
+    this.stopWatch();
+    if (!hold) worker.unref();
+    this.gate.requestStop();
+    worker.postMessage({ type: 'close' } satisfies MainToWorker);
+    this.stopped = (async () => {
+      let exited = false;
+      void this.exited.then(() => (exited = true));
+      // Atomics.waitAsync alone does not keep Node's event loop alive.
+      const keepAlive = hold ? setInterval(() => undefined, RUN_END_POLL_MS) : undefined;
+      try {
+        while (!exited) {
+          if (this.gate.trySeal() || this.options.terminableInRun === true) {
+            await worker.terminate();
+            break;
+          }
+          await Promise.race([this.gate.runEnded(RUN_END_POLL_MS), this.exited]);
+        }
+        await this.exited;
+      } finally {
+        clearInterval(keepAlive);
+      }
+    })();
+    return this.stopped;
+  }
+
+  /** Whether the worker's thread is inside a run right now (its gate says so). */
+  inRun(): boolean {
+    return this.gate.snapshot().state === 'in-run';
+  }
+
+  private startWatch(): void {
+    this.watch = setInterval(() => this.check(), this.options.liveness.heartbeatMs);
+    this.watch.unref();
+  }
+
+  private stopWatch(): void {
+    if (this.watch !== undefined) clearInterval(this.watch);
+    this.watch = undefined;
+  }
+
+  private send(message: MainToWorker): void {
+    if (!this.worker || this.state !== 'serving') {
+      this.failAll(this.options.errors.failed('inference worker is not running'));
+      return;
+    }
+    this.worker.postMessage(message);
+  }
+
+  private dispatch(message: WorkerToMain<R>): void {
+    if (message.type === 'events') {
+      if (message.batchSize > 0) this.options.hooks?.onBatch?.(message.batchSize);
+      for (const e of message.events) {
+        const channel = this.sequences.get(e.id);
+        if (!channel) continue; // cancelled on this side already
+        if (e.kind === 'token') {
+          channel.push(tokenEvent(e.token, e.logprob, e.top));
+        } else if (e.kind === 'finish') {
+          channel.push({ kind: 'finish', reason: e.reason });
+          channel.end();
+          this.sequences.delete(e.id);
+        } else {
+          channel.fail(this.options.errors.failed(e.message));
+          this.sequences.delete(e.id);
+        }
+      }
+    } else if (message.type === 'scored' || message.type === 'score-error') {
+      const pending = this.scores.get(message.id);
+      this.scores.delete(message.id);
+      if (message.type === 'scored') pending?.resolve(message.logprobs);
+      else pending?.reject(this.options.errors.badRequest(message.message));
+    }
+  }
+
+  private die(err: Error): void {
+    // 'error' is followed by 'exit'; a worker being stopped is not a crash.
+    if (this.state !== 'serving') return;
+    this.state = 'exited';
+    this.failure = `died: ${err.message}`;
+    this.failAll(this.options.errors.failed(`inference worker died: ${err.message}`));
+    this.options.hooks?.onCrash?.(err);
+  }
+
+  private failAll(err: GatewayError): void {
+    for (const channel of this.sequences.values()) channel.fail(err);
+    for (const pending of this.scores.values()) pending.reject(err);
+    this.sequences.clear();
+    this.scores.clear();
+  }
+}
