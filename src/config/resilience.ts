@@ -114,6 +114,7 @@ const TierOverrideSchema = Type.Unsafe<TierOverride>(
   ),
 );
 
+/** One budget per tier, each with these settings (src/resilience/retry-budget.ts). */
 const RetryBudgetSchema = Type.Object(
   {
     /** Retries allowed per request, on average (Finagle-style budget: 0.2 = retries ≤ 20 % of requests). */
