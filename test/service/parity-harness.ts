@@ -8,7 +8,8 @@ import { call, gatewayClients, stream, type GatewayClients } from '../api/grpc/g
  * A real gateway (echo tiers, byte tokenizer) with HTTP and gRPC on, whose tiers cover every
  * ending of a request: `a` and `b` serve; `bad` fails before its first token and falls back to
  * `a`; `breaks` fails after 3 tokens and is continued on `a`; `slow` streams a token per 30 ms;
- * `hang` never answers (the request deadline, 400 ms, ends it). `routed` goes through a policy.
+ * `hang` never answers (the request deadline, 400 ms, ends it); `stuck` never answers either, but
+ * its attempt limit (100 ms) ends it first. `routed` goes through a policy.
  */
 export function parityConfig(): Record<string, unknown> {
   const noBreaker = { breaker: { enabled: false } };
@@ -22,6 +23,7 @@ export function parityConfig(): Record<string, unknown> {
       breaks: { kind: 'echo', contextLength: 256, batchTokens: 1 },
       slow: { kind: 'echo', contextLength: 256, tokenDelayMs: 30 },
       hang: { kind: 'echo', contextLength: 256 },
+      stuck: { kind: 'echo', contextLength: 256 },
     },
     models: {
       static: { tier: 'a' },
@@ -30,6 +32,7 @@ export function parityConfig(): Record<string, unknown> {
       continued: { tier: 'breaks' },
       slow: { tier: 'slow' },
       hang: { tier: 'hang' },
+      stuck: { tier: 'stuck' },
     },
     routing: {
       byModel: { routed: 'p' },
@@ -45,6 +48,7 @@ export function parityConfig(): Record<string, unknown> {
         bad: { ...noBreaker, fault: { errorRate: 1 }, fallbacks: ['a'] },
         breaks: { ...noBreaker, fault: { failAfterTokensRate: 1, failAfterTokens: 3 }, fallbacks: ['a'] },
         hang: { ...noBreaker, fault: { hangRate: 1 } },
+        stuck: { ...noBreaker, fault: { hangRate: 1 }, attemptTimeoutMs: 100 },
       },
     },
   });

@@ -132,6 +132,17 @@ describe('the same request over HTTP and gRPC', () => {
         assert.deepEqual(o.samples, {});
       },
     },
+    {
+      name: 'attempt timeout with the deadline ahead',
+      model: 'stuck',
+      stream: false,
+      check: (o) => {
+        // The tier's limit, not the request's deadline (400 ms): the upstream's timeout.
+        assert.equal(o.summary.status, 504);
+        assert.equal(o.summary.error, 'upstream_timeout');
+        assert.deepEqual(o.samples, {});
+      },
+    },
   ];
 
   for (const c of cases) {
