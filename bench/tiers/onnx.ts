@@ -4,9 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createOnnxTier } from '../../src/tiers/onnx/create-onnx-tier.js';
-import { MetricsService } from '../../src/observability/metrics.js';
-import { createLogger } from '../../src/observability/logger.js';
-import type { BenchContext, BenchTarget, TierRunner } from './runner.js';
+import { benchTierDeps, type BenchContext, type BenchTarget, type TierRunner } from './runner.js';
 
 const VARIANTS = ['onnx-fp32', 'onnx-int8', 'onnx-int4'];
 
@@ -30,12 +28,7 @@ export const runner: TierRunner = {
               maxQueue: 64,
               contextLength: 0,
             },
-            {
-              logger: createLogger('warn'),
-              metrics: new MetricsService({ defaultMetrics: false }),
-              family: ctx.family,
-              tokenizer: ctx.tokenizer,
-            },
+            benchTierDeps(ctx),
           ),
       }),
     );

@@ -5,7 +5,10 @@
  */
 import type { ModelFamily } from '../../src/family/manifest.js';
 import type { Tokenizer } from '../../src/text/tokenizer.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { MetricsService } from '../../src/observability/metrics.js';
 import type { Tier } from '../../src/tiers/tier.js';
+import type { TierDeps } from '../../src/tiers/tier-deps.js';
 
 export interface BenchContext {
   readonly family: ModelFamily;
@@ -32,4 +35,14 @@ export interface TierRunner {
   readonly kind: string;
   /** Targets of this kind present in the family (missing files are skipped with a note). */
   targets(ctx: BenchContext): BenchTarget[];
+}
+
+/** What a tier factory gets in a benchmark: a metrics registry of its own (tiers register series by name). */
+export function benchTierDeps(ctx: BenchContext): TierDeps {
+  return {
+    logger: createLogger('warn'),
+    metrics: new MetricsService({ defaultMetrics: false }),
+    family: ctx.family,
+    tokenizer: ctx.tokenizer,
+  };
 }

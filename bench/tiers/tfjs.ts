@@ -4,9 +4,7 @@
  * concurrency (docs/tf-tier.md).
  */
 import { createTfjsTier } from '../../src/tiers/tfjs/create-tfjs-tier.js';
-import { MetricsService } from '../../src/observability/metrics.js';
-import { createLogger } from '../../src/observability/logger.js';
-import type { BenchContext, BenchTarget, TierRunner } from './runner.js';
+import { benchTierDeps, type BenchContext, type BenchTarget, type TierRunner } from './runner.js';
 
 const VARIANT = 'tensorflow-fp32';
 
@@ -31,12 +29,7 @@ export const runner: TierRunner = {
               maxQueue: 64,
               contextLength: 0,
             },
-            {
-              logger: createLogger('warn'),
-              metrics: new MetricsService({ defaultMetrics: false }),
-              family: ctx.family,
-              tokenizer: ctx.tokenizer,
-            },
+            benchTierDeps(ctx),
           ),
       },
     ];

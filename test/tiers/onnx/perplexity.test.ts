@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadModelFamily } from '../../../src/family/manifest.js';
+import { scorePerplexity } from '../../helpers/score-perplexity.js';
 import { FAMILY_DIR, makeTier } from './helpers.js';
 
 // score() is the tier's perplexity primitive: over the family's evaluation slice it must
@@ -19,15 +20,7 @@ for (const id of ['onnx-fp32', 'onnx-int8', 'onnx-int4']) {
     const tier = makeTier(variant.file);
     await tier.start();
     try {
-      let nll = 0;
-      let count = 0;
-      for (const window of slice.windows) {
-        const logprobs = await tier.score(window);
-        assert.equal(logprobs.length, window.length - 1);
-        for (const lp of logprobs) nll -= lp;
-        count += logprobs.length;
-      }
-      const ppl = Math.exp(nll / count);
+      const ppl = await scorePerplexity(tier, slice.windows);
       assert.ok(Math.abs(ppl / variant.perplexity - 1) < 1e-3, `${ppl} vs manifest ${variant.perplexity}`);
     } finally {
       await tier.close();

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadModelFamily } from '../../../src/family/manifest.js';
+import { scorePerplexity } from '../../helpers/score-perplexity.js';
 import { FAMILY_DIR, makeTfjsTier } from './helpers.js';
 
 // score() over the family's evaluation slice reproduces the perplexity the model build measured
@@ -20,15 +21,7 @@ test("tensorflow-fp32: perplexity from score() equals the manifest's and PyTorch
   const tier = makeTfjsTier();
   await tier.start();
   try {
-    let nll = 0;
-    let count = 0;
-    for (const window of slice.windows) {
-      const logprobs = await tier.score(window);
-      assert.equal(logprobs.length, window.length - 1);
-      for (const lp of logprobs) nll -= lp;
-      count += logprobs.length;
-    }
-    const ppl = Math.exp(nll / count);
+    const ppl = await scorePerplexity(tier, slice.windows);
     assert.ok(Math.abs(ppl / variant.perplexity - 1) < 1e-4, `${ppl} vs manifest ${variant.perplexity}`);
     assert.ok(Math.abs(ppl / torch.perplexity - 1) < 1e-3, `${ppl} vs PyTorch ${torch.perplexity}`);
   } finally {
