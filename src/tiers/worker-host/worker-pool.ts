@@ -136,8 +136,11 @@ export class WorkerPool<R> {
     const workers = this.workers;
     this.workers = [];
     await Promise.all(workers.map((w) => w.close()));
-    const wait = new Promise<void>((resolve) => setTimeout(resolve, RETIRED_WAIT_MS).unref());
+    // A timer that holds the process: the retired workers themselves no longer do.
+    let timer: NodeJS.Timeout | undefined;
+    const wait = new Promise<void>((resolve) => (timer = setTimeout(resolve, RETIRED_WAIT_MS)));
     await Promise.race([Promise.all(this.retiring), wait]);
+    clearTimeout(timer);
     if (this.retiring.size > 0) {
       this.options.logger?.warn(
         { tier: this.options.name, workers: this.retiring.size },
