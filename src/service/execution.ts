@@ -243,10 +243,10 @@ export class Execution {
       for (const credit of latencyCredits(this.record.parts, this.request.arrivedAt))
         router.observe(credit.tier, credit.observation);
     }
-    const tier = this.tier!;
+    const served = this.record.servedBy;
     this.host.routeMetrics.ended(
       this.plan,
-      tier,
+      served.length > 0 ? served : [this.tier!],
       performance.now() - this.input.caller.arrivedAt,
       (t) => router.profiles.profile(t).accuracy,
     );

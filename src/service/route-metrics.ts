@@ -31,15 +31,28 @@ export class RouteMetrics {
   }
 
   /**
-   * A request that ended: did it miss the latency budget, or run below the accuracy floor? The
-   * tier's accuracy is looked up only for a request a policy governs.
+   * A request that ended: did it miss the latency budget, or run below the accuracy floor? Judged
+   * on the tiers that served it (`servedBy`, in order; the routed tier when none did), not the
+   * routed one: after a failover or an overflow another tier answered. The latency miss is the
+   * last serving tier's, the accuracy miss the least accurate one's. The tiers' accuracy is
+   * looked up only for a request a policy governs.
    */
-  ended(plan: RoutePlan, tier: string, elapsedMs: number, accuracyOf: (tier: string) => number): void {
-    if (plan.policy === 'none') return;
-    const accuracy = accuracyOf(tier);
+  ended(
+    plan: RoutePlan,
+    servedBy: readonly string[],
+    elapsedMs: number,
+    accuracyOf: (tier: string) => number,
+  ): void {
+    if (plan.policy === 'none' || servedBy.length === 0) return;
     if (elapsedMs > plan.budget.latencyMs)
-      this.budgetMisses.inc({ policy: plan.policy, tier, budget: 'latency' });
+      this.budgetMisses.inc({ policy: plan.policy, tier: servedBy.at(-1)!, budget: 'latency' });
+    let worst = servedBy[0]!;
+    let accuracy = accuracyOf(worst);
+    for (let i = 1; i < servedBy.length; i++) {
+      const a = accuracyOf(servedBy[i]!);
+      if (a < accuracy) [worst, accuracy] = [servedBy[i]!, a];
+    }
     if (accuracy < plan.budget.accuracyFloor)
-      this.budgetMisses.inc({ policy: plan.policy, tier, budget: 'accuracy' });
+      this.budgetMisses.inc({ policy: plan.policy, tier: worst, budget: 'accuracy' });
   }
 }
