@@ -178,16 +178,7 @@ export class DecodeEngine {
       return undefined;
     }
     const n = tokens.length;
-    const out = this.gate.runSync('prefill', n, () =>
-      forward(this.weights, {
-        ids: Int32Array.from(tokens),
-        rows: 1,
-        steps: n,
-        positions: range(n),
-        bias: causalBias(this.weights.shape, n),
-        logits: 'last',
-      }),
-    );
+    const out = this.prompt(tokens, 'last');
     const seq: ActiveSequence = {
       request,
       rng: createRng(request.sampling.seed),
@@ -200,6 +191,21 @@ export class DecodeEngine {
       return undefined;
     }
     return { seq, kv: KvBatch.single(this.rep, out.present, n) };
+  }
+
+  /** One forward over a whole prompt from an empty cache (prefill and scoring). */
+  private prompt(tokens: readonly number[], logits: 'last' | 'all'): ReturnType<typeof forward> {
+    const n = tokens.length;
+    return this.gate.runSync('prefill', n, () =>
+      forward(this.weights, {
+        ids: Int32Array.from(tokens),
+        rows: 1,
+        steps: n,
+        positions: range(n),
+        bias: causalBias(this.weights.shape, n),
+        logits,
+      }),
+    );
   }
 
   /**
@@ -271,16 +277,7 @@ export class DecodeEngine {
       const logprobs = new Float64Array(Math.max(0, tokens.length - 1));
       if (tokens.length >= 2) {
         const n = tokens.length;
-        const out = this.gate.runSync('prefill', n, () =>
-          forward(this.weights, {
-            ids: Int32Array.from(tokens),
-            rows: 1,
-            steps: n,
-            positions: range(n),
-            bias: causalBias(this.weights.shape, n),
-            logits: 'all',
-          }),
-        );
+        const out = this.prompt(tokens, 'all');
         disposeKv(out.present);
         const vocab = out.logits.length / n;
         for (let i = 1; i < n; i++) {

@@ -161,10 +161,11 @@ export class WorkerClient<R> {
 
   /**
    * Fails what is open with `err` and stops the worker: asks it to start no further run, then
-   * terminates it as soon as the gate can be sealed (at once, unless a run is in progress, e.g.
-   * stuck in native code: then only when that run ends). Resolves when the thread has exited.
-   * `hold`: keep the process alive meanwhile (close(); a stalled worker is let go instead, so
-   * that one stuck in native code does not hold the process).
+   * terminates it as soon as the gate can be sealed (at once, unless a run is in progress: then
+   * when that run ends). Resolves when the thread has exited. `hold` (close()): keep the process
+   * alive meanwhile, unless the run turns out stalled (stuck in native code, it may never end):
+   * then the worker is let go and this resolves; it is still terminated if the run ends. Without
+   * `hold` (a stalled worker being replaced) it never holds the process.
    */
   stop(err: GatewayError, hold = true): Promise<void> {
     this.failAll(err);
@@ -176,24 +177,35 @@ export class WorkerClient<R> {
     if (!hold) worker.unref();
     this.gate.requestStop();
     worker.postMessage({ type: 'close' } satisfies MainToWorker);
-    this.stopped = (async () => {
-      let exited = false;
-      void this.exited.then(() => (exited = true));
+    this.stopped = new Promise<void>((resolve) => {
       // Atomics.waitAsync alone does not keep Node's event loop alive.
-      const keepAlive = hold ? setInterval(() => undefined, RUN_END_POLL_MS) : undefined;
-      try {
+      let keepAlive = hold ? setInterval(() => undefined, RUN_END_POLL_MS) : undefined;
+      const release = (): void => {
+        clearInterval(keepAlive);
+        keepAlive = undefined;
+        resolve();
+      };
+      void (async () => {
+        let exited = false;
+        void this.exited.then(() => (exited = true));
         while (!exited) {
           if (this.gate.trySeal() || this.options.terminableInRun === true) {
             await worker.terminate();
             break;
           }
           await Promise.race([this.gate.runEnded(RUN_END_POLL_MS), this.exited]);
+          if (
+            keepAlive !== undefined &&
+            !judge(this.gate.snapshot(), Date.now(), this.options.liveness).alive
+          ) {
+            worker.unref();
+            release();
+          }
         }
         await this.exited;
-      } finally {
-        clearInterval(keepAlive);
-      }
-    })();
+        release();
+      })();
+    });
     return this.stopped;
   }
 

@@ -8,22 +8,13 @@ import { OnnxTierError } from '../../../src/tiers/onnx/onnx-tier-error.js';
 import type { OnnxTier } from '../../../src/tiers/onnx/onnx-tier.js';
 import type { WorkerFault } from '../../../src/tiers/worker-host/protocol.js';
 import { flat } from '../../helpers/tier-events.js';
+import { within } from '../../helpers/within.js';
 import { collect, familyContextLength, makeTier, readGolden, request } from './helpers.js';
 
 const golden = readGolden();
 const p = golden.prompts[0]!;
 /** Short margins so the in-run case is found quickly; the rule is the same as the defaults'. */
 const LIVENESS = { heartbeatMs: 50, stallMs: 500, runStallFactor: 4, runStallMs: 500 };
-
-/** Polls `cond` every 20 ms for up to `ms`; the time it took, or undefined. */
-async function within(ms: number, cond: () => boolean): Promise<number | undefined> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    if (cond()) return Date.now() - start;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return undefined;
-}
 
 async function freezeMidSequence(tier: OnnxTier, fault: WorkerFault): Promise<unknown> {
   const long = request(p.ids, familyContextLength() - p.ids.length - 1);
@@ -87,4 +78,19 @@ test('a slow but progressing worker is not declared stalled', async () => {
   } finally {
     await tier.close();
   }
+});
+
+test('close() lets go of a worker stuck inside a run instead of waiting for ever', async () => {
+  const tier = makeTier('tiny-fp32.onnx', { workers: 1, liveness: LIVENESS });
+  await tier.start();
+  const failed = freezeMidSequence(tier, { kind: 'freeze', ms: 15_000, inRun: true });
+  await new Promise((r) => setTimeout(r, 100));
+  const closing = Date.now();
+  await tier.close();
+  // The run's limit (4 × a few ms + 0.5 s) and a 1 s look, far less than the 15 s freeze. (The
+  // freeze is JavaScript, so this process exiting while it lasts is safe; a real native run
+  // would make that exit an abort: docs/main-tier.md "Limits".)
+  assert.ok(Date.now() - closing < 8_000, `close() took ${Date.now() - closing} ms`);
+  const err = await failed;
+  assert.ok(err instanceof OnnxTierError && err.code === 'TG_ONNX_CLOSED', String(err));
 });

@@ -5,20 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TfjsTierError } from '../../../src/tiers/tfjs/tfjs-tier-error.js';
 import { flat } from '../../helpers/tier-events.js';
+import { within } from '../../helpers/within.js';
 import { collect, makeTfjsTier, readGolden, request } from './helpers.js';
 
 const golden = readGolden();
 const p = golden.prompts[0]!;
 const LIVENESS = { heartbeatMs: 50, stallMs: 500, runStallFactor: 4, runStallMs: 500 };
-
-async function within(ms: number, cond: () => boolean): Promise<number | undefined> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    if (cond()) return Date.now() - start;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return undefined;
-}
 
 test('a tfjs worker frozen inside a forward is replaced at once and the tier serves again', async () => {
   const tier = makeTfjsTier({ workers: 1, liveness: LIVENESS });
