@@ -8,41 +8,46 @@ import assert from 'node:assert/strict';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { call } from '../api/grpc/grpc-client.js';
 import { metricValue } from '../helpers/start-gateway.js';
-import { startHarness, summaryOf, type Harness } from '../service/parity-harness.js';
+import {
+  startHarness,
+  summaryOf,
+  tinyHarnessConfig,
+  tinyLlamaTier,
+  type Harness,
+} from '../service/parity-harness.js';
 
-const llama = { kind: 'llamacpp', model: 'tiny-q4_k_m.gguf', threads: 1, sequences: 2 };
+const llama = tinyLlamaTier(2);
 const noBreaker = { breaker: { enabled: false } };
 
 let h: Harness;
 before(async () => {
-  h = await startHarness({
-    logging: { level: 'info' },
-    grpc: { enabled: true, host: '127.0.0.1', port: 0 },
-    family: { dir: 'models/tiny' },
-    tiers: { edge: llama, flaky: llama, stuck: llama },
-    models: {
-      'tiergate-stuck': { tier: 'stuck' },
-      'tiergate-flaky': { tier: 'flaky' },
-      'tiergate-slowfirst': { tier: 'stuck' },
-    },
-    routing: {
-      byModel: { 'tiergate-flaky': 'flaky-first', 'tiergate-slowfirst': 'stuck-first' },
-      policies: {
-        'flaky-first': { tiers: ['flaky', 'edge'], costPer1kTokens: { flaky: 0.1, edge: 1 } },
-        'stuck-first': { tiers: ['stuck', 'edge'], costPer1kTokens: { stuck: 0.1, edge: 1 } },
+  h = await startHarness(
+    tinyHarnessConfig({
+      tiers: { edge: llama, flaky: llama, stuck: llama },
+      models: {
+        'tiergate-stuck': { tier: 'stuck' },
+        'tiergate-flaky': { tier: 'flaky' },
+        'tiergate-slowfirst': { tier: 'stuck' },
       },
-    },
-    resilience: {
-      // Far longer than any attempt here: every failure below happens with the deadline ahead.
-      requestTimeoutMs: 30_000,
-      // One retry per tier for the whole test (ratio 0; the floor is 1 per 10 minutes).
-      retryBudget: { ratio: 0, minPerSecond: 1 / 600, windowMs: 600_000 },
-      tiers: {
-        flaky: { ...noBreaker, fault: { errorRate: 1 } },
-        stuck: { ...noBreaker, fault: { hangRate: 1 }, attemptTimeoutMs: 300 },
+      routing: {
+        byModel: { 'tiergate-flaky': 'flaky-first', 'tiergate-slowfirst': 'stuck-first' },
+        policies: {
+          'flaky-first': { tiers: ['flaky', 'edge'], costPer1kTokens: { flaky: 0.1, edge: 1 } },
+          'stuck-first': { tiers: ['stuck', 'edge'], costPer1kTokens: { stuck: 0.1, edge: 1 } },
+        },
       },
-    },
-  });
+      resilience: {
+        // Far longer than any attempt here: every failure below happens with the deadline ahead.
+        requestTimeoutMs: 30_000,
+        // One retry per tier for the whole test (ratio 0; the floor is 1 per 10 minutes).
+        retryBudget: { ratio: 0, minPerSecond: 1 / 600, windowMs: 600_000 },
+        tiers: {
+          flaky: { ...noBreaker, fault: { errorRate: 1 } },
+          stuck: { ...noBreaker, fault: { hangRate: 1 }, attemptTimeoutMs: 300 },
+        },
+      },
+    }),
+  );
 });
 after(async () => {
   await h.close();

@@ -5,9 +5,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { metricValue } from '../helpers/start-gateway.js';
-import { idle, startHarness, summaryOf, type Harness } from '../service/parity-harness.js';
+import {
+  idle,
+  startHarness,
+  summaryOf,
+  tinyHarnessConfig,
+  tinyLlamaTier,
+  type Harness,
+} from '../service/parity-harness.js';
 
-const llama = { kind: 'llamacpp', model: 'tiny-q4_k_m.gguf', threads: 1, sequences: 1 };
+const llama = tinyLlamaTier(1);
 /**
  * One running and one waiting per tier; the injected delay holds each slot for 1.5 s, so the
  * burst (sent within milliseconds) really overlaps on 2 shared cores, however slowly it runs.
@@ -20,19 +27,18 @@ const full = {
 
 let h: Harness;
 before(async () => {
-  h = await startHarness({
-    logging: { level: 'info' },
-    grpc: { enabled: true, host: '127.0.0.1', port: 0 },
-    family: { dir: 'models/tiny' },
-    tiers: { edge: llama, spare: llama },
-    models: { 'tiergate-tiny': { tier: 'edge' } },
-    routing: {
-      byModel: { 'tiergate-tiny': 'p' },
-      // edge is cheaper: every request is planned edge first, spare second.
-      policies: { p: { tiers: ['edge', 'spare'], costPer1kTokens: { edge: 0.1, spare: 1 } } },
-    },
-    resilience: { requestTimeoutMs: 60_000, tiers: { edge: full, spare: full } },
-  });
+  h = await startHarness(
+    tinyHarnessConfig({
+      tiers: { edge: llama, spare: llama },
+      models: { 'tiergate-tiny': { tier: 'edge' } },
+      routing: {
+        byModel: { 'tiergate-tiny': 'p' },
+        // edge is cheaper: every request is planned edge first, spare second.
+        policies: { p: { tiers: ['edge', 'spare'], costPer1kTokens: { edge: 0.1, spare: 1 } } },
+      },
+      resilience: { requestTimeoutMs: 60_000, tiers: { edge: full, spare: full } },
+    }),
+  );
 });
 after(async () => {
   await h.close();

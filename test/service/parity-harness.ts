@@ -54,6 +54,24 @@ export function parityConfig(): Record<string, unknown> {
   });
 }
 
+/**
+ * A harness config on the committed tiny family (its GGUF tokenizer), gRPC on and summary lines
+ * captured, with the test's tiers, models, routing and resilience.
+ */
+export function tinyHarnessConfig(extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    logging: { level: 'info' },
+    grpc: { enabled: true, host: '127.0.0.1', port: 0 },
+    family: { dir: 'models/tiny' },
+    ...extra,
+  };
+}
+
+/** A llama.cpp tier on the tiny family's Q4_K_M GGUF, one thread. */
+export function tinyLlamaTier(sequences: number): Record<string, unknown> {
+  return { kind: 'llamacpp', model: 'tiny-q4_k_m.gguf', threads: 1, sequences };
+}
+
 export interface Harness {
   readonly gw: TestGateway;
   readonly grpc: GatewayClients;
