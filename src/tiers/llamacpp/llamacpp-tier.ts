@@ -1,6 +1,7 @@
-import type { Gauge } from 'prom-client';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { LlamaContext, LlamaModel, Token } from 'node-llama-cpp';
 import type { LlamaCppTierConfig } from '../../config/index.js';
+import { RECLAIM_EVERY_MIB } from '../../config/tiers/llamacpp.js';
 import { resolveVariant, type VariantInfo } from '../../family/manifest.js';
 import { TierUnavailableError } from '../errors.js';
 import type { TierDeps } from '../tier-deps.js';
@@ -15,7 +16,19 @@ import {
 } from '../tier.js';
 import { llamaRuntime } from '../../text/llama-runtime.js';
 import { SequencePool } from './sequence-pool.js';
+import { fullGc, NativeReclaim, SAMPLER_BYTES_PER_VOCAB_ENTRY, type ReclaimStats } from './native-reclaim.js';
 import { type CancelSignal } from '../cancellation.js';
+
+/** What the edge tier holds of llama.cpp's native memory (LlamaCppTier.nativeState). */
+export interface EdgeNativeState extends ReclaimStats {
+  /** Context sequences the tier holds: its `sequences`, from start to close. */
+  readonly sequences: number;
+  readonly sequencesInUse: number;
+  /** Idle sequences whose KV cells were not cleared (0 when every release cleared its sequence). */
+  readonly idleSequencesWithHistory: number;
+  /** Evaluations (each with its sampler) not yet ended. */
+  readonly evaluationsLive: number;
+}
 
 /**
  * The edge tier: a GGUF variant run in process by llama.cpp (node-llama-cpp). Evaluation runs on
@@ -32,6 +45,11 @@ export class LlamaCppTier implements Tier {
   private failure: string | undefined;
   private readonly sequencesInUse: Gauge<'tier'>;
   private readonly queueDepth: Gauge<'tier'>;
+  private readonly pendingNative: Gauge<'tier'>;
+  private readonly reclaims: Counter<'tier'>;
+  private readonly reclaimPause: Histogram<'tier'>;
+  private reclaim: NativeReclaim | undefined;
+  private evaluationsLive = 0;
 
   constructor(
     readonly name: string,
@@ -47,6 +65,22 @@ export class LlamaCppTier implements Tier {
       name: 'tier_queue_depth',
       help: 'Requests waiting for a free slot of the tier.',
       labelNames: ['tier'],
+    });
+    this.pendingNative = deps.metrics.gauge({
+      name: 'tier_native_pending_bytes',
+      help: 'Estimated native memory of ended llama.cpp evaluations that only a garbage collection frees.',
+      labelNames: ['tier'],
+    });
+    this.reclaims = deps.metrics.counter({
+      name: 'tier_native_reclaims_total',
+      help: 'Full garbage collections the edge tier ran to free ended evaluations (reclaimEveryMiB).',
+      labelNames: ['tier'],
+    });
+    this.reclaimPause = deps.metrics.histogram({
+      name: 'tier_native_reclaim_seconds',
+      help: 'Pause of each full garbage collection the edge tier ran.',
+      labelNames: ['tier'],
+      buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
     });
   }
 
@@ -69,6 +103,19 @@ export class LlamaCppTier implements Tier {
       });
       this.sequencesInUse.set({ tier: this.name }, 0);
       this.queueDepth.set({ tier: this.name }, 0);
+      const budget = (this.options.reclaimEveryMiB ?? RECLAIM_EVERY_MIB) * 1024 * 1024;
+      this.reclaim = new NativeReclaim(
+        this.deps.tokenizer.vocabSize * SAMPLER_BYTES_PER_VOCAB_ENTRY,
+        budget,
+        budget > 0 ? fullGc() : undefined,
+        (pauseMs) => {
+          this.pendingNative.set({ tier: this.name }, 0);
+          this.reclaims.inc({ tier: this.name });
+          this.reclaimPause.observe({ tier: this.name }, pauseMs / 1000);
+        },
+      );
+      this.reclaims.inc({ tier: this.name }, 0);
+      this.pendingNative.set({ tier: this.name }, 0);
       this.state = 'ready';
       this.deps.logger.info(
         {
@@ -76,6 +123,7 @@ export class LlamaCppTier implements Tier {
           contextSize: this.context.contextSize,
           sequences: this.options.sequences,
           flashAttention: this.context.flashAttention,
+          reclaimEveryMiB: budget > 0 && fullGc() === undefined ? 'unavailable' : budget / 1024 / 1024,
         },
         'llama.cpp tier loaded',
       );
@@ -103,30 +151,37 @@ export class LlamaCppTier implements Tier {
       // Confidence (the sampled token's probability) costs a softmax per step: only when read.
       const wantLogprob = request.logprobs !== false || request.topLogprobs > 0;
       const metadata = { confidence: wantLogprob, probabilities: request.topLogprobs > 0 };
-      const stream = seq.evaluateWithMetadata([...request.tokens] as Token[], metadata, {
-        temperature: sampling.temperature,
-        topP: sampling.topP < 1 ? sampling.topP : undefined,
-        topK: sampling.topK > 0 ? sampling.topK : undefined,
-        seed: sampling.seed,
-        yieldEogToken: true,
-      });
       let produced = 0;
-      for await (const item of stream) {
-        const out = item as EvaluateOutput;
-        if (signal.aborted) break;
-        const token = out.token as number;
-        if (stops.has(token) || model.isEogToken(out.token)) {
-          yield { kind: 'finish', reason: 'stop' };
-          return;
+      this.evaluationStarted();
+      // Every way out of this loop (finish, abort, an error, the caller returning) closes the
+      // stream and awaits it, which ends llama.cpp's evaluation and disposes its sampler.
+      try {
+        const stream = seq.evaluateWithMetadata([...request.tokens] as Token[], metadata, {
+          temperature: sampling.temperature,
+          topP: sampling.topP < 1 ? sampling.topP : undefined,
+          topK: sampling.topK > 0 ? sampling.topK : undefined,
+          seed: sampling.seed,
+          yieldEogToken: true,
+        });
+        for await (const item of stream) {
+          const out = item as EvaluateOutput;
+          if (signal.aborted) break;
+          const token = out.token as number;
+          if (stops.has(token) || model.isEogToken(out.token)) {
+            yield { kind: 'finish', reason: 'stop' };
+            return;
+          }
+          const top =
+            out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
+          const logprob = out.confidence === undefined ? NaN : Math.log(out.confidence);
+          yield tokenEvent(token, logprob, top);
+          if (++produced >= limit) {
+            yield { kind: 'finish', reason: 'length' };
+            return;
+          }
         }
-        const top =
-          out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
-        const logprob = out.confidence === undefined ? NaN : Math.log(out.confidence);
-        yield tokenEvent(token, logprob, top);
-        if (++produced >= limit) {
-          yield { kind: 'finish', reason: 'length' };
-          return;
-        }
+      } finally {
+        this.evaluationEnded();
       }
       signal.throwIfAborted();
     } finally {
@@ -147,7 +202,10 @@ export class LlamaCppTier implements Tier {
           ? ([t as Token, { generateNext: { probabilities: true } }] as const)
           : (t as Token),
       );
-      const results = await seq.controlledEvaluate(input as Parameters<typeof seq.controlledEvaluate>[0]);
+      this.evaluationStarted();
+      const results = await seq
+        .controlledEvaluate(input as Parameters<typeof seq.controlledEvaluate>[0])
+        .finally(() => this.evaluationEnded());
       for (let i = 0; i < tokens.length - 1; i++) {
         const p = results[i]?.next.probabilities?.get(tokens[i + 1] as Token) ?? 0;
         out[i] = Math.log(p);
@@ -173,6 +231,18 @@ export class LlamaCppTier implements Tier {
     };
   }
 
+  /** What the tier holds of llama.cpp's native memory now (tests, docs/gateway.md). */
+  nativeState(): EdgeNativeState {
+    const reclaim = this.reclaim?.stats() ?? { pendingBytes: 0, reclaims: 0, evaluations: 0 };
+    return {
+      ...reclaim,
+      sequences: this.pool?.size ?? 0,
+      sequencesInUse: this.pool?.inUse ?? 0,
+      idleSequencesWithHistory: this.pool?.idleWithHistory ?? 0,
+      evaluationsLive: this.evaluationsLive,
+    };
+  }
+
   health(): TierHealth {
     if (this.state === 'ready') return { ready: true };
     return { ready: false, detail: this.state === 'failed' ? `failed: ${this.failure}` : this.state };
@@ -184,6 +254,16 @@ export class LlamaCppTier implements Tier {
     this.pool?.rejectAll(new TierUnavailableError(this.name, `tier "${this.name}" is closing`));
     await this.context?.dispose();
     await this.model?.dispose();
+  }
+
+  private evaluationStarted(): void {
+    this.evaluationsLive++;
+    this.reclaim?.evaluationStarted();
+    this.pendingNative.set({ tier: this.name }, this.reclaim?.stats().pendingBytes ?? 0);
+  }
+
+  private evaluationEnded(): void {
+    this.evaluationsLive--;
   }
 
   private ready(): { pool: SequencePool; model: LlamaModel } {

@@ -16,6 +16,8 @@ export class SequencePool {
   private readonly free: LlamaContextSequence[] = [];
   private readonly waiters: Waiter[] = [];
   private busy = 0;
+  /** Sequences taken from the context at start; none is created or disposed per request. */
+  readonly size: number;
 
   constructor(
     context: LlamaContext,
@@ -24,6 +26,12 @@ export class SequencePool {
     private readonly onChange: (inUse: number, queued: number) => void,
   ) {
     while (context.sequencesLeft > 0) this.free.push(context.getSequence());
+    this.size = this.free.length;
+  }
+
+  /** Idle sequences that still hold tokens (KV cells): 0 unless a release failed to clear one. */
+  get idleWithHistory(): number {
+    return this.free.filter((s) => s.nextTokenIndex > 0).length;
   }
 
   get inUse(): number {
