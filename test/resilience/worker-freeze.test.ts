@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { OnnxTier } from '../../src/tiers/onnx/onnx-tier.js';
-import { startGateway, type TestGateway } from '../helpers/start-gateway.js';
+import { metricValue, startGateway, type TestGateway } from '../helpers/start-gateway.js';
 
 const FREEZE_MS = 10_000;
 const LOAD_MS = FREEZE_MS + 4_000;
@@ -109,6 +109,10 @@ test('a main worker frozen for 10 s under load: 0 failed requests, main out of s
   assert.ok(up.at - frozenAt < FREEZE_MS, 'main came back only after the freeze ended');
   assert.notEqual(main.workerStatus().threadId, before);
   assert.equal(main.workerStatus().replacements, 1);
+  assert.equal(
+    await metricValue(gw.baseUrl, 'tiergate_tier_worker_failures_total{tier="main",cause="stall"}'),
+    1,
+  );
 
   // Main took the load before the freeze and again after its replacement started.
   const servedByMain = (o: Outcome): boolean => o.tier === 'main' && o.servedBy === 'main';

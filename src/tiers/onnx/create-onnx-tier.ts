@@ -1,17 +1,15 @@
 /**
  * Builds an OnnxTier from its config and the gateway's shared services: resolves the variant in
  * the model family (at start, so a missing file is a start-up error of this tier only), reads the
- * context length from the manifest unless configured, and reports batch sizes as a histogram.
+ * context length from the manifest unless configured, and reports batch sizes and worker failures
+ * to the gateway's metrics (src/tiers/worker-host/pool-metrics.ts).
  */
-import type { Histogram } from 'prom-client';
 import type { OnnxTierConfig } from '../../config/index.js';
 import { resolveVariant, type ModelFamily } from '../../family/manifest.js';
-import type { MetricsService } from '../../observability/metrics.js';
 import type { TierDeps } from '../tier-deps.js';
+import { poolMetrics } from '../worker-host/pool-metrics.js';
 import { OnnxTierError } from './onnx-tier-error.js';
-import { OnnxTier, type BatchSizeObserver, type OnnxModelSource } from './onnx-tier.js';
-
-const BATCH_METRIC = 'tiergate_tier_batch_size';
+import { OnnxTier, type OnnxModelSource } from './onnx-tier.js';
 
 /** Keys under which a manifest may state the training context (ours, HF config, GGUF-like). */
 const CONTEXT_KEYS = ['context_length', 'contextLength', 'max_seq_len', 'max_position_embeddings', 'n_ctx'];
@@ -29,20 +27,6 @@ export function manifestContextLength(family: ModelFamily): number | undefined {
     }
   }
   return undefined;
-}
-
-/** One histogram per metrics registry, shared by every ONNX tier (labelled by tier). */
-function batchObserver(metrics: MetricsService): BatchSizeObserver {
-  const existing = metrics.registry.getSingleMetric(BATCH_METRIC) as Histogram<'tier'> | undefined;
-  const histogram =
-    existing ??
-    metrics.histogram({
-      name: BATCH_METRIC,
-      help: 'Sequences decoded together in one ONNX Runtime run() (dynamic batching).',
-      labelNames: ['tier'],
-      buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64],
-    });
-  return { observeBatchSize: (tier, size) => histogram.observe({ tier }, size) };
 }
 
 export function createOnnxTier(name: string, config: OnnxTierConfig, deps: TierDeps): OnnxTier {
@@ -76,6 +60,6 @@ export function createOnnxTier(name: string, config: OnnxTierConfig, deps: TierD
       maxQueue: config.maxQueue,
       liveness: config.liveness,
     },
-    { logger: deps.logger, batchSizes: batchObserver(deps.metrics) },
+    { logger: deps.logger, observer: poolMetrics(deps.metrics) },
   );
 }

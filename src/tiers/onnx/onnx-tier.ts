@@ -10,6 +10,7 @@ import type { CancelSignal } from '../cancellation.js';
 import { TierUnavailableError } from '../errors.js';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tier.js';
 import type { LivenessOptions } from '../worker-host/liveness.js';
+import type { PoolObserver } from '../worker-host/pool-metrics.js';
 import type { WorkerFault } from '../worker-host/protocol.js';
 import type { WorkerErrors } from '../worker-host/worker-client.js';
 import { WorkerPool } from '../worker-host/worker-pool.js';
@@ -54,14 +55,10 @@ const ERRORS: WorkerErrors = {
     new OnnxTierError(code === 'TG_ONNX_NOT_A_DECODER' ? code : 'TG_ONNX_WORKER_FAILED', message),
 };
 
-/** Where the tier reports per-step batch sizes (the gateway's MetricsService adapts to it). */
-export interface BatchSizeObserver {
-  observeBatchSize(tier: string, size: number): void;
-}
-
 export interface OnnxTierDeps {
   readonly logger?: Logger | undefined;
-  readonly batchSizes?: BatchSizeObserver | undefined;
+  /** Per-step batch sizes and worker failures (the gateway's metrics, worker-host/pool-metrics.ts). */
+  readonly observer?: PoolObserver | undefined;
 }
 
 export class OnnxTier implements Tier {
@@ -88,7 +85,7 @@ export class OnnxTier implements Tier {
       liveness: options.liveness ?? DEFAULT_WORKER_LIVENESS,
       errors: ERRORS,
       logger: deps.logger,
-      onBatch: (size) => deps.batchSizes?.observeBatchSize(options.name, size),
+      observer: deps.observer,
     });
   }
 

@@ -1,35 +1,20 @@
 /**
  * Builds a TfjsTier from its config and the gateway's shared services: resolves the GGUF in the
  * model family (at start, so a missing file is a start-up error of this tier only), reads the
- * context length from the file's header unless configured, and reports batch sizes in the same
- * histogram as the ONNX tier (labelled by tier).
+ * context length from the file's header unless configured, and reports batch sizes and worker
+ * failures in the same series as the ONNX tier (src/tiers/worker-host/pool-metrics.ts).
  */
-import type { Histogram } from 'prom-client';
 import type { TfjsTierConfig } from '../../config/index.js';
 import { resolveVariant } from '../../family/manifest.js';
-import type { MetricsService } from '../../observability/metrics.js';
 import type { TierDeps } from '../tier-deps.js';
+import { poolMetrics } from '../worker-host/pool-metrics.js';
 import { GgufTensors } from './gguf-tensors.js';
 import { readShape } from './llama-weights.js';
 import { TfjsTierError } from './tfjs-tier-error.js';
 import { TfjsTier, type TfjsModelSource } from './tfjs-tier.js';
 
-const BATCH_METRIC = 'tiergate_tier_batch_size';
 /** What info() calls the variant when the file is not the manifest's TensorFlow variant. */
 const FALLBACK_VARIANT = 'tensorflow-fp32';
-
-function batchHistogram(metrics: MetricsService): Histogram<'tier'> {
-  const existing = metrics.registry.getSingleMetric(BATCH_METRIC) as Histogram<'tier'> | undefined;
-  return (
-    existing ??
-    metrics.histogram({
-      name: BATCH_METRIC,
-      help: 'Sequences decoded together in one ONNX Runtime run() (dynamic batching).',
-      labelNames: ['tier'],
-      buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64],
-    })
-  );
-}
 
 export function createTfjsTier(name: string, config: TfjsTierConfig, deps: TierDeps): TfjsTier {
   const model = (): TfjsModelSource => {
@@ -53,7 +38,6 @@ export function createTfjsTier(name: string, config: TfjsTierConfig, deps: TierD
       contextLength,
     };
   };
-  const histogram = batchHistogram(deps.metrics);
   return new TfjsTier(
     {
       name,
@@ -66,6 +50,6 @@ export function createTfjsTier(name: string, config: TfjsTierConfig, deps: TierD
       batchSpeedup: config.batchSpeedup,
       liveness: config.liveness,
     },
-    { logger: deps.logger, onBatch: (tier, size) => histogram.observe({ tier }, size) },
+    { logger: deps.logger, observer: poolMetrics(deps.metrics) },
   );
 }

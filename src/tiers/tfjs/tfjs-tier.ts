@@ -12,6 +12,7 @@ import type { CancelSignal } from '../cancellation.js';
 import { TierUnavailableError } from '../errors.js';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tier.js';
 import type { LivenessOptions } from '../worker-host/liveness.js';
+import type { PoolObserver } from '../worker-host/pool-metrics.js';
 import type { WorkerFault } from '../worker-host/protocol.js';
 import type { WorkerErrors } from '../worker-host/worker-client.js';
 import { WorkerPool } from '../worker-host/worker-pool.js';
@@ -56,8 +57,8 @@ const ERRORS: WorkerErrors = {
 
 export interface TfjsTierDeps {
   readonly logger?: Logger | undefined;
-  /** Per-step batch sizes (the gateway's batch-size histogram). */
-  readonly onBatch?: ((tier: string, size: number) => void) | undefined;
+  /** Per-step batch sizes and worker failures (the gateway's metrics, worker-host/pool-metrics.ts). */
+  readonly observer?: PoolObserver | undefined;
 }
 
 export class TfjsTier implements Tier {
@@ -85,7 +86,7 @@ export class TfjsTier implements Tier {
       terminableInRun: true,
       errors: ERRORS,
       logger: deps.logger,
-      onBatch: (size) => deps.onBatch?.(options.name, size),
+      observer: deps.observer,
     });
   }
 

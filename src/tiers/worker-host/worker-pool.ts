@@ -9,6 +9,7 @@ import type { CancelSignal } from '../cancellation.js';
 import { TierOverloadedError, TierUnavailableError } from '../errors.js';
 import type { GenerateRequest, TierEvent, TierHealth } from '../tier.js';
 import type { LivenessOptions } from './liveness.js';
+import type { PoolObserver } from './pool-metrics.js';
 import type { WorkerFault } from './protocol.js';
 import type { WorkerEntry } from './spawn.js';
 import { WorkerClient, type WorkerErrors } from './worker-client.js';
@@ -40,8 +41,8 @@ export interface WorkerPoolOptions {
   readonly terminableInRun?: boolean | undefined;
   readonly errors: WorkerErrors;
   readonly logger?: Logger | undefined;
-  /** Per-step batch sizes (the gateway's batch-size histogram). */
-  readonly onBatch?: ((size: number) => void) | undefined;
+  /** Batch sizes and worker failures (the gateway's metrics: pool-metrics.ts). */
+  readonly observer?: PoolObserver | undefined;
 }
 
 export class WorkerPool<R> {
@@ -158,14 +159,16 @@ export class WorkerPool<R> {
       terminableInRun: this.options.terminableInRun,
       errors,
       hooks: {
-        onBatch: (size) => this.options.onBatch?.(size),
+        onBatch: (size) => this.options.observer?.observeBatchSize?.(name, size),
         onCrash: (err) => {
+          this.options.observer?.countWorkerFailure?.(name, 'crash');
           // Its sequences have already failed (the gateway may retry them on another tier);
           // the slot is refilled with a fresh worker so the tier recovers its capacity.
           logger?.error({ tier: name, worker: index, err }, `${label} inference worker died; restarting`);
           this.scheduleRestart(index, RESTART_DELAY_MS);
         },
         onStall: (verdict) => {
+          this.options.observer?.countWorkerFailure?.(name, 'stall');
           logger?.error(
             { tier: name, worker: index, reason: verdict.reason, inRun: verdict.inRun },
             `${label} inference worker stalled; replacing it`,

@@ -13,7 +13,7 @@ before(async () => {
   tier = makeTier(
     'tiny-fp32.onnx',
     { maxBatchSize: 8, maxQueueDelayMs: 20 },
-    { batchSizes: { observeBatchSize: (_tier, n) => batchSizes.push(n) } },
+    { observer: { observeBatchSize: (_tier, n) => batchSizes.push(n) } },
   );
   await tier.start();
 });

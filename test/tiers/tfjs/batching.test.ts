@@ -14,7 +14,7 @@ let tier: TfjsTier;
 before(async () => {
   tier = makeTfjsTier(
     { maxBatchSize: 8, maxQueueDelayMs: 20 },
-    { onBatch: (_tier, n) => batchSizes.push(n) },
+    { observer: { observeBatchSize: (_tier, n) => batchSizes.push(n) } },
   );
   await tier.start();
 });
