@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
  * Default of `reclaimEveryMiB`: at most 16 MiB of sampler memory waits for V8 (the soak's bound
  * is 30 MB), and a full collection runs every ~680 requests on the tiny model (vocabulary 2,048),
  * ~170 on small (8,192). Each pauses the process: 74-85 ms mean in `npm run bench:soak` on a
- * machine at load 7-9, 32 ms in the tier's own loop (docs/gateway.md, native memory).
+ * machine at load 7-10, 48.6 ms in the tier's own loop (bench/edge-native-memory.ts).
  */
 export const RECLAIM_EVERY_MIB = 16;
 

@@ -8,7 +8,7 @@ import vm from 'node:vm';
  * `llama_token_data` of 12 bytes per vocabulary entry) is freed only by the destructor of its
  * JavaScript wrapper, i.e. by V8's garbage collector (llama/addon/AddonSampler.cpp in the
  * installed package). V8 is not told about that memory, and the wrappers are not freed by
- * scavenges (measured: 0 of 1,000 after six), so it piles up until a full GC
+ * scavenges (0 of 2,000 over 11: bench/edge-native-memory.ts), so it piles up until a full GC
  * (docs/gateway.md, "Native memory of the edge tier").
  */
 export const SAMPLER_BYTES_PER_VOCAB_ENTRY = 12;
