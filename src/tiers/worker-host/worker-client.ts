@@ -62,6 +62,7 @@ export class WorkerClient<R> {
   private watch: NodeJS.Timeout | undefined;
   private exited: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | undefined;
+  private stalledAt: number | undefined;
   /** Why the worker stopped serving, for the tier's health detail. */
   failure: string | undefined;
 
@@ -72,6 +73,11 @@ export class WorkerClient<R> {
   /** Whether new sequences may go to this worker. */
   get serving(): boolean {
     return this.state === 'serving';
+  }
+
+  /** Whether the worker was found stalled (it is being, or has been, stopped). */
+  get stalled(): boolean {
+    return this.stalledAt !== undefined;
   }
 
   /** Sequences and scorings assigned to this worker (running or queued): the pool balances on it. */
@@ -149,6 +155,7 @@ export class WorkerClient<R> {
     const verdict = judge(this.gate.snapshot(), now, this.options.liveness);
     if (!verdict.alive) {
       this.failure = `stalled: ${verdict.reason}`;
+      this.stalledAt = now;
       void this.stop(this.options.errors.stalled(`inference worker stalled: ${verdict.reason}`), false);
       this.options.hooks?.onStall?.(verdict);
     }

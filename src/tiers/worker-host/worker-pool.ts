@@ -52,6 +52,8 @@ export class WorkerPool<R> {
   private open = false;
   private readonly restarts = new Set<NodeJS.Timeout>();
   private readonly retiring = new Set<Promise<void>>();
+  /** Slots with a replacement scheduled or starting. */
+  private readonly pendingSlots = new Set<number>();
   /** Workers started to replace one that died or stalled (tests and the health detail read it). */
   replacements = 0;
 
@@ -174,14 +176,25 @@ export class WorkerPool<R> {
             `${label} inference worker stalled; replacing it`,
           );
           this.retire(worker, index, verdict.inRun);
-          this.scheduleRestart(index, 0);
+          if (this.retiring.size <= this.options.workers) this.scheduleRestart(index, 0);
+          else {
+            logger?.error(
+              { tier: name, worker: index, stuck: this.retiring.size },
+              `${label} inference worker not replaced until a stalled one exits: too many are stuck inside runs`,
+            );
+          }
         },
       },
     });
     return worker;
   }
 
-  /** Keeps track of a stalled worker until its thread has exited (at once unless inside a run). */
+  /**
+   * Keeps track of a stalled worker until its thread has exited (at once unless inside a run).
+   * Threads stuck inside native runs cannot be terminated and each holds its memory (and a core,
+   * if it spins), so at most `workers` of them may wait at once: beyond that a stalled worker's
+   * slot is refilled only when one of them exits, and the tier stays not ready meanwhile.
+   */
   private retire(worker: WorkerClient<R>, index: number, inRun: boolean): void {
     const stopped = worker.close().then(() => {
       this.retiring.delete(stopped);
@@ -189,13 +202,22 @@ export class WorkerPool<R> {
         { tier: this.options.name, worker: index, inRun },
         `stalled ${this.options.label} inference worker exited`,
       );
+      this.refillWaitingSlots();
     });
     this.retiring.add(stopped);
+  }
+
+  /** Restarts slots whose stalled worker was not replaced (still the one in the slot). */
+  private refillWaitingSlots(): void {
+    this.workers.forEach((w, i) => {
+      if (w.stalled && !this.pendingSlots.has(i)) this.scheduleRestart(i, 0);
+    });
   }
 
   /** Replaces worker `index` after `delayMs`, retrying with doubling delays while start fails. */
   private scheduleRestart(index: number, delayMs: number): void {
     if (!this.open) return;
+    this.pendingSlots.add(index);
     const timer = setTimeout(() => {
       this.restarts.delete(timer);
       if (!this.open) return;
@@ -203,6 +225,7 @@ export class WorkerPool<R> {
       worker.start().then(
         async () => {
           if (!this.open) return worker.close();
+          this.pendingSlots.delete(index);
           this.workers[index] = worker;
           this.replacements++;
           this.options.logger?.info(

@@ -94,3 +94,26 @@ test('close() lets go of a worker stuck inside a run instead of waiting for ever
   const err = await failed;
   assert.ok(err instanceof OnnxTierError && err.code === 'TG_ONNX_CLOSED', String(err));
 });
+
+test('at most `workers` stalled workers wait inside runs: beyond that a slot is refilled when one exits', async () => {
+  const tier = makeTier('tiny-fp32.onnx', { workers: 1, liveness: LIVENESS });
+  await tier.start();
+  try {
+    tier.injectWorkerFault({ kind: 'freeze', ms: 9_000, inRun: true });
+    assert.notEqual(await within(4_000, () => !tier.health().ready), undefined);
+    assert.notEqual(await within(5_000, () => tier.health().ready), undefined, 'first stall not replaced');
+    // The replacement sticks too, while the first is still inside its run: not replaced now...
+    tier.injectWorkerFault({ kind: 'freeze', ms: 3_000, inRun: true });
+    assert.notEqual(await within(4_000, () => !tier.health().ready), undefined);
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(tier.health().ready, false, 'a second stuck worker was replaced at once');
+    assert.equal(tier.workerStatus().replacements, 1);
+    // ...but once the second one's run ends and it exits.
+    assert.notEqual(await within(8_000, () => tier.health().ready), undefined, tier.health().detail);
+    assert.equal(tier.workerStatus().replacements, 2);
+    const { tokens } = await collect(tier, request(p.ids, p.greedy.length));
+    assert.deepEqual(tokens, p.greedy);
+  } finally {
+    await tier.close();
+  }
+});
