@@ -70,6 +70,8 @@ export class ResilientGeneration implements GenerationSource {
     let failedTier: string | undefined;
     /** True once an attempt was admitted on a tier (the request deposited into its budget). */
     let ran = false;
+    /** A retry was paid for and not yet used: the tier it was for refused before running it. */
+    let retryUnused = false;
     /** Tiers that refused the request before anything ran on them (admission, breaker, own queue). */
     const refusals: GatewayError[] = [];
     /** The first tier whose admission refused the request before any attempt ran: overflow's `from`. */
@@ -79,9 +81,12 @@ export class ResilientGeneration implements GenerationSource {
       if (guard === undefined) continue;
       if (signal.aborted) throw signal.reason;
       if (Date.now() >= this.deadline) break;
-      if (failedTier !== undefined && ctx.streamed.count === 0 && !this.withdrawRetry(failedTier, guard)) {
-        lastError = this.budgetRefusal(failedTier, lastError, index) ?? lastError;
-        break;
+      if (failedTier !== undefined && ctx.streamed.count === 0 && !retryUnused) {
+        if (!this.withdrawRetry(failedTier, guard)) {
+          lastError = this.budgetRefusal(failedTier, lastError, index) ?? lastError;
+          break;
+        }
+        retryUnused = true;
       }
       this.notePendingFallback(guard.name);
       tried.push(guard.name);
@@ -95,6 +100,7 @@ export class ResilientGeneration implements GenerationSource {
         this.noteFallback(guard.name, admitted.cause, ctx);
         continue;
       }
+      retryUnused = false;
       if (!ran) {
         ran = true;
         runtime.retryBudgets.deposit(guard.name);

@@ -134,6 +134,35 @@ test("the retry budget counts per tier: a failing tier spends its own budget, no
   rt.close();
 });
 
+test('a retry paid for is not paid again when the tier it was for refuses at admission', async () => {
+  const rt = await runtimeWith({
+    retryBudget: { ratio: 0, minPerSecond: 0.1, windowMs: 10_000 }, // 1 retry per tier
+    tiers: {
+      a: { fault: { errorRate: 1 } },
+      b: { fault: { hangRate: 1 }, admission: { maxConcurrent: 1, maxQueue: 0 } },
+    },
+  });
+  // b's one slot is held by a request that hangs until aborted.
+  const holder = new AbortController();
+  const held = tokens(new ResilientGeneration(rt, attempts('b'), newExecutionRecord()), holder.signal);
+  assert.equal(rt.guard('b')!.admission.running, 1);
+  // a fails; its one retry is for b, which refuses (full): c takes it with the same retry.
+  const record = newExecutionRecord();
+  await tokens(new ResilientGeneration(rt, attempts('a', 'b', 'c'), record), new AbortController().signal);
+  assert.deepEqual(record.servedBy, ['c']);
+  assert.deepEqual(
+    record.fallbacks.map((f) => [f.from, f.to, f.cause]),
+    [
+      ['a', 'b', 'fault'],
+      ['b', 'c', 'shed'],
+    ],
+  );
+  assert.equal(record.retries, 1);
+  holder.abort(new Error('done'));
+  await held.catch(() => undefined);
+  rt.close();
+});
+
 test("a retry the budget refuses when no tier left is predicted to fit keeps the attempt's own error", async () => {
   const rt = await runtimeWith({
     retryBudget: { ratio: 0, minPerSecond: 0.1, windowMs: 10_000 },
