@@ -7,7 +7,8 @@
  * its native memory), then with the default, so the baseline and the fix come from one run.
  *
  * Options (env): SOAK_REQUESTS (20000), SOAK_WARMUP (2000), SOAK_CONCURRENCY (4),
- * SOAK_BASELINE (1; 0 skips the reclaimEveryMiB: 0 gateway).
+ * SOAK_BASELINE (1; 0 skips the reclaimEveryMiB: 0 gateway), SOAK_EXTRA (e.g. `main,tf`: also
+ * soak the ONNX and TensorFlow.js tiers on the second gateway, bench/lib/soak-gateway.ts).
  */
 import { formatSoak, soak, startSoakGateway, type SoakGateway } from './lib/soak.js';
 
@@ -42,6 +43,10 @@ try {
   console.log(formatSoak('edge, default reclaimEveryMiB', await soak(gw, { ...opts, model: EDGE })));
   console.log(await reclaimLine(gw));
   console.log(formatSoak('echo', await soak(gw, { ...opts, model: 'tiergate-echo' })));
+  for (const name of (process.env.SOAK_EXTRA ?? '').split(',').filter((t) => t !== '')) {
+    const model = `tiergate-tiny-${name}`;
+    console.log(formatSoak(name, await soak(gw, { ...opts, model })));
+  }
 } finally {
   await gw.stop();
 }

@@ -5,7 +5,9 @@
  * echo tier as `tiergate-echo`, and answers its parent over IPC:
  *   { type: 'mem' }  -> { type: 'mem', usage: process.memoryUsage(), newSpace: bytes of V8's young generation }
  *   { type: 'stop' } -> shuts the gateway down and exits.
- * Option (env): SOAK_RECLAIM_MIB, the edge tier's `reclaimEveryMiB` (unset: the default).
+ * Options (env): SOAK_RECLAIM_MIB, the edge tier's `reclaimEveryMiB` (unset: the default);
+ * SOAK_EXTRA, more tiers to serve, comma-separated: `main` (ONNX FP32, `tiergate-tiny-main`) and
+ * `tf` (TensorFlow.js FP32, `tiergate-tiny-tf`), one worker each as in config/tiergate.yaml.
  */
 import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +17,27 @@ import { startServer } from '../../src/server.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const reclaim = process.env.SOAK_RECLAIM_MIB;
+const extra = new Set((process.env.SOAK_EXTRA ?? '').split(',').filter((t) => t !== ''));
+const EXTRA_TIERS: Record<string, { tier: Record<string, unknown>; model: string }> = {
+  main: {
+    tier: { kind: 'onnx', model: 'onnx-fp32', workers: 1, maxBatchSize: 16 },
+    model: 'tiergate-tiny-main',
+  },
+  tf: {
+    tier: { kind: 'tfjs', model: 'tensorflow-fp32', workers: 1, maxBatchSize: 16 },
+    model: 'tiergate-tiny-tf',
+  },
+};
+const extraTiers = Object.fromEntries(
+  Object.entries(EXTRA_TIERS)
+    .filter(([name]) => extra.has(name))
+    .map(([name, e]) => [name, e.tier]),
+);
+const extraModels = Object.fromEntries(
+  Object.entries(EXTRA_TIERS)
+    .filter(([name]) => extra.has(name))
+    .map(([name, e]) => [e.model, { tier: name }]),
+);
 
 const config = buildConfig(
   {
@@ -30,8 +53,9 @@ const config = buildConfig(
         ...(reclaim === undefined ? {} : { reclaimEveryMiB: Number(reclaim) }),
       },
       echo: { kind: 'echo' },
+      ...extraTiers,
     },
-    models: { 'tiergate-tiny-edge': { tier: 'edge' }, 'tiergate-echo': { tier: 'echo' } },
+    models: { 'tiergate-tiny-edge': { tier: 'edge' }, 'tiergate-echo': { tier: 'echo' }, ...extraModels },
   },
   { baseDir: ROOT, env: {} },
 );
