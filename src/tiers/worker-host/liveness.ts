@@ -28,10 +28,15 @@ export type Verdict =
 
 const ALIVE: Verdict = { alive: true };
 
-export function judge(gate: GateSnapshot, now: number, options: LivenessOptions): Verdict {
+/**
+ * `slackMs`: how late the main thread's own looks have been lately. On an oversubscribed machine
+ * every thread waits for a core, the worker's as much as the one judging it, so the limits grow
+ * by what the judge itself was held up.
+ */
+export function judge(gate: GateSnapshot, now: number, options: LivenessOptions, slackMs = 0): Verdict {
   if (gate.state === 'sealed') return ALIVE; // being stopped: no longer judged
   if (gate.state === 'in-run') {
-    const limit = Math.round(options.runStallFactor * gate.expectedMs + options.runStallMs);
+    const limit = Math.round(options.runStallFactor * gate.expectedMs + options.runStallMs + slackMs);
     const took = now - gate.runStartedAt;
     if (took <= limit) return ALIVE;
     return {
@@ -41,10 +46,11 @@ export function judge(gate: GateSnapshot, now: number, options: LivenessOptions)
     };
   }
   const silent = now - gate.lastSignAt;
-  if (silent <= options.stallMs) return ALIVE;
+  const limit = Math.round(options.stallMs + slackMs);
+  if (silent <= limit) return ALIVE;
   return {
     alive: false,
     inRun: false,
-    reason: `its event loop has been silent for ${silent} ms (limit ${options.stallMs} ms)`,
+    reason: `its event loop has been silent for ${silent} ms (limit ${limit} ms)`,
   };
 }

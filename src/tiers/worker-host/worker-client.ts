@@ -63,6 +63,9 @@ export class WorkerClient<R> {
   private exited: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | undefined;
   private stalledAt: number | undefined;
+  private lastCheckAt: number | undefined;
+  /** How late the main thread's looks have been lately (judge()'s slack). */
+  private slackMs = 0;
   /** Why the worker stopped serving, for the tier's health detail. */
   failure: string | undefined;
 
@@ -152,7 +155,12 @@ export class WorkerClient<R> {
   /** Looks at the gate once (the watch timer calls this every heartbeat period). */
   check(now = Date.now()): Verdict {
     if (this.state !== 'serving') return { alive: true };
-    const verdict = judge(this.gate.snapshot(), now, this.options.liveness);
+    // How late this look is; the slack decays by one period per look (liveness.ts judge()).
+    const { heartbeatMs } = this.options.liveness;
+    const late = this.lastCheckAt === undefined ? 0 : Math.max(0, now - this.lastCheckAt - heartbeatMs);
+    this.lastCheckAt = now;
+    this.slackMs = Math.max(late, this.slackMs - heartbeatMs);
+    const verdict = judge(this.gate.snapshot(), now, this.options.liveness, this.slackMs);
     if (!verdict.alive) {
       this.failure = `stalled: ${verdict.reason}`;
       this.stalledAt = now;
@@ -203,7 +211,7 @@ export class WorkerClient<R> {
           await Promise.race([this.gate.runEnded(RUN_END_POLL_MS), this.exited]);
           if (
             keepAlive !== undefined &&
-            !judge(this.gate.snapshot(), Date.now(), this.options.liveness).alive
+            !judge(this.gate.snapshot(), Date.now(), this.options.liveness, this.slackMs).alive
           ) {
             worker.unref();
             release();

@@ -76,3 +76,12 @@ test('runEnded resolves when the run ends', async () => {
   assert.equal(ended, true);
   assert.equal(main.trySeal(), true);
 });
+
+test('the limits grow by how late the judging thread itself has been (an oversubscribed machine)', () => {
+  const idle = { state: 'idle', lastSignAt: 10_000, runStartedAt: 0, expectedMs: 0 } as const;
+  assert.equal(judge(idle, 11_000, OPTIONS).alive, false);
+  assert.equal(judge(idle, 11_000, OPTIONS, 300).alive, true);
+  const running = { state: 'in-run', lastSignAt: 0, runStartedAt: 10_000, expectedMs: 50 } as const;
+  assert.equal(judge(running, 13_500, OPTIONS).alive, false);
+  assert.equal(judge(running, 13_500, OPTIONS, 400).alive, true);
+});
