@@ -1,13 +1,13 @@
 /**
  * npm run bench:soak — memory soak of the real gateway over HTTP (issue 20): SOAK_REQUESTS small
- * completions (8 tokens, 4 at a time) after SOAK_WARMUP, on the edge tier (llama.cpp, tiny
- * Q4_K_M) and on the echo tier, each gateway in a child process started like `npm start`
+ * completions (8 tokens, 4 at a time) after SOAK_WARMUP, on the edge tier (llama.cpp, the
+ * family's Q4_K_M) and on the echo tier, each gateway in a child process started like `npm start`
  * (bench/lib/soak.ts). Prints RSS after warm-up, at the end, the peak and the growth, and the
  * heap; first for the edge tier with `reclaimEveryMiB: 0` (the behaviour before the tier bounded
  * its native memory), then with the default, so the baseline and the fix come from one run.
  *
  * Options (env): SOAK_REQUESTS (20000), SOAK_WARMUP (2000), SOAK_CONCURRENCY (4),
- * SOAK_BASELINE (1; 0 skips the reclaimEveryMiB: 0 gateway), SOAK_EXTRA (e.g. `main,tf`: also
+ * SOAK_FAMILY (tiny; small once its GGUFs are derived), SOAK_BASELINE (1; 0 skips the reclaimEveryMiB: 0 gateway), SOAK_EXTRA (e.g. `main,tf`: also
  * soak the ONNX and TensorFlow.js tiers on the second gateway, bench/lib/soak-gateway.ts).
  */
 import { formatSoak, soak, startSoakGateway, type SoakGateway } from './lib/soak.js';
@@ -16,7 +16,8 @@ const REQUESTS = Number(process.env.SOAK_REQUESTS ?? 20_000);
 const WARMUP = Number(process.env.SOAK_WARMUP ?? 2_000);
 const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 4);
 const BASELINE = process.env.SOAK_BASELINE !== '0';
-const EDGE = 'tiergate-tiny-edge';
+const FAMILY = process.env.SOAK_FAMILY ?? 'tiny';
+const EDGE = `tiergate-${FAMILY}-edge`;
 
 async function reclaimLine(gw: SoakGateway): Promise<string> {
   const edge = '{tier="edge"}';
@@ -44,7 +45,7 @@ try {
   console.log(await reclaimLine(gw));
   console.log(formatSoak('echo', await soak(gw, { ...opts, model: 'tiergate-echo' })));
   for (const name of (process.env.SOAK_EXTRA ?? '').split(',').filter((t) => t !== '')) {
-    const model = `tiergate-tiny-${name}`;
+    const model = `tiergate-${FAMILY}-${name}`;
     console.log(formatSoak(name, await soak(gw, { ...opts, model })));
   }
 } finally {
