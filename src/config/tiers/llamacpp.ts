@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 /**
  * Default of `reclaimEveryMiB`: at most 16 MiB of sampler memory waits for V8 (the soak's bound
  * is 30 MB), and a full collection runs every ~680 requests on the tiny model (vocabulary 2,048),
- * ~170 on small (8,192). Each pauses the process: 74-85 ms mean in `npm run bench:soak` on a
+ * ~170 on small (8,192). Each pauses the process: 74-100 ms mean in `npm run bench:soak` on a
  * machine at load 7-10, 48.6 ms in the tier's own loop (bench/edge-native-memory.ts).
  */
 export const RECLAIM_EVERY_MIB = 16;
@@ -46,7 +46,7 @@ export const LlamaCppTierSchema = Type.Object(
      * Run a full garbage collection after this many MiB of ended evaluations wait for one: each
      * evaluation leaves vocabulary x 12 bytes of native sampler memory that only V8's collector
      * frees (src/tiers/llamacpp/native-reclaim.ts). 0 leaves it to V8, whose heuristics do not
-     * see that memory (RSS grew 25 KB per request on the tiny model: `npm run bench:soak`).
+     * see that memory (25 KB of RSS per request on the tiny model: bench/edge-native-memory.ts).
      * Optional in the type so that options built in code without it get the default too.
      */
     reclaimEveryMiB: Type.Optional(Type.Number({ minimum: 0, default: RECLAIM_EVERY_MIB })),
