@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { formatSoak, soak, startSoakGateway, type SoakGateway } from '../../../bench/lib/soak.js';
+import {
+  formatSoak,
+  soak,
+  startSoakGateway,
+  type SoakGateway,
+  type SoakResult,
+} from '../../../bench/lib/soak.js';
 
 /**
  * The CI-sized memory soak (issue 20): the real gateway in a child process over HTTP, the same
@@ -38,17 +44,17 @@ describe('memory soak over HTTP: edge and echo tiers', () => {
   after(async () => {
     await gw.stop();
   });
+  /** Soaks one model 4 at a time, prints the figures, and checks every request was answered. */
+  const run = async (label: string, model: string, requests: number, warmup: number): Promise<SoakResult> => {
+    const r = await soak(gw, { model, requests, warmup, concurrency: 4 });
+    console.log(formatSoak(label, r));
+    assert.equal(r.failed, 0);
+    return r;
+  };
 
   test(`${EDGE_REQUESTS} edge requests: RSS grows by at most ${BOUND_MB} MB, sequences come back`, async () => {
     const reclaimsBefore = await gw.metric('tiergate_tier_native_reclaims_total{tier="edge"}');
-    const r = await soak(gw, {
-      model: 'tiergate-tiny-edge',
-      requests: EDGE_REQUESTS,
-      warmup: 500,
-      concurrency: 4,
-    });
-    console.log(formatSoak('edge', r));
-    assert.equal(r.failed, 0);
+    const r = await run('edge', 'tiergate-tiny-edge', EDGE_REQUESTS, 500);
     assert.ok(r.growth <= BOUND_MB, `RSS grew ${r.growth.toFixed(1)} MB`);
     assert.ok(r.peakGrowth <= BOUND_MB, `RSS peaked ${r.peakGrowth.toFixed(1)} MB above warm-up`);
     const reclaims = (await gw.metric('tiergate_tier_native_reclaims_total{tier="edge"}')) - reclaimsBefore;
@@ -61,14 +67,7 @@ describe('memory soak over HTTP: edge and echo tiers', () => {
   });
 
   test(`${ECHO_REQUESTS} echo requests: RSS grows by at most ${ECHO_BOUND_MB} MB`, async () => {
-    const r = await soak(gw, {
-      model: 'tiergate-echo',
-      requests: ECHO_REQUESTS,
-      warmup: 3_000,
-      concurrency: 4,
-    });
-    console.log(formatSoak('echo', r));
-    assert.equal(r.failed, 0);
+    const r = await run('echo', 'tiergate-echo', ECHO_REQUESTS, 3_000);
     assert.ok(r.growth <= ECHO_BOUND_MB, `RSS grew ${r.growth.toFixed(1)} MB`);
   });
 });
