@@ -5,6 +5,11 @@ import type { Execution } from '../service/execution.js';
 /** Response fields naming the tiers that served a request and any mid-stream continuation. */
 export const SERVED_BY = 'x-tiergate-served-by';
 export const CONTINUED_FROM = 'x-tiergate-continued-from';
+/**
+ * Each move from one tier to the next and why, e.g. `edge -> main (shed)` for an overflow: says
+ * why `x-tiergate-served-by` is not `x-tiergate-tier` (docs/resilience.md "What a response tells you").
+ */
+export const FALLBACKS = 'x-tiergate-fallbacks';
 /** Set when the request's own budgets were not applied, with the reason (a pinned model or tier). */
 export const BUDGETS_NOT_APPLIED = 'x-tiergate-budgets-not-applied';
 
@@ -29,6 +34,7 @@ export function resilienceFields(record: ExecutionRecord): Record<string, string
   const out: Record<string, string> = {};
   if (record.servedBy.length > 0) out[SERVED_BY] = record.servedBy.join(', ');
   if (record.continuedFrom !== undefined) out[CONTINUED_FROM] = record.continuedFrom;
+  if (record.fallbacks.length > 0) out[FALLBACKS] = fallbacksValue(record);
   return out;
 }
 
@@ -37,6 +43,12 @@ export function setResilienceHeaders(reply: FastifyReply, record: ExecutionRecor
   const by = record.servedBy;
   if (by.length > 0) void reply.header(SERVED_BY, by.length === 1 ? by[0]! : by.join(', '));
   if (record.continuedFrom !== undefined) void reply.header(CONTINUED_FROM, record.continuedFrom);
+  if (record.fallbacks.length > 0) void reply.header(FALLBACKS, fallbacksValue(record));
+}
+
+/** `from -> to (cause)` per move; a move with no next tier (the request failed there) ends in `-`. */
+function fallbacksValue(record: ExecutionRecord): string {
+  return headerSafe(record.fallbacks.map((f) => `${f.from} -> ${f.to ?? '-'} (${f.cause})`).join(', '));
 }
 
 /**
@@ -45,7 +57,7 @@ export function setResilienceHeaders(reply: FastifyReply, record: ExecutionRecor
  */
 export function setStreamResilienceHeaders(reply: FastifyReply, record: ExecutionRecord): void {
   setResilienceHeaders(reply, record);
-  void reply.header('trailer', `${SERVED_BY}, ${CONTINUED_FROM}`);
+  void reply.header('trailer', `${SERVED_BY}, ${CONTINUED_FROM}, ${FALLBACKS}`);
 }
 
 const VISIBLE_ASCII = /^[\x20-\x7e]*$/;

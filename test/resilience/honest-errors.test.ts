@@ -103,6 +103,7 @@ test('a retry refused by the budget while another tier fits is a 503 with Retry-
   assert.equal(first.res.status, 200, first.body);
   assert.equal(first.res.headers.get('x-tiergate-tier'), 'flaky');
   assert.equal(first.res.headers.get('x-tiergate-served-by'), 'edge');
+  assert.equal(first.res.headers.get('x-tiergate-fallbacks'), 'flaky -> edge (fault)');
   assert.deepEqual(
     (await summaryOf(h, 'budget-1')).servedBy,
     ['edge'],

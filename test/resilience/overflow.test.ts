@@ -49,6 +49,9 @@ interface Outcome {
   readonly status: number;
   readonly retryAfter: string | null;
   readonly contentType: string | null;
+  /** x-tiergate-served-by and x-tiergate-fallbacks (whole answers; a stream has them in trailers). */
+  readonly servedBy: string | null;
+  readonly fallbacks: string | null;
   readonly body: string;
 }
 
@@ -72,6 +75,8 @@ async function burst(round: string, size: number, stream: boolean): Promise<Outc
         status: res.status,
         retryAfter: res.headers.get('retry-after'),
         contentType: res.headers.get('content-type'),
+        servedBy: res.headers.get('x-tiergate-served-by'),
+        fallbacks: res.headers.get('x-tiergate-fallbacks'),
         body: await res.text(),
       };
     }),
@@ -100,6 +105,8 @@ for (const stream of [false, true]) {
       // The summary names the tier that served when it is not the routed one.
       servedBy.set(o.id, ((s.servedBy as string[] | undefined) ?? ['edge']).join());
       if (stream) assert.match(o.body, /data: \[DONE\]/);
+      else if (o.servedBy === 'spare')
+        assert.equal(o.fallbacks, 'edge -> spare (shed)', 'the header says why');
     }
     const onSpare = [...servedBy.values()].filter((t) => t === 'spare').length;
     assert.ok(onSpare >= 1, `spare served a share of the burst: ${[...servedBy.values()].join(',')}`);

@@ -41,6 +41,7 @@ test('a streamed continuation is named in the trailers', async () => {
   assert.match(trailerHeader ?? '', /x-tiergate-continued-from/);
   assert.equal(trailers['x-tiergate-continued-from'], 'a');
   assert.equal(trailers['x-tiergate-served-by'], 'a, b');
+  assert.match(trailers['x-tiergate-fallbacks'] ?? '', /^a -> b \(\w+\)$/, 'the move and its cause');
   assert.equal(body.match(/"finish_reason":"length"/g)?.length, 1, 'one finish');
   assert.ok(body.endsWith('data: [DONE]\n\n'));
 });
