@@ -8,46 +8,38 @@ import assert from 'node:assert/strict';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { call } from '../api/grpc/grpc-client.js';
 import { metricValue } from '../helpers/start-gateway.js';
-import {
-  startHarness,
-  summaryOf,
-  tinyHarnessConfig,
-  tinyLlamaTier,
-  type Harness,
-} from '../service/parity-harness.js';
+import { startTinyHarness, summaryOf, tinyLlamaTier, type Harness } from '../service/parity-harness.js';
 
 const llama = tinyLlamaTier(2);
 const noBreaker = { breaker: { enabled: false } };
 
 let h: Harness;
 before(async () => {
-  h = await startHarness(
-    tinyHarnessConfig({
-      tiers: { edge: llama, flaky: llama, stuck: llama },
-      models: {
-        'tiergate-stuck': { tier: 'stuck' },
-        'tiergate-flaky': { tier: 'flaky' },
-        'tiergate-slowfirst': { tier: 'stuck' },
+  h = await startTinyHarness({
+    tiers: { edge: llama, flaky: llama, stuck: llama },
+    models: {
+      'tiergate-stuck': { tier: 'stuck' },
+      'tiergate-flaky': { tier: 'flaky' },
+      'tiergate-slowfirst': { tier: 'stuck' },
+    },
+    routing: {
+      byModel: { 'tiergate-flaky': 'flaky-first', 'tiergate-slowfirst': 'stuck-first' },
+      policies: {
+        'flaky-first': { tiers: ['flaky', 'edge'], costPer1kTokens: { flaky: 0.1, edge: 1 } },
+        'stuck-first': { tiers: ['stuck', 'edge'], costPer1kTokens: { stuck: 0.1, edge: 1 } },
       },
-      routing: {
-        byModel: { 'tiergate-flaky': 'flaky-first', 'tiergate-slowfirst': 'stuck-first' },
-        policies: {
-          'flaky-first': { tiers: ['flaky', 'edge'], costPer1kTokens: { flaky: 0.1, edge: 1 } },
-          'stuck-first': { tiers: ['stuck', 'edge'], costPer1kTokens: { stuck: 0.1, edge: 1 } },
-        },
+    },
+    resilience: {
+      // Far longer than any attempt here: every failure below happens with the deadline ahead.
+      requestTimeoutMs: 30_000,
+      // One retry per tier for the whole test (ratio 0; the floor is 1 per 10 minutes).
+      retryBudget: { ratio: 0, minPerSecond: 1 / 600, windowMs: 600_000 },
+      tiers: {
+        flaky: { ...noBreaker, fault: { errorRate: 1 } },
+        stuck: { ...noBreaker, fault: { hangRate: 1 }, attemptTimeoutMs: 300 },
       },
-      resilience: {
-        // Far longer than any attempt here: every failure below happens with the deadline ahead.
-        requestTimeoutMs: 30_000,
-        // One retry per tier for the whole test (ratio 0; the floor is 1 per 10 minutes).
-        retryBudget: { ratio: 0, minPerSecond: 1 / 600, windowMs: 600_000 },
-        tiers: {
-          flaky: { ...noBreaker, fault: { errorRate: 1 } },
-          stuck: { ...noBreaker, fault: { hangRate: 1 }, attemptTimeoutMs: 300 },
-        },
-      },
-    }),
-  );
+    },
+  });
 });
 after(async () => {
   await h.close();

@@ -5,14 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { metricValue } from '../helpers/start-gateway.js';
-import {
-  idle,
-  startHarness,
-  summaryOf,
-  tinyHarnessConfig,
-  tinyLlamaTier,
-  type Harness,
-} from '../service/parity-harness.js';
+import { idle, startTinyHarness, summaryOf, tinyLlamaTier, type Harness } from '../service/parity-harness.js';
 
 const llama = tinyLlamaTier(1);
 /**
@@ -27,18 +20,16 @@ const full = {
 
 let h: Harness;
 before(async () => {
-  h = await startHarness(
-    tinyHarnessConfig({
-      tiers: { edge: llama, spare: llama },
-      models: { 'tiergate-tiny': { tier: 'edge' } },
-      routing: {
-        byModel: { 'tiergate-tiny': 'p' },
-        // edge is cheaper: every request is planned edge first, spare second.
-        policies: { p: { tiers: ['edge', 'spare'], costPer1kTokens: { edge: 0.1, spare: 1 } } },
-      },
-      resilience: { requestTimeoutMs: 60_000, tiers: { edge: full, spare: full } },
-    }),
-  );
+  h = await startTinyHarness({
+    tiers: { edge: llama, spare: llama },
+    models: { 'tiergate-tiny': { tier: 'edge' } },
+    routing: {
+      byModel: { 'tiergate-tiny': 'p' },
+      // edge is cheaper: every request is planned edge first, spare second.
+      policies: { p: { tiers: ['edge', 'spare'], costPer1kTokens: { edge: 0.1, spare: 1 } } },
+    },
+    resilience: { requestTimeoutMs: 60_000, tiers: { edge: full, spare: full } },
+  });
 });
 after(async () => {
   await h.close();

@@ -55,16 +55,16 @@ export function parityConfig(): Record<string, unknown> {
 }
 
 /**
- * A harness config on the committed tiny family (its GGUF tokenizer), gRPC on and summary lines
+ * A harness on the committed tiny family (its GGUF tokenizer), gRPC on and summary lines
  * captured, with the test's tiers, models, routing and resilience.
  */
-export function tinyHarnessConfig(extra: Record<string, unknown>): Record<string, unknown> {
-  return {
+export function startTinyHarness(extra: Record<string, unknown>): Promise<Harness> {
+  return startHarness({
     logging: { level: 'info' },
     grpc: { enabled: true, host: '127.0.0.1', port: 0 },
     family: { dir: 'models/tiny' },
     ...extra,
-  };
+  });
 }
 
 /** A llama.cpp tier on the tiny family's Q4_K_M GGUF, one thread. */
