@@ -156,7 +156,9 @@ export class RunGate {
     try {
       return fn();
     } finally {
-      if (wasInRun && Atomics.compareExchange(this.words, STATE, IDLE, IN_RUN) !== IDLE) this.park();
+      // Sealed meanwhile: the main thread is about to terminate this thread. (A run `fn` started
+      // itself, if any, already holds the mark.)
+      if (wasInRun && Atomics.compareExchange(this.words, STATE, IDLE, IN_RUN) === SEALED) this.park();
     }
   }
 

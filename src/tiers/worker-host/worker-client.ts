@@ -63,19 +63,28 @@ export class WorkerClient<R> {
   private exited: Promise<void> = Promise.resolve();
   private stopped: Promise<void> | undefined;
   private stalledAt: number | undefined;
+  /** Set while the worker is silent past stallMs (liveness.ts); it takes no new sequences. */
+  private suspect: string | undefined;
   private lastCheckAt: number | undefined;
   /** How late the main thread's looks have been lately (judge()'s slack). */
   private slackMs = 0;
-  /** Why the worker stopped serving, for the tier's health detail. */
-  failure: string | undefined;
+  /** Why the worker stopped serving for good (died, stalled). */
+  private failure: string | undefined;
 
   constructor(options: WorkerClientOptions) {
     this.options = options;
   }
 
-  /** Whether new sequences may go to this worker. */
+  /** Whether new sequences may go to this worker (serving, and not silent past stallMs). */
   get serving(): boolean {
-    return this.state === 'serving';
+    return this.state === 'serving' && this.suspect === undefined;
+  }
+
+  /** Why the worker takes no new sequences, for the tier's health detail. */
+  get detail(): string {
+    if (this.failure !== undefined) return this.failure;
+    if (this.suspect !== undefined) return `out of service: ${this.suspect}`;
+    return this.state === 'new' ? 'starting' : this.state;
   }
 
   /** Whether the worker was found stalled (it is being, or has been, stopped). */
@@ -161,7 +170,8 @@ export class WorkerClient<R> {
     this.lastCheckAt = now;
     this.slackMs = Math.max(late, this.slackMs - heartbeatMs);
     const verdict = judge(this.gate.snapshot(), now, this.options.liveness, this.slackMs);
-    if (!verdict.alive) {
+    if (verdict.alive) this.suspect = verdict.suspect;
+    else {
       this.failure = `stalled: ${verdict.reason}`;
       this.stalledAt = now;
       void this.stop(this.options.errors.stalled(`inference worker stalled: ${verdict.reason}`), false);

@@ -118,7 +118,7 @@ export class WorkerPool<R> {
     const serving = this.workers.filter((w) => w.serving).length;
     const replaced = this.replacements > 0 ? `, ${this.replacements} replaced` : '';
     if (serving > 0) return { ready: true, detail: `${serving}/${this.workers.length} workers${replaced}` };
-    const why = this.workers.map((w, i) => `worker ${i} ${w.failure ?? 'starting'}`).join('; ');
+    const why = this.workers.map((w, i) => `worker ${i} ${w.detail}`).join('; ');
     return { ready: false, detail: `no inference worker is serving (${why})` };
   }
 

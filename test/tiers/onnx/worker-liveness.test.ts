@@ -14,7 +14,7 @@ import { collect, familyContextLength, makeTier, readGolden, request } from './h
 const golden = readGolden();
 const p = golden.prompts[0]!;
 /** Short margins so the in-run case is found quickly; the rule is the same as the defaults'. */
-const LIVENESS = { heartbeatMs: 50, stallMs: 500, runStallFactor: 4, runStallMs: 500 };
+const LIVENESS = { heartbeatMs: 50, stallMs: 500, replaceAfterMs: 1_000, runStallFactor: 4, runStallMs: 500 };
 
 async function freezeMidSequence(tier: OnnxTier, fault: WorkerFault): Promise<unknown> {
   const long = request(p.ids, familyContextLength() - p.ids.length - 1);
@@ -38,8 +38,8 @@ for (const inRun of [false, true]) {
       const before = tier.workerStatus().threadId;
       const frozenAt = Date.now();
       const failed = freezeMidSequence(tier, { kind: 'freeze', ms: 6_000, inRun });
-      // Generous bounds (a noisy 2-core machine): the rule itself says 0.5 s (in JavaScript) or
-      // 4 × a few ms + 0.5 s (inside a run).
+      // Generous bounds (a noisy 2-core machine): the rule itself says 0.5 s (in JavaScript: out
+      // of service, replaced at 1 s) or 4 × a few ms + 0.5 s (inside a run).
       const notReadyAfter = await within(4_000, () => !tier.health().ready);
       assert.notEqual(notReadyAfter, undefined, 'the tier never went out of service');
       const err = await failed;

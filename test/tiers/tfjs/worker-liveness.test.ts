@@ -10,7 +10,7 @@ import { collect, makeTfjsTier, readGolden, request } from './helpers.js';
 
 const golden = readGolden();
 const p = golden.prompts[0]!;
-const LIVENESS = { heartbeatMs: 50, stallMs: 500, runStallFactor: 4, runStallMs: 500 };
+const LIVENESS = { heartbeatMs: 50, stallMs: 500, replaceAfterMs: 1_000, runStallFactor: 4, runStallMs: 500 };
 
 test('a tfjs worker frozen inside a forward is replaced at once and the tier serves again', async () => {
   const tier = makeTfjsTier({ workers: 1, liveness: LIVENESS });

@@ -5,15 +5,25 @@ import assert from 'node:assert/strict';
 import { judge, type LivenessOptions } from '../../../src/tiers/worker-host/liveness.js';
 import { GateView, newGateBuffer, RunGate } from '../../../src/tiers/worker-host/run-gate.js';
 
-const OPTIONS: LivenessOptions = { heartbeatMs: 100, stallMs: 750, runStallFactor: 4, runStallMs: 3000 };
+const OPTIONS: LivenessOptions = {
+  heartbeatMs: 100,
+  stallMs: 750,
+  replaceAfterMs: 1500,
+  runStallFactor: 4,
+  runStallMs: 3000,
+};
 
-test('outside a run, a worker is stalled once its event loop is silent longer than stallMs', () => {
+test('outside a run, silence past stallMs takes the worker out of service, past replaceAfterMs it is stalled', () => {
   const gate = { state: 'idle', lastSignAt: 10_000, runStartedAt: 0, expectedMs: 0 } as const;
   assert.deepEqual(judge(gate, 10_750, OPTIONS), { alive: true });
-  const verdict = judge(gate, 10_751, OPTIONS);
+  const suspect = judge(gate, 10_751, OPTIONS);
+  assert.equal(suspect.alive, true);
+  assert.match(suspect.alive ? (suspect.suspect ?? '') : '', /silent for 751 ms/);
+  assert.equal(judge(gate, 11_500, OPTIONS).alive, true);
+  const verdict = judge(gate, 11_501, OPTIONS);
   assert.equal(verdict.alive, false);
   assert.equal(!verdict.alive && verdict.inRun, false);
-  assert.match(!verdict.alive ? verdict.reason : '', /silent for 751 ms/);
+  assert.match(!verdict.alive ? verdict.reason : '', /silent for 1501 ms/);
 });
 
 test('inside a run, the limit is runStallFactor × expected + runStallMs, whatever the heartbeat', () => {
@@ -79,8 +89,9 @@ test('runEnded resolves when the run ends', async () => {
 
 test('the limits grow by how late the judging thread itself has been (an oversubscribed machine)', () => {
   const idle = { state: 'idle', lastSignAt: 10_000, runStartedAt: 0, expectedMs: 0 } as const;
-  assert.equal(judge(idle, 11_000, OPTIONS).alive, false);
-  assert.equal(judge(idle, 11_000, OPTIONS, 300).alive, true);
+  assert.deepEqual(judge(idle, 10_900, OPTIONS, 200), { alive: true });
+  assert.equal(judge(idle, 11_600, OPTIONS).alive, false);
+  assert.equal(judge(idle, 11_600, OPTIONS, 300).alive, true);
   const running = { state: 'in-run', lastSignAt: 0, runStartedAt: 10_000, expectedMs: 50 } as const;
   assert.equal(judge(running, 13_500, OPTIONS).alive, false);
   assert.equal(judge(running, 13_500, OPTIONS, 400).alive, true);
