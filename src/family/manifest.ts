@@ -11,6 +11,7 @@ export interface VariantInfo {
   readonly precision: string;
   /** Absolute path of the file. */
   readonly file: string;
+  /** Bytes on disk, an ONNX variant's external data file included (what serving it reads). */
   readonly bytes?: number | undefined;
   readonly sha256?: string | undefined;
   readonly perplexity?: number | undefined;
@@ -72,12 +73,20 @@ function readVariants(raw: unknown, dir: string): VariantInfo[] {
       format: firstString(v, ['format']) ?? file.split('.').pop() ?? '',
       precision: firstString(v, ['precision', 'quantization', 'dtype']) ?? '',
       file: isAbsolute(file) ? file : resolve(dir, file),
-      bytes: firstNumber(v, ['bytes', 'size', 'size_bytes']),
+      bytes: variantBytes(v),
       sha256: firstString(v, ['sha256']),
       perplexity: firstNumber(v, ['perplexity', 'ppl', 'val_perplexity']),
     });
   }
   return out;
+}
+
+/** The variant's file size plus its external data file's (ONNX weights live beside the graph). */
+function variantBytes(v: Record<string, unknown>): number | undefined {
+  const own = firstNumber(v, ['bytes', 'size', 'size_bytes']);
+  const data = v['external_data'];
+  const extra = isRecord(data) ? firstNumber(data, ['bytes']) : undefined;
+  return own === undefined ? undefined : own + (extra ?? 0);
 }
 
 /**
