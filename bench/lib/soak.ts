@@ -92,6 +92,10 @@ export interface SoakResult {
   readonly model: string;
   readonly requests: number;
   readonly failed: number;
+  /** Request latency as the client saw it (a full collection pauses the requests in flight). */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
   /** MB (2^20 bytes). */
   readonly warmRss: number;
   readonly endRss: number;
@@ -116,7 +120,7 @@ export interface SoakResult {
 
 /**
  * Sends `count` small completions to one model, `concurrency` at a time; resolves to the number
- * that did not answer 200.
+ * that did not answer 200 and each request's latency in milliseconds.
  */
 export async function load(
   gw: SoakGateway,
@@ -124,16 +128,19 @@ export async function load(
   count: number,
   concurrency: number,
   maxTokens = 8,
-): Promise<number> {
+): Promise<{ failed: number; latencies: Float64Array }> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const body = JSON.stringify({ model, prompt: 'The jury said', max_tokens: maxTokens, temperature: 0 });
   const target = new URL('/v1/completions', gw.url);
   let next = 0;
   let failed = 0;
+  const latencies = new Float64Array(count);
   const worker = async (): Promise<void> => {
     while (next < count) {
-      next++;
+      const i = next++;
+      const begin = performance.now();
       if ((await post(agent, target, body)) !== 200) failed++;
+      latencies[i] = performance.now() - begin;
     }
   };
   try {
@@ -141,7 +148,7 @@ export async function load(
   } finally {
     agent.destroy();
   }
-  return failed;
+  return { failed, latencies };
 }
 
 /** Sends `warmup` then `requests` small completions to one model and reports the gateway's memory. */
@@ -158,7 +165,8 @@ export async function soak(gw: SoakGateway, options: SoakOptions): Promise<SoakR
     }
   })();
   const begin = performance.now();
-  const failed = await load(gw, model, options.requests, concurrency, maxTokens);
+  const { failed, latencies } = await load(gw, model, options.requests, concurrency, maxTokens);
+  latencies.sort();
   const seconds = (performance.now() - begin) / 1000;
   sampling = false;
   await sampler;
@@ -168,6 +176,9 @@ export async function soak(gw: SoakGateway, options: SoakOptions): Promise<SoakR
     model,
     requests: options.requests,
     failed,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    maxMs: latencies.at(-1) ?? 0,
     warmRss: warm.rss / MB,
     endRss: end.rss / MB,
     peakRss: peak / MB,
@@ -181,6 +192,10 @@ export async function soak(gw: SoakGateway, options: SoakOptions): Promise<SoakR
     endNewSpace: end.newSpace / MB,
     seconds,
   };
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  return sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0);
 }
 
 function post(agent: Agent, url: URL, body: string): Promise<number> {
@@ -204,7 +219,8 @@ export function formatSoak(label: string, r: SoakResult): string {
   const f = (x: number): string => x.toFixed(1);
   const sign = (x: number): string => (x >= 0 ? '+' : '') + f(x);
   return (
-    `${label}: ${r.requests} requests on ${r.model} in ${r.seconds.toFixed(0)} s (${r.failed} failed): ` +
+    `${label}: ${r.requests} requests on ${r.model} in ${r.seconds.toFixed(0)} s (${r.failed} failed; ` +
+    `latency p50 ${f(r.p50Ms)} / p99 ${f(r.p99Ms)} / max ${f(r.maxMs)} ms): ` +
     `RSS after warm-up ${f(r.warmRss)} MB, at the end ${f(r.endRss)} MB, peak ${f(r.peakRss)} MB, ` +
     `growth ${sign(r.growth)} MB (peak ${sign(r.peakGrowth)} MB); heap used ${f(r.warmHeap)} -> ${f(r.endHeap)} MB, ` +
     `reserved ${f(r.warmHeapTotal)} -> ${f(r.endHeapTotal)} MB (young generation ` +
