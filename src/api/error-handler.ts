@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ApiError, toApiError } from './errors.js';
+import { setResilienceHeaders } from './route-headers.js';
 
 /**
  * The one place errors become responses: route errors, fastify's own (bad JSON, body too large,
@@ -12,6 +13,10 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (apiError.status >= 500 && apiError.kind === 'internal') request.log.error({ err }, 'request failed');
     request.tiergate.errorCode = apiError.code ?? apiError.type;
     if (apiError.retryAfter !== undefined) void reply.header('retry-after', String(apiError.retryAfter));
+    // A refusal after attempts (every tier shed it, a retry the budget refused) says which tiers
+    // it went through and why, as a whole answer does.
+    const record = request.tiergate.execution?.record;
+    if (record !== undefined) setResilienceHeaders(reply, record);
     return reply.status(apiError.status).send(apiError.toBody());
   });
   app.setNotFoundHandler((request, reply) => {

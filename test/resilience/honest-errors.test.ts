@@ -113,6 +113,7 @@ test('a retry refused by the budget while another tier fits is a 503 with Retry-
     /injected fault .*not retried because the retry budget of tier "flaky" is spent, although tier "edge" is predicted to answer in \d+ ms, within the \d+ ms left/,
   );
   assert.equal((await summaryOf(h, 'budget-2')).error, 'service_unavailable');
+  assert.equal(second.res.headers.get('x-tiergate-fallbacks'), 'flaky -> - (fault)');
 
   const err = await grpcFailure('tiergate-flaky', 'budget-grpc');
   assert.equal(err.code, GrpcStatus.UNAVAILABLE);

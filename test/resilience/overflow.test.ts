@@ -117,6 +117,7 @@ for (const stream of [false, true]) {
         error.message,
         /no tier of the plan can take the request now: tier "edge" .*; tier "spare" /,
       );
+      assert.equal(o.fallbacks, 'edge -> spare (shed), spare -> - (shed)', 'the headers say so too');
     }
     assert.equal(
       (await overflow('edge', 'none')) - before.none,
