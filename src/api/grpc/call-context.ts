@@ -15,8 +15,12 @@ type SurfaceCall = ServerUnaryCall<unknown, unknown>;
 /** A request id from the client is honoured if it looks sane (as on HTTP, src/api/app.ts). */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
-/** A cancel this close to the deadline is the deadline's doing. */
-const DEADLINE_SLACK_MS = 20;
+/**
+ * A cancel this close to the deadline is the deadline's doing. The server's deadline is the
+ * client's plus the time the call took to arrive, and the client cancels at its own: on a loaded
+ * machine that skew reached tens of ms (a client deadline of 300 ms was counted as a cancel).
+ */
+const DEADLINE_SLACK_MS = 100;
 
 /** The key name each admitted call authenticated with (src/api/grpc/guard.ts), by call. */
 const keysByCall = new WeakMap<object, string>();
