@@ -65,6 +65,8 @@ export class WorkerClient<R> {
   private stalledAt: number | undefined;
   /** Set while the worker is silent past stallMs (liveness.ts); it takes no new sequences. */
   private suspect: string | undefined;
+  /** The gate's last sign of life when the worker became suspect. */
+  private suspectSign = 0;
   private lastCheckAt: number | undefined;
   /** How late the main thread's looks have been lately (judge()'s slack). */
   private slackMs = 0;
@@ -169,9 +171,18 @@ export class WorkerClient<R> {
     const late = this.lastCheckAt === undefined ? 0 : Math.max(0, now - this.lastCheckAt - heartbeatMs);
     this.lastCheckAt = now;
     this.slackMs = Math.max(late, this.slackMs - heartbeatMs);
-    const verdict = judge(this.gate.snapshot(), now, this.options.liveness, this.slackMs);
-    if (verdict.alive) this.suspect = verdict.suspect;
-    else {
+    const gate = this.gate.snapshot();
+    const verdict = judge(gate, now, this.options.liveness, this.slackMs);
+    if (verdict.alive) {
+      if (verdict.suspect !== undefined) {
+        if (this.suspect === undefined) this.suspectSign = gate.lastSignAt;
+        this.suspect = verdict.suspect;
+      } else if (gate.state === 'in-run' || gate.lastSignAt !== this.suspectSign) {
+        // Back in service only on a sign of life: a late look (more slack, a higher limit) must
+        // not put a worker that is still silent back in service for a moment (seen in CI).
+        this.suspect = undefined;
+      }
+    } else {
       this.failure = `stalled: ${verdict.reason}`;
       this.stalledAt = now;
       void this.stop(this.options.errors.stalled(`inference worker stalled: ${verdict.reason}`), false);
