@@ -8,6 +8,7 @@
 
 import type { CancelSignal } from './cancellation.js';
 import type { SamplingParams, TokenLogprob } from '../text/sampling-params.js';
+import type { KeptSequence, OpenSequenceOptions } from './kept-sequence.js';
 
 export type { SamplingParams, TokenLogprob } from '../text/sampling-params.js';
 
@@ -153,6 +154,11 @@ export interface Tier {
   score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array>;
   info(): TierInfo;
   health(): TierHealth;
+  /**
+   * Optional: a sequence kept on the tier for speculative decoding (src/tiers/kept-sequence.ts).
+   * A tier without it is never a drafter or verifier.
+   */
+  openSequence?(options: OpenSequenceOptions, signal: CancelSignal): Promise<KeptSequence>;
   /** Stops serving and frees models, workers and connections. */
   close(): Promise<void>;
 }
