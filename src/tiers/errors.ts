@@ -19,3 +19,17 @@ export class TierOverloadedError extends GatewayError {
     this.name = 'TierOverloadedError';
   }
 }
+
+/**
+ * A step of an in-process tier passed its liveness limit (src/tiers/llamacpp/step-watch.ts): the
+ * stream broke off and another tier can continue it. → upstream_broken (retryable)
+ */
+export class TierStalledError extends GatewayError {
+  constructor(tier: string, reason: string) {
+    super('upstream_broken', `tier "${tier}" stalled: ${reason}`, {
+      code: 'TIERGATE_ERR_TIER_STALLED',
+      tier,
+    });
+    this.name = 'TierStalledError';
+  }
+}

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 
 /**
  * Default of `reclaimEveryMiB`: at most 16 MiB of sampler memory waits for V8 (the soak's bound
@@ -7,6 +8,19 @@ import { Type, type Static } from '@sinclair/typebox';
  * machine at load 7-10, 48.6 ms in the tier's own loop (bench/edge-native-memory.ts).
  */
 export const RECLAIM_EVERY_MIB = 16;
+
+const StepLivenessSchema = Type.Object(
+  {
+    checkMs: Type.Integer({ minimum: 10, maximum: 10_000, default: 100 }),
+    runStallFactor: Type.Number({ minimum: 1, maximum: 1_000, default: 4 }),
+    runStallMs: Type.Integer({ minimum: 50, maximum: 600_000, default: 3_000 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type StepLivenessConfig = Static<typeof StepLivenessSchema>;
+export const DEFAULT_STEP_LIVENESS: StepLivenessConfig = Object.freeze(
+  Value.Default(StepLivenessSchema, {}) as StepLivenessConfig,
+);
 
 /** The `llamacpp` (edge) tier: a GGUF variant of the model family run in process by node-llama-cpp. */
 export const LlamaCppTierSchema = Type.Object(
@@ -50,6 +64,14 @@ export const LlamaCppTierSchema = Type.Object(
      * Optional in the type so that options built in code without it get the default too.
      */
     reclaimEveryMiB: Type.Optional(Type.Number({ minimum: 0, default: RECLAIM_EVERY_MIB })),
+    /**
+     * When a step counts as stalled (src/tiers/llamacpp/step-watch.ts): past runStallFactor x
+     * what recent steps predict plus runStallMs, the request fails over (retryable) and the tier
+     * is not ready until a step completes. The same margins as an ONNX worker's runs
+     * (worker-liveness.ts): a native call cannot be interrupted, so a wide margin costs little.
+     * Optional in the type so that options built in code without it get the defaults too.
+     */
+    liveness: Type.Optional(StepLivenessSchema),
   },
   { additionalProperties: false },
 );

@@ -1,9 +1,9 @@
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { LlamaContext, LlamaModel, Token } from 'node-llama-cpp';
 import type { LlamaCppTierConfig } from '../../config/index.js';
-import { RECLAIM_EVERY_MIB } from '../../config/tiers/llamacpp.js';
+import { DEFAULT_STEP_LIVENESS, RECLAIM_EVERY_MIB } from '../../config/tiers/llamacpp.js';
 import { resolveVariant, type VariantInfo } from '../../family/manifest.js';
-import { TierUnavailableError } from '../errors.js';
+import { TierStalledError, TierUnavailableError } from '../errors.js';
 import type { TierDeps } from '../tier-deps.js';
 import {
   tokenEvent,
@@ -18,6 +18,7 @@ import { llamaRuntime } from '../../text/llama-runtime.js';
 import { SequencePool } from './sequence-pool.js';
 import { fullGc, NativeReclaim, SAMPLER_BYTES_PER_VOCAB_ENTRY, type ReclaimStats } from './native-reclaim.js';
 import { type CancelSignal } from '../cancellation.js';
+import { StepWatch } from './step-watch.js';
 
 /** What the edge tier holds of llama.cpp's native memory (LlamaCppTier.nativeState). */
 export interface EdgeNativeState extends ReclaimStats {
@@ -50,6 +51,10 @@ export class LlamaCppTier implements Tier {
   private readonly reclaimPause: Histogram<'tier'>;
   private reclaim: NativeReclaim | undefined;
   private evaluationsLive = 0;
+  private readonly stalls: Counter<'tier'>;
+  private readonly watch: StepWatch;
+  /** Test hook (injectStall): steps asked for before this time wait until it, as a stuck native step would. */
+  private stallUntil = 0;
 
   constructor(
     readonly name: string,
@@ -81,6 +86,18 @@ export class LlamaCppTier implements Tier {
       help: 'Pause of each full garbage collection the edge tier ran.',
       labelNames: ['tier'],
       buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+    });
+    this.stalls = deps.metrics.counter({
+      name: 'tier_stalls_total',
+      help: 'Steps of an in-process tier that passed their liveness limit (docs/resilience.md "A stalled edge tier").',
+      labelNames: ['tier'],
+    });
+    this.watch = new StepWatch(options.liveness ?? DEFAULT_STEP_LIVENESS, undefined, (reason) => {
+      this.stalls.inc({ tier: this.name });
+      this.deps.logger.error(
+        { tier: this.name, reason },
+        'llama.cpp tier stalled: not ready until a step completes',
+      );
     });
   }
 
@@ -137,6 +154,8 @@ export class LlamaCppTier implements Tier {
   async *generate(request: GenerateRequest, signal: CancelSignal): AsyncIterable<TierEvent> {
     const { pool, model } = this.ready();
     const seq = await pool.acquire(signal);
+    /** Set when a step stalled: the native call that still holds the sequence. */
+    let stuck: Promise<unknown> | undefined;
     try {
       // Stop at the end of the context instead of letting llama.cpp shift it (which would
       // silently drop the start of the prompt).
@@ -153,8 +172,10 @@ export class LlamaCppTier implements Tier {
       const metadata = { confidence: wantLogprob, probabilities: request.topLogprobs > 0 };
       let produced = 0;
       this.evaluationStarted();
-      // Every way out of this loop (finish, abort, an error, the caller returning) closes the
-      // stream and awaits it, which ends llama.cpp's evaluation and disposes its sampler.
+      // Every way out of this loop (finish, abort, an error, the caller returning) ends the
+      // stream, which ends llama.cpp's evaluation and disposes its sampler. A stalled step is
+      // left to finish on its own: its native call still holds the sequence, which is released
+      // only when it returns.
       try {
         const stream = seq.evaluateWithMetadata([...request.tokens] as Token[], metadata, {
           temperature: sampling.temperature,
@@ -163,22 +184,38 @@ export class LlamaCppTier implements Tier {
           seed: sampling.seed,
           yieldEogToken: true,
         });
-        for await (const item of stream) {
-          const out = item as EvaluateOutput;
-          if (signal.aborted) break;
-          const token = out.token as number;
-          if (stops.has(token) || model.isEogToken(out.token)) {
-            yield { kind: 'finish', reason: 'stop' };
-            return;
+        const steps = stream[Symbol.asyncIterator]();
+        const stall = new StallLatch();
+        let promptTokens = request.tokens.length;
+        let native: Promise<IteratorResult<unknown>> | undefined;
+        try {
+          for (;;) {
+            native = this.nextStep(steps, promptTokens, stall);
+            promptTokens = 0;
+            const step = await Promise.race([native, stall.tripped]);
+            if (step.done === true || signal.aborted) break;
+            const out = step.value as EvaluateOutput;
+            const token = out.token as number;
+            if (stops.has(token) || model.isEogToken(out.token)) {
+              yield { kind: 'finish', reason: 'stop' };
+              return;
+            }
+            const top =
+              out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
+            const logprob = out.confidence === undefined ? NaN : Math.log(out.confidence);
+            yield tokenEvent(token, logprob, top);
+            if (++produced >= limit) {
+              yield { kind: 'finish', reason: 'length' };
+              return;
+            }
           }
-          const top =
-            out.probabilities === undefined ? undefined : topOf(out.probabilities, request.topLogprobs);
-          const logprob = out.confidence === undefined ? NaN : Math.log(out.confidence);
-          yield tokenEvent(token, logprob, top);
-          if (++produced >= limit) {
-            yield { kind: 'finish', reason: 'length' };
-            return;
-          }
+        } finally {
+          if (stall.reason !== undefined && native !== undefined) {
+            stuck = native.then(
+              () => steps.return?.(),
+              () => undefined,
+            );
+          } else await steps.return?.();
         }
       } finally {
         this.evaluationEnded();
@@ -187,8 +224,46 @@ export class LlamaCppTier implements Tier {
     } finally {
       // Leaving the loop (finish, abort or error) ends llama.cpp's evaluation; disposing the
       // sequence frees its KV cells so a waiting request can start at once.
-      await pool.release(seq);
+      if (stuck === undefined) await pool.release(seq);
+      else {
+        const held = stuck;
+        void held
+          .then(() => pool.release(seq))
+          .catch((err: unknown) => {
+            this.deps.logger.warn(
+              { tier: this.name, err },
+              'releasing a sequence after a stalled step failed',
+            );
+          });
+      }
     }
+  }
+
+  /**
+   * Test hook, like the ONNX tier's injectWorkerFault: every step asked for during the next `ms`
+   * waits until then, as when llama.cpp's batch is stuck in native code.
+   */
+  injectStall(ms: number): void {
+    this.stallUntil = performance.now() + ms;
+  }
+
+  /** The iterator's next step, watched by the liveness rule (step-watch.ts). */
+  private nextStep(
+    steps: AsyncIterator<unknown>,
+    promptTokens: number,
+    stall: StallLatch,
+  ): Promise<IteratorResult<unknown>> {
+    const id = this.watch.begin(promptTokens, (reason) =>
+      stall.trip(new TierStalledError(this.name, reason)),
+    );
+    const wait = this.stallUntil - performance.now();
+    const native =
+      wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)).then(() => steps.next()) : steps.next();
+    native.then(
+      () => this.watch.completed(id, promptTokens),
+      () => this.watch.completed(id, promptTokens, false),
+    );
+    return native;
   }
 
   async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
@@ -244,13 +319,17 @@ export class LlamaCppTier implements Tier {
   }
 
   health(): TierHealth {
-    if (this.state === 'ready') return { ready: true };
+    if (this.state === 'ready') {
+      const stall = this.watch.stall;
+      return stall === undefined ? { ready: true } : { ready: false, detail: `stalled: ${stall}` };
+    }
     return { ready: false, detail: this.state === 'failed' ? `failed: ${this.failure}` : this.state };
   }
 
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.watch.close();
     this.pool?.rejectAll(new TierUnavailableError(this.name, `tier "${this.name}" is closing`));
     await this.context?.dispose();
     await this.model?.dispose();
@@ -271,6 +350,25 @@ export class LlamaCppTier implements Tier {
       throw new TierUnavailableError(this.name, `tier "${this.name}" is not ready (${this.state})`);
     }
     return { pool: this.pool, model: this.model };
+  }
+}
+
+/** Rejects `tripped` once, when a step of one evaluation stalls; never rejects otherwise. */
+class StallLatch {
+  reason: Error | undefined;
+  private reject!: (err: Error) => void;
+  readonly tripped = new Promise<never>((_, reject) => {
+    this.reject = reject;
+  });
+
+  constructor() {
+    this.tripped.catch(() => undefined); // raced per step; a trip between steps must not go unhandled
+  }
+
+  trip(err: Error): void {
+    if (this.reason !== undefined) return;
+    this.reason = err;
+    this.reject(err);
   }
 }
 

@@ -1,0 +1,156 @@
+// The edge tier's liveness rule (src/tiers/llamacpp/step-watch.ts): a step stuck past its limit
+// fails the stream with a retryable error, the tier is not ready until a step completes again,
+// and the stuck sequence is released once its step returns.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { buildConfig } from '../../../src/config/index.js';
+import { GatewayError } from '../../../src/errors/gateway-error.js';
+import { loadModelFamily } from '../../../src/family/manifest.js';
+import { MetricsService } from '../../../src/observability/metrics.js';
+import { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
+import { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import { StepWatch } from '../../../src/tiers/llamacpp/step-watch.js';
+import type { GenerateRequest } from '../../../src/tiers/tier.js';
+import { FAMILY_DIR } from '../../helpers/start-gateway.js';
+
+const STALL_MS = 1_500;
+
+describe('StepWatch', () => {
+  test('a step past factor x expected + margin is reported once; a completed step clears it', () => {
+    let now = 0;
+    const stalled: string[] = [];
+    const watch = new StepWatch({ checkMs: 1_000, runStallFactor: 2, runStallMs: 100 }, () => now);
+    const reported: string[] = [];
+    // Learn a decode step of ~10 ms.
+    for (let i = 0; i < 50; i++) {
+      const id = watch.begin(0, () => reported.push('early'));
+      now += 10;
+      watch.completed(id, 0);
+    }
+    const id = watch.begin(0, (reason) => stalled.push(reason));
+    now += 120; // limit: 2 x ~10 + 100
+    watch.check();
+    assert.deepEqual(stalled, [], 'within the limit');
+    now += 20;
+    watch.check();
+    watch.check();
+    assert.equal(stalled.length, 1, 'reported once');
+    assert.match(stalled[0]!, /has taken 140 ms \(expected \d+ ms, limit 1\d\d ms\)/);
+    assert.equal(watch.stall, stalled[0]);
+    now += 5_000;
+    watch.completed(id, 0); // the stuck step returned: a sign of life, but not a duration to learn
+    assert.equal(watch.stall, undefined);
+    const next = watch.begin(0, (reason) => stalled.push(reason));
+    now += 110;
+    watch.check();
+    assert.equal(stalled.length, 1, 'the late step did not raise the expected step time... nor lower it');
+    watch.completed(next, 0);
+    assert.deepEqual(reported, []);
+    watch.close();
+  });
+
+  test('a first step is expected to take the prefill of its prompt', () => {
+    let now = 0;
+    const stalled: string[] = [];
+    const watch = new StepWatch({ checkMs: 1_000, runStallFactor: 1, runStallMs: 50 }, () => now);
+    watch.begin(1_000, (reason) => stalled.push(reason)); // prior: 1 ms per prompt token
+    now += 900;
+    watch.check();
+    assert.deepEqual(stalled, []);
+    now += 200;
+    watch.check();
+    assert.equal(stalled.length, 1);
+    watch.close();
+  });
+});
+
+describe('llama.cpp edge tier: a stalled step', () => {
+  let tier: LlamaCppTier;
+  let tokenizer: LlamaTokenizer;
+  const metrics = new MetricsService({ defaultMetrics: false });
+
+  before(async () => {
+    tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
+    const config = buildConfig(
+      {
+        tiers: {
+          edge: {
+            kind: 'llamacpp',
+            model: 'tiny-f32.gguf',
+            sequences: 2,
+            liveness: { checkMs: 20, runStallFactor: 2, runStallMs: 300 },
+          },
+        },
+        models: { m: { tier: 'edge' } },
+      },
+      { env: {} },
+    );
+    const options = config.tiers.edge;
+    assert.ok(options?.kind === 'llamacpp');
+    tier = new LlamaCppTier('edge', options, {
+      logger: pino({ level: 'silent' }),
+      metrics,
+      family: loadModelFamily(FAMILY_DIR),
+      tokenizer,
+    });
+    await tier.start();
+  });
+  after(async () => {
+    await tier.close();
+    await tokenizer.close();
+  });
+
+  const request = (maxTokens: number): GenerateRequest => ({
+    tokens: tokenizer.tokenize('Once upon a time'),
+    sampling: { temperature: 0, topP: 1, topK: 0 },
+    maxTokens,
+    stopTokens: [],
+    topLogprobs: 0,
+  });
+
+  async function tokensOf(maxTokens: number): Promise<number[]> {
+    const out: number[] = [];
+    for await (const e of tier.generate(request(maxTokens), new AbortController().signal)) {
+      if (e.kind === 'tokens') out.push(...e.tokens);
+    }
+    return out;
+  }
+
+  test('fails the stream as upstream_broken, takes the tier out of service, and comes back', async () => {
+    const expected = await tokensOf(40); // also teaches the watch this machine's step time
+    const got: number[] = [];
+    let failure: unknown;
+    try {
+      for await (const e of tier.generate(request(40), new AbortController().signal)) {
+        if (e.kind !== 'tokens') continue;
+        got.push(...e.tokens);
+        if (got.length === 5) tier.injectStall(STALL_MS);
+      }
+    } catch (err) {
+      failure = err;
+    }
+    assert.ok(failure instanceof GatewayError, `the stream failed (got ${got.length} tokens)`);
+    assert.equal(failure.kind, 'upstream_broken');
+    assert.equal(failure.code, 'TIERGATE_ERR_TIER_STALLED');
+    assert.ok(failure.retryable, 'another tier may continue it');
+    assert.deepEqual(got, expected.slice(0, got.length), 'tokens before the stall were the greedy ones');
+    const health = tier.health();
+    assert.equal(health.ready, false);
+    assert.match(health.detail ?? '', /^stalled: a llama\.cpp step has taken/);
+    const text = await metrics.registry.getSingleMetricAsString('tiergate_tier_stalls_total');
+    assert.match(text, /tiergate_tier_stalls_total\{tier="edge"\} 1/);
+    assert.equal(tier.nativeState().sequencesInUse, 1, 'the stuck step still holds its sequence');
+
+    // The stuck step returns when the stall ends: the tier is ready, its sequence free again.
+    const deadline = Date.now() + 30_000;
+    while ((!tier.health().ready || tier.nativeState().sequencesInUse > 0) && Date.now() < deadline) {
+      await sleep(25);
+    }
+    assert.deepEqual(tier.health(), { ready: true });
+    assert.equal(tier.nativeState().sequencesInUse, 0);
+    assert.deepEqual(await tokensOf(40), expected, 'it serves the same greedy tokens afterwards');
+  });
+});
