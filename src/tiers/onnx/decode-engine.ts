@@ -1,12 +1,13 @@
 /**
  * Continuous batching decoder; runs inside an inference worker (it calls the blocking
- * session.run()). Between two decoder steps it admits waiting sequences (each prefilled alone,
- * which is exact and avoids padded prompt rows), drops finished or cancelled ones, re-packs the
- * KV cache when membership changed, and yields to the worker's event loop so that new requests
- * and cancellations arrive. Each step decodes one token for every active sequence in one run().
+ * session.run()). Between two decoder steps it admits waiting sequences (the prompts that arrive
+ * together are prefilled together, left-padded, in one run()), drops finished or cancelled ones,
+ * re-packs the KV cache when membership changed, and yields to the worker's event loop so that
+ * new requests and cancellations arrive. Each step decodes one token for every active sequence
+ * in one run().
  */
 import ort from 'onnxruntime-node';
-import { createRng, logSoftmax, sampleToken, type Rng } from '../../text/sampling.js';
+import { argmax, createRng, logSoftmax, sampleToken, type Rng } from '../../text/sampling.js';
 import type { DecoderSpec } from './decoder-spec.js';
 import { idTensor, rangeTensor, stepMask } from './feeds.js';
 import { KvArena } from './kv-arena.js';
@@ -34,6 +35,15 @@ interface ScoreJob {
   readonly tokens: readonly number[];
 }
 
+/**
+ * Most padded prompt positions prefilled in one run(): the logits output holds vocab floats for
+ * each of them (16 prompts of 1,000 tokens would be half a gigabyte on an 8k vocabulary). A
+ * longer prompt still runs, alone.
+ */
+const PREFILL_TOKENS = 1024;
+/** Padding allowed in a prefill group, as a share of its real prompt positions. */
+const PREFILL_PADDING = 0.25;
+
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -50,6 +60,8 @@ export class DecodeEngine {
   private active: ActiveSequence[] = [];
   private kv: KvBatch;
   private readonly arena: KvArena;
+  /** Reused logits output of decode steps (rows × vocab floats), when the vocabulary is static. */
+  private logitsBuffer = new Float32Array(0);
   private running = false;
   private closed = false;
   private firstWaitingAt = 0;
@@ -131,20 +143,22 @@ export class DecodeEngine {
         this.dropCancelled(events);
       }
 
-      const joined: { seq: ActiveSequence; kv: KvBatch }[] = [];
-      while (this.waiting.length > 0 && this.active.length + joined.length < this.options.maxBatchSize) {
-        const request = this.waiting.shift() as SequenceRequest;
-        const started = await this.prefill(request, events);
-        if (started) joined.push(started);
-      }
-      if (joined.length > 0) {
+      const admitted = this.waiting.splice(0, this.options.maxBatchSize - this.active.length);
+      if (admitted.length > 0) {
         const refs: RowRef[] = this.active.map((_, row) => ({ source: this.kv, row }));
-        for (const j of joined) refs.push({ source: j.kv, row: 0 });
-        this.active = [...this.active, ...joined.map((j) => j.seq)];
-        this.kv = KvBatch.pack(this.shape, refs, this.arena, this.kv);
+        const joined: ActiveSequence[] = [];
+        for (const group of prefillGroups(admitted)) {
+          const started = await this.prefill(group, events);
+          started.rows.forEach((row) => refs.push({ source: started.kv, row }));
+          joined.push(...started.seqs);
+        }
+        if (joined.length > 0) {
+          this.active = [...this.active, ...joined];
+          this.kv = KvBatch.pack(this.shape, refs, this.arena, this.kv);
+        }
+        // Prefill results go out before the step so that time to first token is not one step late.
+        this.emit({ type: 'events', batchSize: 0, events: events.splice(0) });
       }
-      // Prefill results go out before the step so that time to first token is not one step late.
-      if (joined.length > 0) this.emit({ type: 'events', batchSize: 0, events: events.splice(0) });
 
       const batchSize = this.active.length;
       if (batchSize > 0) await this.step(events);
@@ -215,26 +229,60 @@ export class DecodeEngine {
     return { logits: (out['logits'] as ort.Tensor).data as Float32Array, present: this.presents(out) };
   }
 
+  /**
+   * Prefills `requests` in one run(), left-padded to the longest prompt (as the batch's cache
+   * is: attention_mask masks the pad columns, position_ids start each row at 0), and samples each
+   * one's first token. Returns the sequences that continue, with their rows in `kv`.
+   */
   private async prefill(
-    request: SequenceRequest,
+    requests: readonly SequenceRequest[],
     events: SequenceEvent[],
-  ): Promise<{ seq: ActiveSequence; kv: KvBatch } | undefined> {
-    const { id, tokens } = request;
-    if (request.maxTokens <= 0) {
-      events.push({ id, kind: 'finish', reason: 'length' });
-      return undefined;
-    }
-    const { logits, present } = await this.forward(tokens);
-    const vocab = logits.length / tokens.length;
-    const seq: ActiveSequence = {
-      request,
-      rng: createRng(request.sampling.seed),
-      stop: new Set(request.stopTokens),
-      pending: 0,
-      generated: 0,
-    };
-    const keep = this.accept(seq, logits.subarray(logits.length - vocab), tokens.length, events);
-    return keep ? { seq, kv: KvBatch.single(this.shape, present, tokens.length) } : undefined;
+  ): Promise<{ seqs: ActiveSequence[]; rows: number[]; kv: KvBatch }> {
+    const live = requests.filter((r) => {
+      if (r.maxTokens > 0) return true;
+      events.push({ id: r.id, kind: 'finish', reason: 'length' });
+      return false;
+    });
+    const lengths = live.map((r) => r.tokens.length);
+    const width = lengths.reduce((a, b) => Math.max(a, b), 0);
+    const n = live.length;
+    if (n === 0) return { seqs: [], rows: [], kv: KvBatch.empty(this.shape) };
+    const ids = new Array<number>(n * width).fill(0);
+    const mask = new Uint8Array(n * width);
+    const positions = new Array<number>(n * width).fill(0);
+    live.forEach((r, row) => {
+      const pad = width - r.tokens.length;
+      r.tokens.forEach((t, i) => {
+        ids[row * width + pad + i] = t;
+        mask[row * width + pad + i] = 1;
+        positions[row * width + pad + i] = i;
+      });
+    });
+    const feeds = this.pastFeeds(KvBatch.empty(this.shape), n);
+    feeds['input_ids'] = idTensor(this.spec.inputIdsType, ids, [n, width]);
+    feeds['attention_mask'] = idTensor(this.spec.attentionMaskType, mask, [n, width]);
+    if (this.spec.positionIds) feeds['position_ids'] = idTensor(this.spec.positionIds, positions, [n, width]);
+    const out = await this.gate.run('prefill', n * width, () => this.session.run(feeds));
+    const logits = (out['logits'] as ort.Tensor).data as Float32Array;
+    const vocab = logits.length / (n * width);
+    const kv = KvBatch.padded(this.shape, this.presents(out), width, lengths);
+    const seqs: ActiveSequence[] = [];
+    const rows: number[] = [];
+    live.forEach((request, row) => {
+      const seq: ActiveSequence = {
+        request,
+        rng: createRng(request.sampling.seed),
+        stop: new Set(request.stopTokens),
+        pending: 0,
+        generated: 0,
+      };
+      const last = (row * width + width - 1) * vocab;
+      if (this.accept(seq, logits.subarray(last, last + vocab), request.tokens.length, events)) {
+        seqs.push(seq);
+        rows.push(row);
+      }
+    });
+    return { seqs, rows, kv };
   }
 
   /**
@@ -248,7 +296,12 @@ export class DecodeEngine {
     events: SequenceEvent[],
   ): boolean {
     const { id, sampling, topLogprobs, maxTokens } = seq.request;
-    const s = sampleToken(logits, sampling, seq.rng, topLogprobs);
+    // Greedy without logprobs needs no softmax: on an 8k vocabulary that is ~0.15 ms per row
+    // and step here, a tenth of a 16-row step (docs/main-tier.md "Against the targets").
+    const s =
+      seq.request.logprobs === false && topLogprobs === 0 && !(sampling.temperature > 0)
+        ? { token: argmax(logits), logprob: Number.NaN, top: undefined }
+        : sampleToken(logits, sampling, seq.rng, topLogprobs);
     if (seq.stop.has(s.token)) {
       events.push({ id, kind: 'finish', reason: 'stop' });
       return false;
@@ -279,7 +332,14 @@ export class DecodeEngine {
     const presentDims = [rows, this.shape.kvHeads, kv.width + 1, this.shape.headDim];
     const presentSize = rows * this.shape.kvHeads * (kv.width + 1) * this.shape.headDim;
     const present: Float32Array[] = [];
-    const fetches: Record<string, ort.Tensor | null> = { logits: null };
+    const vocab = this.spec.vocabSize;
+    let logitsOut: ort.Tensor | null = null;
+    if (vocab !== undefined) {
+      // Reused like the KV buffers: a fresh rows × vocab array per step costs page faults.
+      if (this.logitsBuffer.length < rows * vocab) this.logitsBuffer = new Float32Array(rows * vocab);
+      logitsOut = new ort.Tensor('float32', this.logitsBuffer.subarray(0, rows * vocab), [rows, 1, vocab]);
+    }
+    const fetches: Record<string, ort.Tensor | null> = { logits: logitsOut };
     for (let l = 0; l < this.shape.layers; l++) {
       ['key', 'value'].forEach((name, j) => {
         const t = 2 * l + j;
@@ -290,7 +350,7 @@ export class DecodeEngine {
     }
     const out = await this.gate.run('step', rows, () => this.session.run(feeds, fetches));
     const logits = (out['logits'] as ort.Tensor).data as Float32Array;
-    const vocab = logits.length / rows;
+    const stride = logits.length / rows;
     kv.advance(present);
 
     const survivors: RowRef[] = [];
@@ -298,7 +358,7 @@ export class DecodeEngine {
     this.active.forEach((seq, row) => {
       const keep = this.accept(
         seq,
-        logits.subarray(row * vocab, (row + 1) * vocab),
+        logits.subarray(row * stride, (row + 1) * stride),
         kv.lengths[row] as number,
         events,
       );
@@ -335,4 +395,32 @@ export class DecodeEngine {
       this.emit({ type: 'score-error', id, message: err instanceof Error ? err.message : String(err) });
     }
   }
+}
+
+/**
+ * Splits admitted requests into prefill groups: similar prompt lengths together (longest first),
+ * so that padding stays within PREFILL_PADDING of the real positions and a group within
+ * PREFILL_TOKENS padded positions.
+ */
+export function prefillGroups<T extends { readonly tokens: readonly number[] }>(
+  requests: readonly T[],
+): T[][] {
+  const sorted = [...requests].sort((a, b) => b.tokens.length - a.tokens.length);
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let real = 0;
+  for (const r of sorted) {
+    const width = group.length > 0 ? (group[0] as T).tokens.length : r.tokens.length;
+    const padded = (group.length + 1) * width;
+    const fits = padded <= PREFILL_TOKENS && padded <= (1 + PREFILL_PADDING) * (real + r.tokens.length);
+    if (group.length > 0 && !fits) {
+      groups.push(group);
+      group = [];
+      real = 0;
+    }
+    group.push(r);
+    real += r.tokens.length;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
 }

@@ -55,6 +55,15 @@ export class KvBatch implements KvSource {
     return new KvBatch(shape, tensors, length, [length]);
   }
 
+  /**
+   * Wraps the `present` outputs of a left-padded prefill of several prompts: row r's
+   * `lengths[r]` positions are right-aligned in `width` columns. The pad columns hold what the
+   * model computed for the pad tokens: finite values that attention_mask masks out.
+   */
+  static padded(shape: KvShape, tensors: Float32Array[], width: number, lengths: readonly number[]): KvBatch {
+    return new KvBatch(shape, tensors, width, [...lengths]);
+  }
+
   get rows(): number {
     return this.lengths.length;
   }

@@ -20,6 +20,8 @@ export interface SequenceRequest {
   readonly maxTokens: number;
   readonly stopTokens: readonly number[];
   readonly topLogprobs: number;
+  /** False: the caller reads no logprobs, so an engine may skip the per-token softmax (NaN). */
+  readonly logprobs?: boolean | undefined;
 }
 
 /**

@@ -84,6 +84,7 @@ export class WorkerPool<R> {
       maxTokens: request.maxTokens,
       stopTokens: request.stopTokens,
       topLogprobs: request.topLogprobs,
+      logprobs: request.logprobs,
     });
     const onAbort = (): void => {
       worker.cancel(id);
