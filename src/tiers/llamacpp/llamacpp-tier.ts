@@ -19,6 +19,8 @@ import { SequencePool } from './sequence-pool.js';
 import { fullGc, NativeReclaim, SAMPLER_BYTES_PER_VOCAB_ENTRY, type ReclaimStats } from './native-reclaim.js';
 import { type CancelSignal } from '../cancellation.js';
 import { StepWatch } from './step-watch.js';
+import { LlamaKeptSequence } from './llama-kept-sequence.js';
+import type { KeptSequence, OpenSequenceOptions } from '../kept-sequence.js';
 
 /** What the edge tier holds of llama.cpp's native memory (LlamaCppTier.nativeState). */
 export interface EdgeNativeState extends ReclaimStats {
@@ -264,6 +266,33 @@ export class LlamaCppTier implements Tier {
       () => this.watch.completed(id, promptTokens, false),
     );
     return native;
+  }
+
+  /**
+   * A pooled sequence kept for speculative decoding (drafter or verifier) until closed
+   * (llama-kept-sequence.ts, docs/speculative.md). It takes a slot of the pool like a stream.
+   */
+  async openSequence(options: OpenSequenceOptions, signal: CancelSignal): Promise<KeptSequence> {
+    const { pool, model } = this.ready();
+    const seq = await pool.acquire(signal);
+    const kept = new LlamaKeptSequence(
+      {
+        tier: this.name,
+        model,
+        release: (s) => pool.release(s),
+        evaluationStarted: () => this.evaluationStarted(),
+        evaluationEnded: () => this.evaluationEnded(),
+      },
+      seq,
+      this.deps.tokenizer.vocabSize,
+      options,
+      signal,
+    );
+    if (signal.aborted) {
+      kept.close();
+      throw signal.reason;
+    }
+    return kept;
   }
 
   async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {

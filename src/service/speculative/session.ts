@@ -1,0 +1,102 @@
+import type { KeptSequence, SequenceEdit, VerifyOptions } from '../../tiers/kept-sequence.js';
+import { acceptDraft, type AcceptedRun } from './acceptance.js';
+
+/** A failure of one side of the pair: the strategy continues without it (speculative-source.ts). */
+export class SideFailure extends Error {
+  constructor(
+    readonly side: 'draft' | 'verify',
+    readonly error: unknown,
+  ) {
+    super(`${side} tier failed: ${error instanceof Error ? error.message : String(error)}`);
+    this.name = 'SideFailure';
+  }
+}
+
+/**
+ * What one side's cache holds, as fed by this session. The edit that brings it to the committed
+ * tokens keeps the longest common prefix and appends the rest, never nothing: the last committed
+ * token is what the next prediction is read from (src/tiers/kept-sequence.ts, SequenceEdit).
+ * After a rejected draft the common prefix ends before the first rejected token, which is how
+ * both caches roll back.
+ */
+export class Mirror {
+  private tokens: readonly number[] = [];
+
+  edit(committed: readonly number[]): SequenceEdit {
+    const max = Math.min(this.tokens.length, committed.length - 1);
+    let keep = 0;
+    while (keep < max && this.tokens[keep] === committed[keep]) keep++;
+    return { keep, append: committed.slice(keep) };
+  }
+
+  /** After a call that fed `committed` then `extra`: the cache holds the first `held` of them. */
+  fed(committed: readonly number[], extra: readonly number[], held: number): void {
+    this.tokens = (extra.length === 0 ? committed : committed.concat(extra)).slice(0, held);
+  }
+}
+
+/** One step's outcome and costs (for the pair's statistics). */
+export interface Step {
+  readonly run: AcceptedRun;
+  readonly drafted: number;
+  readonly draftMs: number;
+  readonly verifyMs: number;
+}
+
+/**
+ * The two kept sequences of one choice (docs/speculative.md): each step drafts up to k tokens on
+ * the draft tier, verifies them on the verify tier in one pass, and applies the acceptance rule
+ * (acceptance.ts). A side that fails is reported as a SideFailure.
+ */
+export class SpeculativeSession {
+  private readonly drafter = new Mirror();
+  private readonly verifier = new Mirror();
+
+  constructor(
+    private readonly verifySeq: KeptSequence,
+    private readonly draftSeq: KeptSequence,
+  ) {}
+
+  /** Frees both tiers' sequences. */
+  close(): void {
+    this.draftSeq.close();
+    this.verifySeq.close();
+  }
+
+  /** Drafts up to k tokens after `committed` (none when k is 0), verifies them and applies the rule. */
+  async step(
+    committed: readonly number[],
+    k: number,
+    options: VerifyOptions,
+    uniform: () => number,
+  ): Promise<Step> {
+    const t0 = performance.now();
+    const draft = k > 0 ? await this.draft(committed, k) : [];
+    const t1 = performance.now();
+    let positions;
+    try {
+      const result = await this.verifySeq.verify(this.verifier.edit(committed), draft, options);
+      this.verifier.fed(committed, draft, result.held);
+      positions = result.positions;
+    } catch (err) {
+      throw new SideFailure('verify', err);
+    }
+    const t2 = performance.now();
+    return {
+      run: acceptDraft(draft, positions, uniform),
+      drafted: draft.length,
+      draftMs: t1 - t0,
+      verifyMs: t2 - t1,
+    };
+  }
+
+  private async draft(committed: readonly number[], k: number): Promise<readonly number[]> {
+    try {
+      const result = await this.draftSeq.draft(this.drafter.edit(committed), k);
+      this.drafter.fed(committed, result.tokens, result.held);
+      return result.tokens;
+    } catch (err) {
+      throw new SideFailure('draft', err);
+    }
+  }
+}
