@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { buildConfig } from '../../src/config/index.js';
+import { buildConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 
@@ -30,7 +30,7 @@ export function merge(base: Tree, over: Tree): Tree {
 export async function startConfigGateway(
   overrides: Tree = {},
   file = 'config/tiergate.yaml',
-): Promise<RunningServer> {
+): Promise<{ server: RunningServer; config: Config }> {
   const path = resolve(REPO_ROOT, file);
   const raw = merge(parseYaml(readFileSync(path, 'utf8')) as Tree, {
     ...overrides,
@@ -38,7 +38,7 @@ export async function startConfigGateway(
     server: { port: 0, host: '127.0.0.1' },
   });
   const config = buildConfig(raw, { baseDir: dirname(path), env: {} });
-  return startServer(config, createLogger(config.logging.level));
+  return { server: await startServer(config, createLogger(config.logging.level)), config };
 }
 
 /** Every sample of a metric family in the Prometheus text, keyed by its label set. */
