@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { GenerationService } from '../service/generation-service.js';
 import { withLazyRequestLoggers } from '../observability/lazy-child-logger.js';
+import { adminUsageRoutes } from './admin-usage.js';
 import { installAuth } from './auth.js';
 import { frameworkError, installErrorHandling } from './error-handler.js';
 import { healthRoutes } from './health.js';
@@ -62,5 +63,8 @@ export function buildApp(service: GenerationService): FastifyInstance {
   completionsRoute(app, service);
   chatCompletionsRoute(app, service);
   routeExplainRoutes(app, service);
+  adminUsageRoutes(app, service);
+  // The limits store's connection (Redis) closes with the app.
+  app.addHook('onClose', () => service.close());
   return app;
 }

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ApiError, toApiError } from './errors.js';
-import { setResilienceHeaders } from './route-headers.js';
+import { setRateLimitHeaders, setResilienceHeaders } from './route-headers.js';
 
 /**
  * The one place errors become responses: route errors, fastify's own (bad JSON, body too large,
@@ -17,6 +17,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     // it went through and why, as a whole answer does.
     const record = request.tiergate.execution?.record;
     if (record !== undefined) setResilienceHeaders(reply, record);
+    setRateLimitHeaders(reply, request.tiergate.execution, apiError.rateLimit);
     return reply.status(apiError.status).send(apiError.toBody());
   });
   app.setNotFoundHandler((request, reply) => {

@@ -1,4 +1,5 @@
 import { ERROR_KINDS, GatewayError, type ErrorKind } from '../errors/gateway-error.js';
+import type { RateLimitInfo } from '../errors/rate-limit.js';
 
 /**
  * Every error an HTTP client can see, in one table: HTTP status, OpenAI error `type` and `code`.
@@ -20,6 +21,10 @@ export const GATEWAY_ERROR_HTTP: { readonly [K in ErrorKind]: HttpMapping } = {
   /** No tier can meet the request's latency budget and accuracy floor, and the policy rejects. */
   infeasible: { status: 422, type: 'invalid_request_error', code: 'route_infeasible' },
   overloaded: { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' },
+  /** The key's own limits (docs/governance.md): OpenAI's answer for the same. */
+  rate_limited: { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' },
+  /** OpenAI's answer when an account's quota is spent. */
+  quota_exceeded: { status: 429, type: 'insufficient_quota', code: 'insufficient_quota' },
   unavailable: { status: 503, type: 'server_error', code: 'service_unavailable' },
   /** The request's deadline passed before a tier could finish it. */
   timeout: { status: 504, type: 'server_error', code: 'deadline_exceeded' },
@@ -52,7 +57,11 @@ export type ApiErrorKind = ErrorKind | HttpOnlyErrorKind;
 const TABLE: { readonly [K in ApiErrorKind]: HttpMapping } = { ...GATEWAY_ERROR_HTTP, ...HTTP_ONLY };
 
 /** Retry-After when the error names none: the client may try again in a second. */
-const DEFAULT_RETRY_AFTER: Partial<Record<ApiErrorKind, number>> = { overloaded: 1, unavailable: 1 };
+const DEFAULT_RETRY_AFTER: Partial<Record<ApiErrorKind, number>> = {
+  overloaded: 1,
+  rate_limited: 1,
+  unavailable: 1,
+};
 
 export interface OpenAiErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -71,6 +80,8 @@ export class ApiError extends Error {
     message: string,
     readonly param: string | null = null,
     retryAfter?: number,
+    /** The key's per-minute limits at a refusal (x-ratelimit-* headers and trailers). */
+    readonly rateLimit?: RateLimitInfo,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -104,7 +115,7 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof GatewayError) {
     // An internal error's message may carry anything (a path, a library's words): not shown.
     if (err.kind === 'internal') return new ApiError('internal', INTERNAL_MESSAGE);
-    return new ApiError(err.kind, err.message, err.param, err.retryAfter);
+    return new ApiError(err.kind, err.message, err.param, err.retryAfter, err.rateLimit);
   }
   const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; name?: unknown } | null;
   if (typeof e?.code === 'string') {

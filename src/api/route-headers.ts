@@ -1,6 +1,8 @@
 import type { FastifyReply } from 'fastify';
+import type { RateLimitInfo } from '../errors/rate-limit.js';
 import type { ExecutionRecord } from '../resilience/executor.js';
 import type { Execution } from '../service/execution.js';
+import { rateLimitFields } from './rate-limit-headers.js';
 
 /** Response fields naming the tiers that served a request and any mid-stream continuation. */
 export const SERVED_BY = 'x-tiergate-served-by';
@@ -27,6 +29,19 @@ export function setRouteHeaders(reply: FastifyReply, exec: Execution): void {
   if (exec.chosenTier !== undefined) void reply.header('x-tiergate-tier', exec.chosenTier.name);
   if (exec.budgetsNotApplied !== undefined)
     void reply.header(BUDGETS_NOT_APPLIED, headerSafe(exec.budgetsNotApplied));
+}
+
+/**
+ * The key's x-ratelimit-* headers (docs/governance.md), as OpenAI sends them on every answer of
+ * a key with per-minute limits: from a refusal's error, else from the request's admission.
+ */
+export function setRateLimitHeaders(
+  reply: FastifyReply,
+  exec: Execution | undefined,
+  refusal?: RateLimitInfo,
+): void {
+  const fields = rateLimitFields(refusal ?? exec?.rateLimit);
+  for (const name in fields) void reply.header(name, fields[name]);
 }
 
 /** Header/trailer values for a record; empty fields are left out. */

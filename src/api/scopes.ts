@@ -22,6 +22,7 @@ export const HTTP_ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /metrics': 'admin',
   'GET /admin/tiers': 'admin',
   'POST /admin/route/simulate': 'admin',
+  'GET /admin/usage': 'admin',
   'GET /v1/models': 'inference',
   'GET /v1/models/:id': 'inference',
   'POST /v1/completions': 'inference',

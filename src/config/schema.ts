@@ -2,6 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { RoutingSchema } from './policies.js';
 import type { TierConfig } from './tiers/index.js';
 import { ResilienceSchema } from './resilience.js';
+import { KEY_LIMIT_FIELDS } from './key-limits.js';
+import { TracingSchema } from './tracing.js';
 
 /**
  * The gateway's configuration, declared once: the TypeScript type and the runtime validation
@@ -163,6 +165,8 @@ const LimitsSchema = Type.Object(
     maxChoices: Type.Integer({ minimum: 1, default: 8 }),
     maxStopSequences: Type.Integer({ minimum: 0, default: 4 }),
     maxTopLogprobs: Type.Integer({ minimum: 0, default: 20 }),
+    /** Per-key limits and budgets, and their store (src/config/key-limits.ts, docs/governance.md). */
+    ...KEY_LIMIT_FIELDS,
   },
   { additionalProperties: false, default: {} },
 );
@@ -184,6 +188,8 @@ export const ConfigSchema = Type.Object(
     resilience: ResilienceSchema,
     /** Routing policies and tier latency priors (src/config/policies.ts, docs/routing.md). */
     routing: RoutingSchema,
+    /** OpenTelemetry traces (src/config/tracing.ts, docs/tracing.md). */
+    tracing: TracingSchema,
   },
   { additionalProperties: false },
 );

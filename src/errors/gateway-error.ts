@@ -5,6 +5,8 @@
  * (src/api/errors.ts for HTTP + OpenAI JSON, src/api/grpc/grpc-status.ts for gRPC), so the
  * compiler refuses a kind that a transport does not answer.
  */
+import type { RateLimitInfo } from './rate-limit.js';
+
 export const ERROR_KINDS = [
   /** The request is invalid (a field, a token id, an unknown policy or tier). */
   'bad_request',
@@ -16,6 +18,10 @@ export const ERROR_KINDS = [
   'infeasible',
   /** A tier's queue is full: retry later. */
   'overloaded',
+  /** The API key is over one of its limits (requests or tokens per minute, streams at once). */
+  'rate_limited',
+  /** The API key's hard token budget for its period is spent. */
+  'quota_exceeded',
   /** No tier can take the request now (not ready, breaker open, shutting down, shed for time). */
   'unavailable',
   /** The request's own deadline passed before it could finish. */
@@ -42,6 +48,9 @@ const RETRYABLE_BY_DEFAULT: { readonly [K in ErrorKind]: boolean } = {
   context_length: false,
   infeasible: false,
   overloaded: true,
+  // A key's limits are the same whichever tier would serve.
+  rate_limited: false,
+  quota_exceeded: false,
   unavailable: true,
   timeout: true,
   upstream_timeout: true,
@@ -61,6 +70,8 @@ export interface GatewayErrorOptions {
   readonly code?: string | undefined;
   /** The tier the error happened on, when there is one. */
   readonly tier?: string | undefined;
+  /** The key's per-minute limits at a refusal, for the x-ratelimit-* headers and trailers. */
+  readonly rateLimit?: RateLimitInfo | undefined;
   readonly cause?: unknown;
 }
 
@@ -71,6 +82,7 @@ export class GatewayError extends Error {
   readonly retryable: boolean;
   readonly code: string;
   readonly tier: string | undefined;
+  readonly rateLimit: RateLimitInfo | undefined;
 
   constructor(kind: ErrorKind, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -81,6 +93,7 @@ export class GatewayError extends Error {
     this.retryable = options.retryable ?? RETRYABLE_BY_DEFAULT[kind];
     this.code = options.code ?? `TIERGATE_ERR_${kind.toUpperCase()}`;
     this.tier = options.tier;
+    this.rateLimit = options.rateLimit;
   }
 }
 

@@ -1,5 +1,8 @@
 import { asGatewayError, GatewayError } from '../errors/gateway-error.js';
+import type { RateLimitInfo } from '../errors/rate-limit.js';
 import type { Gateway } from '../gateway/gateway.js';
+import type { KeyAdmission, KeyLimiter } from '../limits/key-limiter.js';
+import { spendOf } from '../limits/spend.js';
 import { execute, progressOf, type ChoiceEventHandler, type ExecutionSummary } from '../pipeline/execute.js';
 import type { GenerationRequest, Usage } from '../pipeline/types.js';
 import { newExecutionRecord, type ExecutionRecord } from '../resilience/executor.js';
@@ -9,12 +12,15 @@ import type { Tier } from '../tiers/tier.js';
 import type { GenerationInput } from './generation-input.js';
 import { buildGenerationRequest } from './generation-request.js';
 import { latencyCredits } from './latency-credit.js';
+import { MeteredSource } from './metered-source.js';
 import { planRequest } from './plan-request.js';
 import type { RouteMetrics } from './route-metrics.js';
 
 /** What the service lends each execution: its route metrics, and a call when the execution settles. */
 export interface ExecutionHost {
   readonly routeMetrics: RouteMetrics;
+  /** Per-key limits (docs/governance.md): a request is admitted under them when it runs. */
+  readonly limits: KeyLimiter;
   settled(execution: Execution): void;
 }
 import { strategyFor } from './strategy.js';
@@ -62,6 +68,8 @@ export class Execution {
   finishReason: string | undefined;
   /** The error the request ended with, once settled with one. */
   failure: GatewayError | undefined;
+  /** The request under its key's limits, once admitted (docs/governance.md). */
+  private admission: KeyAdmission | undefined;
   private readonly progress: ExecutionSummary = { completionTokens: 0, ttftMs: undefined, aborted: false };
   private readonly cancel = new Cancellation();
   private settled = false;
@@ -93,6 +101,11 @@ export class Execution {
     return this.record.servedBy.at(-1) ?? this.tier;
   }
 
+  /** Where the key stands against its per-minute limits (x-ratelimit-* fields), once admitted. */
+  get rateLimit(): RateLimitInfo | undefined {
+    return this.admission?.rateLimit;
+  }
+
   /** Usage so far (prompt tokens count once per choice). */
   usage(): Usage {
     const r = this.request;
@@ -112,12 +125,28 @@ export class Execution {
     if (this.failure !== undefined || request === undefined || this.running)
       throw this.failure ?? cancelled();
     this.running = true;
-    const source = strategyFor(this.plan!).source({
+    // The key's limits: its request, prompt tokens and a first lease of completion tokens, or a
+    // refusal (429). A synchronous store (in-process) costs no promise here.
+    try {
+      const admitted = this.host.limits.admit(this.input.caller.apiKey, {
+        promptTokens: request.promptTokens.length * request.n,
+        maxCompletionTokens: request.maxTokens * request.n,
+      });
+      this.admission = admitted instanceof Promise ? await admitted : admitted;
+    } catch (err) {
+      const failure = asGatewayError(this.cancel.aborted ? this.cancel.reason : err);
+      this.settle(failure);
+      throw failure;
+    }
+    const meter = this.admission.meter;
+    const planned = strategyFor(this.plan!).source({
       runtime: this.gateway.resilience,
       attempts: request.attempts ?? this.gateway.resilience.defaultAttempts(request.tier),
       record: this.record,
       deadline: request.deadline,
     });
+    // Completion tokens are charged to the key as they come (src/limits/token-meter.ts).
+    const source = meter === undefined ? planned : new MeteredSource(planned, meter);
     try {
       await execute(source, this.gateway, request, {
         signal: this.cancel.signal,
@@ -186,6 +215,22 @@ export class Execution {
     };
   }
 
+  /** Frees what the request held of its key's limits and counts its usage (docs/governance.md "Usage"). */
+  private endAdmission(): void {
+    const a = this.admission;
+    if (a === undefined) return;
+    const u = this.usage();
+    a.end(u.completionTokens);
+    const spend = spendOf(
+      this.gateway.config,
+      this.plan?.policy,
+      u.promptTokens,
+      this.record.parts,
+      this.tier,
+    );
+    this.host.limits.usage.used(a.key, a.label, u.promptTokens, u.completionTokens, spend);
+  }
+
   /** Plans, counts the decision, refuses what cannot run, and builds the request for the chosen tier. */
   private prepare(): void {
     const { gateway, input } = this;
@@ -236,6 +281,7 @@ export class Execution {
     this.gateway.shutdownSignal.removeEventListener('abort', this.onShutdown);
     this.input.signal?.removeEventListener('abort', this.onAbort);
     this.host.settled(this);
+    this.endAdmission();
     if (this.request === undefined || this.plan === undefined) return;
     const router = this.gateway.router;
     // Only completed requests teach the latency models: an abandoned one says little of a tier.

@@ -1,4 +1,5 @@
 import type { Gateway } from '../gateway/gateway.js';
+import { KeyLimiter } from '../limits/key-limiter.js';
 import type { ProfileSnapshot } from '../routing/tier-profiles.js';
 import type { TierState } from '../routing/engine.js';
 import { Execution, type ExecutionHost } from './execution.js';
@@ -26,10 +27,17 @@ export interface Explanation extends PlannedRequest {
  */
 export class GenerationService implements ExecutionHost {
   readonly routeMetrics: RouteMetrics;
+  /** Per-key limits, budgets and usage (src/limits/, docs/governance.md). */
+  readonly limits: KeyLimiter;
   private active = 0;
 
   constructor(readonly gateway: Gateway) {
     this.routeMetrics = new RouteMetrics(gateway.metrics);
+    this.limits = new KeyLimiter(
+      () => gateway.config,
+      gateway.metrics,
+      gateway.logger.child({ component: 'limits' }),
+    );
   }
 
   /**
@@ -57,5 +65,10 @@ export class GenerationService implements ExecutionHost {
 
   settled(_execution: Execution): void {
     this.active--;
+  }
+
+  /** Closes what the service holds outside the gateway (the limits store's connection). */
+  async close(): Promise<void> {
+    await this.limits.close();
   }
 }

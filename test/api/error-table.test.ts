@@ -32,6 +32,18 @@ const EXPECTED: Record<ErrorKind, { status: number; type: string; code: string |
     code: 'rate_limit_exceeded',
     grpc: GrpcStatus.RESOURCE_EXHAUSTED,
   },
+  rate_limited: {
+    status: 429,
+    type: 'rate_limit_error',
+    code: 'rate_limit_exceeded',
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+  },
+  quota_exceeded: {
+    status: 429,
+    type: 'insufficient_quota',
+    code: 'insufficient_quota',
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+  },
   unavailable: {
     status: 503,
     type: 'server_error',

@@ -14,8 +14,8 @@ const LAYERS: readonly (readonly string[])[] = [
   // 1: one inference framework each, behind the Tier contract.
   ['tiers'],
   // 2: decisions and mechanisms over tiers: routing (policy engine), resilience (breakers,
-  // admission, retries), pipeline (decoding a tier's tokens into choices).
-  ['routing', 'resilience', 'pipeline'],
+  // admission, retries), pipeline (decoding a tier's tokens into choices), limits (per-key limits).
+  ['routing', 'resilience', 'pipeline', 'limits'],
   // 3: the generation service and the gateway object it runs on.
   ['gateway', 'service'],
   // 4: transports: the HTTP and gRPC APIs, and the single-tier worker server.

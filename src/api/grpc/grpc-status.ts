@@ -1,5 +1,6 @@
 import { Metadata, status as GrpcStatus, type StatusObject } from '@grpc/grpc-js';
 import { toApiError, type ApiError, type ApiErrorKind } from '../errors.js';
+import { rateLimitFields } from '../rate-limit-headers.js';
 
 /**
  * The error table (src/api/errors.ts) in gRPC terms: one status per kind, exhaustive (the
@@ -14,6 +15,8 @@ const CODES: { readonly [K in ApiErrorKind]: GrpcStatus } = {
   // The request is valid but the system is not in a state to meet its budgets.
   infeasible: GrpcStatus.FAILED_PRECONDITION,
   overloaded: GrpcStatus.RESOURCE_EXHAUSTED,
+  rate_limited: GrpcStatus.RESOURCE_EXHAUSTED,
+  quota_exceeded: GrpcStatus.RESOURCE_EXHAUSTED,
   unavailable: GrpcStatus.UNAVAILABLE,
   timeout: GrpcStatus.DEADLINE_EXCEEDED,
   // The call's own deadline has not passed: DEADLINE_EXCEEDED would tell the client it had.
@@ -44,5 +47,6 @@ export function toGrpcStatus(err: unknown): { status: Partial<StatusObject>; api
   metadata.set('x-tiergate-http-status', String(apiError.status));
   if (apiError.param !== null) metadata.set('x-tiergate-error-param', apiError.param);
   if (apiError.retryAfter !== undefined) metadata.set('retry-after', String(apiError.retryAfter));
+  for (const [name, value] of Object.entries(rateLimitFields(apiError.rateLimit))) metadata.set(name, value);
   return { status: { code: CODES[apiError.kind], details: apiError.message, metadata }, apiError };
 }

@@ -5,7 +5,12 @@ import type { ChoiceEvent, FinishReason, TokenDetail, Usage } from '../../pipeli
 import type { Execution } from '../../service/execution.js';
 import { DeltaMerger } from '../delta-merger.js';
 import { toApiError } from '../errors.js';
-import { resilienceFields, setResilienceHeaders, setStreamResilienceHeaders } from '../route-headers.js';
+import {
+  resilienceFields,
+  setRateLimitHeaders,
+  setResilienceHeaders,
+  setStreamResilienceHeaders,
+} from '../route-headers.js';
 import { SseWriter } from '../sse.js';
 
 /** One finished choice, for non-streamed responses. */
@@ -55,6 +60,7 @@ export async function respond(
   // Awaited here rather than chained in a helper: one promise less per request.
   await exec.run(collector(choices));
   setResilienceHeaders(reply, exec.record);
+  setRateLimitHeaders(reply, exec);
   // Not awaited: a fastify reply is a thenable, and awaiting it costs two promises for nothing
   // (the body is handed to the socket synchronously).
   void reply.type(JSON_TYPE).send(formatter.response(inOrder(choices), exec.usage()));
@@ -103,6 +109,7 @@ async function streamAnswer(
   const open = (): SseWriter => {
     // A whole answer sets the resilience headers once, at the end; a stream before its first byte.
     setStreamResilienceHeaders(reply, exec.record);
+    setRateLimitHeaders(reply, exec);
     const writer = new SseWriter(reply, options.coalesceMs, pendingChunks);
     // Held, not sent: they leave together with the first event.
     for (const chunk of formatter.openingChunks(n)) writer.hold(chunk);

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { startGateway, type TestGateway } from '../helpers/start-gateway.js';
+import { bearer, call, gatewayClients } from '../api/grpc/grpc-client.js';
+import { complete, KEYS, limitsConfig, RPM, withinOneMinute } from './limits-harness.js';
+import { limitTests } from './limit-suite.js';
+
+/** Per-key limits with the in-process store (one replica, the embedded default). */
+describe('key limits, in-process store', () => {
+  let gw: TestGateway;
+
+  before(async () => {
+    gw = await startGateway(limitsConfig({}, { grpc: { enabled: true, host: '127.0.0.1', port: 0 } }));
+  });
+
+  after(async () => {
+    await gw.shutdown();
+  });
+
+  limitTests(() => [gw.baseUrl]);
+
+  it('refuses over a limit on gRPC with RESOURCE_EXHAUSTED and the same fields in trailers', async () => {
+    await withinOneMinute(5_000);
+    // Spend the rpm key's minute over HTTP; the gRPC call is the same key's next request.
+    for (let i = 0; i < RPM; i++) await complete(gw.baseUrl, KEYS.rpm, { prompt: 'x', max_tokens: 1 });
+    const c = gatewayClients(gw.grpcAddress!);
+    try {
+      const err = await call(
+        c.gateway,
+        'Complete',
+        { model: 'tiergate-echo', prompt: 'hello', options: { maxTokens: 2 } },
+        bearer(KEYS.rpm),
+      ).then(
+        () => assert.fail('admitted over the limit'),
+        (e: ServiceError) => e,
+      );
+      assert.equal(err.code, GrpcStatus.RESOURCE_EXHAUSTED);
+      const md = err.metadata;
+      assert.equal(md.get('x-tiergate-http-status')[0], '429');
+      assert.equal(md.get('x-tiergate-error-code')[0], 'rate_limit_exceeded');
+      assert.equal(md.get('x-ratelimit-limit-requests')[0], String(RPM));
+      assert.equal(md.get('x-ratelimit-remaining-requests')[0], '0');
+      assert.match(String(md.get('x-ratelimit-reset-requests')[0]), /^\d+(\.\d+)?m?s$/);
+      assert.ok(Number(md.get('retry-after')[0]) >= 1);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('stops one long stream where its tokens-per-minute limit ends, not after the whole answer', async () => {
+    const one = await startGateway(limitsConfig({ byKey: { tpm: { tokensPerMinute: 100 } } }));
+    try {
+      await withinOneMinute(5_000);
+      // 11 prompt tokens (10 bytes and the start token); max_tokens 400 would take 411 tokens:
+      // the limit ends the stream at 100 tokens in all.
+      const a = await complete(one.baseUrl, KEYS.tpm, { prompt: '0123456789', max_tokens: 400 });
+      assert.equal(a.status, 200);
+      assert.deepEqual(a.body.usage, { prompt_tokens: 11, completion_tokens: 89, total_tokens: 100 });
+      assert.equal(a.body.choices?.[0]?.finish_reason, 'length');
+      assert.equal(a.headers.get('x-ratelimit-limit-tokens'), '100');
+      const next = await complete(one.baseUrl, KEYS.tpm, { prompt: '0123456789', max_tokens: 4 });
+      assert.equal(next.status, 429);
+      assert.equal(next.headers.get('x-ratelimit-remaining-tokens'), '0');
+    } finally {
+      await one.shutdown();
+    }
+  });
+});
