@@ -1,0 +1,244 @@
+/**
+ * npm run bench:slo — mixed service levels near the machine's capacity (docs/routing.md
+ * "Mixed service levels"), the mixed-budget bench (bench/routing-mixed.ts) grown to three request
+ * classes on a family big enough for the tiers to differ (`small` by default):
+ *   interactive  short answers with a tight latency budget, no accuracy floor;
+ *   accuracy     a floor only the FP32 tiers meet (between Q4_K_M's and FP32's measured accuracy),
+ *                a generous latency budget;
+ *   bulk         long answers, the cheapest tier that fits a loose budget.
+ * The same open-loop arrival sequence (Poisson, seeded) is sent through the policy engine and, in
+ * the same run, pinned to each single tier (x-tiergate-tier) as baselines. Per variant it prints
+ * the share of requests that met both their budgets (client-side end-to-end latency, accuracy of
+ * the tier that served them) and the goodput: completion tokens per second of the requests that met
+ * them.
+ *
+ * Budgets and the rate are calibrated in the run from unloaded single-request latencies, so they
+ * mean the same on any machine: a class's budget is BENCH_SLO_TIGHT (interactive) or twice that
+ * (accuracy, bulk) × the best unloaded median latency among the tiers that meet its floor; rate = BENCH_SLO_LOAD × the requests per second the fastest tier completes the mix alone
+ * at concurrency 8. All tiers run in this gateway process and its workers on the same cores.
+ *
+ * Options (env): BENCH_SLO_FAMILY (small), BENCH_SLO_SECONDS (40), BENCH_SLO_LOAD (1.0),
+ * BENCH_SLO_TIGHT (4), BENCH_SLO_SEED (1), BENCH_SLO_TIERS (edge,main,fallback).
+ */
+import { loadavg } from 'node:os';
+import { buildConfig } from '../src/config/index.js';
+import { loadModelFamily } from '../src/family/manifest.js';
+import { createLogger } from '../src/observability/logger.js';
+import { relativeAccuracy } from '../src/routing/accuracy.js';
+import { createRng } from '../src/text/sampling.js';
+import { startServer } from '../src/server.js';
+import { median } from './lib/median.js';
+
+const FAMILY = process.env.BENCH_SLO_FAMILY ?? 'small';
+const SECONDS = Number(process.env.BENCH_SLO_SECONDS ?? 40);
+const LOAD = Number(process.env.BENCH_SLO_LOAD ?? 1.0);
+const TIGHT = Number(process.env.BENCH_SLO_TIGHT ?? 4);
+const SEED = Number(process.env.BENCH_SLO_SEED ?? 1);
+const TIERS = (process.env.BENCH_SLO_TIERS ?? 'edge,main,fallback').split(',');
+const ROOT = new URL('../', import.meta.url).pathname;
+const MODEL = `tiergate-${FAMILY}`;
+
+const VARIANT: Record<string, string> = { edge: 'gguf-q4_k_m', main: 'onnx-fp32', fallback: 'pytorch-fp32' };
+const TIER_CONFIG: Record<string, Record<string, unknown>> = {
+  edge: { kind: 'llamacpp', model: VARIANT.edge, threads: 1, sequences: 8 },
+  main: { kind: 'onnx', model: VARIANT.main, workers: 1, maxBatchSize: 16 },
+  fallback: { kind: 'remote', spawn: true, model: VARIANT.fallback, threads: 1, maxConcurrent: 4 },
+};
+const COST: Record<string, number> = { edge: 1, main: 4, fallback: 8 };
+
+const family = loadModelFamily(`${ROOT}models/${FAMILY}`);
+const accuracy = Object.fromEntries(TIERS.map((t) => [t, relativeAccuracy(family, VARIANT[t]!) ?? 0]));
+const FP32_FLOOR =
+  ((relativeAccuracy(family, 'gguf-q4_k_m') ?? 0) + (relativeAccuracy(family, 'onnx-fp32') ?? 1)) / 2;
+
+interface RequestClass {
+  readonly name: 'interactive' | 'accuracy' | 'bulk';
+  readonly share: number;
+  readonly tokens: number;
+  readonly floor: number;
+  /** Latency budget, set by calibration. */
+  budgetMs: number;
+}
+const CLASSES: RequestClass[] = [
+  { name: 'interactive', share: 0.4, tokens: 16, floor: 0, budgetMs: 0 },
+  { name: 'accuracy', share: 0.3, tokens: 32, floor: FP32_FLOOR, budgetMs: 0 },
+  { name: 'bulk', share: 0.3, tokens: 128, floor: 0, budgetMs: 0 },
+];
+
+const config = buildConfig(
+  {
+    server: { port: 0 },
+    logging: { level: 'silent' },
+    family: { dir: `models/${FAMILY}` },
+    tiers: Object.fromEntries(TIERS.map((t) => [t, TIER_CONFIG[t]])),
+    models: { [MODEL]: { tier: TIERS[0] } },
+    routing: {
+      minSamples: 8,
+      policies: {
+        slo: {
+          tiers: TIERS,
+          objective: 'cheapest',
+          costPer1kTokens: Object.fromEntries(TIERS.map((t) => [t, COST[t]])),
+          onInfeasible: 'best_effort',
+        },
+      },
+      byModel: { [MODEL]: 'slo' },
+    },
+    resilience: { requestTimeoutMs: 120_000 },
+  },
+  { baseDir: ROOT, env: {} },
+);
+
+interface Outcome {
+  readonly ms: number;
+  readonly tier: string;
+  readonly tokens: number;
+  readonly ok: boolean;
+}
+
+async function send(
+  url: string,
+  headers: Record<string, string>,
+  c: RequestClass,
+  i: number,
+): Promise<Outcome> {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({
+      model: MODEL,
+      prompt: `Request ${i} of the mixed load: once upon a time`,
+      max_tokens: c.tokens,
+      temperature: 0,
+    }),
+  });
+  const body = (await res.json()) as { usage?: { completion_tokens?: number } };
+  return {
+    ms: performance.now() - t0,
+    tier: res.headers.get('x-tiergate-served-by') ?? res.headers.get('x-tiergate-tier') ?? '?',
+    tokens: body.usage?.completion_tokens ?? 0,
+    ok: res.status === 200,
+  };
+}
+
+const server = await startServer(config, createLogger('silent'));
+try {
+  process.stdout.write(
+    `load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}\n`,
+  );
+  // Unloaded latency per tier and class (after a warm-up), and each tier's throughput alone.
+  const unloaded: Record<string, Record<string, number>> = {};
+  const alone: Record<string, number> = {};
+  for (const tier of TIERS) {
+    unloaded[tier] = {};
+    const pin = { 'x-tiergate-tier': tier };
+    for (const c of CLASSES) {
+      const ms: number[] = [];
+      for (let i = 0; i < 4; i++) ms.push((await send(server.url, pin, c, i)).ms);
+      unloaded[tier]![c.name] = median(ms.slice(1));
+    }
+    const mix = Array.from({ length: 24 }, (_, i) => CLASSES[i % 3 === 0 ? 0 : i % 3 === 1 ? 1 : 2]!);
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < mix.length) {
+          const i = next++;
+          await send(server.url, pin, mix[i]!, i);
+        }
+      }),
+    );
+    alone[tier] = mix.length / ((performance.now() - t0) / 1000);
+  }
+  // Each class's budget: a multiple of the best unloaded latency among the tiers that meet its floor.
+  const bestFor = (c: RequestClass): number =>
+    Math.min(...TIERS.filter((t) => accuracy[t]! >= c.floor).map((t) => unloaded[t]![c.name]!));
+  for (const c of CLASSES)
+    c.budgetMs = Math.round((c.name === 'interactive' ? TIGHT : 2 * TIGHT) * bestFor(c));
+  const best = Math.max(...Object.values(alone));
+  const rate = LOAD * best;
+  for (const tier of TIERS) {
+    process.stdout.write(
+      `${tier.padEnd(9)} accuracy ${accuracy[tier]!.toFixed(5)}; unloaded ms: ` +
+        CLASSES.map((c) => `${c.name} ${unloaded[tier]![c.name]!.toFixed(0)}`).join(', ') +
+        `; alone at concurrency 8: ${alone[tier]!.toFixed(2)} req/s\n`,
+    );
+  }
+  process.stdout.write(
+    `classes: ${CLASSES.map((c) => `${c.name} ${c.share * 100}% (${c.tokens} tokens, budget ${c.budgetMs} ms, floor ${c.floor.toFixed(5)})`).join('; ')}\n` +
+      `offered: ${rate.toFixed(2)} req/s for ${SECONDS} s (${LOAD} x the fastest tier alone), Poisson, seed ${SEED}\n\n`,
+  );
+
+  // One arrival sequence for every variant.
+  const rng = createRng(SEED);
+  const arrivals: { at: number; c: RequestClass }[] = [];
+  for (let t = 0; ;) {
+    t += (-Math.log(1 - rng.next()) / rate) * 1000;
+    if (t > SECONDS * 1000) break;
+    const u = rng.next();
+    const c =
+      u < CLASSES[0]!.share
+        ? CLASSES[0]!
+        : u < CLASSES[0]!.share + CLASSES[1]!.share
+          ? CLASSES[1]!
+          : CLASSES[2]!;
+    arrivals.push({ at: t, c });
+  }
+
+  const variants: [string, (c: RequestClass) => Record<string, string>][] = [
+    [
+      'routed (policy engine)',
+      (c) => ({
+        'x-tiergate-latency-budget-ms': String(c.budgetMs),
+        'x-tiergate-accuracy-floor': String(c.floor),
+      }),
+    ],
+    ...TIERS.map((t): [string, () => Record<string, string>] => [
+      `${t} only`,
+      () => ({ 'x-tiergate-tier': t }),
+    ]),
+  ];
+  const goodputs: Record<string, number> = {};
+  for (const [name, headers] of variants) {
+    const t0 = performance.now();
+    const pending: Promise<Outcome & { c: RequestClass }>[] = [];
+    for (const [i, a] of arrivals.entries()) {
+      const wait = t0 + a.at - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      pending.push(send(server.url, headers(a.c), a.c, i).then((o) => ({ ...o, c: a.c })));
+    }
+    const outcomes = await Promise.all(pending);
+    const took = (performance.now() - t0) / 1000;
+    const met = outcomes.filter((o) => o.ok && o.ms <= o.c.budgetMs && (accuracy[o.tier] ?? 0) >= o.c.floor);
+    const goodput = met.reduce((s, o) => s + o.tokens, 0) / took;
+    goodputs[name] = goodput;
+    const served = Object.entries(
+      outcomes.reduce<Record<string, number>>((m, o) => ({ ...m, [o.tier]: (m[o.tier] ?? 0) + 1 }), {}),
+    )
+      .map(([t, n]) => `${t} ${n}`)
+      .join(', ');
+    const perClass = CLASSES.map((c) => {
+      const of = outcomes.filter((o) => o.c === c);
+      return `${c.name} ${met.filter((o) => o.c === c).length}/${of.length}`;
+    }).join(', ');
+    process.stdout.write(
+      `${name.padEnd(24)} met both budgets ${((met.length / outcomes.length) * 100).toFixed(1)}% (${perClass}); ` +
+        `goodput ${goodput.toFixed(1)} tokens/s; p50 ${median(outcomes.map((o) => o.ms)).toFixed(0)} ms; ` +
+        `errors ${outcomes.filter((o) => !o.ok).length}; served: ${served}; ${took.toFixed(1)} s\n`,
+    );
+  }
+  const singles = TIERS.map((t) => goodputs[`${t} only`] ?? 0);
+  process.stdout.write(
+    `\nrouted goodput / best single tier's: ${(goodputs['routed (policy engine)']! / Math.max(...singles)).toFixed(2)}x\n`,
+  );
+  process.stdout.write(
+    `load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}\n`,
+  );
+} finally {
+  await server.shutdown();
+}
