@@ -9,6 +9,8 @@
 import ort from 'onnxruntime-node';
 import { argmax, createRng, logSoftmax, sampleToken, type Rng } from '../../text/sampling.js';
 import type { DecoderSpec } from './decoder-spec.js';
+import { verifyPosition, type VerifyPosition } from '../../text/speculative-sampling.js';
+import type { KeptMessage, KeptCall, KeptReply } from '../worker-host/protocol.js';
 import { idTensor, rangeTensor, stepMask } from './feeds.js';
 import { KvArena } from './kv-arena.js';
 import { KvBatch, type KvShape, type RowRef } from './kv-batch.js';
@@ -28,6 +30,22 @@ interface ActiveSequence {
   /** The sampled token not yet fed to the model. */
   pending: number;
   generated: number;
+}
+
+/**
+ * A kept sequence (src/tiers/kept-sequence.ts): its own one-row cache, outside the batch, and
+ * the tokens it holds (so a call that appends nothing can re-feed the last one for its logits).
+ */
+interface KeptState {
+  readonly stop: ReadonlySet<number>;
+  readonly tokens: number[];
+  kv: KvBatch;
+}
+
+interface KeptJob {
+  readonly id: number;
+  readonly call: number;
+  readonly request: KeptCall;
 }
 
 interface ScoreJob {
@@ -57,6 +75,8 @@ export class DecodeEngine {
   private readonly waiting: SequenceRequest[] = [];
   private readonly scoreJobs: ScoreJob[] = [];
   private readonly cancelled = new Set<number>();
+  private readonly keptSeqs = new Map<number, KeptState>();
+  private keptJobs: KeptJob[] = [];
   private active: ActiveSequence[] = [];
   private kv: KvBatch;
   private readonly arena: KvArena;
@@ -107,6 +127,32 @@ export class DecodeEngine {
     this.closed = true;
   }
 
+  /**
+   * Kept sequences: each holds one of the batch's slots while open; its calls run as their own
+   * run()s between two batch steps (simplest correct scheme: the batch waits for them).
+   */
+  kept(message: KeptMessage): void {
+    switch (message.type) {
+      case 'kept-open':
+        this.keptSeqs.set(message.id, {
+          stop: new Set(message.stopTokens),
+          tokens: [],
+          kv: KvBatch.empty(this.shape),
+        });
+        break;
+      case 'kept-call':
+        this.keptJobs.push({ id: message.id, call: message.call, request: message.request });
+        this.wake();
+        break;
+      case 'kept-close':
+        this.keptSeqs.delete(message.id);
+        this.keptJobs = this.keptJobs.filter((j) => j.id !== message.id);
+        // Its slot may let a waiting sequence in.
+        this.wake();
+        break;
+    }
+  }
+
   private wake(): void {
     if (this.running || this.closed) return;
     this.running = true;
@@ -124,8 +170,22 @@ export class DecodeEngine {
       })
       .finally(() => {
         this.running = false;
-        if (!this.closed && (this.waiting.length > 0 || this.scoreJobs.length > 0)) this.wake();
+        if (!this.closed && this.hasWork()) this.wake();
       });
+  }
+
+  /**
+   * Whether the loop can make progress: waiting sequences count only while a slot is free (kept
+   * sequences may hold every slot; their close() wakes the loop).
+   */
+  private hasWork(): boolean {
+    const free = this.options.maxBatchSize - this.active.length - this.keptSeqs.size;
+    return (
+      this.active.length > 0 ||
+      this.scoreJobs.length > 0 ||
+      this.keptJobs.length > 0 ||
+      (this.waiting.length > 0 && free > 0)
+    );
   }
 
   private async loop(): Promise<void> {
@@ -135,6 +195,8 @@ export class DecodeEngine {
 
       const job = this.scoreJobs.shift();
       if (job) await this.runScore(job);
+      // Every kept call queued now: each comes from a different sequence (callers await each).
+      for (const kj of this.keptJobs.splice(0)) await this.runKept(kj);
 
       if (this.active.length === 0 && this.waiting.length > 0) {
         // Let a burst of requests arrive so they start together (Triton's max_queue_delay).
@@ -143,7 +205,8 @@ export class DecodeEngine {
         this.dropCancelled(events);
       }
 
-      const admitted = this.waiting.splice(0, this.options.maxBatchSize - this.active.length);
+      const free = this.options.maxBatchSize - this.active.length - this.keptSeqs.size;
+      const admitted = this.waiting.splice(0, Math.max(0, free));
       if (admitted.length > 0) {
         const refs: RowRef[] = this.active.map((_, row) => ({ source: this.kv, row }));
         const joined: ActiveSequence[] = [];
@@ -164,9 +227,7 @@ export class DecodeEngine {
       if (batchSize > 0) await this.step(events);
       if (events.length > 0 || batchSize > 0) this.emit({ type: 'events', batchSize, events });
 
-      if (this.active.length === 0 && this.waiting.length === 0 && this.scoreJobs.length === 0) {
-        return;
-      }
+      if (!this.hasWork()) return;
       await yieldToEventLoop();
     }
   }
@@ -214,19 +275,126 @@ export class DecodeEngine {
     return tensors;
   }
 
-  /** Runs the decoder over `tokens` from `kv` (empty for a prompt); returns logits and presents. */
+  /**
+   * Runs the decoder over `tokens` of one sequence after the unpadded one-row cache `past` (empty
+   * for a prompt); returns logits [tokens, vocab] and presents.
+   */
   private async forward(
     tokens: readonly number[],
+    past: KvBatch = KvBatch.empty(this.shape),
   ): Promise<{ logits: Float32Array; present: Float32Array[] }> {
     const n = tokens.length;
+    const p = past.width;
     // An empty past of one row: [1, kv_heads, 0, head_dim]; a zero-length past works
     // (test/tiers/onnx/golden.test.ts runs it).
-    const feeds = this.pastFeeds(KvBatch.empty(this.shape), 1);
+    const feeds = this.pastFeeds(past, 1);
     feeds['input_ids'] = idTensor(this.spec.inputIdsType, tokens, [1, n]);
-    feeds['attention_mask'] = idTensor(this.spec.attentionMaskType, new Uint8Array(n).fill(1), [1, n]);
-    if (this.spec.positionIds) feeds['position_ids'] = rangeTensor(this.spec.positionIds, n);
-    const out = await this.gate.run('prefill', n, () => this.session.run(feeds));
+    feeds['attention_mask'] = idTensor(this.spec.attentionMaskType, new Uint8Array(p + n).fill(1), [
+      1,
+      p + n,
+    ]);
+    if (this.spec.positionIds) {
+      feeds['position_ids'] =
+        p === 0
+          ? rangeTensor(this.spec.positionIds, n)
+          : idTensor(
+              this.spec.positionIds,
+              Array.from({ length: n }, (_, i) => p + i),
+              [1, n],
+            );
+    }
+    const out = await this.gate.run(n === 1 && p > 0 ? 'step' : 'prefill', n, () => this.session.run(feeds));
     return { logits: (out['logits'] as ort.Tensor).data as Float32Array, present: this.presents(out) };
+  }
+
+  /** One call on a kept sequence: edit its cache, evaluate, answer (kept-result or kept-error). */
+  private async runKept(job: KeptJob): Promise<void> {
+    const { id, call, request } = job;
+    const seq = this.keptSeqs.get(id);
+    if (seq === undefined) return; // closed meanwhile: the main thread expects no answer
+    try {
+      const result = await this.keptCall(seq, request);
+      if (this.keptSeqs.has(id)) this.emit({ type: 'kept-result', id, call, result });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (this.keptSeqs.has(id)) this.emit({ type: 'kept-error', id, call, message });
+    }
+  }
+
+  private async keptCall(seq: KeptState, request: KeptCall): Promise<KeptReply> {
+    let { keep } = request.edit;
+    let append = request.edit.append;
+    if (!Number.isInteger(keep) || keep < 0 || keep > seq.tokens.length) {
+      throw new Error(`keep ${keep} is not within the ${seq.tokens.length} tokens the sequence holds`);
+    }
+    if (append.length === 0) {
+      // The logits after the last kept token were not kept: evaluate that token again.
+      if (keep === 0)
+        throw new Error('nothing to evaluate: the sequence holds no tokens and none are appended');
+      keep -= 1;
+      append = [seq.tokens[keep] as number];
+    }
+    const fed = request.op === 'verify' ? [...append, ...request.draft] : append;
+    const limit = this.options.contextLength;
+    if (keep + fed.length > limit) {
+      throw new Error(`${keep + fed.length} tokens do not fit the context of ${limit}`);
+    }
+    this.truncate(seq, keep);
+    const logits = await this.extend(seq, fed);
+    const vocab = logits.length / fed.length;
+    if (request.op === 'verify') {
+      const rng = createRng(request.options.seed);
+      const positions: VerifyPosition[] = [];
+      for (let i = 0; i <= request.draft.length; i++) {
+        const row = append.length - 1 + i;
+        positions.push(
+          verifyPosition(
+            logits.subarray(row * vocab, (row + 1) * vocab),
+            request.draft[i],
+            request.options,
+            rng,
+          ),
+        );
+      }
+      return { positions, held: seq.tokens.length };
+    }
+    const tokens: number[] = [];
+    let row = logits.subarray(logits.length - vocab);
+    while (tokens.length < request.k) {
+      const token = argmax(row);
+      tokens.push(token);
+      // The last drafted token stays unfed: the caller's next edit decides whether it is kept.
+      if (seq.stop.has(token) || tokens.length >= request.k || seq.tokens.length + 1 >= limit) break;
+      row = await this.extend(seq, [token]);
+    }
+    return { tokens, held: seq.tokens.length };
+  }
+
+  /** Keeps the first `keep` positions of a kept sequence's cache (one copy per head and tensor). */
+  private truncate(seq: KeptState, keep: number): void {
+    const held = seq.tokens.length;
+    if (keep === held) return;
+    const { kvHeads, headDim } = this.shape;
+    seq.kv = KvBatch.single(
+      this.shape,
+      seq.kv.tensors.map((src) => {
+        const dst = new Float32Array(kvHeads * keep * headDim);
+        for (let h = 0; h < kvHeads; h++) {
+          dst.set(src.subarray(h * held * headDim, (h * held + keep) * headDim), h * keep * headDim);
+        }
+        return dst;
+      }),
+      keep,
+    );
+    seq.tokens.length = keep;
+  }
+
+  /** Feeds `tokens` to a kept sequence; returns their logits [tokens, vocab]. */
+  private async extend(seq: KeptState, tokens: readonly number[]): Promise<Float32Array> {
+    const { logits, present } = await this.forward(tokens, seq.kv);
+    seq.kv = KvBatch.single(this.shape, present, seq.tokens.length + tokens.length);
+    seq.tokens.push(...tokens);
+    return logits;
   }
 
   /**

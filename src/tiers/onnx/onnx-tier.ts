@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_WORKER_LIVENESS } from '../../config/tiers/worker-liveness.js';
 import type { CancelSignal } from '../cancellation.js';
 import { TierUnavailableError } from '../errors.js';
+import type { KeptSequence, OpenSequenceOptions, SequenceKeeper } from '../kept-sequence.js';
 import type { GenerateRequest, Tier, TierEvent, TierHealth, TierInfo } from '../tier.js';
 import type { LivenessOptions } from '../worker-host/liveness.js';
 import type { PoolObserver } from '../worker-host/pool-metrics.js';
@@ -15,6 +16,7 @@ import type { WorkerFault } from '../worker-host/protocol.js';
 import type { WorkerErrors } from '../worker-host/worker-client.js';
 import { WorkerPool } from '../worker-host/worker-pool.js';
 import type { DecoderSpec } from './decoder-spec.js';
+import { OnnxKeptSequence } from './onnx-kept-sequence.js';
 import { OnnxTierError } from './onnx-tier-error.js';
 import type { WorkerInit } from './worker-protocol.js';
 
@@ -61,7 +63,7 @@ export interface OnnxTierDeps {
   readonly observer?: PoolObserver | undefined;
 }
 
-export class OnnxTier implements Tier {
+export class OnnxTier implements Tier, SequenceKeeper {
   readonly name: string;
   private readonly options: OnnxTierOptions;
   private readonly deps: OnnxTierDeps;
@@ -139,6 +141,20 @@ export class OnnxTier implements Tier {
     const model = this.ready();
     this.validate(tokens, model.contextLength, model);
     return this.pool.score(tokens, signal);
+  }
+
+  /**
+   * A sequence whose KV cache stays in one worker between calls (src/tiers/kept-sequence.ts):
+   * it holds one of that worker's batch slots until closed or its signal aborts.
+   */
+  async openSequence(options: OpenSequenceOptions, signal: CancelSignal): Promise<KeptSequence> {
+    signal.throwIfAborted();
+    const model = this.ready();
+    const { worker, id } = this.pool.openKept(options.stopTokens);
+    const validate = (tokens: readonly number[]): void => {
+      if (tokens.length > 0) this.validate(tokens, model.contextLength, model);
+    };
+    return new OnnxKeptSequence(worker, id, signal, validate);
   }
 
   info(): TierInfo {

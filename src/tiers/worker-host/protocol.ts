@@ -3,6 +3,7 @@
  * ONNX and TensorFlow.js tiers: plain structured-clone data. Token events go out once per decode
  * step for the whole batch, so the message rate is per step, not per sequence.
  */
+import type { DraftResult, SequenceEdit, VerifyOptions, VerifyResult } from '../kept-sequence.js';
 import type { SamplingParams, TierFinishReason, TokenLogprob } from '../tier.js';
 
 /** What every inference worker receives besides its tier's own init (see run-gate.ts). */
@@ -35,7 +36,26 @@ export type WorkerFault =
   | { readonly kind: 'throw' }
   | { readonly kind: 'exit'; readonly code: number };
 
+/** One call on a kept sequence (src/tiers/kept-sequence.ts): edit its cache, then draft or verify. */
+export type KeptCall =
+  | { readonly op: 'draft'; readonly edit: SequenceEdit; readonly k: number }
+  | {
+      readonly op: 'verify';
+      readonly edit: SequenceEdit;
+      readonly draft: readonly number[];
+      readonly options: VerifyOptions;
+    };
+
+export type KeptReply = DraftResult | VerifyResult;
+
+/** Kept-sequence messages: a sequence whose cache stays in the worker between calls. */
+export type KeptMessage =
+  | { readonly type: 'kept-open'; readonly id: number; readonly stopTokens: readonly number[] }
+  | { readonly type: 'kept-call'; readonly id: number; readonly call: number; readonly request: KeptCall }
+  | { readonly type: 'kept-close'; readonly id: number };
+
 export type MainToWorker =
+  | KeptMessage
   | { readonly type: 'generate'; readonly request: SequenceRequest }
   | { readonly type: 'cancel'; readonly id: number }
   | { readonly type: 'score'; readonly id: number; readonly tokens: readonly number[] }
@@ -59,7 +79,9 @@ export type EngineMessage =
   /** Events of one scheduler round; `batchSize` sequences ran in its decode step (0: none). */
   | { readonly type: 'events'; readonly batchSize: number; readonly events: readonly SequenceEvent[] }
   | { readonly type: 'scored'; readonly id: number; readonly logprobs: Float64Array }
-  | { readonly type: 'score-error'; readonly id: number; readonly message: string };
+  | { readonly type: 'score-error'; readonly id: number; readonly message: string }
+  | { readonly type: 'kept-result'; readonly id: number; readonly call: number; readonly result: KeptReply }
+  | { readonly type: 'kept-error'; readonly id: number; readonly call: number; readonly message: string };
 
 /** Everything a worker sends; `R` is what its tier learns at start (the decoder's shape). */
 export type WorkerToMain<R> =

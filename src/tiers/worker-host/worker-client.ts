@@ -9,7 +9,14 @@ import type { GatewayError } from '../../errors/gateway-error.js';
 import { tokenEvent, type FinishEvent, type TokenEvent } from '../tier.js';
 import { EventChannel } from './event-channel.js';
 import { judge, type LivenessOptions, type Verdict } from './liveness.js';
-import type { MainToWorker, SequenceRequest, WorkerFault, WorkerToMain } from './protocol.js';
+import type {
+  KeptCall,
+  KeptReply,
+  MainToWorker,
+  SequenceRequest,
+  WorkerFault,
+  WorkerToMain,
+} from './protocol.js';
 import { GateView, newGateBuffer } from './run-gate.js';
 import { spawnWorker, type WorkerEntry } from './spawn.js';
 
@@ -57,6 +64,11 @@ export class WorkerClient<R> {
   private worker: Worker | undefined;
   private readonly sequences = new Map<number, SequenceChannel>();
   private readonly scores = new Map<number, { resolve(v: Float64Array): void; reject(e: Error): void }>();
+  /** Kept sequences open on this worker, each with its calls awaiting a reply. */
+  private readonly kept = new Map<
+    number,
+    Map<number, { resolve(v: KeptReply): void; reject(e: Error): void }>
+  >();
   private nextId = 1;
   private state: 'new' | 'serving' | 'stopping' | 'exited' = 'new';
   private watch: NodeJS.Timeout | undefined;
@@ -96,7 +108,7 @@ export class WorkerClient<R> {
 
   /** Sequences and scorings assigned to this worker (running or queued): the pool balances on it. */
   get load(): number {
-    return this.sequences.size + this.scores.size;
+    return this.sequences.size + this.scores.size + this.kept.size;
   }
 
   /** The worker's thread id (tests tell a replacement from the worker it replaced). */
@@ -156,6 +168,33 @@ export class WorkerClient<R> {
       this.scores.set(id, { resolve, reject });
       this.send({ type: 'score', id, tokens });
     });
+  }
+
+  /** Opens a kept sequence (src/tiers/kept-sequence.ts) on this worker; it counts in its load. */
+  openKept(stopTokens: readonly number[]): number {
+    const id = this.nextId++;
+    this.kept.set(id, new Map());
+    this.send({ type: 'kept-open', id, stopTokens });
+    return id;
+  }
+
+  /** One call on kept sequence `id`; rejects with the tier's error if the worker fails meanwhile. */
+  keptCall(id: number, request: KeptCall): Promise<KeptReply> {
+    const calls = this.kept.get(id);
+    if (calls === undefined) {
+      return Promise.reject(this.options.errors.failed(this.failure ?? 'the kept sequence is closed'));
+    }
+    const call = this.nextId++;
+    return new Promise((resolve, reject) => {
+      calls.set(call, { resolve, reject });
+      this.send({ type: 'kept-call', id, call, request });
+    });
+  }
+
+  /** Frees kept sequence `id` in the worker; a call in flight gets no reply (callers reject it). */
+  closeKept(id: number): void {
+    if (this.kept.delete(id) && this.state === 'serving')
+      this.worker?.postMessage({ type: 'kept-close', id });
   }
 
   /** Test-only fault injection (protocol.ts WorkerFault). */
@@ -290,6 +329,12 @@ export class WorkerClient<R> {
       this.scores.delete(message.id);
       if (message.type === 'scored') pending?.resolve(message.logprobs);
       else pending?.reject(this.options.errors.badRequest(message.message));
+    } else if (message.type === 'kept-result' || message.type === 'kept-error') {
+      const calls = this.kept.get(message.id);
+      const pending = calls?.get(message.call);
+      calls?.delete(message.call);
+      if (message.type === 'kept-result') pending?.resolve(message.result);
+      else pending?.reject(this.options.errors.badRequest(message.message));
     }
   }
 
@@ -305,7 +350,9 @@ export class WorkerClient<R> {
   private failAll(err: GatewayError): void {
     for (const channel of this.sequences.values()) channel.fail(err);
     for (const pending of this.scores.values()) pending.reject(err);
+    for (const calls of this.kept.values()) for (const pending of calls.values()) pending.reject(err);
     this.sequences.clear();
     this.scores.clear();
+    this.kept.clear();
   }
 }

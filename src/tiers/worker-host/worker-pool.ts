@@ -105,6 +105,16 @@ export class WorkerPool<R> {
     }
   }
 
+  /**
+   * Opens a kept sequence on the least-loaded serving worker (admitted like a sequence: it holds
+   * a batch slot there until closed). The caller talks to that worker through the handle.
+   */
+  openKept(stopTokens: readonly number[]): { worker: WorkerClient<R>; id: number } {
+    const worker = this.pick();
+    this.admit();
+    return { worker, id: worker.openKept(stopTokens) };
+  }
+
   score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {
     const result = this.pick().score(tokens);
     if (!signal) return result;

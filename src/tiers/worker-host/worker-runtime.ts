@@ -5,7 +5,14 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { RunGate } from './run-gate.js';
-import type { EngineMessage, HostInit, MainToWorker, WorkerFault, WorkerToMain } from './protocol.js';
+import type {
+  EngineMessage,
+  HostInit,
+  KeptMessage,
+  MainToWorker,
+  WorkerFault,
+  WorkerToMain,
+} from './protocol.js';
 
 /** What a tier's continuous-batching engine offers the message loop. */
 export interface WorkerEngine {
@@ -14,6 +21,8 @@ export interface WorkerEngine {
   score(id: number, tokens: readonly number[]): void;
   /** Start no further step (the main thread terminates the worker once the gate is sealed). */
   close(): void;
+  /** Kept sequences (src/tiers/kept-sequence.ts), for engines that keep them. */
+  kept?(message: KeptMessage): void;
 }
 
 /** The warm-up sequence's id: the main thread numbers real sequences from 1. */
@@ -96,6 +105,15 @@ export class WorkerRuntime<R> {
         break;
       case 'close':
         engine.close();
+        break;
+      case 'kept-open':
+      case 'kept-call':
+      case 'kept-close':
+        if (engine.kept !== undefined) engine.kept(message);
+        else if (message.type === 'kept-call') {
+          const reason = 'this tier keeps no sequences';
+          this.post({ type: 'kept-error', id: message.id, call: message.call, message: reason });
+        }
         break;
     }
   }
