@@ -27,6 +27,28 @@ const PolicySchema = Type.Object(
     fallback: Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, default: [] }),
     /** Price per 1,000 tokens (prompt + completion) per tier, in any unit; missing tiers cost 0. */
     costPer1kTokens: Type.Record(Type.String({ minLength: 1 }), Type.Number({ minimum: 0 }), { default: {} }),
+    /**
+     * Speculative decoding across tiers (docs/speculative.md): when the engine routes to `verify`,
+     * `draft` proposes up to k tokens and `verify` checks them in one forward pass; the output is
+     * the verify tier's (token for token when greedy).
+     */
+    speculative: Type.Optional(
+      Type.Object(
+        {
+          draft: Type.String({ minLength: 1 }),
+          verify: Type.String({ minLength: 1 }),
+          /** Draft tokens per verify step to start with. */
+          k: Type.Integer({ minimum: 1, maximum: 16, default: 4 }),
+          /** Most draft tokens per step when k adapts (default: 2k, at most 16). */
+          maxK: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
+          /** k follows the measured acceptance rate and step costs (false: always k). */
+          adaptive: Type.Boolean({ default: true }),
+          /** Streams on the verify tier at which speculation gives way to plain decoding (default: its capacity). */
+          stopAtLoad: Type.Optional(Type.Integer({ minimum: 1 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** When no tier meets both budgets: serve on the closest tier, or refuse with 422. */
     onInfeasible: Type.Union([Type.Literal('best_effort'), Type.Literal('reject')], {
       default: 'best_effort',
@@ -135,6 +157,22 @@ export function routingProblems(
         );
       }
     });
+    const spec = p.speculative;
+    if (spec !== undefined) {
+      const at = `${prefix}/policies/${name}/speculative`;
+      if (!tiers.has(spec.draft))
+        problems.push(`${at}/draft: no tier named "${spec.draft}" (tiers: ${known})`);
+      if (!tiers.has(spec.verify))
+        problems.push(`${at}/verify: no tier named "${spec.verify}" (tiers: ${known})`);
+      else if (!p.tiers.includes(spec.verify))
+        problems.push(
+          `${at}/verify: "${spec.verify}" is not one of the policy's tiers (${p.tiers.join(', ')})`,
+        );
+      if (spec.draft === spec.verify)
+        problems.push(`${at}: draft and verify are the same tier "${spec.draft}"`);
+      if (spec.maxK !== undefined && spec.maxK < spec.k)
+        problems.push(`${at}/maxK: ${spec.maxK} is below k (${spec.k})`);
+    }
     for (const t of Object.keys(p.costPer1kTokens)) {
       if (!p.tiers.includes(t))
         problems.push(`${prefix}/policies/${name}/costPer1kTokens/${t}: not one of the policy's tiers`);
@@ -144,6 +182,9 @@ export function routingProblems(
   for (const [model, name] of Object.entries(routing.byModel)) policyRef(`${prefix}/byModel/${model}`, name);
   for (const [key, name] of Object.entries(routing.byApiKey)) policyRef(`${prefix}/byApiKey/${key}`, name);
   for (const t of Object.keys(routing.profiles)) {
+    // A speculative pair's prior is named "draft>verify" (docs/speculative.md).
+    const pair = t.split('>');
+    if (pair.length === 2 && pair.every((n) => tiers.has(n))) continue;
     if (!tiers.has(t)) problems.push(`${prefix}/profiles/${t}: no tier named "${t}" (tiers: ${known})`);
   }
   return problems;

@@ -7,6 +7,14 @@ import {
   type TierHealth,
   type TierInfo,
 } from '../tiers/tier.js';
+import type {
+  DraftResult,
+  KeptSequence,
+  OpenSequenceOptions,
+  SequenceEdit,
+  VerifyOptions,
+  VerifyResult,
+} from '../tiers/kept-sequence.js';
 import { ResilienceError } from './errors.js';
 import { sleepUnlessCancelled, type CancelSignal } from '../tiers/cancellation.js';
 
@@ -28,12 +36,63 @@ interface FaultPlan {
  * With every rate at 0 (the default) streams pass through untouched.
  */
 export class FaultInjectingTier implements Tier {
+  /** Present when the inner tier keeps sequences (speculative decoding): faults apply to them too. */
+  readonly openSequence?: (options: OpenSequenceOptions, signal: CancelSignal) => Promise<KeptSequence>;
+
   constructor(
     private readonly inner: Tier,
     private readonly settings: () => FaultSettings,
     private readonly onFault: (kind: FaultKind) => void = () => {},
     private readonly random: () => number = Math.random,
-  ) {}
+  ) {
+    if (inner.openSequence !== undefined) this.openSequence = (o, s) => this.openKept(o, s);
+  }
+
+  /**
+   * A kept sequence with the stream's faults, decided when it opens: the delay and the error
+   * before it opens, and "after N tokens" counting the tokens its calls produced (drafted
+   * tokens; a verify call's positions), the call that reaches N failing or hanging instead.
+   */
+  private async openKept(options: OpenSequenceOptions, signal: CancelSignal): Promise<KeptSequence> {
+    const plan = this.plan(this.settings());
+    if (plan?.delayMs !== undefined && plan.delayMs > 0) {
+      this.onFault('delay');
+      await sleepUnlessCancelled(plan.delayMs, signal);
+    }
+    if (plan?.error === true) {
+      this.onFault('error');
+      throw this.injected('before the first token');
+    }
+    const inner = await this.inner.openSequence!(options, signal);
+    if (plan === undefined || (plan.failAfter === undefined && plan.hangAfter === undefined)) return inner;
+    let produced = 0;
+    const guarded = async <T>(call: () => Promise<T>, count: (r: T) => number): Promise<T> => {
+      if (plan.hangAfter !== undefined && produced >= plan.hangAfter) {
+        await this.hang(signal);
+        throw signal.reason;
+      }
+      const result = await call();
+      produced += count(result);
+      if (plan.failAfter !== undefined && produced >= plan.failAfter) {
+        this.onFault('fail_after_tokens');
+        throw this.injected(`after ${plan.failAfter} tokens`);
+      }
+      return result;
+    };
+    return {
+      draft: (edit: SequenceEdit, k: number): Promise<DraftResult> =>
+        guarded(
+          () => inner.draft(edit, k),
+          (r) => r.tokens.length,
+        ),
+      verify: (edit: SequenceEdit, draft: readonly number[], o: VerifyOptions): Promise<VerifyResult> =>
+        guarded(
+          () => inner.verify(edit, draft, o),
+          (r) => r.positions.length,
+        ),
+      close: () => inner.close(),
+    };
+  }
 
   get name(): string {
     return this.inner.name;

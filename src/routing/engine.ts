@@ -8,6 +8,7 @@ import type {
   SkipCause,
   TierVerdict,
 } from './plan.js';
+import { pairPlan, speculativeRoute, type PairPlan } from './speculative-route.js';
 
 /** What the engine knows about a request before running it. */
 export interface RequestFeatures {
@@ -42,7 +43,7 @@ export interface TierState {
 
 export interface NamedPolicy extends Pick<
   PolicyConfig,
-  'tiers' | 'objective' | 'fallback' | 'costPer1kTokens' | 'onInfeasible'
+  'tiers' | 'objective' | 'fallback' | 'costPer1kTokens' | 'onInfeasible' | 'speculative'
 > {
   readonly name: string;
 }
@@ -76,7 +77,10 @@ interface Candidate {
  */
 export function planRoute(input: EngineInput): RoutePlan {
   const { policy, budget } = input;
-  const candidates = policy.tiers.map((t) => assess(t, input));
+  // A policy that speculates predicts its verify tier at the pair's speed while the pair can run.
+  const pair =
+    policy.speculative === undefined ? undefined : pairPlan(policy.speculative, input.profiles, input.state);
+  const candidates = policy.tiers.map((t) => assess(t, input, pair));
   const feasible = sortBy(
     candidates.filter((c) => c.available && c.latencyOk && c.accuracyOk),
     policy.objective,
@@ -118,7 +122,22 @@ export function planRoute(input: EngineInput): RoutePlan {
   const bestEffort = code !== 'objective';
   const order = [chosen, ...fallbacks(input, candidates, chosen, bestEffort)];
   const attempts = deadlines(order, budget.latencyMs);
-  const trace = candidates.map((c) => verdict(c, order.indexOf(c), c === chosen, budget));
+  const speculative =
+    pair !== undefined && chosen.tier === pair.option.verify
+      ? speculativeRoute(pair, chosen.latencyMs)
+      : undefined;
+  const trace = candidates.map((c) =>
+    verdict(
+      c,
+      order.indexOf(c),
+      c === chosen,
+      budget,
+      c.tier === pair?.option.verify ? pair.name : undefined,
+    ),
+  );
+  let reason = reasonText(code, chosen, policy.objective, budget);
+  if (speculative !== undefined)
+    reason += ` speculative ${pair!.name} k=${speculative.k}, predicted ${speculative.predictedMs}ms`;
   return {
     policy: policy.name,
     objective: policy.objective,
@@ -126,8 +145,9 @@ export function planRoute(input: EngineInput): RoutePlan {
     attempts,
     bestEffort,
     code,
-    reason: reasonText(code, chosen, policy.objective, budget),
+    reason,
     trace,
+    speculative,
   };
 }
 
@@ -155,8 +175,12 @@ export function fixedPlan(
   };
 }
 
-function assess(tier: string, { features, profiles, state, policy, budget }: EngineInput): Candidate {
-  const p = profiles[tier];
+function assess(
+  tier: string,
+  { features, profiles, state, policy, budget }: EngineInput,
+  pair: PairPlan | undefined,
+): Candidate {
+  const p = pair !== undefined && tier === pair.option.verify ? pair.profile : profiles[tier];
   const s = state[tier] ?? { ready: false, breakerOpen: false, queueDepth: 0, capacity: 1 };
   const prompt = Math.max(0, features.promptTokens);
   const decodeMs = p === undefined ? 0 : p.perOutputTokenMs * Math.max(0, features.maxTokens - 1);
@@ -235,8 +259,16 @@ function deadlines(order: readonly Candidate[], budgetMs: number): RouteAttempt[
   });
 }
 
-function verdict(c: Candidate, attempt: number, chosen: boolean, budget: RouteBudget): TierVerdict {
-  const pred = `ttft ${ms(c.ttftMs)} ms, latency ${ms(c.latencyMs)} ms, accuracy ${c.accuracy.toFixed(4)}`;
+function verdict(
+  c: Candidate,
+  attempt: number,
+  chosen: boolean,
+  budget: RouteBudget,
+  /** The speculative pair the tier's latency was predicted for, if any. */
+  pair?: string,
+): TierVerdict {
+  const spec = pair === undefined ? '' : ` (speculative ${pair})`;
+  const pred = `ttft ${ms(c.ttftMs)} ms, latency ${ms(c.latencyMs)} ms${spec}, accuracy ${c.accuracy.toFixed(4)}`;
   let why: string;
   if (chosen) why = `chosen: ${pred}`;
   else if (c.skip === 'not_ready') why = 'skipped: tier not ready';

@@ -71,6 +71,26 @@ export interface RouteBudget {
   readonly accuracyFloor: number;
 }
 
+/**
+ * Speculative decoding across two tiers (docs/speculative.md): `draft` proposes tokens, `verify`
+ * checks them in one forward pass and its distribution is the output's. A plan with it runs the
+ * speculative strategy (src/service/strategy.ts); its attempts start with the verify tier, the
+ * plain decoding it falls back to when speculation stops or fails.
+ */
+export interface SpeculativeRoute {
+  readonly draft: string;
+  readonly verify: string;
+  /** Draft tokens per verify step to start with (and the most when k does not adapt). */
+  readonly k: number;
+  /** Most draft tokens per step when k adapts to the measured acceptance. */
+  readonly maxK: number;
+  readonly adaptive: boolean;
+  /** Streams on the verify tier at which speculation gives way to plain decoding there (undefined: its capacity). */
+  readonly stopAtLoad: number | undefined;
+  /** The pair's predicted latency of the request when planned (queue, first token, max_tokens), ms. */
+  readonly predictedMs: number;
+}
+
 export interface RoutePlan {
   /** The policy's name ("none" when no policy applies). */
   readonly policy: string;
@@ -86,4 +106,6 @@ export interface RoutePlan {
   /** Short, ASCII, for the x-tiergate-route-reason header. */
   readonly reason: string;
   readonly trace: readonly TierVerdict[];
+  /** Set when the request runs speculatively (attempts[0] is then the verify tier). */
+  readonly speculative?: SpeculativeRoute | undefined;
 }

@@ -51,6 +51,15 @@ export class TierProfiles {
   snapshot(): Record<string, ProfileSnapshot> {
     const out: Record<string, ProfileSnapshot> = {};
     for (const tier of Object.keys(this.variants)) out[tier] = this.profile(tier);
+    // A speculative pair ("edge>main", docs/speculative.md) once its own model is live; until
+    // then the engine plans it from its tiers' profiles (src/routing/speculative-route.ts).
+    if (this.models.size > Object.keys(out).length) {
+      for (const name of this.models.keys()) {
+        if (name in out) continue;
+        const p = this.profile(name);
+        if (p.live) out[name] = p;
+      }
+    }
     return out;
   }
 

@@ -2,17 +2,20 @@ import { asGatewayError, GatewayError } from '../errors/gateway-error.js';
 import type { RateLimitInfo } from '../errors/rate-limit.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { KeyAdmission, KeyLimiter } from '../limits/key-limiter.js';
+import { withTraceContext, type TraceSpan, type Tracing } from '../observability/tracing.js';
 import { spendOf } from '../limits/spend.js';
 import { execute, progressOf, type ChoiceEventHandler, type ExecutionSummary } from '../pipeline/execute.js';
 import type { GenerationRequest, Usage } from '../pipeline/types.js';
 import { newExecutionRecord, type ExecutionRecord } from '../resilience/executor.js';
 import type { RoutePlan } from '../routing/plan.js';
+import { outputTier } from '../routing/speculative-route.js';
 import { Cancellation } from '../tiers/cancellation.js';
 import type { Tier } from '../tiers/tier.js';
 import type { GenerationInput } from './generation-input.js';
 import { buildGenerationRequest } from './generation-request.js';
 import { latencyCredits } from './latency-credit.js';
 import { MeteredSource } from './metered-source.js';
+import { attemptSpans, endRequestSpan, endRouteSpan, startRequestSpan } from './request-span.js';
 import { planRequest } from './plan-request.js';
 import type { RouteMetrics } from './route-metrics.js';
 
@@ -21,6 +24,8 @@ export interface ExecutionHost {
   readonly routeMetrics: RouteMetrics;
   /** Per-key limits (docs/governance.md): a request is admitted under them when it runs. */
   readonly limits: KeyLimiter;
+  /** OpenTelemetry tracing when `tracing.enabled` (docs/tracing.md), else undefined. */
+  readonly tracing: Tracing | undefined;
   settled(execution: Execution): void;
 }
 import { strategyFor } from './strategy.js';
@@ -40,6 +45,8 @@ export interface ExecutionFields {
   readonly servedBy: readonly string[] | undefined;
   readonly continuedFrom: string | undefined;
   readonly fallbacks: readonly object[] | undefined;
+  /** The request's trace id (tracing on, the trace sampled), for log/trace correlation. */
+  readonly traceId: string | undefined;
 }
 
 /**
@@ -70,6 +77,11 @@ export class Execution {
   failure: GatewayError | undefined;
   /** The request under its key's limits, once admitted (docs/governance.md). */
   private admission: KeyAdmission | undefined;
+  /** The request's root span (tracing on; docs/tracing.md); its children are written as it goes. */
+  private readonly trace: TraceSpan | undefined;
+  /** The stream phase's span (tracing on): the tier attempts are its children. */
+  private streamSpan: TraceSpan | undefined;
+  private streamStart = 0;
   private readonly progress: ExecutionSummary = { completionTokens: 0, ttftMs: undefined, aborted: false };
   private readonly cancel = new Cancellation();
   private settled = false;
@@ -82,6 +94,7 @@ export class Execution {
     private readonly host: ExecutionHost,
     readonly input: GenerationInput,
   ) {
+    this.trace = host.tracing === undefined ? undefined : startRequestSpan(host.tracing, input);
     const shutdown = gateway.shutdownSignal;
     shutdown.addEventListener('abort', this.onShutdown);
     input.signal?.addEventListener('abort', this.onAbort);
@@ -127,14 +140,18 @@ export class Execution {
     this.running = true;
     // The key's limits: its request, prompt tokens and a first lease of completion tokens, or a
     // refusal (429). A synchronous store (in-process) costs no promise here.
+    const keySpan = this.trace?.child('tiergate.key_limits');
     try {
       const admitted = this.host.limits.admit(this.input.caller.apiKey, {
         promptTokens: request.promptTokens.length * request.n,
         maxCompletionTokens: request.maxTokens * request.n,
       });
       this.admission = admitted instanceof Promise ? await admitted : admitted;
+      keySpan?.end();
     } catch (err) {
       const failure = asGatewayError(this.cancel.aborted ? this.cancel.reason : err);
+      keySpan?.fail(failure, failure.kind);
+      keySpan?.end();
       this.settle(failure);
       throw failure;
     }
@@ -144,19 +161,28 @@ export class Execution {
       attempts: request.attempts ?? this.gateway.resilience.defaultAttempts(request.tier),
       record: this.record,
       deadline: request.deadline,
+      metrics: this.gateway.metrics,
     });
     // Completion tokens are charged to the key as they come (src/limits/token-meter.ts).
     const source = meter === undefined ? planned : new MeteredSource(planned, meter);
+    const options = {
+      signal: this.cancel.signal,
+      summary: this.progress,
+      onEvent: (ev: Parameters<ChoiceEventHandler>[0]) => {
+        if (ev.kind === 'finish') this.finishReason = ev.reason;
+        return onEvent(ev);
+      },
+      streamed: this.input.stream,
+    };
     try {
-      await execute(source, this.gateway, request, {
-        signal: this.cancel.signal,
-        summary: this.progress,
-        onEvent: (ev) => {
-          if (ev.kind === 'finish') this.finishReason = ev.reason;
-          return onEvent(ev);
-        },
-        streamed: this.input.stream,
-      });
+      if (this.trace === undefined) await execute(source, this.gateway, request, options);
+      else {
+        // The attempts, decoding and streaming: the remote tier sends this span's context on.
+        this.streamStart = performance.now();
+        const span = this.trace.child('tiergate.stream', 'internal', undefined, this.streamStart);
+        this.streamSpan = span;
+        await withTraceContext(span.headers(), () => execute(source, this.gateway, request, options));
+      }
     } catch (err) {
       const failure = asGatewayError(this.cancel.aborted ? this.cancel.reason : err);
       this.settle(failure);
@@ -212,7 +238,37 @@ export class Execution {
           : undefined,
       continuedFrom: r.continuedFrom,
       fallbacks: r.fallbacks.length > 0 ? r.fallbacks : undefined,
+      traceId: this.trace?.sampled === true ? this.trace.traceId : undefined,
     };
+  }
+
+  /** The request's spans end: the attempts from its record, the stream phase, then the root. */
+  private endTrace(failure: GatewayError | undefined): void {
+    const now = performance.now();
+    const stream = this.streamSpan;
+    if (stream !== undefined) {
+      attemptSpans(stream, this.record, this.streamStart, now);
+      if (failure !== undefined) stream.fail(failure, failure.kind);
+      stream.end(now);
+    }
+    const served = this.servingTier;
+    const info = served === undefined ? undefined : this.gateway.tiers.get(served)?.info();
+    const f = this.fields();
+    endRequestSpan(
+      this.trace!,
+      {
+        plan: this.plan,
+        tier: this.tier,
+        budgetsNotApplied: this.budgetsNotApplied,
+        record: this.record,
+        responseModel: info === undefined ? undefined : `${info.modelId}/${info.variant}`,
+        usage: this.request === undefined ? undefined : this.usage(),
+        ttftMs: f.ttftMs,
+        finishReason: f.finishReason,
+        limitedBy: this.admission?.meter?.exhausted,
+      },
+      failure,
+    );
   }
 
   /** Frees what the request held of its key's limits and counts its usage (docs/governance.md "Usage"). */
@@ -236,9 +292,11 @@ export class Execution {
     const { gateway, input } = this;
     const model = gateway.getModel(input.model);
     this.tier = model?.tier.name;
+    const routeSpan = this.trace?.child('tiergate.route');
     const planned = planRequest(gateway, input);
     const plan = planned.plan;
     this.plan = plan;
+    if (routeSpan !== undefined) endRouteSpan(routeSpan, plan, planned.promptTokens.length);
     this.budgetsNotApplied = planned.budgetsNotApplied;
     this.host.routeMetrics.decided(plan);
     const first = plan.attempts[0];
@@ -282,6 +340,7 @@ export class Execution {
     this.input.signal?.removeEventListener('abort', this.onAbort);
     this.host.settled(this);
     this.endAdmission();
+    if (this.trace !== undefined) this.endTrace(failure);
     if (this.request === undefined || this.plan === undefined) return;
     const router = this.gateway.router;
     // Only completed requests teach the latency models: an abandoned one says little of a tier.
@@ -294,7 +353,8 @@ export class Execution {
       this.plan,
       served.length > 0 ? served : [this.tier!],
       performance.now() - this.input.caller.arrivedAt,
-      (t) => router.profiles.profile(t).accuracy,
+      // A speculative pair's output is its verify tier's (docs/speculative.md).
+      (t) => router.profiles.profile(outputTier(t)).accuracy,
     );
   }
 }

@@ -1,7 +1,10 @@
+import type { MetricsService } from '../observability/metrics.js';
 import type { GenerationSource } from '../pipeline/source.js';
 import { ResilientGeneration, type ExecutionRecord } from '../resilience/executor.js';
 import type { ResilienceRuntime } from '../resilience/resilience-runtime.js';
-import type { RouteAttempt, RoutePlan } from '../routing/plan.js';
+import type { RouteAttempt, RoutePlan, SpeculativeRoute } from '../routing/plan.js';
+import { speculationMetrics } from './speculative/speculation-metrics.js';
+import { SpeculativeGeneration } from './speculative/speculative-source.js';
 
 /** What a strategy runs with: the tiers' resilience state, the attempts and the request's record. */
 export interface StrategyContext {
@@ -11,6 +14,8 @@ export interface StrategyContext {
   readonly record: ExecutionRecord;
   /** Absolute deadline of the whole request (ms since the epoch); default from config. */
   readonly deadline: number | undefined;
+  /** The gateway's metrics (a strategy's own series register there once). */
+  readonly metrics: MetricsService;
 }
 
 /**
@@ -31,7 +36,28 @@ export const ATTEMPT_LIST: ExecutionStrategy = {
   source: (c) => new ResilientGeneration(c.runtime, c.attempts, c.record, c.deadline),
 };
 
-/** The strategy for a plan: the attempt list for every plan today. */
-export function strategyFor(_plan: RoutePlan): ExecutionStrategy {
-  return ATTEMPT_LIST;
+/**
+ * Speculative decoding across two tiers (docs/speculative.md): drafts on one, verifies on the
+ * other, and falls back to the plan's attempt list (the verify tier first).
+ */
+export function speculative(route: SpeculativeRoute): ExecutionStrategy {
+  return {
+    name: 'speculative',
+    source: (c) =>
+      new SpeculativeGeneration(
+        {
+          runtime: c.runtime,
+          attempts: c.attempts,
+          record: c.record,
+          deadline: c.deadline,
+          metrics: speculationMetrics(c.metrics),
+        },
+        route,
+      ),
+  };
+}
+
+/** The strategy for a plan: speculative when the plan says so, else the attempt list. */
+export function strategyFor(plan: RoutePlan): ExecutionStrategy {
+  return plan.speculative === undefined ? ATTEMPT_LIST : speculative(plan.speculative);
 }

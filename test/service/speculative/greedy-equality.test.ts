@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { metricValue, type TestGateway } from '../../helpers/start-gateway.js';
+import { complete, prompts, startSpeculative, type Completion } from './harness.js';
+
+/**
+ * Greedy speculative decoding (draft Q4_K_M, verify F32, both llama.cpp) answers exactly what
+ * the verify tier alone answers, over 60 prompts, several k, streaming and not, through the
+ * gateway's HTTP API (docs/speculative.md "What it guarantees").
+ */
+let gw: TestGateway;
+before(async () => {
+  gw = await startSpeculative();
+});
+after(async () => {
+  await gw.shutdown();
+});
+
+const PROMPTS = prompts(60);
+const base = { max_tokens: 24, temperature: 0 };
+
+test('greedy: speculative equals the verifier alone, token for token, for k 1, 3, 6 and adaptive', async () => {
+  const alone: Completion[] = [];
+  for (const prompt of PROMPTS) {
+    const r = await complete(gw, { ...base, prompt }, { 'x-tiergate-tier': 'main' });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('x-tiergate-route-reason') ?? '', /^override/);
+    alone.push(r);
+  }
+  let differs = 0;
+  for (const policy of ['k1', 'k3', 'k6', 'adapt']) {
+    for (let i = 0; i < PROMPTS.length; i++) {
+      const stream = i % 2 === 1;
+      const r = await complete(
+        gw,
+        { ...base, prompt: PROMPTS[i], stream, stream_options: stream ? { include_usage: true } : undefined },
+        { 'x-tiergate-policy': policy },
+      );
+      assert.equal(r.status, 200);
+      if (!stream) {
+        assert.match(
+          r.headers.get('x-tiergate-route-reason') ?? '',
+          /speculative draft>main k=\d+, predicted \d+ms/,
+        );
+        assert.equal(r.headers.get('x-tiergate-served-by'), 'draft>main');
+      }
+      const want = alone[i]!;
+      if (r.text !== want.text) differs++;
+      assert.equal(r.text, want.text, `${policy}, prompt ${i}${stream ? ', streamed' : ''}`);
+      assert.equal(r.completionTokens, want.completionTokens, `${policy}, prompt ${i}: usage`);
+      assert.equal(r.finish, want.finish);
+    }
+  }
+  assert.equal(differs, 0);
+  const proposed = await metricValue(
+    gw.baseUrl,
+    'tiergate_speculative_draft_tokens_total{pair="draft>main",result="proposed"}',
+  );
+  const accepted = await metricValue(
+    gw.baseUrl,
+    'tiergate_speculative_draft_tokens_total{pair="draft>main",result="accepted"}',
+  );
+  assert.ok(
+    proposed > 0 && accepted > 0 && accepted <= proposed,
+    `proposed ${proposed}, accepted ${accepted}`,
+  );
+  console.log(
+    `# draft tokens proposed ${proposed}, accepted ${accepted} (${((100 * accepted) / proposed).toFixed(1)}%)`,
+  );
+});
+
+test("greedy logprobs are the verifier's; stop sequences and max_tokens end as for the verifier alone", async () => {
+  for (const prompt of PROMPTS.slice(0, 12)) {
+    const want = await complete(gw, { ...base, prompt, logprobs: 2 }, { 'x-tiergate-tier': 'main' });
+    const got = await complete(gw, { ...base, prompt, logprobs: 2 }, { 'x-tiergate-policy': 'k3' });
+    assert.equal(got.text, want.text);
+    assert.equal(got.logprobs?.length, want.logprobs?.length);
+    got.logprobs!.forEach((lp, i) =>
+      assert.ok(Math.abs(lp - want.logprobs![i]!) < 1e-3, `logprob ${i}: ${lp} vs ${want.logprobs![i]}`),
+    );
+    // A stop string taken from the middle of the verifier's answer.
+    const words = want.text.trim().split(/\s+/);
+    if (words.length < 4) continue;
+    const stop = ` ${words[2]}`;
+    const a = await complete(gw, { ...base, prompt, stop: [stop] }, { 'x-tiergate-tier': 'main' });
+    const b = await complete(
+      gw,
+      { ...base, prompt, stop: [stop], stream: true },
+      { 'x-tiergate-policy': 'k6' },
+    );
+    assert.equal(b.text, a.text);
+    assert.equal(b.finish, a.finish);
+    const short = await complete(gw, { ...base, prompt, max_tokens: 5 }, { 'x-tiergate-policy': 'k6' });
+    assert.equal(short.completionTokens, 5);
+    assert.equal(short.finish, 'length');
+  }
+});
