@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
 import { metricValue, type TestGateway } from '../../helpers/start-gateway.js';
 import { complete, prompts, startSpeculative, type Completion } from './harness.js';
 
@@ -93,5 +95,48 @@ test("greedy logprobs are the verifier's; stop sequences and max_tokens end as f
     const short = await complete(gw, { ...base, prompt, max_tokens: 5 }, { 'x-tiergate-policy': 'k6' });
     assert.equal(short.completionTokens, 5);
     assert.equal(short.finish, 'length');
+  }
+});
+
+test("a client that goes away mid-stream frees both tiers' sequences and slots", async () => {
+  const draft = gw.gateway.tiers.get('draft') as LlamaCppTier;
+  const main = gw.gateway.tiers.get('main') as LlamaCppTier;
+  for (let round = 0; round < 3; round++) {
+    const abort = new AbortController();
+    const res = await fetch(`${gw.baseUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-tiergate-policy': 'k3' },
+      body: JSON.stringify({
+        model: 'tiergate-tiny',
+        prompt: PROMPTS[round],
+        max_tokens: 400,
+        temperature: 0,
+        stream: true,
+      }),
+      signal: abort.signal,
+    });
+    assert.match(res.headers.get('x-tiergate-route-reason') ?? '', /speculative draft>main/);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.read();
+    // Both kept sequences are open while the answer streams.
+    assert.equal(draft.nativeState().sequencesInUse, 1);
+    assert.equal(main.nativeState().sequencesInUse, 1);
+    abort.abort();
+    await reader.read().catch(() => undefined);
+    for (let i = 0; i < 200 && gw.service.occupancy().executions > 0; i++) await sleep(10);
+    for (
+      let i = 0;
+      i < 200 && draft.nativeState().sequencesInUse + main.nativeState().sequencesInUse > 0;
+      i++
+    )
+      await sleep(10);
+    assert.deepEqual(gw.service.occupancy(), { executions: 0, running: 0, queued: 0 });
+    assert.equal(draft.nativeState().sequencesInUse, 0);
+    assert.equal(main.nativeState().sequencesInUse, 0);
+    assert.equal(
+      draft.nativeState().idleSequencesWithHistory + main.nativeState().idleSequencesWithHistory,
+      0,
+    );
   }
 });
