@@ -22,7 +22,11 @@ export function explain(service: GenerationService, ctx: CallContext, r: Explain
     objective: plan.objective,
     code: plan.code,
     reason: plan.reason,
-    attempts: plan.attempts.map((a) => ({ tier: a.tier, deadlineMs: a.deadlineMs })),
+    attempts: plan.attempts.map((a) => ({
+      tier: a.tier,
+      deadlineMs: a.deadlineMs,
+      predictedMs: a.predictedMs,
+    })),
     rejected: plan.rejected?.reason ?? '',
     bestEffort: plan.bestEffort,
     latencyBudgetMs: plan.budget.latencyMs,

@@ -38,7 +38,15 @@ describe('gRPC gateway API', () => {
           echo: { kind: 'echo', contextLength: 256 },
           slow: { kind: 'echo', contextLength: 256, tokenDelayMs: 25 },
         },
-        models: { 'tiergate-echo': { tier: 'echo', description: 'echo' }, 'tiergate-slow': { tier: 'slow' } },
+        models: {
+          'tiergate-echo': { tier: 'echo', description: 'echo' },
+          'tiergate-slow': { tier: 'slow' },
+          'tiergate-routed': { tier: 'echo' },
+        },
+        routing: {
+          policies: { both: { tiers: ['echo', 'slow'], objective: 'fastest', latencyBudgetMs: 5000 } },
+          byModel: { 'tiergate-routed': 'both' },
+        },
       }),
     );
     assert.ok(gw.grpcAddress, 'gRPC address');
@@ -118,7 +126,7 @@ describe('gRPC gateway API', () => {
       {},
       auth(),
     );
-    assert.deepEqual(res.models.map((m) => m.id).sort(), ['tiergate-echo', 'tiergate-slow']);
+    assert.deepEqual(res.models.map((m) => m.id).sort(), ['tiergate-echo', 'tiergate-routed', 'tiergate-slow']);
     assert.ok(res.models.every((m) => m.ready && m.framework === 'echo'));
   });
 
@@ -141,6 +149,22 @@ describe('gRPC gateway API', () => {
     );
     assert.equal(chat.code, 'static');
     assert.ok(chat.promptTokens > res.promptTokens, 'the chat template adds tokens');
+    assert.equal(
+      (res.attempts[0] as { predictedMs?: number }).predictedMs,
+      undefined,
+      'a fixed plan predicts nothing',
+    );
+    // A routed plan carries the engine's prediction per attempt, as HTTP's /v1/route/explain does.
+    const routed = await call<{ policy: string; attempts: { tier: string; predictedMs?: number }[] }>(
+      c.gateway,
+      'Explain',
+      { model: 'tiergate-routed', prompt: 'abc', maxTokens: 5 },
+      auth(),
+    );
+    assert.equal(routed.policy, 'both');
+    assert.ok(routed.attempts.length >= 1);
+    for (const a of routed.attempts)
+      assert.ok(typeof a.predictedMs === 'number' && a.predictedMs >= 0, a.tier);
   });
 
   it('maps errors to gRPC status codes from the shared error table', async () => {
