@@ -2,14 +2,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { pino } from 'pino';
-import { buildConfig } from '../../../src/config/index.js';
-import { loadModelFamily } from '../../../src/family/manifest.js';
-import { MetricsService } from '../../../src/observability/metrics.js';
-import { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
-import { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import type { MetricsService } from '../../../src/observability/metrics.js';
+import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
 import type { TierEvent } from '../../../src/tiers/tier.js';
 import { FAMILY_DIR } from '../../helpers/start-gateway.js';
+import { startLlamaTier, type StartedLlamaTier } from '../../helpers/llama-tier.js';
 import { flat, type FlatEvent } from '../../helpers/tier-events.js';
 
 interface GoldenPrompt {
@@ -31,32 +28,14 @@ async function collect(events: AsyncIterable<TierEvent>): Promise<FlatEvent[]> {
 
 describe('llama.cpp edge tier on the F32 GGUF', () => {
   let tier: LlamaCppTier;
-  let tokenizer: LlamaTokenizer;
-  const metrics = new MetricsService({ defaultMetrics: false });
+  let metrics: MetricsService;
+  let started: StartedLlamaTier;
 
   before(async () => {
-    tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
-    const config = buildConfig(
-      {
-        tiers: { edge: { kind: 'llamacpp', model: 'tiny-f32.gguf', sequences: 2 } },
-        models: { m: { tier: 'edge' } },
-      },
-      { env: {} },
-    );
-    const options = config.tiers.edge;
-    assert.ok(options?.kind === 'llamacpp');
-    tier = new LlamaCppTier('edge', options, {
-      logger: pino({ level: 'silent' }),
-      metrics,
-      family: loadModelFamily(FAMILY_DIR),
-      tokenizer,
-    });
-    await tier.start();
+    started = await startLlamaTier();
+    ({ tier, metrics } = started);
   });
-  after(async () => {
-    await tier.close();
-    await tokenizer.close();
-  });
+  after(() => started.close());
 
   test('info and health describe the loaded variant', () => {
     const info = tier.info();
@@ -157,34 +136,17 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
 
 describe('llama.cpp edge tier: attention kernel', () => {
   test('plain attention by default; flash attention gives the same greedy tokens and logprobs', async () => {
-    const tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-q4_k_m.gguf'));
-    const family = loadModelFamily(FAMILY_DIR);
-    const start = async (flashAttention: boolean | undefined): Promise<LlamaCppTier> => {
-      const config = buildConfig(
-        {
-          tiers: {
-            edge: {
-              kind: 'llamacpp',
-              sequences: 1,
-              ...(flashAttention === undefined ? {} : { flashAttention }),
-            },
-          },
-          models: { m: { tier: 'edge' } },
-        },
-        { env: {} },
-      );
-      const options = config.tiers.edge;
-      assert.ok(options?.kind === 'llamacpp');
-      if (flashAttention === undefined) assert.equal(options.flashAttention, false);
-      const deps = {
-        logger: pino({ level: 'silent' }),
-        metrics: new MetricsService({ defaultMetrics: false }),
-      };
-      const tier = new LlamaCppTier('edge', options, { ...deps, family, tokenizer });
-      await tier.start();
-      return tier;
+    const start = async (flashAttention: boolean | undefined): Promise<StartedLlamaTier> => {
+      const started = await startLlamaTier({
+        model: 'tiny-q4_k_m.gguf',
+        sequences: 1,
+        ...(flashAttention === undefined ? {} : { flashAttention }),
+      });
+      if (flashAttention === undefined) assert.equal(started.options.flashAttention, false);
+      return started;
     };
-    const tiers = [await start(undefined), await start(true)];
+    const started = [await start(undefined), await start(true)];
+    const tiers = started.map((s) => s.tier);
     try {
       const p = golden.prompts[0]!;
       const runs = await Promise.all(
@@ -206,8 +168,7 @@ describe('llama.cpp edge tier: attention kernel', () => {
         assert.ok(Math.abs(l - logprobs[1]![i]!) < 0.05, `position ${i}: ${l} vs ${logprobs[1]![i]}`),
       );
     } finally {
-      for (const t of tiers) await t.close();
-      await tokenizer.close();
+      for (const s of started) await s.close();
     }
   });
 });

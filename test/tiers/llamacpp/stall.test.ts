@@ -2,19 +2,15 @@
 // fails the stream with a retryable error, the tier is not ready until a step completes again,
 // and the stuck sequence is released once its step returns.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
-import { buildConfig } from '../../../src/config/index.js';
 import { GatewayError } from '../../../src/errors/gateway-error.js';
-import { loadModelFamily } from '../../../src/family/manifest.js';
-import { MetricsService } from '../../../src/observability/metrics.js';
-import { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
-import { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import type { MetricsService } from '../../../src/observability/metrics.js';
+import type { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
+import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
 import { StepWatch } from '../../../src/tiers/llamacpp/step-watch.js';
 import type { GenerateRequest } from '../../../src/tiers/tier.js';
-import { FAMILY_DIR } from '../../helpers/start-gateway.js';
+import { startLlamaTier, type StartedLlamaTier } from '../../helpers/llama-tier.js';
 
 const STALL_MS = 1_500;
 
@@ -68,40 +64,16 @@ describe('StepWatch', () => {
 });
 
 describe('llama.cpp edge tier: a stalled step', () => {
+  let started: StartedLlamaTier;
   let tier: LlamaCppTier;
   let tokenizer: LlamaTokenizer;
-  const metrics = new MetricsService({ defaultMetrics: false });
+  let metrics: MetricsService;
 
   before(async () => {
-    tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
-    const config = buildConfig(
-      {
-        tiers: {
-          edge: {
-            kind: 'llamacpp',
-            model: 'tiny-f32.gguf',
-            sequences: 2,
-            liveness: { checkMs: 20, runStallFactor: 2, runStallMs: 300 },
-          },
-        },
-        models: { m: { tier: 'edge' } },
-      },
-      { env: {} },
-    );
-    const options = config.tiers.edge;
-    assert.ok(options?.kind === 'llamacpp');
-    tier = new LlamaCppTier('edge', options, {
-      logger: pino({ level: 'silent' }),
-      metrics,
-      family: loadModelFamily(FAMILY_DIR),
-      tokenizer,
-    });
-    await tier.start();
+    started = await startLlamaTier({ liveness: { checkMs: 20, runStallFactor: 2, runStallMs: 300 } });
+    ({ tier, tokenizer, metrics } = started);
   });
-  after(async () => {
-    await tier.close();
-    await tokenizer.close();
-  });
+  after(() => started.close());
 
   const request = (maxTokens: number): GenerateRequest => ({
     tokens: tokenizer.tokenize('Once upon a time'),
