@@ -36,16 +36,25 @@ interface FaultPlan {
  * With every rate at 0 (the default) streams pass through untouched.
  */
 export class FaultInjectingTier implements Tier {
-  /** Present when the inner tier keeps sequences (speculative decoding): faults apply to them too. */
-  readonly openSequence?: (options: OpenSequenceOptions, signal: CancelSignal) => Promise<KeptSequence>;
+  private readonly openKeptSequence = (
+    options: OpenSequenceOptions,
+    signal: CancelSignal,
+  ): Promise<KeptSequence> => this.openKept(options, signal);
 
   constructor(
     private readonly inner: Tier,
     private readonly settings: () => FaultSettings,
     private readonly onFault: (kind: FaultKind) => void = () => {},
     private readonly random: () => number = Math.random,
-  ) {
-    if (inner.openSequence !== undefined) this.openSequence = (o, s) => this.openKept(o, s);
+  ) {}
+
+  /**
+   * Present while the inner tier keeps sequences (speculative decoding; a remote tier offers them
+   * only while its server does): faults apply to them too.
+   */
+  get openSequence():
+    ((options: OpenSequenceOptions, signal: CancelSignal) => Promise<KeptSequence>) | undefined {
+    return this.inner.openSequence === undefined ? undefined : this.openKeptSequence;
   }
 
   /**
