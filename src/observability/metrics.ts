@@ -37,6 +37,16 @@ export interface TierSeries {
   readonly aborted: CounterSeries;
 }
 
+/** The series of speculative decoding across tiers (docs/speculative.md "Metrics"), per tier pair ("edge>main"). */
+export interface SpeculationSeries {
+  readonly draftTokens: Counter<'pair' | 'result'>;
+  readonly verifySteps: Counter<'pair'>;
+  readonly requests: Counter<'pair' | 'outcome'>;
+  readonly speedup: Histogram<'pair'>;
+  readonly acceptance: Gauge<'pair'>;
+  readonly k: Gauge<'pair'>;
+}
+
 /**
  * Owns one prom-client Registry per gateway instance (never the global one, so several apps
  * in one process, e.g. in tests, do not collide). Names follow vLLM and the OpenTelemetry GenAI
@@ -72,6 +82,8 @@ export class MetricsService {
   readonly tierStartSeconds: Gauge<'tier'>;
   /** 1 when the tier reports ready. */
   readonly tierReady: Gauge<'tier'>;
+  /** Speculative decoding (src/service/speculative/), registered up front so the catalogue sees it. */
+  readonly speculation: SpeculationSeries;
   /** Set by the gateway: updates `tierReady` from the tiers' health (called on every scrape). */
   tierReadyProbe: (() => void) | undefined;
 
@@ -139,6 +151,39 @@ export class MetricsService {
       // Refreshed at scrape time, so the gauge is current even when nothing calls /readyz.
       collect: () => this.tierReadyProbe?.(),
     });
+    this.speculation = {
+      draftTokens: this.counter({
+        name: 'speculative_draft_tokens_total',
+        help: 'Draft tokens proposed by the draft tier (result="proposed") and accepted by the verify tier (result="accepted"), per tier pair.',
+        labelNames: ['pair', 'result'],
+      }),
+      verifySteps: this.counter({
+        name: 'speculative_verify_steps_total',
+        help: 'Verify passes (one forward pass over a draft) per tier pair.',
+        labelNames: ['pair'],
+      }),
+      requests: this.counter({
+        name: 'speculative_requests_total',
+        help: 'Choices planned speculatively, by how they ran.',
+        labelNames: ['pair', 'outcome'],
+      }),
+      speedup: this.histogram({
+        name: 'speculative_speedup',
+        help: "Per speculated choice: its decode rate over the verify tier's own one-token pass measured on the same sequences.",
+        labelNames: ['pair'],
+        buckets: [0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4, 6],
+      }),
+      acceptance: this.gauge({
+        name: 'speculative_acceptance_rate',
+        help: 'Measured share of draft positions the verify tier accepts, per tier pair.',
+        labelNames: ['pair'],
+      }),
+      k: this.gauge({
+        name: 'speculative_k',
+        help: 'Draft tokens per verify step the measured acceptance and costs favour, per tier pair.',
+        labelNames: ['pair'],
+      }),
+    };
   }
 
   /** Registers a counter in this instance's registry; `name` is given without the prefix. */

@@ -18,8 +18,8 @@ export type SpeculationOutcome =
   | 'handed_over_verify_failed';
 
 /**
- * The metrics of speculative decoding (docs/speculative.md, metrics table),
- * per tier pair ("edge>main"), and what each pair has measured across requests (acceptance,
+ * The series of speculative decoding (registered by MetricsService, docs/speculative.md
+ * "Metrics"), per tier pair ("edge>main"), and what each pair has measured across requests (acceptance,
  * step costs: src/service/speculative/adaptive-k.ts). One per gateway's metrics registry.
  */
 export class SpeculationMetrics {
@@ -32,37 +32,13 @@ export class SpeculationMetrics {
   private readonly pairs = new Map<string, PairStats>();
 
   constructor(metrics: MetricsService) {
-    this.draftTokens = metrics.counter({
-      name: 'speculative_draft_tokens_total',
-      help: 'Draft tokens proposed by the draft tier and accepted by the verify tier, per tier pair.',
-      labelNames: ['pair', 'result'],
-    });
-    this.verifySteps = metrics.counter({
-      name: 'speculative_verify_steps_total',
-      help: 'Verify passes (one forward pass over a draft) per tier pair.',
-      labelNames: ['pair'],
-    });
-    this.requests = metrics.counter({
-      name: 'speculative_requests_total',
-      help: 'Choices planned speculatively, by how they ran.',
-      labelNames: ['pair', 'outcome'],
-    });
-    this.speedup = metrics.histogram({
-      name: 'speculative_speedup',
-      help: 'Per speculated choice: tokens per second over what the verify tier alone reaches on the same sequence (its one-position pass).',
-      labelNames: ['pair'],
-      buckets: [0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4, 6],
-    });
-    this.acceptance = metrics.gauge({
-      name: 'speculative_acceptance_rate',
-      help: 'Measured share of draft positions the verify tier accepts, per tier pair.',
-      labelNames: ['pair'],
-    });
-    this.k = metrics.gauge({
-      name: 'speculative_k',
-      help: 'Draft tokens per verify step last chosen, per tier pair.',
-      labelNames: ['pair'],
-    });
+    const series = metrics.speculation;
+    this.draftTokens = series.draftTokens;
+    this.verifySteps = series.verifySteps;
+    this.requests = series.requests;
+    this.speedup = series.speedup;
+    this.acceptance = series.acceptance;
+    this.k = series.k;
   }
 
   /** What the pair has measured so far (created with the priors on first use). */
