@@ -102,5 +102,6 @@ function summarise(
     servedBy: exec?.servedBy,
     continuedFrom: exec?.continuedFrom,
     fallbacks: exec?.fallbacks,
+    traceId: exec?.traceId,
   });
 }

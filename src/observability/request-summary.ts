@@ -30,6 +30,8 @@ export interface RequestSummary {
   readonly servedBy?: readonly string[] | undefined;
   readonly continuedFrom?: string | undefined;
   readonly fallbacks?: readonly object[] | undefined;
+  /** The request's trace id when tracing is on and the trace is sampled (docs/tracing.md). */
+  readonly traceId?: string | undefined;
 }
 
 /**

@@ -23,6 +23,8 @@ export interface Caller {
   readonly arrivedAt: number;
   /** Absolute deadline of the whole request (ms since the epoch), e.g. a gRPC deadline. */
   readonly deadline?: number | undefined;
+  /** The client's W3C trace context (`traceparent`, `tracestate`), continued when tracing is on. */
+  readonly traceContext?: Readonly<Record<string, string>> | undefined;
 }
 
 /**

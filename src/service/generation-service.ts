@@ -1,5 +1,6 @@
 import type { Gateway } from '../gateway/gateway.js';
 import { KeyLimiter } from '../limits/key-limiter.js';
+import { Tracing } from '../observability/tracing.js';
 import type { ProfileSnapshot } from '../routing/tier-profiles.js';
 import type { TierState } from '../routing/engine.js';
 import { Execution, type ExecutionHost } from './execution.js';
@@ -29,6 +30,8 @@ export class GenerationService implements ExecutionHost {
   readonly routeMetrics: RouteMetrics;
   /** Per-key limits, budgets and usage (src/limits/, docs/governance.md). */
   readonly limits: KeyLimiter;
+  /** OpenTelemetry tracing (docs/tracing.md): built only with `tracing.enabled`. */
+  readonly tracing: Tracing | undefined;
   private active = 0;
 
   constructor(readonly gateway: Gateway) {
@@ -38,6 +41,10 @@ export class GenerationService implements ExecutionHost {
       gateway.metrics,
       gateway.logger.child({ component: 'limits' }),
     );
+    const tracing = gateway.config.tracing;
+    this.tracing = tracing.enabled
+      ? new Tracing(tracing, gateway.logger.child({ component: 'tracing' }))
+      : undefined;
   }
 
   /**
@@ -67,8 +74,10 @@ export class GenerationService implements ExecutionHost {
     this.active--;
   }
 
-  /** Closes what the service holds outside the gateway (the limits store's connection). */
+  /** Closes what the service holds outside the gateway (the limits store's connection, the span exporter). */
   async close(): Promise<void> {
     await this.limits.close();
+    // Exports the spans still buffered.
+    await this.tracing?.shutdown();
   }
 }

@@ -7,6 +7,7 @@ import { roundMs, writeRequestSummary } from '../../observability/request-summar
 import type { Execution } from '../../service/execution.js';
 import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 import type { Denial } from '../auth.js';
+import { traceContextOf } from '../trace-context.js';
 import { toGrpcStatus } from './grpc-status.js';
 
 /** What unary and streaming calls share (grpc-js does not export ServerSurfaceCall). */
@@ -48,6 +49,8 @@ export class CallContext {
   denied: Denial | undefined;
   /** The generation this call runs, once it asked for one. */
   execution: Execution | undefined;
+  /** The client's W3C trace context from the call's metadata (docs/tracing.md). */
+  readonly traceContext: Readonly<Record<string, string>> | undefined;
   /** The model an Explain call asked about (a generation's is its execution's). */
   model: string | undefined;
   private readonly controller = new Cancellation();
@@ -60,6 +63,10 @@ export class CallContext {
   ) {
     this.requestId = requestIdOf(call.metadata);
     this.apiKey = keysByCall.get(call);
+    this.traceContext = traceContextOf({
+      traceparent: call.metadata.get('traceparent')[0],
+      tracestate: call.metadata.get('tracestate')[0],
+    });
     const d = call.getDeadline();
     const ms = d instanceof Date ? d.getTime() : d;
     this.deadline = Number.isFinite(ms) ? ms : undefined;
@@ -118,6 +125,7 @@ export class CallContext {
       servedBy: exec?.servedBy,
       continuedFrom: exec?.continuedFrom,
       fallbacks: exec?.fallbacks,
+      traceId: exec?.traceId,
     });
     return failure;
   }

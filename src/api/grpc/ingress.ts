@@ -80,6 +80,7 @@ export function generationInputOf(
       apiKey: ctx.apiKey,
       arrivedAt: ctx.startedAt,
       deadline: ctx.deadline,
+      traceContext: ctx.traceContext,
     },
     signal: ctx.signal,
   };

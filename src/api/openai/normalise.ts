@@ -3,6 +3,7 @@ import { GatewayError } from '../../errors/gateway-error.js';
 import { parseRouteOptions } from '../../routing/route-options.js';
 import type { GenerationInput, PromptInput } from '../../service/generation-input.js';
 import type { ChatMessage } from '../../text/tokenizer.js';
+import { traceContextOf } from '../trace-context.js';
 import type { ChatBody } from './request-schemas.js';
 
 /** Fields shared by completions and chat, after schema validation. */
@@ -57,7 +58,15 @@ export function generationInput(
       accuracyFloor: options.accuracyFloor,
       tier: headerValue(request, 'x-tiergate-tier'),
     },
-    caller: { requestId: request.id, apiKey: ctx.apiKey, arrivedAt: ctx.startedAt },
+    caller: {
+      requestId: request.id,
+      apiKey: ctx.apiKey,
+      arrivedAt: ctx.startedAt,
+      traceContext: traceContextOf({
+        traceparent: request.headers.traceparent,
+        tracestate: request.headers.tracestate,
+      }),
+    },
   };
 }
 

@@ -1,9 +1,10 @@
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type CallOptions, type ClientReadableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { RemoteTierConfig } from '../../config/index.js';
 import { remoteConfigProblems } from '../../config/tiers/remote.js';
 import { resolveVariant, type ModelFamily, type VariantInfo } from '../../family/manifest.js';
 import type { MetricsService } from '../../observability/metrics.js';
+import { currentTraceContext } from '../../observability/tracing.js';
 import {
   tokenEvent,
   type GenerateRequest,
@@ -19,6 +20,7 @@ import {
   channelOptions,
   createTierClient,
   unary,
+  type GenerateRequestMessage,
   type GenerateResponseMessage,
   type InfoResponseMessage,
   type TierClient,
@@ -172,7 +174,8 @@ export class RemoteTier implements Tier {
       throw new RemoteTierError('TG_REMOTE_DEADLINE', `tier "${this.name}": deadline already passed`);
     }
     const { sampling } = request;
-    const call = client.Generate(
+    const call = (client.Generate as GenerateWithMetadata).call(
+      client,
       {
         tokens: [...request.tokens],
         sampling: {
@@ -188,6 +191,7 @@ export class RemoteTier implements Tier {
         deadlineUnixMs: deadline,
         requestId: request.requestId ?? '',
       },
+      traceMetadata(),
       { deadline: new Date(deadline) },
     );
     const cancel = (): void => call.cancel();
@@ -350,4 +354,19 @@ export class RemoteTier implements Tier {
     }
     return this.client;
   }
+}
+
+/** grpc-js's call form with metadata before the options (the typed client declares only the other). */
+type GenerateWithMetadata = (
+  request: GenerateRequestMessage,
+  metadata: Metadata,
+  options: CallOptions,
+) => ClientReadableStream<GenerateResponseMessage>;
+
+/** The request's trace context (tracing on) as the call's metadata, so the server can join its trace (docs/tracing.md). */
+function traceMetadata(): Metadata {
+  const metadata = new Metadata();
+  const trace = currentTraceContext();
+  if (trace !== undefined) for (const [name, value] of Object.entries(trace)) metadata.set(name, value);
+  return metadata;
 }
