@@ -8,7 +8,8 @@
  *    the KV cache kept as tensors, models/ts/tfjs-runner.ts).
  * 2. Batching: aggregate tokens/s of N concurrent streams through the tier vs its single stream,
  *    beside the framework's plain batched form (ONNX: one `run` over N rows; llama.cpp: N
- *    sequences of one context evaluated concurrently), and for llama.cpp the ceiling ggml's CPU
+ *    sequences of one context evaluated concurrently; PyTorch: N rows in one forward() of the
+ *    shared model, sidecar/bench_batching.py), and for llama.cpp the ceiling ggml's CPU
  *    path allows: k tokens of one sequence in one evaluation vs k evaluations of one token.
  *
  *   npm run bench:baselines -- [--family models/small] [--tokens 128] [--rounds 3]
@@ -274,12 +275,45 @@ function familyFile(fam: ModelFamily): string {
   return path;
 }
 
+interface TorchBatched {
+  readonly single_tps: number;
+  readonly aggregate_tps: number;
+  readonly ratio: number;
+}
+
+/** The plain batched torch loop: `rows` greedy rows in one forward() per step vs one row
+ * (sidecar/bench_batching.py, its own Python process, threads 1 like the sidecar). */
+function torchBatchedLoop(rows: number): TorchBatched {
+  const r = spawnSync(
+    '/usr/bin/python3',
+    [
+      join(REPO, 'sidecar/bench_batching.py'),
+      '--model',
+      resolveVariant(family, 'pytorch-fp32', '.gguf').file,
+      '--rows',
+      String(rows),
+      '--tokens',
+      String(Math.min(TOKENS, 64)),
+      '--rounds',
+      '1',
+      '--forms',
+      'plain',
+      '--blas-threads',
+      '1',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`bench_batching.py failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as TorchBatched;
+}
+
 async function benchTorch(): Promise<void> {
   const S = Number(values['torch-streams']);
   const tier = target(remoteRunner, 'pytorch-fp32', S);
   await tier.start();
   const pair: Pair = { label: 'pytorch pytorch-fp32 (sidecar, gRPC)', loop: [], tier: [] };
   const tierS: number[] = [];
+  const plain: TorchBatched[] = [];
   try {
     await tierSingle(tier);
     for (let r = 0; r < ROUNDS; r++) {
@@ -287,14 +321,19 @@ async function benchTorch(): Promise<void> {
       pair.loop.push(torchLoop(family));
       pair.tier.push(await tierSingle(tier));
       tierS.push(await aggregate(tier, [prompt], TOKENS, S));
+      plain.push(torchBatchedLoop(S));
     }
   } finally {
     await tier.close();
   }
   overhead.push(pair);
+  const plainAgg = median(plain.map((p) => p.aggregate_tps));
   batching.push(
     `| pytorch-fp32 sidecar | ${S} streams | ${fmt(median(pair.tier))} | ${fmt(median(tierS))} | ` +
-      `${fmt(median(tierS.map((x, i) => x / (pair.tier[i] as number))), 2)}× | — | — |`,
+      `${fmt(median(tierS.map((x, i) => x / (pair.tier[i] as number))), 2)}× | ` +
+      `plain torch loop, ${S} rows in one forward(): ${fmt(plainAgg)} tok/s, ` +
+      `${fmt(median(plain.map((p) => p.ratio)), 2)}× its 1 row (${fmt(median(plain.map((p) => p.single_tps)))}) | ` +
+      `${fmt(median(tierS.map((x, i) => x / (plain[i] as TorchBatched).aggregate_tps)), 2)} |`,
   );
 }
 

@@ -15,6 +15,7 @@ from concurrent import futures
 import grpc
 import torch
 
+from .blas import set_blas_threads
 from .counters import Counters
 from .engine import Engine, load_engine
 from .gen.grpc.health.v1 import health_pb2_grpc
@@ -47,6 +48,8 @@ def main(argv: list) -> int:
     torch.set_num_threads(max(1, args.threads))
     # Inter-op parallelism only adds thread churn for a single small decoder.
     torch.set_num_interop_threads(1)
+    # OpenBLAS has its own pool that set_num_threads does not reach (blas.py says why it matters).
+    blas = set_blas_threads(args.threads)
 
     health = HealthServicer((TIER_SERVICE,))
     counters = Counters()
@@ -95,7 +98,8 @@ def main(argv: list) -> int:
         return 3
     runtime = {
         "torch": torch.__version__, "grpcio": grpc.__version__, "python": sys.version.split()[0],
-        "threads": str(torch.get_num_threads()), "model_path": args.model, "load_ms": str(load_ms),
+        "threads": str(torch.get_num_threads()), "blas_threads": str(blas if blas is not None else "n/a"),
+        "model_path": args.model, "load_ms": str(load_ms),
     }
     tier.attach(engine, runtime)
     health.set_all(SERVING)

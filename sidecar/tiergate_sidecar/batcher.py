@@ -10,6 +10,8 @@ dropped request stops within one step and its slot goes to the next waiting one.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import queue
 import threading
 import time
@@ -22,7 +24,7 @@ import torch
 from .counters import Counters
 from .engine import Engine
 from .jsonlog import JsonLogger
-from .sampling import Mulberry32, Sampled, SamplingParams, sample
+from .sampling import Mulberry32, Sampled, SamplingParams, sample, sample_rows
 
 # Events on Sequence.events.
 TOKEN = "token"    # payload: Sampled
@@ -53,6 +55,40 @@ class Sequence:
         return self.deadline is not None and time.time() >= self.deadline
 
 
+class StepTiming:
+    """Where the scheduler's time goes, logged at debug level every `every` steps: the forward
+    pass, sampling, handing tokens to the request threads, and the wall time in between (time the
+    scheduler thread waited for the GIL or the CPU). Used to find why batching did not scale
+    (docs/fallback-tier.md)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self._reset(time.perf_counter())
+
+    def _reset(self, now: float) -> None:
+        self.steps = self.rows = 0
+        self.forward = self.sample = self.emit = 0.0
+        self.since = now
+
+    def add(self, rows: int, forward: float, sample_s: float, emit: float, log: JsonLogger) -> None:
+        if self.every <= 0:
+            return
+        self.steps += 1
+        self.rows += rows
+        self.forward += forward
+        self.sample += sample_s
+        self.emit += emit
+        if self.steps >= self.every:
+            now = time.perf_counter()
+            wall = now - self.since
+            ms = lambda x: round(x * 1000 / self.steps, 3)  # noqa: E731 — per step
+            log.debug("decode steps", steps=self.steps, mean_rows=round(self.rows / self.steps, 2),
+                      tokens_per_s=round(self.rows / wall, 1), wall_ms=ms(wall), forward_ms=ms(self.forward),
+                      sample_ms=ms(self.sample), emit_ms=ms(self.emit),
+                      other_ms=ms(wall - self.forward - self.sample - self.emit))
+            self._reset(now)
+
+
 class DecodeBatcher:
     def __init__(self, engine: Engine, slots: int, counters: Counters, log: JsonLogger) -> None:
         self.engine = engine
@@ -64,6 +100,7 @@ class DecodeBatcher:
         self.active: List[Sequence] = []
         self.cond = threading.Condition()
         self.stopped = False
+        self.timing = StepTiming(every=64 if log.enabled("debug") else 0)
         self.thread = threading.Thread(target=self._run, name="decode-batcher", daemon=True)
         self.thread.start()
 
@@ -114,8 +151,10 @@ class DecodeBatcher:
             if not self.free:
                 continue  # stays pending until a slot frees (or its deadline passes)
             self._drop_pending(seq, None)
-            seq.slot = self.free.pop()
-            self.active.append(seq)
+            # Lowest free slot, and active rows kept in slot order: the running batch then tends
+            # to be one contiguous run of slots, which step_slots reads without a gather.
+            seq.slot = heapq.heappop(self.free)
+            bisect.insort(self.active, seq, key=lambda s: s.slot)
             logits = self.engine.prefill_slot(self.cache, seq.slot, seq.tokens)
             seq.length = len(seq.tokens)
             self._emit(seq, logits)
@@ -143,21 +182,29 @@ class DecodeBatcher:
         if not self.active:
             return
         batch = list(self.active)
+        t0 = time.perf_counter()
         logits = self.engine.step_slots(
             self.cache, [s.slot for s in batch], [s.next_token for s in batch], [s.length for s in batch])
-        for i, seq in enumerate(batch):
+        t1 = time.perf_counter()
+        picks = sample_rows(logits, [s.params for s in batch], [s.rng for s in batch],
+                            [s.top_logprobs for s in batch])
+        t2 = time.perf_counter()
+        for seq, picked in zip(batch, picks):
             seq.length += 1
-            self._emit(seq, logits[i])
+            self._emit(seq, picked)
+        self.timing.add(len(batch), t1 - t0, t2 - t1, time.perf_counter() - t2, self.log)
 
-    def _emit(self, seq: Sequence, logits: torch.Tensor) -> None:
-        """Samples the sequence's next token from `logits` and reports it (or its finish)."""
+    def _emit(self, seq: Sequence, picked: "Sampled | torch.Tensor") -> None:
+        """Reports the sequence's next token (sampled here from logits [vocab] when given those)
+        or its finish."""
         if seq.expired():
             return self._end(seq, "deadline")
         if seq.cancelled.is_set():
             return self._end(seq, "cancelled")
         if seq.produced >= seq.max_tokens:
             return self._finish(seq, "length")
-        s: Sampled = sample(logits, seq.params, seq.rng, seq.top_logprobs)
+        s: Sampled = (picked if isinstance(picked, Sampled)
+                      else sample(picked, seq.params, seq.rng, seq.top_logprobs))
         if s.token in seq.stop_tokens:
             return self._finish(seq, "stop")
         seq.produced += 1
@@ -174,5 +221,5 @@ class DecodeBatcher:
     def _end(self, seq: Sequence, outcome: str) -> None:
         if seq in self.active:
             self.active.remove(seq)
-            self.free.append(seq.slot)
+            heapq.heappush(self.free, seq.slot)
         seq.events.put((END, outcome))

@@ -15,6 +15,9 @@ FIELDS = (
     "tokens_generated",
     "score_requests",
     "active_requests",
+    "kept_sequences_opened",
+    "kept_sequences_open",
+    "kept_calls",
 )
 
 

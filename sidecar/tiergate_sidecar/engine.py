@@ -7,8 +7,13 @@ weights one token per sequence per step, but:
   plain eager loop to ~0.4× llama.cpp (FACTS.md);
 - Q/K/V and gate/up projections each run as one matmul over weights stored side by side (the
   modules' parameters are views into them, so forward() is unchanged and no memory is added);
+- every matrix is stored transposed, [in, out] contiguous, and a batch computes x @ W^T as a
+  plain x @ Wt: OpenBLAS's non-transposed GEMM is the faster one for the few rows of a decode
+  step (measured with sidecar/bench_batching.py: see docs/fallback-tier.md), and forward()'s
+  F.linear on the transposed views lands on that same GEMM;
 - a single sequence uses matrix-vector products: on Debian's torch a 1-row F.linear measured
-  several times slower than torch.mv of the same weights.
+  several times slower than torch.mv of the same weights (mv reads Wt through a transposed view
+  as fast as a contiguous W).
 """
 
 from __future__ import annotations
@@ -39,17 +44,23 @@ class DecodeState:
 
 @dataclass(frozen=True)
 class _LayerWeights:
-    qkv: torch.Tensor  # [(n_heads + 2 n_kv_heads) head_dim, dim]
+    """Transposed weights, [in, out] contiguous."""
+    qkv: torch.Tensor  # [dim, (n_heads + 2 n_kv_heads) head_dim]
     o: torch.Tensor
-    gate_up: torch.Tensor  # [2 ffn_dim, dim]
+    gate_up: torch.Tensor  # [dim, 2 ffn_dim]
     down: torch.Tensor
 
 
-def _mm(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x [B, in] → x W^T [B, out]; matrix-vector for one row (see the module docstring)."""
+def _mm(weight_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x [B, in] → x W^T [B, out] with W^T = weight_t [in, out]; matrix-vector for one row."""
     if x.shape[0] == 1:
-        return torch.mv(weight, x[0]).unsqueeze(0)
-    return F.linear(x, weight)
+        return torch.mv(weight_t.t(), x[0]).unsqueeze(0)
+    return torch.mm(x, weight_t)
+
+
+def _transposed(weights: List[torch.Tensor]) -> torch.Tensor:
+    """Stores [out_i, in] matrices side by side as one [in, sum out_i] contiguous tensor."""
+    return torch.cat(weights).t().contiguous()
 
 
 class Engine:
@@ -69,34 +80,50 @@ class Engine:
         self._cos, self._sin = cos[0, 0], sin[0, 0]
         self._group = cfg.n_heads // cfg.n_kv_heads
         self._scale = 1.0 / math.sqrt(cfg.head_dim)
-        self._out_weight = (self.model.tok_embeddings.weight if self.model.output is None
-                            else self.model.output.weight)
         self._layers = [self._fuse(layer) for layer in self.model.layers]
+        # The output projection reads the embedding matrix (tied) or its own; either way a
+        # transposed copy [dim, vocab] for the GEMM. Tied: the embedding keeps its row-major copy
+        # for lookups (+vocab x dim floats, 16 MiB on `small`); untied: the module's parameter
+        # becomes a view of the copy, so nothing is added.
+        if self.model.output is None:
+            self._out_t = self.model.tok_embeddings.weight.t().contiguous()
+        else:
+            self._out_t = _transposed([self.model.output.weight])
+            self.model.output.weight.data = self._out_t.t()
 
     @staticmethod
     def _fuse(layer: torch.nn.Module) -> _LayerWeights:
-        """Stores Q/K/V (and gate/up) contiguously and points the module parameters at slices."""
+        """Stores the layer's matrices transposed (Q/K/V and gate/up side by side) and points the
+        module parameters at views of them, so forward() computes with the same storage."""
         att, ff = layer.attention, layer.feed_forward
-        qkv = torch.cat([att.wq.weight, att.wk.weight, att.wv.weight]).contiguous()
-        gate_up = torch.cat([ff.w1.weight, ff.w3.weight]).contiguous()
+        qkv = _transposed([att.wq.weight, att.wk.weight, att.wv.weight])
+        gate_up = _transposed([ff.w1.weight, ff.w3.weight])
+        o = _transposed([att.wo.weight])
+        down = _transposed([ff.w2.weight])
         at = 0
         for lin in (att.wq, att.wk, att.wv):
             n = lin.weight.shape[0]
-            lin.weight.data = qkv[at : at + n]
+            lin.weight.data = qkv[:, at : at + n].t()
             at += n
         f = ff.w1.weight.shape[0]
-        ff.w1.weight.data = gate_up[:f]
-        ff.w3.weight.data = gate_up[f:]
-        return _LayerWeights(qkv, att.wo.weight, gate_up, ff.w2.weight)
+        ff.w1.weight.data = gate_up[:, :f].t()
+        ff.w3.weight.data = gate_up[:, f:].t()
+        att.wo.weight.data = o.t()
+        ff.w2.weight.data = down.t()
+        return _LayerWeights(qkv, o, gate_up, down)
 
     # -- decoding ------------------------------------------------------------------------------
 
-    def allocate_slots(self, count: int) -> SlotCache:
-        """A KV cache for `count` concurrent sequences, each up to the full context."""
+    def allocate_slots(self, count: int, zeroed: bool = True) -> SlotCache:
+        """A KV cache for `count` concurrent sequences, each up to the full context. A batched
+        step reads positions past a shorter row's length under a mask, where garbage NaN would
+        survive 0 × NaN, hence zeros; a one-slot cache stepped alone only reads positions it
+        wrote, so `zeroed=False` skips the fill there (kept sequences, one cache per stream)."""
         cfg = self.cfg
         shape = (count, cfg.n_kv_heads, self.context_length, cfg.head_dim)
-        return SlotCache([torch.zeros(shape) for _ in range(cfg.n_layers)],
-                         [torch.zeros(shape) for _ in range(cfg.n_layers)])
+        make = torch.zeros if zeroed else torch.empty
+        return SlotCache([make(shape) for _ in range(cfg.n_layers)],
+                         [make(shape) for _ in range(cfg.n_layers)])
 
     def prefill_slot(self, cache: SlotCache, slot: int, tokens: List[int]) -> torch.Tensor:
         """Runs a prompt with the shared forward() and stores its keys/values in `slot`."""
@@ -140,8 +167,10 @@ class Engine:
                 keys = kc[slots[0] : slots[0] + b, :, :span]
                 vals = vc[slots[0] : slots[0] + b, :, :span]
             else:
-                keys = kc.index_select(0, slot_t)[:, :, :span]
-                vals = vc.index_select(0, slot_t)[:, :, :span]
+                # Gather only the positions in use: gathering whole slots first copied the full
+                # context of every row (128 MiB a step for 8 rows on `small`, 4x its step time).
+                keys = kc[:, :, :span].index_select(0, slot_t)
+                vals = vc[:, :, :span].index_select(0, slot_t)
             # Grouped-query attention without repeat_interleave: query head h uses kv head
             # h // group, so view the queries as [kv_heads, group] and broadcast over the group.
             scores = torch.matmul(q.view(b, kv_heads, self._group, d), keys.transpose(2, 3)) * self._scale
@@ -151,7 +180,24 @@ class Engine:
             x = x + _mm(w.o, out.reshape(b, heads * d))
             gate_up = _mm(w.gate_up, layer.ffn_norm(x))
             x = x + _mm(w.down, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
-        return _mm(self._out_weight, self.model.norm(x))
+        return _mm(self._out_t, self.model.norm(x))
+
+    def extend(self, cache: SlotCache, start: int, tokens: List[int]) -> torch.Tensor:
+        """Feeds `tokens` at positions start.. of a one-slot cache in one forward pass that
+        attends to the `start` positions already cached (kept sequences: append + draft).
+        Returns logits [len(tokens), vocab]. One token after a cached prefix takes the decode
+        path generation uses, so a kept sequence decodes exactly as Generate does."""
+        n = len(tokens)
+        if n == 1 and start > 0:
+            return self.step_slots(cache, [0], tokens, [start])
+        past = None if start == 0 else [
+            (k[0:1, :, :start], v[0:1, :, :start]) for k, v in zip(cache.keys, cache.values)]
+        positions = torch.arange(start, start + n).unsqueeze(0)
+        logits, presents = self.model(torch.tensor([tokens], dtype=torch.long), positions, None, past)
+        for i, (k, v) in enumerate(presents):
+            cache.keys[i][0, :, start : start + n] = k[0, :, start:]
+            cache.values[i][0, :, start : start + n] = v[0, :, start:]
+        return logits[0]
 
     def prefill(self, tokens: List[int]) -> Tuple[torch.Tensor, DecodeState]:
         """A single sequence in its own one-slot cache: last position's logits [vocab], state."""

@@ -26,6 +26,9 @@ class JsonLogger:
         c.bindings = {**self.bindings, **bindings}
         return c
 
+    def enabled(self, level: str) -> bool:
+        return LEVELS[level] >= self.threshold
+
     def log(self, level: str, msg: str, **fields: Any) -> None:
         n = LEVELS[level]
         if n < self.threshold:

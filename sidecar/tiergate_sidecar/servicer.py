@@ -20,6 +20,7 @@ from .counters import Counters
 from .engine import Engine
 from .gen.tiergate.v1 import tier_pb2, tier_pb2_grpc
 from .jsonlog import JsonLogger
+from .kept import KeptError, KeptState
 from .batcher import FINISH, TOKEN, DecodeBatcher, Sequence
 from .sampling import SamplingParams
 
@@ -147,6 +148,76 @@ class TierServicer(tier_pb2_grpc.TierServicer):
         finally:
             self.slots.release()
 
+    # -- KeptSequence --------------------------------------------------------------------------
+
+    def KeptSequence(self, request_iterator: Iterator[tier_pb2.SequenceCommand], context: grpc.ServicerContext
+                     ) -> Iterator[tier_pb2.SequenceReply]:
+        engine = self._require_engine(context)
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("command") != "open":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first command must be open")
+        opened = first.open
+        log = self.log.child(**({"request_id": opened.request_id} if opened.request_id else {}))
+        deadline = _deadline(None, context)
+        if opened.deadline_unix_ms > 0:
+            own = opened.deadline_unix_ms / 1000.0
+            deadline = own if deadline is None else min(deadline, own)
+        # A kept sequence holds one of the request slots (as Score uses them) for its life.
+        wait = None if deadline is None else max(0.0, deadline - time.time())
+        if not self.slots.acquire(timeout=wait):
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no free slot before the deadline")
+        self.counters.add("kept_sequences_opened")
+        self.counters.add("kept_sequences_open")
+        calls, outcome, started = 0, "cancelled", time.perf_counter()
+        try:
+            state = KeptState(engine, frozenset(opened.stop_tokens))
+            yield tier_pb2.SequenceReply(call=first.call, opened=tier_pb2.SequenceOpened(
+                context_length=engine.context_length))
+            # Each command arrives after the previous reply; the iterator ends when the client
+            # closes its side and raises when the call is cancelled or its deadline passes.
+            for command in request_iterator:
+                if _past(deadline):
+                    outcome = "deadline"
+                    context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"deadline passed after {calls} calls")
+                kind = command.WhichOneof("command")
+                try:
+                    with torch.inference_mode():
+                        reply = self._kept_call(state, command, kind)
+                except KeptError as exc:
+                    outcome = "invalid"
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                calls += 1
+                self.counters.add("kept_calls")
+                yield reply
+            outcome = "closed"
+        finally:
+            self.slots.release()
+            self.counters.add("kept_sequences_open", -1)
+            log.info("kept sequence", outcome=outcome, calls=calls,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
+
+    @staticmethod
+    def _kept_call(state: KeptState, command: tier_pb2.SequenceCommand, kind: Optional[str]
+                   ) -> tier_pb2.SequenceReply:
+        if kind == "draft":
+            d = command.draft
+            tokens = state.draft(d.edit.keep, list(d.edit.append), d.k)
+            return tier_pb2.SequenceReply(call=command.call, draft=tier_pb2.DraftReply(
+                tokens=tokens, held=len(state.tokens)))
+        if kind == "verify":
+            v = command.verify
+            s = v.sampling
+            params = SamplingParams(temperature=s.temperature, top_p=s.top_p if s.top_p > 0 else 1.0,
+                                    top_k=s.top_k, seed=None)
+            positions = state.verify(v.edit.keep, list(v.edit.append), list(v.draft), params,
+                                     v.seed & 0xFFFFFFFF, v.top_logprobs, v.logprobs)
+            return tier_pb2.SequenceReply(call=command.call, verify=tier_pb2.VerifyReply(
+                held=len(state.tokens),
+                positions=[tier_pb2.VerifiedPosition(
+                    accept=p.accept, token=p.token, token_logprob=p.token_logprob, draft_logprob=p.draft_logprob,
+                    top=[tier_pb2.TokenLogprob(token=t, logprob=lp) for t, lp in p.top]) for p in positions]))
+        raise KeptError(f"expected a draft or verify command, got {kind or 'nothing'}")
+
     # -- Info ----------------------------------------------------------------------------------
 
     def Info(self, request: tier_pb2.InfoRequest, context: grpc.ServicerContext) -> tier_pb2.InfoResponse:
@@ -155,7 +226,7 @@ class TierServicer(tier_pb2_grpc.TierServicer):
             framework="pytorch", model_id=e.model_id, variant=e.variant, precision=e.precision,
             context_length=e.context_length, vocab_size=e.vocab_size,
             max_concurrent_requests=self.max_concurrent,
-            capabilities=["generate", "score", "top_logprobs", "seed"],
+            capabilities=["generate", "score", "top_logprobs", "seed", "kept_sequence"],
             counters=tier_pb2.Counters(**self.counters.snapshot()),
             runtime=self.runtime,
         )

@@ -9,6 +9,7 @@ import { RemoteTier, type RemoteTierDeps } from './remote-tier.js';
 import { RemoteTierError } from './remote-tier-error.js';
 import { sidecarMetrics } from './sidecar-metrics.js';
 import { type CancelSignal } from '../cancellation.js';
+import type { KeptSequence, OpenSequenceOptions } from '../kept-sequence.js';
 
 interface Endpoint {
   readonly address: string;
@@ -121,6 +122,58 @@ export class BalancedRemoteTier implements Tier {
     }
   }
 
+  /**
+   * Kept sequences when a serving address offers them (RemoteTier.openSequence). A sequence is
+   * pinned to the address it opened on — its KV cache lives there — and counts as one of that
+   * address's outstanding requests until it is closed or its signal aborts. Opening retries the
+   * next address on a failure another server could avoid, as a request before its first token.
+   */
+  get openSequence():
+    ((options: OpenSequenceOptions, signal: CancelSignal) => Promise<KeptSequence>) | undefined {
+    const any = [...this.endpoints.values()].some((m) => m.tier.health().ready && m.tier.openSequence);
+    return any ? (options, signal) => this.openKept(options, signal) : undefined;
+  }
+
+  private async openKept(options: OpenSequenceOptions, signal: CancelSignal): Promise<KeptSequence> {
+    const tried = new Set<string>();
+    let lastError: unknown;
+    for (;;) {
+      signal.throwIfAborted();
+      const endpoint = this.pick(tried, (m) => m.tier.openSequence !== undefined);
+      if (endpoint === undefined) throw lastError ?? this.unavailable();
+      tried.add(endpoint.address);
+      const open = endpoint.tier.openSequence;
+      if (open === undefined) continue;
+      endpoint.outstanding++;
+      let kept: KeptSequence;
+      try {
+        kept = await open(options, signal);
+      } catch (err) {
+        endpoint.outstanding--;
+        if (signal.aborted || !avoidable(err)) throw err;
+        this.suspect(endpoint, err);
+        lastError = err;
+        continue;
+      }
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        endpoint.outstanding--;
+        signal.removeEventListener('abort', release);
+      };
+      signal.addEventListener('abort', release, { once: true });
+      return {
+        draft: (edit, k) => kept.draft(edit, k),
+        verify: (edit, draft, o) => kept.verify(edit, draft, o),
+        close: () => {
+          kept.close();
+          release();
+        },
+      };
+    }
+  }
+
   info(): TierInfo {
     const members = [...this.endpoints.values()];
     const source = members.find((m) => m.tier.health().ready) ?? members[0];
@@ -172,10 +225,13 @@ export class BalancedRemoteTier implements Tier {
   }
 
   /** Least outstanding among serving, untried, unsuspected addresses; ties go in turn. */
-  private pick(tried: ReadonlySet<string>): Endpoint | undefined {
+  private pick(
+    tried: ReadonlySet<string>,
+    also: (m: Endpoint) => boolean = () => true,
+  ): Endpoint | undefined {
     const now = Date.now();
     const candidates = [...this.endpoints.values()].filter(
-      (m) => !tried.has(m.address) && m.tier.health().ready,
+      (m) => !tried.has(m.address) && m.tier.health().ready && also(m),
     );
     const trusted = candidates.filter((m) => m.suspectUntil <= now);
     const pool = trusted.length > 0 ? trusted : candidates;

@@ -9,6 +9,7 @@ import {
   type CallOptions,
   type ChannelOptions,
   type Client,
+  type ClientDuplexStream,
   type ClientReadableStream,
   type GrpcObject,
   type ServiceClientConstructor,
@@ -73,6 +74,10 @@ export interface CountersMessage {
   tokensGenerated: number;
   scoreRequests: number;
   activeRequests: number;
+  /** KeptSequence streams (absent from servers that do not serve them). */
+  keptSequencesOpened?: number;
+  keptSequencesOpen?: number;
+  keptCalls?: number;
 }
 
 export interface InfoResponseMessage {
@@ -86,6 +91,41 @@ export interface InfoResponseMessage {
   capabilities: string[];
   counters: CountersMessage | null;
   runtime: Record<string, string>;
+}
+
+export interface SequenceEditMessage {
+  keep: number;
+  append: number[];
+}
+
+export interface SequenceCommandMessage {
+  call: number;
+  open?: { stopTokens: number[]; deadlineUnixMs: number; requestId: string };
+  draft?: { edit: SequenceEditMessage; k: number };
+  verify?: {
+    edit: SequenceEditMessage;
+    draft: number[];
+    sampling: { temperature: number; topP: number; topK: number };
+    seed: number;
+    topLogprobs: number;
+    logprobs: boolean;
+  };
+}
+
+export interface VerifiedPositionMessage {
+  accept: number;
+  token: number;
+  tokenLogprob: number;
+  draftLogprob: number;
+  top: TokenLogprobMessage[];
+}
+
+export interface SequenceReplyMessage {
+  call: number;
+  reply?: 'opened' | 'draft' | 'verify';
+  opened?: { contextLength: number } | null;
+  draft?: { tokens: number[]; held: number } | null;
+  verify?: { positions: VerifiedPositionMessage[]; held: number } | null;
 }
 
 export type ServingStatusName = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
@@ -103,6 +143,7 @@ export interface TierClient extends Client {
   ): ClientReadableStream<GenerateResponseMessage>;
   Score: Unary<{ tokens: number[]; requestId: string }, { logprobs: number[] }>;
   Info: Unary<Record<string, never>, InfoResponseMessage>;
+  KeptSequence(options: CallOptions): ClientDuplexStream<SequenceCommandMessage, SequenceReplyMessage>;
 }
 
 export interface HealthClient extends Client {

@@ -29,6 +29,8 @@ import { fromGrpcError, isServiceError, RemoteTierError } from './remote-tier-er
 import { SidecarSupervisor } from './sidecar-supervisor.js';
 import { sidecarMetrics, type SidecarMetrics } from './sidecar-metrics.js';
 import { type CancelSignal } from '../cancellation.js';
+import type { KeptSequence, OpenSequenceOptions } from '../kept-sequence.js';
+import { RemoteKeptSequence } from './remote-kept-sequence.js';
 
 export interface RemoteTierDeps {
   readonly logger: Logger;
@@ -239,6 +241,23 @@ export class RemoteTier implements Tier {
         `tier "${this.name}": stream ended after ${tokens} tokens without a finish event`,
       );
     }
+  }
+
+  /**
+   * Kept sequences (src/tiers/kept-sequence.ts) over the KeptSequence RPC, present only while the
+   * server's Info lists "kept_sequence": a `tiergate worker` answers that RPC UNIMPLEMENTED and
+   * does not list it, so a tier it serves is never a drafter or verifier.
+   */
+  get openSequence():
+    ((options: OpenSequenceOptions, signal: CancelSignal) => Promise<KeptSequence>) | undefined {
+    if (this.remoteInfo?.capabilities.includes('kept_sequence') !== true) return undefined;
+    return (options, signal) => this.openKept(options, signal);
+  }
+
+  private async openKept(options: OpenSequenceOptions, signal: CancelSignal): Promise<KeptSequence> {
+    const client = this.requireClient();
+    const deadline = options.deadline ?? Date.now() + this.options.requestTimeoutMs;
+    return RemoteKeptSequence.open(this.name, client, options, deadline, signal);
   }
 
   async score(tokens: readonly number[], signal?: CancelSignal): Promise<Float64Array> {

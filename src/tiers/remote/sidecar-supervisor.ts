@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ChannelOptions } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -12,6 +12,7 @@ import { describeExit, SidecarProcess, type SidecarExit } from './sidecar-proces
 export const SIDECAR_DIR = fileURLToPath(new URL('../../../sidecar', import.meta.url));
 
 const STUBS = `${SIDECAR_DIR}/tiergate_sidecar/gen/tiergate/v1/tier_pb2.py`;
+const PROTO = fileURLToPath(new URL('../../../proto/tiergate/v1/tier.proto', import.meta.url));
 
 /**
  * The sidecar's Python stubs are generated, not committed (scripts/install.sh runs
@@ -19,7 +20,8 @@ const STUBS = `${SIDECAR_DIR}/tiergate_sidecar/gen/tiergate/v1/tier_pb2.py`;
  * the local proto files with the local protoc — nothing is downloaded. Returns why that failed.
  */
 function ensureStubs(logger: Logger): string | undefined {
-  if (existsSync(STUBS)) return undefined;
+  // Stubs older than the proto lack its newer RPCs (the sidecar would then not serve them).
+  if (existsSync(STUBS) && statSync(STUBS).mtimeMs >= statSync(PROTO).mtimeMs) return undefined;
   logger.info('generating the sidecar gRPC stubs (sidecar/gen-stubs.sh)');
   const r = spawnSync('bash', [`${SIDECAR_DIR}/gen-stubs.sh`], { encoding: 'utf8', timeout: 60_000 });
   if (r.status === 0 && existsSync(STUBS)) return undefined;

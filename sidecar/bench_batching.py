@@ -1,0 +1,110 @@
+"""Where the sidecar's batching goes, without gRPC: greedy decode tokens/s of 1 row vs N rows in one
+forward pass, for
+- the plain loop: the shared model's own forward() with its torch.cat KV cache (the framework's
+  plain batched form, what bench/tier-baselines.ts prints beside the sidecar), and
+- the sidecar's decode path: Engine.step_slots over its preallocated slot cache, with the rows in
+  slots 0..N-1 (`engine`) or in reverse order, which the step must gather (`engine-gather`).
+Prints one JSON line per measurement on stdout (progress on stderr). Rounds alternate the forms;
+each figure is the median of the rounds.
+
+  /usr/bin/python3 sidecar/bench_batching.py --model models/small/small-f32.gguf [--rows 8]
+    [--tokens 64] [--rounds 3] [--threads 1] [--blas-threads 1]
+    [--forms plain,engine,engine-gather] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tiergate_sidecar.blas import set_blas_threads  # noqa: E402
+from tiergate_sidecar.engine import Engine, load_engine  # noqa: E402
+
+PROMPT = [1, 450, 5874, 310, 278, 3303, 3900]
+
+
+def plain_loop(engine: Engine, rows: int, tokens: int) -> float:
+    """Aggregate decode tokens/s of `rows` identical sequences in one forward() per step."""
+    model = engine.model
+    ids = torch.tensor([PROMPT] * rows)
+    logits, past = model(ids)
+    pos = len(PROMPT)
+    t = time.perf_counter()
+    for _ in range(tokens - 1):
+        nxt = logits[:, -1].argmax(-1).view(rows, 1)
+        logits, past = model(nxt, torch.full((rows, 1), pos), None, past)
+        pos += 1
+    return rows * (tokens - 1) / (time.perf_counter() - t)
+
+
+def engine_loop(engine: Engine, rows: int, tokens: int, reversed_slots: bool = False) -> float:
+    """The same through the sidecar's decode path (slot cache, fused weights). reversed_slots:
+    the rows sit in slots rows-1..0, which step_slots must gather (the batcher's slot order
+    after a burst ended, before it kept active rows in slot order)."""
+    cache = engine.allocate_slots(rows)
+    slots = list(range(rows))[::-1] if reversed_slots else list(range(rows))
+    nxt = [int(engine.prefill_slot(cache, s, PROMPT).argmax()) for s in slots]
+    pos = len(PROMPT)
+    t = time.perf_counter()
+    for _ in range(tokens - 1):
+        logits = engine.step_slots(cache, slots, nxt, [pos] * rows)
+        nxt = logits.argmax(-1).tolist()
+        pos += 1
+    return rows * (tokens - 1) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--blas-threads", type=int, default=0, help="OpenBLAS threads (0: leave its default)")
+    ap.add_argument("--forms", default="plain,engine,engine-gather")
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's top ops at --rows")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    blas = set_blas_threads(args.blas_threads) if args.blas_threads > 0 else None
+    engine = load_engine(args.model, "")
+    forms: Dict[str, Callable[[Engine, int, int], float]] = {
+        "plain": plain_loop, "engine": engine_loop,
+        "engine-gather": lambda e, r, t: engine_loop(e, r, t, reversed_slots=True)}
+    chosen = [f for f in args.forms.split(",") if f in forms]
+    results: Dict[str, Dict[int, List[float]]] = {f: {1: [], args.rows: []} for f in chosen}
+    with torch.inference_mode():
+        for f in chosen:  # warm-up
+            forms[f](engine, 1, 8)
+            forms[f](engine, args.rows, 8)
+        for r in range(args.rounds):
+            print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
+            for f in chosen:
+                for rows in (1, args.rows):
+                    results[f][rows].append(forms[f](engine, rows, args.tokens))
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+            for f in chosen:
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    forms[f](engine, args.rows, args.tokens)
+                print(f"--- {f} rows={args.rows}", file=sys.stderr)
+                print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14), file=sys.stderr)
+    for f in chosen:
+        one = statistics.median(results[f][1])
+        many = statistics.median(results[f][args.rows])
+        ratios = [m / o for o, m in zip(results[f][1], results[f][args.rows])]
+        print(json.dumps({"form": f, "threads": torch.get_num_threads(), "blas_threads": blas, "rows": args.rows,
+                          "single_tps": round(one, 1), "aggregate_tps": round(many, 1),
+                          "ratio": round(statistics.median(ratios), 2)}))
+
+
+if __name__ == "__main__":
+    main()
