@@ -2,12 +2,17 @@
  * Cost of the KV-cache strategy of the ONNX tier's continuous batcher, on the family's FP32
  * decoder (not a tier runner; run it directly):
  *
- *   node --import tsx bench/tiers/kv-merge.ts [--rows 16] [--past 256] [--reps 20]
+ *   node --import tsx bench/tiers/kv-merge.ts [--family models/tiny] [--variant onnx-fp32]
+ *     [--rows 16] [--past 256] [--reps 20]
  *
  * Prints the time of one decode step of `rows` sequences with `past` cached positions and the
  * time to re-pack that batch's cache (what a join/leave costs: one copy of every row), into the
- * tier's reused buffers and, for comparison, into fresh allocations.
+ * tier's reused buffers and, for comparison, into fresh allocations. Then the batching ceiling of
+ * the graph itself: steps of one row and of `rows` rows, alternated, each with its outputs
+ * written into reused buffers as the tier does; `rows` × (one-row step) / (rows-row step) is the
+ * most any loop over this graph can gain from batching at that cache length.
  */
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
@@ -24,14 +29,16 @@ async function main(): Promise<void> {
       rows: { type: 'string', default: '16' },
       past: { type: 'string', default: '256' },
       reps: { type: 'string', default: '20' },
+      family: { type: 'string', default: fileURLToPath(new URL('../../models/tiny', import.meta.url)) },
+      variant: { type: 'string', default: 'onnx-fp32' },
     },
   });
   const rows = Number(values.rows);
   const past = Number(values.past);
   const reps = Number(values.reps);
 
-  const family = loadModelFamily(fileURLToPath(new URL('../../models/tiny', import.meta.url)));
-  const file = resolveVariant(family, 'onnx-fp32', '.onnx').file;
+  const family = loadModelFamily(values.family);
+  const file = resolveVariant(family, values.variant, '.onnx').file;
   const session = await ort.InferenceSession.create(file, {
     intraOpNumThreads: 1,
     executionMode: 'sequential',
@@ -93,6 +100,72 @@ async function main(): Promise<void> {
     stepMs.push(performance.now() - t0);
   }
 
+  // The ceiling: one-row and rows-row steps alternated, each at `past` cached positions, their
+  // presents and logits written into buffers reused across steps (as the tier's are).
+  const vocab = spec.vocabSize ?? 0;
+  /** One step of n rows: its wall time and this process's CPU time (ms), run on this thread. */
+  const stepAt = (n: number): (() => Promise<{ wall: number; cpu: number }>) => {
+    const pastData = Array.from({ length: shape.layers * 2 }, () =>
+      new Float32Array(n * shape.kvHeads * past * shape.headDim).fill(0.01),
+    );
+    const presentData = Array.from(
+      { length: shape.layers * 2 },
+      () => new Float32Array(n * shape.kvHeads * (past + 1) * shape.headDim),
+    );
+    const logits = new Float32Array(n * vocab);
+    const lengths = new Array<number>(n).fill(past);
+    return async () => {
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: idTensor(spec.inputIdsType, new Array<number>(n).fill(3), [n, 1]),
+        attention_mask: stepMask(spec.attentionMaskType, lengths, past),
+      };
+      if (spec.positionIds) feeds['position_ids'] = idTensor(spec.positionIds, lengths, [n, 1]);
+      const fetches: Record<string, ort.Tensor | null> = {
+        logits: vocab > 0 ? new ort.Tensor('float32', logits, [n, 1, vocab]) : null,
+      };
+      for (let l = 0; l < shape.layers; l++) {
+        for (const [j, kv] of ['key', 'value'].entries()) {
+          feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor(
+            'float32',
+            pastData[2 * l + j] as Float32Array,
+            [n, shape.kvHeads, past, shape.headDim],
+          );
+          fetches[`present.${l}.${kv}`] = new ort.Tensor('float32', presentData[2 * l + j] as Float32Array, [
+            n,
+            shape.kvHeads,
+            past + 1,
+            shape.headDim,
+          ]);
+        }
+      }
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await session.run(feeds, fetches);
+      const wall = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      return { wall, cpu: (c.user + c.system) / 1000 };
+    };
+  };
+  const one = stepAt(1);
+  const many = stepAt(rows);
+  await one();
+  await many();
+  const ratios: number[] = [];
+  const cpuRatios: number[] = [];
+  const oneMs: number[] = [];
+  const manyMs: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    // Pairs of adjacent steps, so that a change of machine load hits both sides of each ratio.
+    const m = await many();
+    const o = await one();
+    manyMs.push(m.wall);
+    oneMs.push(o.wall);
+    ratios.push((rows * o.wall) / m.wall);
+    // CPU time does not count the time the thread waited for a core: on a shared machine it is
+    // the steadier measure of what a step costs.
+    cpuRatios.push((rows * o.cpu) / m.cpu);
+  }
+
   const cacheMb = (batch.tensors.reduce((n, t) => n + t.length, 0) * 4) / 1e6;
   const med = (xs: number[]): string => percentile(xs, 50).toFixed(3);
   process.stdout.write(
@@ -101,7 +174,11 @@ async function main(): Promise<void> {
       `re-pack of the whole batch (join/leave) into reused buffers: median ${med(packMs)} ms ` +
       `(${((percentile(packMs, 50) / percentile(stepMs, 50)) * 100).toFixed(0)}% of a step)\n` +
       `the same re-pack into freshly allocated buffers: median ${med(freshPackMs)} ms\n` +
-      `steady state: present outputs adopted as the next past, 0 copies per step\n`,
+      `steady state: present outputs adopted as the next past, 0 copies per step\n` +
+      `batching ceiling at ${past} cached positions (${values.variant}, reused output buffers): one row ` +
+      `${med(oneMs)} ms, ${rows} rows ${med(manyMs)} ms; ${rows} × one-row / ${rows}-row step: median ` +
+      `${percentile(ratios, 50).toFixed(2)}× (of ${reps} pairs); by CPU time ${percentile(cpuRatios, 50).toFixed(2)}×\n` +
+      `1-minute load average ${loadavg()[0]?.toFixed(1)} (2 shared cores)\n`,
   );
   await session.release();
 }
