@@ -140,3 +140,63 @@ test("a client that goes away mid-stream frees both tiers' sequences and slots",
     );
   }
 });
+
+test("the pair's latency model learns from speculated requests; explain shows it", async () => {
+  const res = await fetch(`${gw.baseUrl}/v1/route/explain`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-tiergate-policy': 'k3' },
+    body: JSON.stringify({ model: 'tiergate-tiny', prompt: 'The jury said', max_tokens: 24 }),
+  });
+  const body = (await res.json()) as {
+    plan: {
+      reason: string;
+      attempts: { tier: string; predictedMs: number }[];
+      speculative?: { predictedMs: number };
+    };
+    profiles: Record<string, { live: boolean; samples: number; perOutputTokenMs: number }>;
+  };
+  const pair = body.profiles['draft>main'];
+  assert.ok(pair !== undefined && pair.live && pair.samples >= 8, JSON.stringify(pair));
+  assert.equal(body.plan.attempts[0]?.tier, 'main');
+  assert.equal(body.plan.speculative?.predictedMs, body.plan.attempts[0]?.predictedMs);
+  assert.match(body.plan.reason, new RegExp(`predicted ${body.plan.speculative?.predictedMs}ms`));
+});
+
+test('speculation gives way to plain decoding on the verify tier once it is saturated; the answer is unchanged', async () => {
+  const prompt = PROMPTS[5]!;
+  const want = await complete(gw, { prompt, max_tokens: 200, temperature: 0 }, { 'x-tiergate-tier': 'main' });
+  const before = await metricValue(
+    gw.baseUrl,
+    'tiergate_speculative_requests_total{pair="draft>main",outcome="handed_over_saturated"}',
+  );
+  const res = await fetch(`${gw.baseUrl}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-tiergate-policy': 'busy' },
+    body: JSON.stringify({ model: 'tiergate-tiny', prompt, max_tokens: 200, temperature: 0, stream: true }),
+  });
+  const reader = res.body!.getReader();
+  let raw = new TextDecoder().decode((await reader.read()).value);
+  // A second stream on main while the speculative one runs: main's load passes stopAtLoad.
+  const other = complete(
+    gw,
+    { prompt: PROMPTS[6], max_tokens: 60, temperature: 0 },
+    { 'x-tiergate-tier': 'main' },
+  );
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    raw += new TextDecoder().decode(value);
+  }
+  assert.equal((await other).status, 200);
+  let text = '';
+  for (const line of raw.split('\n')) {
+    if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+    text += (JSON.parse(line.slice(6)) as { choices: { text: string }[] }).choices[0]?.text ?? '';
+  }
+  assert.equal(text, want.text);
+  const after = await metricValue(
+    gw.baseUrl,
+    'tiergate_speculative_requests_total{pair="draft>main",outcome="handed_over_saturated"}',
+  );
+  assert.equal(after - (Number.isNaN(before) ? 0 : before), 1);
+});
