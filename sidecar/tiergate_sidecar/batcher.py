@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, List, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple
 
 import torch
 
@@ -144,6 +144,7 @@ class DecodeBatcher:
             seq.events.put((END, "cancelled"))
 
     def _admit(self, waiting: List[Sequence]) -> None:
+        admitted: List[Sequence] = []
         for seq in waiting:
             if seq.cancelled.is_set() or seq.expired():
                 self._drop_pending(seq, "deadline" if seq.expired() else "cancelled")
@@ -155,9 +156,19 @@ class DecodeBatcher:
             # to be one contiguous run of slots, which step_slots reads without a gather.
             seq.slot = heapq.heappop(self.free)
             bisect.insort(self.active, seq, key=lambda s: s.slot)
-            logits = self.engine.prefill_slot(self.cache, seq.slot, seq.tokens)
-            seq.length = len(seq.tokens)
-            self._emit(seq, logits)
+            admitted.append(seq)
+        # Prompts of one length that arrived together prefill in one forward pass: one after
+        # another they held up every running stream for a forward pass each.
+        by_length: Dict[int, List[Sequence]] = {}
+        for seq in admitted:
+            by_length.setdefault(len(seq.tokens), []).append(seq)
+        for group in by_length.values():
+            logits = self.engine.prefill_slots(self.cache, [s.slot for s in group], [s.tokens for s in group])
+            picks = sample_rows(logits, [s.params for s in group], [s.rng for s in group],
+                                [s.top_logprobs for s in group])
+            for seq, picked in zip(group, picks):
+                seq.length = len(seq.tokens)
+                self._emit(seq, picked)
         if not self.active and self.pending:
             # Everything waiting is blocked on slots held by nobody active: cannot happen, but a
             # short sleep keeps a logic error from spinning a core.

@@ -127,13 +127,19 @@ class Engine:
 
     def prefill_slot(self, cache: SlotCache, slot: int, tokens: List[int]) -> torch.Tensor:
         """Runs a prompt with the shared forward() and stores its keys/values in `slot`."""
-        ids = torch.tensor([tokens], dtype=torch.long)
+        return self.prefill_slots(cache, [slot], [tokens])[0]
+
+    def prefill_slots(self, cache: SlotCache, slots: List[int], prompts: List[List[int]]) -> torch.Tensor:
+        """Prompts of one length in one forward() pass, each row's keys/values into its slot;
+        returns each prompt's last-position logits [B, vocab]."""
+        ids = torch.tensor(prompts, dtype=torch.long)
         logits, presents = self.model(ids)
-        n = len(tokens)
+        n = ids.shape[1]
         for i, (k, v) in enumerate(presents):
-            cache.keys[i][slot, :, :n] = k[0]
-            cache.values[i][slot, :, :n] = v[0]
-        return logits[0, -1]
+            for row, slot in enumerate(slots):
+                cache.keys[i][slot, :, :n] = k[row]
+                cache.values[i][slot, :, :n] = v[row]
+        return logits[:, -1]
 
     def step_slots(self, cache: SlotCache, slots: List[int], tokens: List[int], positions: List[int]) -> torch.Tensor:
         """One decode step for several sequences at once: token b goes to position positions[b] of

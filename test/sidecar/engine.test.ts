@@ -1,7 +1,8 @@
 /**
  * The sidecar's model loading and KV-cache decoding: any llama-architecture GGUF in F32 or F16
  * loads into the shared model definition, and the decode paths (one sequence; several batched
- * in non-contiguous cache slots) give the same logits as the shared model's full forward().
+ * in non-contiguous cache slots; equal-length prompts prefilled together; a kept sequence's
+ * multi-token feed after a cached prefix) give the same logits as the shared model's full forward().
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { PYTHON, randomModel } from '../tiers/remote/helpers.js';
 interface Report {
   max_abs_diff: number;
   batched_max_abs_diff: number;
+  group_prefill_max_abs_diff: number;
+  extend_max_abs_diff: number;
   greedy: number[];
   precision: string;
   config: Record<string, number | boolean>;
@@ -51,6 +54,14 @@ describe('sidecar engine', () => {
       assert.ok(
         rep.batched_max_abs_diff < 1e-4,
         `${dtype}: batched decode differs by ${rep.batched_max_abs_diff}`,
+      );
+      assert.ok(
+        rep.group_prefill_max_abs_diff < 1e-4,
+        `${dtype}: prompts prefilled together differ by ${rep.group_prefill_max_abs_diff}`,
+      );
+      assert.ok(
+        rep.extend_max_abs_diff < 1e-4,
+        `${dtype}: a kept sequence's multi-token feed differs by ${rep.extend_max_abs_diff}`,
       );
     });
   });

@@ -53,10 +53,43 @@ def report(path: str, prompt: list, steps: int) -> dict:
             out = engine.step_slots(cache, slots, [int(torch.argmax(c)) for c in current], lengths)
             lengths = [n + 1 for n in lengths]
             current = [out[j] for j in range(3)]
+        # Equal-length prompts admitted together prefill in one forward pass (prefill_slots),
+        # into non-contiguous slots; then decode together, against each prompt alone.
+        group = [prompt, [t + 1 for t in prompt], list(reversed(prompt))]
+        alone = []
+        for p in group:
+            logits, state = engine.prefill(p)
+            rows = []
+            for _ in range(4):
+                rows.append(logits)
+                logits = engine.step(state, int(torch.argmax(logits)))
+            alone.append(rows)
+        cache = engine.allocate_slots(4)
+        slots = [2, 0, 3]
+        current = list(engine.prefill_slots(cache, slots, group))
+        lengths = [len(p) for p in group]
+        group_worst = 0.0
+        for step in range(4):
+            for j in range(3):
+                group_worst = max(group_worst, float((current[j] - alone[j][step]).abs().max()))
+            out = engine.step_slots(cache, slots, [int(torch.argmax(c)) for c in current], lengths)
+            lengths = [n + 1 for n in lengths]
+            current = [out[j] for j in range(3)]
+        # A kept sequence's multi-token feed after a cached prefix (Engine.extend, an
+        # uninitialised one-slot cache) against the full forward pass of the whole sequence.
+        whole = prompt + seq[len(prompt):len(prompt) + 6]
+        kept = engine.allocate_slots(1, zeroed=False)
+        engine.extend(kept, 0, whole[:2])
+        engine.extend(kept, 2, whole[2:3])
+        rows = engine.extend(kept, 3, whole[3:])
+        full, _ = engine.model(torch.tensor([whole]))
+        extend_worst = float((full[0, 3:] - rows).abs().max())
     cfg = engine.cfg
     return {
         "max_abs_diff": worst,
         "batched_max_abs_diff": batch_worst,
+        "group_prefill_max_abs_diff": group_worst,
+        "extend_max_abs_diff": extend_worst,
         "greedy": seq[len(prompt):],
         "precision": engine.precision,
         "config": {"dim": cfg.dim, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_kv_heads": cfg.n_kv_heads,
