@@ -1,4 +1,5 @@
-import type { KeptSequence, SequenceEdit, VerifyOptions } from '../../tiers/kept-sequence.js';
+import { ResilienceError } from '../../resilience/errors.js';
+import type { DraftResult, KeptSequence, SequenceEdit, VerifyOptions } from '../../tiers/kept-sequence.js';
 import { acceptDraft, type AcceptedRun } from './acceptance.js';
 
 /** A failure of one side of the pair: the strategy continues without it (speculative-source.ts). */
@@ -55,6 +56,8 @@ export class SpeculativeSession {
   constructor(
     private readonly verifySeq: KeptSequence,
     private readonly draftSeq: KeptSequence,
+    /** The draft tier's name, for the error of a draft call that outlasts its limit. */
+    private readonly draftTier = 'draft',
   ) {}
 
   /** Frees both tiers' sequences. */
@@ -63,15 +66,20 @@ export class SpeculativeSession {
     this.verifySeq.close();
   }
 
-  /** Drafts up to k tokens after `committed` (none when k is 0), verifies them and applies the rule. */
+  /**
+   * Drafts up to k tokens after `committed` (none when k is 0), verifies them and applies the
+   * rule. A draft call that takes longer than `draftLimitMs` (0: no limit) fails the draft side:
+   * a hung drafter must not hold an answer the verify tier can finish alone.
+   */
   async step(
     committed: readonly number[],
     k: number,
     options: VerifyOptions,
     uniform: () => number,
+    draftLimitMs = 0,
   ): Promise<Step> {
     const t0 = performance.now();
-    const draft = k > 0 ? await this.draft(committed, k) : [];
+    const draft = k > 0 ? await this.draft(committed, k, draftLimitMs) : [];
     const t1 = performance.now();
     let positions;
     try {
@@ -90,13 +98,35 @@ export class SpeculativeSession {
     };
   }
 
-  private async draft(committed: readonly number[], k: number): Promise<readonly number[]> {
+  private async draft(committed: readonly number[], k: number, limitMs: number): Promise<readonly number[]> {
     try {
-      const result = await this.draftSeq.draft(this.drafter.edit(committed), k);
+      const call = this.draftSeq.draft(this.drafter.edit(committed), k);
+      const result = limitMs > 0 ? await within(call, limitMs, this.draftTier) : await call;
       this.drafter.fed(committed, result.tokens, result.held);
       return result.tokens;
     } catch (err) {
       throw new SideFailure('draft', err);
     }
   }
+}
+
+/** The call's result, or a timeout error after `ms` (the call itself is left to end on close). */
+function within(call: Promise<DraftResult>, ms: number, tier: string): Promise<DraftResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new ResilienceError(
+            'TIERGATE_ERR_ATTEMPT_TIMEOUT',
+            `a draft call on tier "${tier}" took longer than ${Math.round(ms)} ms`,
+            tier,
+          ),
+        ),
+      ms,
+    );
+  });
+  // The abandoned call rejects when its sequence is closed: nobody waits for it then.
+  call.catch(() => undefined);
+  return Promise.race([call, late]).finally(() => clearTimeout(timer));
 }

@@ -61,7 +61,7 @@ export async function speculate(input: SpeculateInput): Promise<Ending> {
       ? failed(input, 'verify', verifySeq.reason)
       : failed(input, 'draft', (draftSeq as PromiseRejectedResult).reason);
   }
-  const session = new SpeculativeSession(verifySeq.value, draftSeq.value);
+  const session = new SpeculativeSession(verifySeq.value, draftSeq.value, input.route.draft);
   try {
     return await loop(input, session);
   } finally {
@@ -99,7 +99,13 @@ async function loop(input: SpeculateInput, session: SpeculativeSession): Promise
     let step;
     try {
       const seed = Math.floor(rng.next() * 0x1_0000_0000);
-      step = await session.step(committed, Math.max(0, draftable), { ...options, seed }, uniform);
+      step = await session.step(
+        committed,
+        Math.max(0, draftable),
+        { ...options, seed },
+        uniform,
+        draftLimit(stats, draftable),
+      );
     } catch (err) {
       if (!(err instanceof SideFailure)) throw err;
       // Aborted (caller, deadline, the attempt's limit): whichever side noticed, the request ends.
@@ -131,6 +137,20 @@ async function loop(input: SpeculateInput, session: SpeculativeSession): Promise
     if (route.adaptive) k = nextK(stats, route.maxK, steps, k);
   }
 }
+
+/**
+ * How long a draft call may take before the draft side counts as failed: DRAFT_STALL_FACTOR times
+ * its measured cost (at least DRAFT_STALL_MIN_MS), or DRAFT_STALL_MIN_MS until measured. Generous on
+ * purpose: a slow step on a loaded machine must not end speculation, a hung drafter must.
+ */
+function draftLimit(stats: PairStats, k: number): number {
+  const perToken = stats.draftMsPerToken;
+  if (perToken === undefined) return DRAFT_STALL_MIN_MS;
+  return Math.max(DRAFT_STALL_MIN_MS, DRAFT_STALL_FACTOR * perToken * Math.max(1, k));
+}
+
+const DRAFT_STALL_MIN_MS = 2000;
+const DRAFT_STALL_FACTOR = 50;
 
 /** The run as one event: cut before a stop token, and at the tokens the request may still take. */
 export function cut(

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
 import { metricValue, startGateway } from '../../helpers/start-gateway.js';
 import { complete, prompts, speculativeConfig } from './harness.js';
 
@@ -102,6 +104,46 @@ test("the verify tier failing mid-request: failover to the plan's next tier, as 
       }
     }
     assert.deepEqual(gw.service.occupancy(), { executions: 0, running: 0, queued: 0 });
+  } finally {
+    await gw.shutdown();
+  }
+});
+
+test('the draft tier hanging mid-request: after the draft limit the verify tier finishes the answer alone', async () => {
+  const gw = await startGateway(withBackup({ draft: { fault: { hangRate: 1, hangAfterTokens: 5 } } }));
+  try {
+    for (const prompt of PROMPTS.slice(0, 3)) {
+      const want = await complete(gw, { ...base, prompt }, { 'x-tiergate-tier': 'main' });
+      const got = await complete(gw, { ...base, prompt }, { 'x-tiergate-policy': 'k4' });
+      assert.equal(got.status, 200);
+      assert.equal(got.text, want.text);
+      assert.equal(got.headers.get('x-tiergate-served-by'), 'draft>main, main');
+      assert.match(got.headers.get('x-tiergate-fallbacks') ?? '', /^draft -> main \(timeout\)/);
+    }
+    assert.deepEqual(gw.service.occupancy(), { executions: 0, running: 0, queued: 0 });
+    const draft = gw.gateway.tiers.get('draft') as LlamaCppTier;
+    for (let i = 0; i < 100 && draft.nativeState().sequencesInUse > 0; i++) await sleep(10);
+    assert.equal(draft.nativeState().sequencesInUse, 0, 'the hung draft sequences were freed');
+  } finally {
+    await gw.shutdown();
+  }
+});
+
+test("the verify tier hanging past the request deadline: 504, both tiers' sequences freed", async () => {
+  const gw = await startGateway({
+    ...speculativeConfig(),
+    resilience: { requestTimeoutMs: 1500, tiers: { main: { fault: { hangRate: 1, hangAfterTokens: 6 } } } },
+  });
+  try {
+    const got = await complete(gw, { ...base, prompt: PROMPTS[0] }, { 'x-tiergate-policy': 'k3' });
+    assert.equal(got.status, 504);
+    assert.deepEqual(gw.service.occupancy(), { executions: 0, running: 0, queued: 0 });
+    const tiers = ['draft', 'main'].map((t) => gw.gateway.tiers.get(t) as LlamaCppTier);
+    for (let i = 0; i < 100 && tiers.some((t) => t.nativeState().sequencesInUse > 0); i++) await sleep(10);
+    assert.deepEqual(
+      tiers.map((t) => t.nativeState().sequencesInUse),
+      [0, 0],
+    );
   } finally {
     await gw.shutdown();
   }
