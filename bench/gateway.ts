@@ -19,6 +19,10 @@
  * it first), not the TypeScript sources through tsx, whose name-keeping helper runs on every
  * closure a request creates and would be charged to the gateway.
  *
+ * 4. Governance (bench/governance.ts, run as a child at the end): the plain gateway beside one with
+ *    per-key limits on every request and one with tracing at 100% sampling (and, with
+ *    BENCH_BEFORE_DIST, the gateway before issue 21): highest rate ratios and added p50/p99.
+ *
  * 3. Server CPU time per request (from /proc/<pid>/stat around each load run): unlike latency and
  *    rates, this barely moves with the machine's background load, so it is the steadiest measure
  *    of what the gateway costs on top of fastify.
@@ -30,7 +34,7 @@
  * Options (env): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_RATES ("500,1000,2000"),
  * BENCH_TOKENS (200), BENCH_STREAM_WARMUP (10), BENCH_STREAM_ROUNDS (10),
  * BENCH_SSE_WINDOWS ("0,1": the server.sseCoalesceMs values of extra gateways to stream through),
- * BENCH_STREAM_CLIENT ("http", or "fetch"), BENCH_PARTS ("load,stream"), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1),
+ * BENCH_STREAM_CLIENT ("http", or "fetch"), BENCH_PARTS ("load,stream,governance"), BENCH_GGUF (models/tiny/tiny-q4_k_m.gguf), BENCH_PIN (1),
  * BENCH_NODE_FLAGS ("--max-semi-space-size=64": the servers' V8 flags, as npm start runs the gateway).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -62,7 +66,7 @@ const RATES = (process.env.BENCH_RATES ?? '500,1000,2000').split(',').map(Number
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
 const STREAM_WARMUP = Number(process.env.BENCH_STREAM_WARMUP ?? 10);
 const STREAM_ROUNDS = Number(process.env.BENCH_STREAM_ROUNDS ?? 10);
-const PARTS = (process.env.BENCH_PARTS ?? 'load,stream').split(',');
+const PARTS = (process.env.BENCH_PARTS ?? 'load,stream,governance').split(',');
 /** server.sseCoalesceMs of the extra gateways the stream runs through beside the default one. */
 const SSE_WINDOWS = (process.env.BENCH_SSE_WINDOWS ?? '0,1')
   .split(',')
@@ -590,6 +594,15 @@ async function main(): Promise<void> {
 
   gateway.child.kill('SIGTERM');
   await once(gateway.child, 'exit');
+
+  if (PARTS.includes('governance')) {
+    const governance = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('./governance.ts', import.meta.url))],
+      { cwd: ROOT, env: process.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    console.log(`\n${governance.trim()}`);
+  }
 }
 
 const mode = process.argv[2];
