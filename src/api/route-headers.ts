@@ -3,15 +3,10 @@ import type { RateLimitInfo } from '../errors/rate-limit.js';
 import type { ExecutionRecord } from '../resilience/executor.js';
 import type { Execution } from '../service/execution.js';
 import { rateLimitFields } from './rate-limit-headers.js';
+import { CONTINUED_FROM, FALLBACKS, fallbacksValue, headerSafe, SERVED_BY } from './resilience-fields.js';
 
-/** Response fields naming the tiers that served a request and any mid-stream continuation. */
-export const SERVED_BY = 'x-tiergate-served-by';
-export const CONTINUED_FROM = 'x-tiergate-continued-from';
-/**
- * Each move from one tier to the next and why, e.g. `edge -> main (shed)` for an overflow: says
- * why `x-tiergate-served-by` is not `x-tiergate-tier` (docs/resilience.md "What a response tells you").
- */
-export const FALLBACKS = 'x-tiergate-fallbacks';
+export { CONTINUED_FROM, FALLBACKS, resilienceFields, SERVED_BY } from './resilience-fields.js';
+
 /** Set when the request's own budgets were not applied, with the reason (a pinned model or tier). */
 export const BUDGETS_NOT_APPLIED = 'x-tiergate-budgets-not-applied';
 
@@ -44,26 +39,12 @@ export function setRateLimitHeaders(
   for (const name in fields) void reply.header(name, fields[name]);
 }
 
-/** Header/trailer values for a record; empty fields are left out. */
-export function resilienceFields(record: ExecutionRecord): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (record.servedBy.length > 0) out[SERVED_BY] = record.servedBy.join(', ');
-  if (record.continuedFrom !== undefined) out[CONTINUED_FROM] = record.continuedFrom;
-  if (record.fallbacks.length > 0) out[FALLBACKS] = fallbacksValue(record);
-  return out;
-}
-
 /** The same fields set as response headers, one by one (a whole answer, once it is complete). */
 export function setResilienceHeaders(reply: FastifyReply, record: ExecutionRecord): void {
   const by = record.servedBy;
   if (by.length > 0) void reply.header(SERVED_BY, by.length === 1 ? by[0]! : by.join(', '));
   if (record.continuedFrom !== undefined) void reply.header(CONTINUED_FROM, record.continuedFrom);
   if (record.fallbacks.length > 0) void reply.header(FALLBACKS, fallbacksValue(record));
-}
-
-/** `from -> to (cause)` per move; a move with no next tier (the request failed there) ends in `-`. */
-function fallbacksValue(record: ExecutionRecord): string {
-  return headerSafe(record.fallbacks.map((f) => `${f.from} -> ${f.to ?? '-'} (${f.cause})`).join(', '));
 }
 
 /**
@@ -73,13 +54,4 @@ function fallbacksValue(record: ExecutionRecord): string {
 export function setStreamResilienceHeaders(reply: FastifyReply, record: ExecutionRecord): void {
   setResilienceHeaders(reply, record);
   void reply.header('trailer', `${SERVED_BY}, ${CONTINUED_FROM}, ${FALLBACKS}`);
-}
-
-const VISIBLE_ASCII = /^[\x20-\x7e]*$/;
-
-/** Header values must be visible ASCII; reasons are built from ASCII but tier names come from config. */
-function headerSafe(text: string): string {
-  if (text.length <= 200 && VISIBLE_ASCII.test(text)) return text;
-  const ascii = text.replace(/[^\x20-\x7e]/g, '?');
-  return ascii.length > 200 ? `${ascii.slice(0, 197)}...` : ascii;
 }

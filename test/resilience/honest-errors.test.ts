@@ -119,6 +119,8 @@ test('a retry refused by the budget while another tier fits is a 503 with Retry-
   assert.equal(err.code, GrpcStatus.UNAVAILABLE);
   assert.ok(Number(err.metadata.get('retry-after')[0]) >= 1, 'retry-after metadata');
   assert.match(err.details, /retry budget of tier "flaky" is spent/);
+  // The same account of the attempts as HTTP's headers, in the error's metadata.
+  assert.equal(err.metadata.get('x-tiergate-fallbacks')[0], 'flaky -> - (fault)');
 
   // stuck's budget is its own: flaky spending all of its budget did not take stuck's retry.
   const other = await complete('tiergate-slowfirst', 'budget-other');

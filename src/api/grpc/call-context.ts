@@ -8,6 +8,7 @@ import type { Execution } from '../../service/execution.js';
 import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 import type { Denial } from '../auth.js';
 import { traceContextOf } from '../trace-context.js';
+import { resilienceFields } from '../resilience-fields.js';
 import { toGrpcStatus } from './grpc-status.js';
 
 /** What unary and streaming calls share (grpc-js does not export ServerSurfaceCall). */
@@ -93,6 +94,11 @@ export class CallContext {
       err === undefined ? undefined : toGrpcStatus(this.signal.aborted ? this.signal.reason : err);
     // Settled already when it ran; otherwise (the call failed before running it) it settles now.
     this.execution?.abort();
+    // A failure after attempts says which tiers ran and why it moved on, as HTTP's headers do.
+    if (failure !== undefined && this.execution !== undefined) {
+      for (const [name, value] of Object.entries(resilienceFields(this.execution.record)))
+        failure.status.metadata?.set(name, value);
+    }
     const status = failure === undefined ? 200 : failure.apiError.status;
     const exec = this.execution?.fields();
     const labels = { route: this.method, tier: exec?.tier ?? 'none', status: String(status) };
