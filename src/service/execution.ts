@@ -2,6 +2,7 @@ import { asGatewayError, GatewayError } from '../errors/gateway-error.js';
 import type { RateLimitInfo } from '../errors/rate-limit.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { KeyAdmission, KeyLimiter } from '../limits/key-limiter.js';
+import { ANONYMOUS } from '../limits/key-limits.js';
 import { withTraceContext, type TraceSpan, type Tracing } from '../observability/tracing.js';
 import { spendOf } from '../limits/spend.js';
 import { execute, progressOf, type ChoiceEventHandler, type ExecutionSummary } from '../pipeline/execute.js';
@@ -140,7 +141,11 @@ export class Execution {
     this.running = true;
     // The key's limits: its request, prompt tokens and a first lease of completion tokens, or a
     // refusal (429). A synchronous store (in-process) costs no promise here.
-    const keySpan = this.trace?.child('tiergate.key_limits');
+    // A span only where the key has limits: otherwise there is nothing to wait for or refuse.
+    const keySpan =
+      this.trace === undefined || this.host.limits.limitsOf(this.input.caller.apiKey ?? ANONYMOUS) === null
+        ? undefined
+        : this.trace.child('tiergate.key_limits');
     try {
       const admitted = this.host.limits.admit(this.input.caller.apiKey, {
         promptTokens: request.promptTokens.length * request.n,

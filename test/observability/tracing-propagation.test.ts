@@ -77,6 +77,8 @@ describe('trace context over gRPC metadata', () => {
       tokenizer: { kind: 'bytes' },
       grpc: { enabled: true, host: '127.0.0.1', port: 0 },
       auth: { enabled: true, keys: [{ name: 'tracer', key: 'sk-trace-test-1' }] },
+      // The key has a limit: its requests get a key-limits span.
+      limits: { byKey: { tracer: { requestsPerMinute: 1000 } } },
       tiers: { far: { kind: 'remote', address: `127.0.0.1:${port}`, healthIntervalMs: 100, required: true } },
       models: { 'tiergate-far': { tier: 'far' } },
       tracing: { enabled: true, endpoint, exportIntervalMs: 50 },
@@ -108,6 +110,8 @@ describe('trace context over gRPC metadata', () => {
     const stream = spans.find((s) => s.name === 'tiergate.stream');
     assert.ok(stream, spans.map((s) => s.name).join(', '));
     assert.equal(String(sent).split('-')[2], stream.spanId, 'the tier server joins under the stream span');
+    const keyLimits = spans.find((s) => s.name === 'tiergate.key_limits');
+    assert.equal(keyLimits?.parentSpanId, spans.find((s) => s.kind === 2)?.spanId);
   });
 
   it("continues a gRPC client's traceparent from the call's metadata", async () => {
