@@ -10,10 +10,10 @@
  * on the F32 GGUF), `main` (ONNX Runtime FP32), `fallback` (the PyTorch sidecar, spawned). A verify
  * tier that does not keep sequences (Tier.openSequence) is reported and skipped. Per round and
  * prompt, the verify tier alone and each speculative configuration (fixed k, and adaptive k
- * from 4) run one after another, so machine noise hits all; a configuration's rate is decode
- * tokens/s (first token to last, prefill excluded) over the round, its speed-up the median over
- * rounds of its rate ÷ the verify tier's in the same round. Each speculative answer is checked
- * against the verify tier's own (greedy: they must be equal).
+ * from 4 up to the largest k given) run one after another, so machine noise hits all; a
+ * configuration's rate is decode tokens/s (first token to last, prefill excluded) over the
+ * round, its speed-up the median over rounds of its rate ÷ the verify tier's in the same round.
+ * Each speculative answer is checked against the verify tier's own (greedy: they must be equal).
  */
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -72,7 +72,7 @@ for (const v of verifiers) {
   }
   policies[`${v}-adaptive`] = {
     tiers: [v],
-    speculative: { draft: 'edge', verify: v, k: 4, maxK: 8, adaptive: true },
+    speculative: { draft: 'edge', verify: v, k: 4, maxK: Math.max(4, ...KS), adaptive: true },
   };
   configs.push({ label: `edge>${v} adaptive`, verifier: v, policy: `${v}-adaptive` });
 }
