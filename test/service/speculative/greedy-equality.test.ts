@@ -200,3 +200,17 @@ test('speculation gives way to plain decoding on the verify tier once it is satu
   );
   assert.equal(after - (Number.isNaN(before) ? 0 : before), 1);
 });
+
+test('sampling through the gateway: a seeded speculative answer repeats, other seeds differ', async () => {
+  const texts = new Set<string>();
+  for (const seed of [7, 8, 9, 10]) {
+    const body = { prompt: PROMPTS[3], max_tokens: 24, temperature: 1, seed };
+    const a = await complete(gw, body, { 'x-tiergate-policy': 'k3' });
+    const b = await complete(gw, { ...body, stream: true }, { 'x-tiergate-policy': 'k3' });
+    assert.equal(a.status, 200);
+    assert.equal(a.headers.get('x-tiergate-served-by'), 'draft>main');
+    assert.equal(b.text, a.text, `seed ${seed}`);
+    texts.add(a.text);
+  }
+  assert.ok(texts.size > 1, 'different seeds, different samples');
+});
