@@ -10,9 +10,14 @@
  * tier's reused buffers and, for comparison, into fresh allocations. Then the batching ceiling of
  * the graph itself: steps of one row and of `rows` rows, alternated, each with its outputs
  * written into reused buffers as the tier does; `rows` × (one-row step) / (rows-row step) is the
- * most any loop over this graph can gain from batching at that cache length.
+ * most any loop over this graph can gain from batching at that cache length. `--profile` adds
+ * where a step's kernel time goes (ONNX Runtime's profiler, one row and `rows` rows): weight
+ * matmuls, the attention's own kernels (the Concat of past and new keys/values, the score and
+ * value matmuls, mask and softmax), and the rest.
  */
-import { loadavg } from 'node:os';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
@@ -31,6 +36,7 @@ async function main(): Promise<void> {
       reps: { type: 'string', default: '20' },
       family: { type: 'string', default: fileURLToPath(new URL('../../models/tiny', import.meta.url)) },
       variant: { type: 'string', default: 'onnx-fp32' },
+      profile: { type: 'boolean', default: false },
     },
   });
   const rows = Number(values.rows);
@@ -181,6 +187,91 @@ async function main(): Promise<void> {
       `1-minute load average ${loadavg()[0]?.toFixed(1)} (2 shared cores)\n`,
   );
   await session.release();
+  if (values.profile) {
+    for (const n of [1, rows]) process.stdout.write(`${await profileStep(file, n, past, reps)}\n`);
+  }
+}
+
+interface ProfileEvent {
+  readonly cat?: string;
+  readonly name: string;
+  readonly dur: number;
+  readonly args?: { readonly op_name?: string; readonly input_type_shape?: readonly object[] };
+}
+
+const WEIGHT_MATMULS = new Set(['MatMul', 'MatMulInteger', 'MatMulNBits', 'DynamicQuantizeMatMul']);
+const ATTENTION_OPS = new Set(['Concat', 'FusedMatMul', 'MatMul', 'Softmax', 'Where', 'Div']);
+
+/** Kernel time per step of `n` rows at `past` cached positions, by kind (ONNX Runtime's profiler). */
+async function profileStep(file: string, n: number, past: number, reps: number): Promise<string> {
+  const prefix = join(tmpdir(), `tiergate-kv-merge-${process.pid}-${n}`);
+  const session = await ort.InferenceSession.create(file, {
+    intraOpNumThreads: 1,
+    executionMode: 'sequential',
+    enableProfiling: true,
+    profileFilePrefix: prefix,
+  });
+  const spec = readDecoderSpec(session.inputMetadata, session.outputMetadata, file);
+  const lengths = new Array<number>(n).fill(past);
+  const dims = [n, spec.kvHeads, past, spec.headDim];
+  const pastData = new Float32Array(n * spec.kvHeads * past * spec.headDim).fill(0.01);
+  // Outputs into reused buffers, as the tier writes them (fresh ones would add page faults).
+  const presentDims = [n, spec.kvHeads, past + 1, spec.headDim];
+  const presents = Array.from(
+    { length: spec.layers * 2 },
+    () => new Float32Array(n * spec.kvHeads * (past + 1) * spec.headDim),
+  );
+  const vocab = spec.vocabSize ?? 0;
+  const logits = new Float32Array(n * vocab);
+  for (let i = 0; i < reps; i++) {
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: idTensor(spec.inputIdsType, new Array<number>(n).fill(3), [n, 1]),
+      attention_mask: stepMask(spec.attentionMaskType, lengths, past),
+    };
+    if (spec.positionIds) feeds['position_ids'] = idTensor(spec.positionIds, lengths, [n, 1]);
+    const fetches: Record<string, ort.Tensor | null> = {
+      logits: vocab > 0 ? new ort.Tensor('float32', logits, [n, 1, vocab]) : null,
+    };
+    for (let l = 0; l < spec.layers; l++) {
+      for (const [j, kv] of ['key', 'value'].entries()) {
+        feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', pastData, dims);
+        fetches[`present.${l}.${kv}`] = new ort.Tensor(
+          'float32',
+          presents[2 * l + j] as Float32Array,
+          presentDims,
+        );
+      }
+    }
+    await session.run(feeds, fetches);
+  }
+  // endProfiling() writes the file; onnxruntime-node does not return its name.
+  session.endProfiling();
+  await session.release();
+  const dir = tmpdir();
+  const name = readdirSync(dir).find((f) => join(dir, f).startsWith(prefix) && f.endsWith('.json'));
+  if (name === undefined) return `profile of ${n} rows: no profile file written`;
+  const events = JSON.parse(readFileSync(join(dir, name), 'utf8')) as ProfileEvent[];
+  rmSync(join(dir, name));
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').length;
+  const byKind = new Map<string, number>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    const op = e.args?.op_name ?? '?';
+    // A weight matmul has one dynamic input (the weights are initializers, not listed).
+    const kind =
+      WEIGHT_MATMULS.has(op) && (e.args?.input_type_shape?.length ?? 0) === 1
+        ? 'weight matmuls'
+        : e.name.includes('/attention/') && ATTENTION_OPS.has(op)
+          ? `attention ${op}`
+          : 'other';
+    byKind.set(kind, (byKind.get(kind) ?? 0) + e.dur);
+  }
+  const total = [...byKind.values()].reduce((a, b) => a + b, 0);
+  const parts = [...byKind]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, us]) => `${k} ${(us / runs / 1000).toFixed(2)}`)
+    .join(', ');
+  return `profile, ${n} row(s) at ${past} cached positions: kernels ${(total / runs / 1000).toFixed(2)} ms per step (${parts})`;
 }
 
 // Only when run directly: bench/tiers.ts imports every module of this folder to find runners.
