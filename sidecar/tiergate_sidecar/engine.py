@@ -189,21 +189,44 @@ class Engine:
         return _mm(self._out_t, self.model.norm(x))
 
     def extend(self, cache: SlotCache, start: int, tokens: List[int]) -> torch.Tensor:
-        """Feeds `tokens` at positions start.. of a one-slot cache in one forward pass that
-        attends to the `start` positions already cached (kept sequences: append + draft).
-        Returns logits [len(tokens), vocab]. One token after a cached prefix takes the decode
-        path generation uses, so a kept sequence decodes exactly as Generate does."""
+        """Feeds `tokens` at positions start.. of a one-slot cache in one pass that attends to
+        the `start` positions already cached (kept sequences: append + draft). Returns logits
+        [len(tokens), vocab]. The decode path's fused weights with one row per token: through
+        the shared forward() (fresh rope tables and mask, torch.cat of the past, 3-D F.linear) a
+        2-token feed on `small` cost 2-3 single steps, which ate speculation's gain. One token
+        after a cached prefix is exactly Generate's decode step."""
         n = len(tokens)
         if n == 1 and start > 0:
             return self.step_slots(cache, [0], tokens, [start])
-        past = None if start == 0 else [
-            (k[0:1, :, :start], v[0:1, :, :start]) for k, v in zip(cache.keys, cache.values)]
-        positions = torch.arange(start, start + n).unsqueeze(0)
-        logits, presents = self.model(torch.tensor([tokens], dtype=torch.long), positions, None, past)
-        for i, (k, v) in enumerate(presents):
-            cache.keys[i][0, :, start : start + n] = k[0, :, start:]
-            cache.values[i][0, :, start : start + n] = v[0, :, start:]
-        return logits[0]
+        cfg = self.cfg
+        heads, kv_heads, d = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        q_end, k_end = heads * d, (heads + kv_heads) * d
+        ffn = cfg.ffn_dim
+        span = start + n
+        pos = torch.arange(start, span)
+        cos = self._cos[pos].view(1, 1, n, -1)
+        sin = self._sin[pos].view(1, 1, n, -1)
+        # Query i (position start + i) sees keys 0..start + i.
+        hidden = torch.arange(span).view(1, span) > pos.view(n, 1)
+        x = self.model.tok_embeddings.weight[torch.tensor(tokens, dtype=torch.long)]  # [n, dim]
+        for i, layer in enumerate(self.model.layers):
+            w = self._layers[i]
+            qkv = _mm(w.qkv, layer.attention_norm(x))
+            q = self.llama.apply_rope(qkv[:, :q_end].reshape(n, heads, d).transpose(0, 1).unsqueeze(0), cos, sin)
+            k = self.llama.apply_rope(qkv[:, q_end:k_end].reshape(n, kv_heads, d).transpose(0, 1).unsqueeze(0),
+                                      cos, sin)
+            kc, vc = cache.keys[i], cache.values[i]
+            kc[0, :, start:span] = k[0]
+            vc[0, :, start:span] = qkv[:, k_end:].reshape(n, kv_heads, d).transpose(0, 1)
+            keys, vals = kc[0, :, :span], vc[0, :, :span]  # [kv_heads, span, d]
+            qg = q[0].reshape(kv_heads, self._group, n, d)
+            scores = torch.matmul(qg, keys.unsqueeze(1).transpose(2, 3)) * self._scale  # [kv, group, n, span]
+            scores = scores.masked_fill(hidden, float("-inf"))
+            out = torch.matmul(F.softmax(scores, dim=-1), vals.unsqueeze(1))  # [kv, group, n, d]
+            x = x + _mm(w.o, out.reshape(heads, n, d).transpose(0, 1).reshape(n, heads * d))
+            gate_up = _mm(w.gate_up, layer.ffn_norm(x))
+            x = x + _mm(w.down, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
+        return _mm(self._out_t, self.model.norm(x))
 
     def prefill(self, tokens: List[int]) -> Tuple[torch.Tensor, DecodeState]:
         """A single sequence in its own one-slot cache: last position's logits [vocab], state."""
