@@ -26,6 +26,7 @@ import { readDecoderSpec } from '../../src/tiers/onnx/decoder-spec.js';
 import { idTensor, stepMask } from '../../src/tiers/onnx/feeds.js';
 import { KvArena } from '../../src/tiers/onnx/kv-arena.js';
 import { KvBatch, type RowRef } from '../../src/tiers/onnx/kv-batch.js';
+import { argmax, logSumExp } from '../../src/text/sampling.js';
 import { percentile } from './measure.js';
 
 async function main(): Promise<void> {
@@ -172,6 +173,17 @@ async function main(): Promise<void> {
     cpuRatios.push((rows * o.cpu) / m.cpu);
   }
 
+  // What a step's sampling costs beyond argmax when logprobs are asked for: a softmax over the
+  // vocabulary per row (decode-engine.ts skips it for greedy requests without logprobs).
+  const rowsLogits = new Float32Array(rows * vocab).map((_, i) => Math.sin(i) * 8);
+  const row = (r: number): Float32Array => rowsLogits.subarray(r * vocab, (r + 1) * vocab);
+  const lseMs = timeIt(() => {
+    for (let r = 0; r < rows; r++) logSumExp(row(r));
+  });
+  const argmaxMs = timeIt(() => {
+    for (let r = 0; r < rows; r++) argmax(row(r));
+  });
+
   const cacheMb = (batch.tensors.reduce((n, t) => n + t.length, 0) * 4) / 1e6;
   const med = (xs: number[]): string => percentile(xs, 50).toFixed(3);
   process.stdout.write(
@@ -184,6 +196,8 @@ async function main(): Promise<void> {
       `batching ceiling at ${past} cached positions (${values.variant}, reused output buffers): one row ` +
       `${med(oneMs)} ms, ${rows} rows ${med(manyMs)} ms; ${rows} × one-row / ${rows}-row step: median ` +
       `${percentile(ratios, 50).toFixed(2)}× (of ${reps} pairs); by CPU time ${percentile(cpuRatios, 50).toFixed(2)}×\n` +
+      `sampling ${rows} logits rows of ${vocab}: argmax median ${med(argmaxMs)} ms, softmax (logSumExp) ` +
+      `median ${med(lseMs)} ms\n` +
       `1-minute load average ${loadavg()[0]?.toFixed(1)} (2 shared cores)\n`,
   );
   await session.release();
