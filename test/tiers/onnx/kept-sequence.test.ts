@@ -122,6 +122,25 @@ test('draft proposes the greedy tokens; rolling back rejected tokens then contin
   }
 });
 
+test('kept calls run between the steps of plain batched generation without changing either', async () => {
+  const seq = await tier.openSequence({ stopTokens: [] }, new AbortController().signal);
+  try {
+    // One plain stream (the other slot is the kept sequence's) decodes while the kept sequence
+    // verifies and drafts; both give what they give alone.
+    const plain = collect(tier, request(prompt, 16));
+    const v = await seq.verify({ keep: 0, append: prompt }, greedy.slice(0, 4), OPTIONS);
+    assert.deepEqual(
+      v.positions.map((p) => p.accept),
+      [1, 1, 1, 1, 0],
+    );
+    const d = await seq.draft({ keep: v.held, append: [v.positions[4]!.token] }, 6);
+    assert.deepEqual(d.tokens, greedy.slice(5, 11));
+    assert.deepEqual((await plain).tokens, greedy);
+  } finally {
+    seq.close();
+  }
+});
+
 test('a draft stops at a stop token; keep beyond what the sequence holds is refused', async () => {
   const stop = greedy[2]!;
   const seq = await tier.openSequence({ stopTokens: [stop] }, new AbortController().signal);
