@@ -23,6 +23,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
@@ -127,7 +128,20 @@ function start(variant: Variant, dist: string, endpoint: string): Promise<Server
   });
 }
 
-async function highest(server: Server): Promise<number> {
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux; USER_HZ 100). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The highest rate, and the server's CPU µs per request during it (steadier than rates under background load). */
+async function highest(server: Server): Promise<{ rps: number; cpuUs: number }> {
+  const cpu0 = cpuSeconds(server.child.pid);
   const r = await autocannon({
     url: `${server.url}/v1/completions`,
     method: 'POST',
@@ -138,7 +152,10 @@ async function highest(server: Server): Promise<number> {
   });
   if (r.errors + r.non2xx + r.timeouts > 0)
     throw new Error(`${server.variant}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-  return r.requests.average;
+  return {
+    rps: r.requests.average,
+    cpuUs: ((cpuSeconds(server.child.pid) - cpu0) * 1e6) / Math.max(1, r.requests.total),
+  };
 }
 
 async function fixed(server: Server): Promise<{ p50: number; p99: number; errors: number }> {
@@ -190,16 +207,22 @@ async function main(): Promise<void> {
       `  tracing: 100% sampled, OTLP/HTTP to a local sink${BEFORE === undefined ? '' : `; before: ${BEFORE} (before issue 21)`}`,
   );
   // JIT warm-up, not measured.
-  for (const s of servers) await highest({ ...s }).catch(() => 0);
+  for (const s of servers) await highest(s);
   const rps = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+  const cpu = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   const lat = new Map<Variant, { p50: number; p99: number }[]>(variants.map((v) => [v, []]));
   for (let round = 0; round < ROUNDS; round++) {
     const order = servers.map((_, i) => servers[(i + round) % servers.length]!);
     for (const s of order) lat.get(s.variant)!.push(await fixed(s));
-    for (const s of order) rps.get(s.variant)!.push(await highest(s));
+    for (const s of order) {
+      const h = await highest(s);
+      rps.get(s.variant)!.push(h.rps);
+      cpu.get(s.variant)!.push(h.cpuUs);
+    }
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
   const gwRps = rps.get('gw')!;
+  const gwCpu = median(cpu.get('gw')!);
   const gwLat = lat.get('gw')!;
   console.log(
     `\nhighest rate (unthrottled, 32 connections) and open loop at ${RATE}/s (ms from each request's due time), medians of rounds`,
@@ -215,7 +238,7 @@ async function main(): Promise<void> {
         ? ''
         : `; added p50 ${median(l.map((x, i) => x.p50 - gwLat[i]!.p50)).toFixed(3)} p99 ${median(l.map((x, i) => x.p99 - gwLat[i]!.p99)).toFixed(3)}`;
     console.log(
-      `  ${v.padEnd(8)} ${median(r).toFixed(0).padStart(6)} req/s${v === 'gw' ? '' : `, ratio to gw ${median(ratios).toFixed(3)} (rounds: ${ratios.map((x) => x.toFixed(3)).join(', ')})`}; p50 ${p50.toFixed(3)} p99 ${p99.toFixed(3)}${added}`,
+      `  ${v.padEnd(8)} ${median(r).toFixed(0).padStart(6)} req/s${v === 'gw' ? '' : `, ratio to gw ${median(ratios).toFixed(3)} (rounds: ${ratios.map((x) => x.toFixed(3)).join(', ')})`}; server CPU ${median(cpu.get(v)!).toFixed(0)} µs/req${v === 'gw' ? '' : ` (${(median(cpu.get(v)!) / gwCpu).toFixed(2)}x gw)`}; p50 ${p50.toFixed(3)} p99 ${p99.toFixed(3)}${added}`,
     );
   }
   console.log(`  OTLP sink received ${exports} exports, ${(exportBytes / 1e6).toFixed(1)} MB`);

@@ -25,12 +25,23 @@ export function rateLimitFields(info: RateLimitInfo | undefined): Record<string,
 
 /** A duration as OpenAI writes it (Go's time.Duration form): `20ms`, `1.5s`, `6m0s`, `1h2m3s`. */
 export function resetDuration(ms: number): string {
-  const total = Math.max(0, Math.round(ms));
+  // Integer arithmetic on whole milliseconds: this runs for every answer of a limited key.
+  const total = ms > 0 ? Math.round(ms) : 0;
   if (total < 1000) return `${total}ms`;
   const h = Math.floor(total / 3_600_000);
   const m = Math.floor((total % 3_600_000) / 60_000);
-  const s = (total % 60_000) / 1000;
-  const sec = `${Number.isInteger(s) ? s : s.toFixed(3).replace(/0+$/, '')}s`;
+  const msOfMinute = total % 60_000;
+  const whole = Math.floor(msOfMinute / 1000);
+  const frac = msOfMinute % 1000;
+  // Go drops trailing zeros of the fraction: 1.5s, 1.05s, 1.005s.
+  const sec =
+    frac === 0
+      ? `${whole}s`
+      : frac % 100 === 0
+        ? `${whole}.${frac / 100}s`
+        : frac % 10 === 0
+          ? `${whole}.${String(frac / 10).padStart(2, '0')}s`
+          : `${whole}.${String(frac).padStart(3, '0')}s`;
   if (h > 0) return `${h}h${m}m${sec}`;
   if (m > 0) return `${m}m${sec}`;
   return sec;

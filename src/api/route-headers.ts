@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import type { RateLimitInfo } from '../errors/rate-limit.js';
 import type { ExecutionRecord } from '../resilience/executor.js';
 import type { Execution } from '../service/execution.js';
-import { rateLimitFields } from './rate-limit-headers.js';
+import { resetDuration } from './rate-limit-headers.js';
 import { CONTINUED_FROM, FALLBACKS, fallbacksValue, headerSafe, SERVED_BY } from './resilience-fields.js';
 
 export { CONTINUED_FROM, FALLBACKS, resilienceFields, SERVED_BY } from './resilience-fields.js';
@@ -35,8 +35,20 @@ export function setRateLimitHeaders(
   exec: Execution | undefined,
   refusal?: RateLimitInfo,
 ): void {
-  const fields = rateLimitFields(refusal ?? exec?.rateLimit);
-  for (const name in fields) void reply.header(name, fields[name]);
+  const info = refusal ?? exec?.rateLimit;
+  if (info === undefined) return;
+  const r = info.requests;
+  if (r !== undefined) {
+    void reply.header('x-ratelimit-limit-requests', String(r.limit));
+    void reply.header('x-ratelimit-remaining-requests', String(r.remaining));
+    void reply.header('x-ratelimit-reset-requests', resetDuration(r.resetMs));
+  }
+  const t = info.tokens;
+  if (t !== undefined) {
+    void reply.header('x-ratelimit-limit-tokens', String(t.limit));
+    void reply.header('x-ratelimit-remaining-tokens', String(t.remaining));
+    void reply.header('x-ratelimit-reset-tokens', resetDuration(t.resetMs));
+  }
 }
 
 /** The same fields set as response headers, one by one (a whole answer, once it is complete). */
