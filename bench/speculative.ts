@@ -9,10 +9,11 @@
  * The draft tier is `edge` (llama.cpp, the family's Q4_K_M GGUF). Verify tiers: `f32` (llama.cpp
  * on the F32 GGUF), `main` (ONNX Runtime FP32), `fallback` (the PyTorch sidecar, spawned). A verify
  * tier that does not keep sequences (Tier.openSequence) is reported and skipped. Per round and
- * prompt, the verify tier alone and each speculative configuration (fixed k, and adaptive k
- * from 4 up to the largest k given) run one after another, so machine noise hits all; a
- * configuration's rate is decode tokens/s (first token to last, prefill excluded) over the
- * round, its speed-up the median over rounds of its rate ÷ the verify tier's in the same round.
+ * prompt, the verify tier alone and each speculative configuration (fixed k with lookahead;
+ * adaptive k from 4 up to the largest k given, with and without lookahead) run one after another,
+ * so machine noise hits all; a configuration's rate is decode tokens/s (first token to last,
+ * prefill excluded) over the round, its speed-up the median over rounds of its rate ÷ the verify
+ * tier's in the same round.
  * Each speculative answer is checked against the verify tier's own (greedy: they must be equal).
  */
 import { loadavg } from 'node:os';
@@ -75,6 +76,22 @@ for (const v of verifiers) {
     speculative: { draft: 'edge', verify: v, k: 4, maxK: Math.max(4, ...KS), adaptive: true },
   };
   configs.push({ label: `edge>${v} adaptive`, verifier: v, policy: `${v}-adaptive` });
+  policies[`${v}-adaptive-nolookahead`] = {
+    tiers: [v],
+    speculative: {
+      draft: 'edge',
+      verify: v,
+      k: 4,
+      maxK: Math.max(4, ...KS),
+      adaptive: true,
+      lookahead: false,
+    },
+  };
+  configs.push({
+    label: `edge>${v} adaptive, no lookahead`,
+    verifier: v,
+    policy: `${v}-adaptive-nolookahead`,
+  });
 }
 
 const load = (): string =>

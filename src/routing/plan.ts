@@ -85,6 +85,8 @@ export interface SpeculativeRoute {
   /** Most draft tokens per step when k adapts to the measured acceptance. */
   readonly maxK: number;
   readonly adaptive: boolean;
+  /** Draft the next block while the verify tier checks this one (docs/speculative.md "Lookahead"). */
+  readonly lookahead: boolean;
   /** Streams on the verify tier at which speculation gives way to plain decoding there (undefined: its capacity). */
   readonly stopAtLoad: number | undefined;
   /** The pair's predicted latency of the request when planned (queue, first token, max_tokens), ms. */

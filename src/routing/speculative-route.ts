@@ -115,6 +115,7 @@ export function speculativeRoute(pair: PairPlan, predictedMs: number): Speculati
     k: option.k,
     maxK: option.maxK ?? Math.min(16, 2 * option.k),
     adaptive: option.adaptive,
+    lookahead: option.lookahead,
     stopAtLoad: option.stopAtLoad,
     predictedMs: Math.round(predictedMs),
   };

@@ -52,6 +52,11 @@ export interface Step {
 export class SpeculativeSession {
   private readonly drafter = new Mirror();
   private readonly verifier = new Mirror();
+  /** Steps whose draft was the lookahead block (tests, docs/speculative.md). */
+  lookaheadUsed = 0;
+  /** A draft started while the verifier checked the last one (lookahead), from `base`. */
+  private ahead:
+    { readonly base: readonly number[]; readonly tokens: Promise<readonly number[]> } | undefined;
 
   constructor(
     private readonly verifySeq: KeptSequence,
@@ -70,6 +75,12 @@ export class SpeculativeSession {
    * Drafts up to k tokens after `committed` (none when k is 0), verifies them and applies the
    * rule. A draft call that takes longer than `draftLimitMs` (0: no limit) fails the draft side:
    * a hung drafter must not hold an answer the verify tier can finish alone.
+   *
+   * With `lookahead`, while the verifier checks this draft the drafter already drafts the next
+   * block from the end of it, as if all of it were accepted. When it was, and the verifier's own
+   * next token is the one the drafter guessed, the next step starts with that block at once;
+   * otherwise it is dropped (the drafter's cache rolls back on the next edit). The verifier alone
+   * decides what is emitted, so the answer is the same either way; only the time differs.
    */
   async step(
     committed: readonly number[],
@@ -77,10 +88,13 @@ export class SpeculativeSession {
     options: VerifyOptions,
     uniform: () => number,
     draftLimitMs = 0,
+    lookahead = false,
   ): Promise<Step> {
     const t0 = performance.now();
-    const draft = k > 0 ? await this.draft(committed, k, draftLimitMs) : [];
+    const draft = k > 0 ? await this.nextDraft(committed, k, draftLimitMs) : [];
     const t1 = performance.now();
+    if (lookahead && draft.length === k)
+      this.ahead = this.startAhead(committed.concat(draft), k, draftLimitMs);
     let positions;
     try {
       const result = await this.verifySeq.verify(this.verifier.edit(committed), draft, options);
@@ -98,6 +112,53 @@ export class SpeculativeSession {
     };
   }
 
+  /** The lookahead block when it still applies after `committed`, else a new draft. */
+  private async nextDraft(
+    committed: readonly number[],
+    k: number,
+    limitMs: number,
+  ): Promise<readonly number[]> {
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    if (ahead !== undefined) {
+      // Awaited even when it no longer applies: calls on the drafter's sequence never overlap.
+      let tokens: readonly number[];
+      try {
+        tokens = await ahead.tokens;
+      } catch (err) {
+        throw new SideFailure('draft', err);
+      }
+      const n = ahead.base.length;
+      // Applies when the whole draft was accepted and the verifier's next token is the first one guessed.
+      if (
+        committed.length === n + 1 &&
+        tokens.length > 1 &&
+        tokens[0] === committed[n] &&
+        extends_(committed, ahead.base)
+      ) {
+        this.lookaheadUsed++;
+        return tokens.slice(1, 1 + k);
+      }
+    }
+    return this.draft(committed, k, limitMs);
+  }
+
+  /** Drafts k + 1 tokens after `base` (the guess of the verifier's next token, then a block of k). */
+  private startAhead(
+    base: readonly number[],
+    k: number,
+    limitMs: number,
+  ): { readonly base: readonly number[]; readonly tokens: Promise<readonly number[]> } {
+    const call = this.draftSeq.draft(this.drafter.edit(base), k + 1);
+    const tokens = (limitMs > 0 ? within(call, limitMs, this.draftTier) : call).then((r) => {
+      this.drafter.fed(base, r.tokens, r.held);
+      return r.tokens;
+    });
+    // Left unawaited when the session ends first.
+    tokens.catch(() => undefined);
+    return { base, tokens };
+  }
+
   private async draft(committed: readonly number[], k: number, limitMs: number): Promise<readonly number[]> {
     try {
       const call = this.draftSeq.draft(this.drafter.edit(committed), k);
@@ -108,6 +169,12 @@ export class SpeculativeSession {
       throw new SideFailure('draft', err);
     }
   }
+}
+
+/** Whether `long` starts with `prefix` (compared from the end, where they differ if at all). */
+function extends_(long: readonly number[], prefix: readonly number[]): boolean {
+  for (let i = prefix.length - 1; i >= 0; i--) if (long[i] !== prefix[i]) return false;
+  return true;
 }
 
 /** The call's result, or a timeout error after `ms` (the call itself is left to end on close). */

@@ -105,6 +105,7 @@ async function loop(input: SpeculateInput, session: SpeculativeSession): Promise
         { ...options, seed },
         uniform,
         draftLimit(stats, draftable),
+        route.lookahead,
       );
     } catch (err) {
       if (!(err instanceof SideFailure)) throw err;

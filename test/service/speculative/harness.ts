@@ -4,13 +4,14 @@ import { FAMILY_DIR, startGateway, type TestGateway } from '../../helpers/start-
 
 /**
  * Two llama.cpp tiers of the tiny family for speculation tests: `draft` on the Q4_K_M GGUF and
- * `main` on the F32 one, with one policy per k (`k1`, `k3`, `k6`: fixed k; `adapt`: adaptive from
- * 4; `busy`: speculation stops at a load of 1 on main). The served model's tier is `main`, so `x-tiergate-tier: main` is the verifier alone.
+ * `main` on the F32 one. Policies: `k1`, `k3`, `k6` fixed k (`k3` without lookahead), `adapt`
+ * adaptive from 4, `busy` giving way at a load of 1 on main. The served model's tier is `main`,
+ * so `x-tiergate-tier: main` is the verifier alone.
  */
 export function speculativeConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const spec = (k: number, adaptive: boolean): Record<string, unknown> => ({
+  const spec = (k: number, adaptive: boolean, lookahead = true): Record<string, unknown> => ({
     tiers: ['main'],
-    speculative: { draft: 'draft', verify: 'main', k, adaptive },
+    speculative: { draft: 'draft', verify: 'main', k, adaptive, lookahead },
   });
   return {
     family: { dir: 'models/tiny' },
@@ -22,7 +23,7 @@ export function speculativeConfig(extra: Record<string, unknown> = {}): Record<s
     routing: {
       policies: {
         k1: spec(1, false),
-        k3: spec(3, false),
+        k3: spec(3, false, false),
         k6: spec(6, false),
         adapt: spec(4, true),
         // Gives way to plain decoding once a second stream runs on main.
