@@ -4,17 +4,16 @@
  * HTTP API:
  *
  *   npm run bench:speculative -- [--family models/small] [--tokens 128] [--rounds 3]
- *     [--verifiers f32,main,fallback] [--ks 2,4,6,8] [--threads 1]
+ *     [--verifiers f32,main,fallback] [--ks 2,4,6,8] [--threads 1] [--lookahead]
  *
  * The draft tier is `edge` (llama.cpp, the family's Q4_K_M GGUF). Verify tiers: `f32` (llama.cpp
  * on the F32 GGUF), `main` (ONNX Runtime FP32), `fallback` (the PyTorch sidecar, spawned). A verify
  * tier that does not keep sequences (Tier.openSequence) is reported and skipped. Per round and
- * prompt, the verify tier alone and each speculative configuration (fixed k with lookahead;
- * adaptive k from 4 up to the largest k given, with and without lookahead) run one after another,
- * so machine noise hits all; a configuration's rate is decode tokens/s (first token to last,
- * prefill excluded) over the round, its speed-up the median over rounds of its rate ÷ the verify
- * tier's in the same round.
- * Each speculative answer is checked against the verify tier's own (greedy: they must be equal).
+ * prompt, the verify tier alone and each speculative configuration (fixed k, with lookahead when
+ * `--lookahead`; adaptive k from 4 up to the largest k given, without and with lookahead) run one
+ * after another, so machine noise hits all; a configuration's rate is decode tokens/s (first
+ * token to last, prefill excluded) over the round, its speed-up the median over rounds of its
+ * rate ÷ the verify tier's in the same round. Each speculative answer is checked against the verify tier's own (greedy: they must be equal).
  */
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -34,8 +33,11 @@ const { values } = parseArgs({
     verifiers: { type: 'string', default: 'f32,main,fallback' },
     ks: { type: 'string', default: '2,4,6,8' },
     threads: { type: 'string', default: '1' },
+    /** Fixed-k configurations draft ahead while verifying (docs/speculative.md "Lookahead"). */
+    lookahead: { type: 'boolean', default: false },
   },
 });
+const LOOKAHEAD = values.lookahead;
 const TOKENS = Number(values.tokens);
 const ROUNDS = Number(values.rounds);
 const THREADS = Number(values.threads);
@@ -68,30 +70,20 @@ for (const v of verifiers) {
   configs.push({ label: `${v} alone`, verifier: v, policy: undefined });
   for (const k of KS) {
     const name = `${v}-k${k}`;
-    policies[name] = { tiers: [v], speculative: { draft: 'edge', verify: v, k, adaptive: false } };
-    configs.push({ label: `edge>${v} k=${k}`, verifier: v, policy: name });
+    policies[name] = {
+      tiers: [v],
+      speculative: { draft: 'edge', verify: v, k, adaptive: false, lookahead: LOOKAHEAD },
+    };
+    configs.push({ label: `edge>${v} k=${k}${LOOKAHEAD ? ', lookahead' : ''}`, verifier: v, policy: name });
   }
-  policies[`${v}-adaptive`] = {
-    tiers: [v],
-    speculative: { draft: 'edge', verify: v, k: 4, maxK: Math.max(4, ...KS), adaptive: true },
-  };
-  configs.push({ label: `edge>${v} adaptive`, verifier: v, policy: `${v}-adaptive` });
-  policies[`${v}-adaptive-nolookahead`] = {
-    tiers: [v],
-    speculative: {
-      draft: 'edge',
-      verify: v,
-      k: 4,
-      maxK: Math.max(4, ...KS),
-      adaptive: true,
-      lookahead: false,
-    },
-  };
-  configs.push({
-    label: `edge>${v} adaptive, no lookahead`,
-    verifier: v,
-    policy: `${v}-adaptive-nolookahead`,
-  });
+  for (const lookahead of [false, true]) {
+    const name = `${v}-adaptive${lookahead ? '-lookahead' : ''}`;
+    policies[name] = {
+      tiers: [v],
+      speculative: { draft: 'edge', verify: v, k: 4, maxK: Math.max(4, ...KS), adaptive: true, lookahead },
+    };
+    configs.push({ label: `edge>${v} adaptive${lookahead ? ', lookahead' : ''}`, verifier: v, policy: name });
+  }
 }
 
 const load = (): string =>

@@ -43,8 +43,11 @@ const PolicySchema = Type.Object(
           maxK: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
           /** k follows the measured acceptance rate and step costs (false: always k). */
           adaptive: Type.Boolean({ default: true }),
-          /** Draft the next block while the verify tier checks this one (false: one after the other). */
-          lookahead: Type.Boolean({ default: true }),
+          /**
+           * Draft the next block while the verify tier checks this one. Off by default: on this
+           * 2-core machine it did not pay (docs/speculative.md "Lookahead").
+           */
+          lookahead: Type.Boolean({ default: false }),
           /** Streams on the verify tier at which speculation gives way to plain decoding (default: its capacity). */
           stopAtLoad: Type.Optional(Type.Integer({ minimum: 1 })),
         },

@@ -34,7 +34,7 @@ function configWith(
 test('config: the speculative option is validated, unknown tiers rejected', () => {
   const ok = configWith({ draft: 'edge', verify: 'main' })();
   const spec = ok.routing.policies.p?.speculative;
-  assert.deepEqual(spec, { draft: 'edge', verify: 'main', k: 4, adaptive: true, lookahead: true });
+  assert.deepEqual(spec, { draft: 'edge', verify: 'main', k: 4, adaptive: true, lookahead: false });
   assert.throws(configWith({ draft: 'nope', verify: 'main' }), /speculative\/draft: no tier named "nope"/);
   assert.throws(configWith({ draft: 'edge', verify: 'gone' }), /speculative\/verify: no tier named "gone"/);
   assert.throws(configWith({ draft: 'main', verify: 'edge' }), /"edge" is not one of the policy's tiers/);
