@@ -276,14 +276,17 @@ function familyFile(fam: ModelFamily): string {
 }
 
 interface TorchBatched {
+  readonly form: string;
   readonly single_tps: number;
   readonly aggregate_tps: number;
   readonly ratio: number;
 }
 
-/** The plain batched torch loop: `rows` greedy rows in one forward() per step vs one row
- * (sidecar/bench_batching.py, its own Python process, threads 1 like the sidecar). */
-function torchBatchedLoop(rows: number): TorchBatched {
+/** sidecar/bench_batching.py in its own Python process (threads 1 like the sidecar), one round:
+ * `plain`, the plain batched torch loop (`rows` greedy rows in one forward() per step vs one
+ * row); `grpc`, a sidecar process of its own serving 1 vs `rows` streams to a Python client
+ * (the sidecar over gRPC without the gateway's side). */
+function torchBatched(rows: number): TorchBatched[] {
   const r = spawnSync(
     '/usr/bin/python3',
     [
@@ -293,18 +296,21 @@ function torchBatchedLoop(rows: number): TorchBatched {
       '--rows',
       String(rows),
       '--tokens',
-      String(Math.min(TOKENS, 64)),
+      String(TOKENS),
       '--rounds',
       '1',
       '--forms',
-      'plain',
+      'plain,grpc',
       '--blas-threads',
       '1',
     ],
     { encoding: 'utf8' },
   );
   if (r.status !== 0) throw new Error(`bench_batching.py failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as TorchBatched;
+  return r.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as TorchBatched);
 }
 
 async function benchTorch(): Promise<void> {
@@ -314,6 +320,7 @@ async function benchTorch(): Promise<void> {
   const pair: Pair = { label: 'pytorch pytorch-fp32 (sidecar, gRPC)', loop: [], tier: [] };
   const tierS: number[] = [];
   const plain: TorchBatched[] = [];
+  const viaPython: TorchBatched[] = [];
   try {
     await tierSingle(tier);
     for (let r = 0; r < ROUNDS; r++) {
@@ -321,7 +328,9 @@ async function benchTorch(): Promise<void> {
       pair.loop.push(torchLoop(family));
       pair.tier.push(await tierSingle(tier));
       tierS.push(await aggregate(tier, [prompt], TOKENS, S));
-      plain.push(torchBatchedLoop(S));
+      const forms = torchBatched(S);
+      plain.push(forms.find((f) => f.form === 'plain') as TorchBatched);
+      viaPython.push(forms.find((f) => f.form === 'grpc') as TorchBatched);
     }
   } finally {
     await tier.close();
@@ -334,6 +343,10 @@ async function benchTorch(): Promise<void> {
       `plain torch loop, ${S} rows in one forward(): ${fmt(plainAgg)} tok/s, ` +
       `${fmt(median(plain.map((p) => p.ratio)), 2)}× its 1 row (${fmt(median(plain.map((p) => p.single_tps)))}) | ` +
       `${fmt(median(tierS.map((x, i) => x / (plain[i] as TorchBatched).aggregate_tps)), 2)} |`,
+    `| pytorch-fp32 sidecar, Python gRPC client (no gateway) | ${S} streams | ` +
+      `${fmt(median(viaPython.map((p) => p.single_tps)))} | ${fmt(median(viaPython.map((p) => p.aggregate_tps)))} | ` +
+      `${fmt(median(viaPython.map((p) => p.ratio)), 2)}× | the same plain loop | ` +
+      `${fmt(median(viaPython.map((p, i) => p.aggregate_tps / (plain[i] as TorchBatched).aggregate_tps)), 2)} |`,
   );
 }
 

@@ -3,13 +3,15 @@ forward pass, for
 - the plain loop: the shared model's own forward() with its torch.cat KV cache (the framework's
   plain batched form, what bench/tier-baselines.ts prints beside the sidecar), and
 - the sidecar's decode path: Engine.step_slots over its preallocated slot cache, with the rows in
-  slots 0..N-1 (`engine`) or in reverse order, which the step must gather (`engine-gather`).
+  slots 0..N-1 (`engine`) or in reverse order, which the step must gather (`engine-gather`);
+- `grpc`: a real sidecar process serving 1 vs N concurrent Generate streams to a Python gRPC
+  client (the sidecar with its gRPC threads, without the gateway's side of the streams).
 Prints one JSON line per measurement on stdout (progress on stderr). Rounds alternate the forms;
 each figure is the median of the rounds.
 
   /usr/bin/python3 sidecar/bench_batching.py --model models/small/small-f32.gguf [--rows 8]
     [--tokens 64] [--rounds 3] [--threads 1] [--blas-threads 1]
-    [--forms plain,engine,engine-gather] [--profile]
+    [--forms plain,engine,engine-gather,grpc] [--profile]
 """
 
 from __future__ import annotations
@@ -61,6 +63,75 @@ def engine_loop(engine: Engine, rows: int, tokens: int, reversed_slots: bool = F
     return rows * (tokens - 1) / (time.perf_counter() - t)
 
 
+def grpc_loop(engine: Engine, rows: int, tokens: int) -> float:
+    """Aggregate tokens/s of `rows` concurrent Generate streams to a real sidecar process
+    (started once, --max-concurrent rows), read by a Python gRPC client: the sidecar with its
+    gRPC threads but without the gateway's side of the streams. Counts tokens after each
+    stream's first, like the other forms (prefill excluded)."""
+    import threading
+
+    import grpc
+
+    from tiergate_sidecar.gen.tiergate.v1 import tier_pb2, tier_pb2_grpc
+
+    stub = _sidecar(engine, rows)
+    firsts: List[float] = []
+    counts = [0] * rows
+
+    def run(i: int) -> None:
+        request = tier_pb2.GenerateRequest(tokens=PROMPT, max_tokens=tokens,
+                                           sampling=tier_pb2.Sampling(temperature=0))
+        for message in stub.Generate(request):
+            if message.HasField("token"):
+                if counts[i] == 0:
+                    firsts.append(time.perf_counter())
+                counts[i] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(rows)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    del grpc
+    return (sum(counts) - rows) / (time.perf_counter() - max(firsts))
+
+
+_SIDECARS: Dict[str, object] = {}
+
+
+def _sidecar(engine: Engine, rows: int):  # type: ignore[no-untyped-def]
+    import subprocess
+    import threading
+
+    import grpc
+
+    from tiergate_sidecar.gen.tiergate.v1 import tier_pb2_grpc
+
+    if "stub" not in _SIDECARS:
+        here = os.path.dirname(os.path.abspath(__file__))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tiergate_sidecar", "--model", os.path.abspath(str(_SIDECARS["model"])),
+             "--listen", "127.0.0.1:0",
+             "--threads", str(torch.get_num_threads()), "--max-concurrent", str(_SIDECARS["rows"])],
+            cwd=here, stderr=subprocess.PIPE, text=True)
+        address, serving = "", False
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            record = json.loads(line)
+            if record.get("msg") == "listening":
+                address = record["address"]
+            if record.get("msg") == "serving":
+                serving = True
+                break
+        if not serving:
+            raise RuntimeError(f"the sidecar did not start (exit {proc.wait()})")
+        # Its later log lines must not fill the pipe and block it.
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+        _SIDECARS["proc"] = proc
+        _SIDECARS["stub"] = tier_pb2_grpc.TierStub(grpc.insecure_channel(address))
+    return _SIDECARS["stub"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -76,8 +147,9 @@ def main() -> None:
     torch.set_num_interop_threads(1)
     blas = set_blas_threads(args.blas_threads) if args.blas_threads > 0 else None
     engine = load_engine(args.model, "")
+    _SIDECARS.update(model=args.model, rows=args.rows)
     forms: Dict[str, Callable[[Engine, int, int], float]] = {
-        "plain": plain_loop, "engine": engine_loop,
+        "plain": plain_loop, "engine": engine_loop, "grpc": grpc_loop,
         "engine-gather": lambda e, r, t: engine_loop(e, r, t, reversed_slots=True)}
     chosen = [f for f in args.forms.split(",") if f in forms]
     results: Dict[str, Dict[int, List[float]]] = {f: {1: [], args.rows: []} for f in chosen}
@@ -97,6 +169,8 @@ def main() -> None:
                     forms[f](engine, args.rows, args.tokens)
                 print(f"--- {f} rows={args.rows}", file=sys.stderr)
                 print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14), file=sys.stderr)
+    if "proc" in _SIDECARS:
+        _SIDECARS["proc"].terminate()  # type: ignore[attr-defined]
     for f in chosen:
         one = statistics.median(results[f][1])
         many = statistics.median(results[f][args.rows])
