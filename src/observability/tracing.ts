@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   defaultTextMapGetter,
   defaultTextMapSetter,
@@ -167,18 +166,31 @@ export class TraceSpan {
 }
 
 /**
- * The trace context of the generation running now, for the one tier that crosses a process
- * boundary (the remote tier sends it as gRPC metadata, docs/tracing.md). Set by the Execution
- * around its run only when tracing is on, so it costs nothing when tracing is off.
+ * The trace context of each running generation by request id, for the one tier that crosses a
+ * process boundary: the remote tier sends it as gRPC metadata (docs/tracing.md), finding it by
+ * the request id every tier request carries. Filled by the Execution only when tracing is on.
+ * (Not an AsyncLocalStorage: on Node 20 its first use installs promise hooks that every promise
+ * of the process pays for from then on.) Two running requests with the same id (a client's
+ * x-request-id used twice at once) get no context, rather than each other's.
  */
-const current = new AsyncLocalStorage<TraceHeaders>();
+const running = new Map<string, { headers: TraceHeaders | undefined; count: number }>();
 
-/** Runs `fn` with `headers` as the current trace context (and what it awaits). */
-export function withTraceContext<T>(headers: TraceHeaders, fn: () => T): T {
-  return current.run(headers, fn);
+/** Names `headers` as the trace context of request `requestId` until `releaseTraceContext`. */
+export function holdTraceContext(requestId: string, headers: TraceHeaders): void {
+  const held = running.get(requestId);
+  if (held === undefined) running.set(requestId, { headers, count: 1 });
+  else {
+    held.headers = undefined;
+    held.count++;
+  }
 }
 
-/** The current generation's trace context, if tracing is on and one is running. */
-export function currentTraceContext(): TraceHeaders | undefined {
-  return current.getStore();
+export function releaseTraceContext(requestId: string): void {
+  const held = running.get(requestId);
+  if (held !== undefined && --held.count <= 0) running.delete(requestId);
+}
+
+/** The trace context of a running request, if tracing is on and the id is its own. */
+export function traceContextOfRequest(requestId: string | undefined): TraceHeaders | undefined {
+  return requestId === undefined ? undefined : running.get(requestId)?.headers;
 }

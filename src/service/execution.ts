@@ -3,7 +3,12 @@ import type { RateLimitInfo } from '../errors/rate-limit.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { KeyAdmission, KeyLimiter } from '../limits/key-limiter.js';
 import { ANONYMOUS } from '../limits/key-limits.js';
-import { withTraceContext, type TraceSpan, type Tracing } from '../observability/tracing.js';
+import {
+  holdTraceContext,
+  releaseTraceContext,
+  type TraceSpan,
+  type Tracing,
+} from '../observability/tracing.js';
 import { spendOf } from '../limits/spend.js';
 import { execute, progressOf, type ChoiceEventHandler, type ExecutionSummary } from '../pipeline/execute.js';
 import type { GenerationRequest, Usage } from '../pipeline/types.js';
@@ -186,7 +191,8 @@ export class Execution {
         this.streamStart = performance.now();
         const span = this.trace.child('tiergate.stream', 'internal', undefined, this.streamStart);
         this.streamSpan = span;
-        await withTraceContext(span.headers(), () => execute(source, this.gateway, request, options));
+        holdTraceContext(this.input.caller.requestId, span.headers());
+        await execute(source, this.gateway, request, options);
       }
     } catch (err) {
       const failure = asGatewayError(this.cancel.aborted ? this.cancel.reason : err);
@@ -252,6 +258,7 @@ export class Execution {
     const now = performance.now();
     const stream = this.streamSpan;
     if (stream !== undefined) {
+      releaseTraceContext(this.input.caller.requestId);
       attemptSpans(stream, this.record, this.streamStart, now);
       if (failure !== undefined) stream.fail(failure, failure.kind);
       stream.end(now);

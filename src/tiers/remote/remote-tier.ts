@@ -4,7 +4,7 @@ import type { RemoteTierConfig } from '../../config/index.js';
 import { remoteConfigProblems } from '../../config/tiers/remote.js';
 import { resolveVariant, type ModelFamily, type VariantInfo } from '../../family/manifest.js';
 import type { MetricsService } from '../../observability/metrics.js';
-import { currentTraceContext } from '../../observability/tracing.js';
+import { traceContextOfRequest } from '../../observability/tracing.js';
 import {
   tokenEvent,
   type GenerateRequest,
@@ -193,7 +193,7 @@ export class RemoteTier implements Tier {
         deadlineUnixMs: deadline,
         requestId: request.requestId ?? '',
       },
-      traceMetadata(),
+      traceMetadata(request.requestId),
       { deadline: new Date(deadline) },
     );
     const cancel = (): void => call.cancel();
@@ -383,9 +383,9 @@ type GenerateWithMetadata = (
 ) => ClientReadableStream<GenerateResponseMessage>;
 
 /** The request's trace context (tracing on) as the call's metadata, so the server can join its trace (docs/tracing.md). */
-function traceMetadata(): Metadata {
+function traceMetadata(requestId: string | undefined): Metadata {
   const metadata = new Metadata();
-  const trace = currentTraceContext();
+  const trace = traceContextOfRequest(requestId);
   if (trace !== undefined) for (const [name, value] of Object.entries(trace)) metadata.set(name, value);
   return metadata;
 }
