@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { buildConfig } from '../src/config/index.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startServer } from '../src/server.js';
+import { speculationMetrics } from '../src/service/speculative/speculation-metrics.js';
 import { median } from './lib/median.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -250,6 +251,19 @@ for (const v of verifiers) {
   if (best !== undefined) console.log(`| best for ${v} | | ${best.ratio.toFixed(2)}x (${best.label}) | |`);
 }
 console.log('');
+// What each pair measured over the whole run (all its configurations), the costs adaptive k
+// chooses with (src/service/speculative/adaptive-k.ts): where a step's time goes.
+const spec = speculationMetrics(server.gateway.metrics);
+for (const v of verifiers) {
+  if (!keeps.get(v)) continue;
+  const stats = spec.pair(`edge>${v}`);
+  const costs = stats.costs();
+  if (costs === undefined) continue;
+  const at = [1, 5, 9, 13].map((n) => `${n}: ${costs.verifyMs(n).toFixed(1)}`).join(', ');
+  console.log(
+    `# edge>${v}: draft ${stats.draftMsPerToken?.toFixed(2)} ms/token; verify ms by positions ${at}; acceptance ${stats.acceptance.toFixed(3)}`,
+  );
+}
 console.log(`# greedy answers differing from the verify tier alone: ${mismatches}`);
 console.log(`# load average after: ${load()}`);
 await server.shutdown();

@@ -42,3 +42,18 @@ test('pair statistics follow the measured acceptance; k follows them, probing on
   const probes = [nextK(stats, 8, EXPLORE_EVERY - 1, best), nextK(stats, 8, 2 * EXPLORE_EVERY - 1, best)];
   assert.deepEqual(probes.sort(), [Math.max(1, best - 1), Math.min(8, best + 1)].sort());
 });
+
+test('a verify pass is predicted no cheaper than the cheapest one measured', () => {
+  const stats = new PairStats(0.9);
+  stats.observeDraft(2, 1);
+  // Steep measured costs over 8-10 positions: the line through them reaches 0 near 7.
+  for (let i = 0; i < 50; i++) {
+    stats.observeVerify(20, 8);
+    stats.observeVerify(40, 9);
+    stats.observeVerify(60, 10);
+  }
+  const costs = stats.costs()!;
+  assert.ok(Math.abs(costs.verifyMs(9) - 40) < 1);
+  assert.ok(costs.verifyMs(1) >= 20, `verify(1) ${costs.verifyMs(1)}`);
+  assert.ok(costs.verifyMs(12) > 60);
+});
