@@ -24,7 +24,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 // Model-backed tests share 2 CPU cores; running files one at a time keeps them deterministic.
-// Every test gets a timeout (TEST_TIMEOUT_MS, default 5 min) so a hang fails CI instead of stalling it.
+// Every test file gets a timeout (TEST_TIMEOUT_MS, default 10 min) so a hang fails CI instead of
+// stalling it. 5 min was too short for test/models/convert.test.ts on a machine at load 9-10 (its
+// SentencePiece case alone took 176 s there).
 const concurrency = process.env.TEST_CONCURRENCY ?? '1';
 const r = spawnSync(
   process.execPath,
@@ -33,7 +35,7 @@ const r = spawnSync(
     'tsx',
     '--test',
     `--test-concurrency=${concurrency}`,
-    `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? '300000'}`,
+    `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? '600000'}`,
     '--test-reporter=spec',
     ...files,
   ],
