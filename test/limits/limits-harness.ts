@@ -9,6 +9,7 @@ export const KEYS = {
   soft: 'sk-limit-soft-0001',
   scoped: 'sk-limit-scoped-01',
   admin: 'sk-limit-admin-001',
+  meter: 'sk-limit-meter-001',
 } as const;
 
 export const RPM = 20;
@@ -43,6 +44,7 @@ export function limitsConfig(
         { name: 'soft', key: KEYS.soft },
         { name: 'scoped', key: KEYS.scoped },
         { name: 'ops', key: KEYS.admin, scopes: ['admin'] },
+        { name: 'meter', key: KEYS.meter },
       ],
     },
     limits: {
@@ -54,6 +56,8 @@ export function limitsConfig(
         budget: { requestsPerMinute: 10_000, budget: { tokens: BUDGET, period: 'day', policy: 'hard' } },
         streams: { requestsPerMinute: 10_000, concurrentStreams: STREAMS },
         soft: { requestsPerMinute: 10_000, budget: { tokens: 100, period: 'day', policy: 'soft' } },
+        // Metered (a token limit far above its use): its streams take leases as they go.
+        meter: { requestsPerMinute: 10_000, tokensPerMinute: 1_000_000 },
       },
       ...limits,
     },

@@ -127,7 +127,13 @@ describe('key limits, Redis store shared by two gateway processes', () => {
 
   it('fails open while Redis is down (metric, admitted without limits), then enforces again when it is back', async () => {
     const [a, b] = replicas as [Replica, Replica];
+    // A metered stream (16-token leases, 20 ms a token) running when Redis goes: it goes on unmetered.
+    const running = complete(a.url, KEYS.meter, { model: 'tiergate-slow', prompt: 'x', max_tokens: 60 });
+    await sleep(400);
     await stopRedis(redis);
+    const whole = await running;
+    assert.equal(whole.status, 200);
+    assert.equal(whole.body.usage?.completion_tokens, 60, 'fail-open: the stream was not cut');
     // Over the RPM limit and beyond: with Redis gone every request is admitted (fail-open).
     const down = await Promise.all(
       Array.from({ length: RPM + 10 }, (_, i) =>
@@ -158,7 +164,21 @@ describe('key limits, Redis store shared by two gateway processes', () => {
     try {
       const ok = await complete(closed.url, KEYS.scoped, { prompt: 'x', max_tokens: 1 });
       assert.equal(ok.status, 200);
+      // A metered stream running when Redis goes ends at its next lease (fail-closed).
+      const running = complete(closed.url, KEYS.meter, {
+        model: 'tiergate-slow',
+        prompt: 'x',
+        max_tokens: 60,
+      });
+      await sleep(400);
       await stopRedis(redis);
+      const cut = await running;
+      assert.equal(cut.status, 200);
+      assert.equal(cut.body.choices?.[0]?.finish_reason, 'length');
+      assert.ok(
+        (cut.body.usage?.completion_tokens ?? 60) < 60,
+        `${cut.body.usage?.completion_tokens} tokens`,
+      );
       const down = await complete(closed.url, KEYS.scoped, { prompt: 'x', max_tokens: 1 });
       assert.equal(down.status, 503);
       assert.equal(down.body.error?.code, 'service_unavailable');
