@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { startGateway, type TestGateway } from '../helpers/start-gateway.js';
+import { buildConfig } from '../../src/config/index.js';
+import { REPO_ROOT, startGateway, type TestGateway } from '../helpers/start-gateway.js';
 import { bearer, call, gatewayClients } from '../api/grpc/grpc-client.js';
-import { complete, KEYS, limitsConfig, RPM, withinOneMinute } from './limits-harness.js';
+import { complete, KEYS, limitsConfig, RPM, SCOPE_RPM, withinOneMinute } from './limits-harness.js';
 import { limitTests } from './limit-suite.js';
 
 /** Per-key limits with the in-process store (one replica, the embedded default). */
@@ -46,6 +47,20 @@ describe('key limits, in-process store', () => {
     } finally {
       c.close();
     }
+  });
+
+  it('applies changed limits on a hot reload, from the next request', async () => {
+    const before = await complete(gw.baseUrl, KEYS.scoped, { prompt: 'hi', max_tokens: 1 });
+    assert.equal(before.headers.get('x-ratelimit-limit-requests'), String(SCOPE_RPM));
+    const raw = limitsConfig({ byScope: { inference: { requestsPerMinute: 50 } } });
+    gw.gateway.applyConfig(
+      buildConfig(
+        { ...raw, logging: { level: 'silent' }, server: { port: 0, host: '127.0.0.1' } },
+        { baseDir: REPO_ROOT, env: {} },
+      ),
+    );
+    const after = await complete(gw.baseUrl, KEYS.scoped, { prompt: 'hi', max_tokens: 1 });
+    assert.equal(after.headers.get('x-ratelimit-limit-requests'), '50');
   });
 
   it('stops one long stream where its tokens-per-minute limit ends, not after the whole answer', async () => {
