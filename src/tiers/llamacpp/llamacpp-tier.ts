@@ -181,8 +181,10 @@ export class LlamaCppTier implements Tier {
       try {
         const stream = seq.evaluateWithMetadata([...request.tokens] as Token[], metadata, {
           temperature: sampling.temperature,
-          topP: sampling.topP < 1 ? sampling.topP : undefined,
-          topK: sampling.topK > 0 ? sampling.topK : undefined,
+          // Always explicit: left out, node-llama-cpp applies its own defaults (top-k 40,
+          // top-p 0.95), not OpenAI's "no truncation". top-k 0 means the whole vocabulary.
+          topP: sampling.topP,
+          topK: sampling.topK,
           seed: sampling.seed,
           yieldEogToken: true,
         });

@@ -59,6 +59,42 @@ describe('llama.cpp edge tier on the F32 GGUF', () => {
     }
   });
 
+  test('sampling with top_p 1 and no top_k draws from the whole distribution; top_k 40 truncates', async () => {
+    // On this prompt the 40 likeliest first tokens hold 26% of the mass (golden.json logits):
+    // node-llama-cpp's own defaults (top-k 40, top-p 0.95) would never leave them.
+    const p = golden.prompts[1]!;
+    const top40 = new Set(
+      p.next_token_logits
+        .map((l, token) => ({ l, token }))
+        .sort((a, b) => b.l - a.l)
+        .slice(0, 40)
+        .map((e) => e.token),
+    );
+    const outside = async (topK: number): Promise<number> => {
+      let n = 0;
+      for (let seed = 1; seed <= 100; seed++) {
+        const events = await collect(
+          tier.generate(
+            {
+              tokens: p.ids,
+              sampling: { temperature: 1, topP: 1, topK, seed },
+              maxTokens: 1,
+              stopTokens: [],
+              topLogprobs: 0,
+            },
+            new AbortController().signal,
+          ),
+        );
+        const first = events[0];
+        if (first?.kind === 'token' && !top40.has(first.token)) n++;
+      }
+      return n;
+    };
+    const whole = await outside(0);
+    assert.ok(whole >= 50, `${whole} of 100 samples outside the top 40 (expected about 74)`);
+    assert.equal(await outside(40), 0);
+  });
+
   test('logprobs match the reference logits (log-softmax)', async () => {
     const p = golden.prompts[0]!;
     const max = Math.max(...p.next_token_logits);
