@@ -3,15 +3,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
-import { buildConfig } from '../../../src/config/index.js';
-import { loadModelFamily } from '../../../src/family/manifest.js';
-import { MetricsService } from '../../../src/observability/metrics.js';
 import { Mirror } from '../../../src/service/speculative/session.js';
-import { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
 import { Cancellation } from '../../../src/tiers/cancellation.js';
-import { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
 import type { GenerateRequest } from '../../../src/tiers/tier.js';
+import { startLlamaTier, type StartedLlamaTier } from '../../helpers/llama-tier.js';
 import { FAMILY_DIR } from '../../helpers/start-gateway.js';
 
 const golden = JSON.parse(readFileSync(join(FAMILY_DIR, 'golden.json'), 'utf8')) as {
@@ -45,32 +41,13 @@ async function plain(
 
 describe('llama.cpp kept sequence (draft / verify on a cached sequence)', () => {
   let tier: LlamaCppTier;
-  let tokenizer: LlamaTokenizer;
-  const metrics = new MetricsService({ defaultMetrics: false });
+  let started: StartedLlamaTier;
 
   before(async () => {
-    tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
-    const config = buildConfig(
-      {
-        tiers: { edge: { kind: 'llamacpp', model: 'tiny-f32.gguf', sequences: 2, threads: 1 } },
-        models: { m: { tier: 'edge' } },
-      },
-      { env: {} },
-    );
-    const options = config.tiers.edge;
-    assert.ok(options?.kind === 'llamacpp');
-    tier = new LlamaCppTier('edge', options, {
-      logger: pino({ level: 'silent' }),
-      metrics,
-      family: loadModelFamily(FAMILY_DIR),
-      tokenizer,
-    });
-    await tier.start();
+    started = await startLlamaTier({ threads: 1 });
+    ({ tier } = started);
   });
-  after(async () => {
-    await tier.close();
-    await tokenizer.close();
-  });
+  after(() => started.close());
 
   test('drafts in steps equal plain greedy decoding', async () => {
     for (const prompt of golden.prompts.slice(0, 4).map((p) => p.ids)) {
