@@ -126,7 +126,11 @@ describe('gRPC gateway API', () => {
       {},
       auth(),
     );
-    assert.deepEqual(res.models.map((m) => m.id).sort(), ['tiergate-echo', 'tiergate-routed', 'tiergate-slow']);
+    assert.deepEqual(res.models.map((m) => m.id).sort(), [
+      'tiergate-echo',
+      'tiergate-routed',
+      'tiergate-slow',
+    ]);
     assert.ok(res.models.every((m) => m.ready && m.framework === 'echo'));
   });
 
