@@ -21,20 +21,23 @@ export interface StartedLlamaTier {
  * The real edge tier on a GGUF of the committed tiny family (F32 unless `options.model` says
  * otherwise), its options validated by the config schema as `tiergate serve` would, started.
  */
-export async function startLlamaTier(options: Record<string, unknown> = {}): Promise<StartedLlamaTier> {
+export async function startLlamaTier(
+  options: Record<string, unknown> = {},
+  name = 'edge',
+): Promise<StartedLlamaTier> {
   const tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
   const family = loadModelFamily(FAMILY_DIR);
   const config = buildConfig(
     {
-      tiers: { edge: { kind: 'llamacpp', model: 'tiny-f32.gguf', sequences: 2, ...options } },
-      models: { m: { tier: 'edge' } },
+      tiers: { [name]: { kind: 'llamacpp', model: 'tiny-f32.gguf', sequences: 2, ...options } },
+      models: { m: { tier: name } },
     },
     { env: {} },
   );
-  const edge = config.tiers.edge;
+  const edge = config.tiers[name];
   assert.ok(edge?.kind === 'llamacpp');
   const metrics = new MetricsService({ defaultMetrics: false });
-  const tier = new LlamaCppTier('edge', edge, {
+  const tier = new LlamaCppTier(name, edge, {
     logger: pino({ level: 'silent' }),
     metrics,
     family,

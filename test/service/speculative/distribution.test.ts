@@ -3,16 +3,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Token } from 'node-llama-cpp';
-import { pino } from 'pino';
-import { buildConfig } from '../../../src/config/index.js';
-import { loadModelFamily } from '../../../src/family/manifest.js';
-import { MetricsService } from '../../../src/observability/metrics.js';
 import { SpeculativeSession } from '../../../src/service/speculative/session.js';
-import { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
 import { llamaRuntime } from '../../../src/text/llama-runtime.js';
 import { createRng } from '../../../src/text/sampling.js';
 import { Cancellation } from '../../../src/tiers/cancellation.js';
-import { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import { startLlamaTier, type StartedLlamaTier } from '../../helpers/llama-tier.js';
 import { FAMILY_DIR } from '../../helpers/start-gateway.js';
 import { chiSquare } from './chi-square.js';
 
@@ -26,39 +22,20 @@ import { chiSquare } from './chi-square.js';
 const SAMPLES = 3000;
 const ALPHA = 0.001;
 
-let tokenizer: LlamaTokenizer;
 let drafter: LlamaCppTier;
 let verifier: LlamaCppTier;
 
-function tier(name: string, model: string): LlamaCppTier {
-  const config = buildConfig(
-    {
-      tiers: { [name]: { kind: 'llamacpp', model, sequences: 1, threads: 1 } },
-      models: { m: { tier: name } },
-    },
-    { env: {} },
-  );
-  const options = config.tiers[name];
-  assert.ok(options?.kind === 'llamacpp');
-  return new LlamaCppTier(name, options, {
-    logger: pino({ level: 'silent' }),
-    metrics: new MetricsService({ defaultMetrics: false }),
-    family: loadModelFamily(FAMILY_DIR),
-    tokenizer,
-  });
-}
+let started: StartedLlamaTier[] = [];
 
 before(async () => {
-  tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
-  drafter = tier('draft', 'tiny-q4_k_m.gguf');
-  verifier = tier('main', 'tiny-f32.gguf');
-  await drafter.start();
-  await verifier.start();
+  started = [
+    await startLlamaTier({ model: 'tiny-q4_k_m.gguf', sequences: 1, threads: 1 }, 'draft'),
+    await startLlamaTier({ model: 'tiny-f32.gguf', sequences: 1, threads: 1 }, 'main'),
+  ];
+  [drafter, verifier] = started.map((s) => s.tier) as [LlamaCppTier, LlamaCppTier];
 });
 after(async () => {
-  await drafter.close();
-  await verifier.close();
-  await tokenizer.close();
+  for (const s of started) await s.close();
 });
 
 /** The verifier's next-token probabilities after `prompt`, from llama.cpp itself (its own softmax). */

@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { pino } from 'pino';
-import { buildConfig } from '../../../src/config/index.js';
-import { loadModelFamily } from '../../../src/family/manifest.js';
-import { MetricsService } from '../../../src/observability/metrics.js';
 import { SpeculativeSession } from '../../../src/service/speculative/session.js';
-import { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
 import { createRng } from '../../../src/text/sampling.js';
 import { Cancellation } from '../../../src/tiers/cancellation.js';
-import { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
 import type { GenerateRequest } from '../../../src/tiers/tier.js';
-import { FAMILY_DIR } from '../../helpers/start-gateway.js';
+import { startLlamaTier, type StartedLlamaTier } from '../../helpers/llama-tier.js';
 import { prompts } from './harness.js';
 
 /**
@@ -19,40 +13,21 @@ import { prompts } from './harness.js';
  * the verifier's greedy tokens, and with a drafter that always agrees (the same F32 model on both
  * sides) the lookahead block is what the next step drafts.
  */
-let tokenizer: LlamaTokenizer;
 let drafter: LlamaCppTier;
 let verifier: LlamaCppTier;
 const greedy = { temperature: 0, topP: 1, topK: 0 };
 
-function tier(name: string, model: string): LlamaCppTier {
-  const config = buildConfig(
-    {
-      tiers: { [name]: { kind: 'llamacpp', model, sequences: 1, threads: 1 } },
-      models: { m: { tier: name } },
-    },
-    { env: {} },
-  );
-  const options = config.tiers[name];
-  assert.ok(options?.kind === 'llamacpp');
-  return new LlamaCppTier(name, options, {
-    logger: pino({ level: 'silent' }),
-    metrics: new MetricsService({ defaultMetrics: false }),
-    family: loadModelFamily(FAMILY_DIR),
-    tokenizer,
-  });
-}
+let started: StartedLlamaTier[] = [];
 
 before(async () => {
-  tokenizer = await LlamaTokenizer.load(join(FAMILY_DIR, 'tiny-f32.gguf'));
-  drafter = tier('draft', 'tiny-f32.gguf');
-  verifier = tier('main', 'tiny-f32.gguf');
-  await drafter.start();
-  await verifier.start();
+  started = [
+    await startLlamaTier({ model: 'tiny-f32.gguf', sequences: 1, threads: 1 }, 'draft'),
+    await startLlamaTier({ model: 'tiny-f32.gguf', sequences: 1, threads: 1 }, 'main'),
+  ];
+  [drafter, verifier] = started.map((s) => s.tier) as [LlamaCppTier, LlamaCppTier];
 });
 after(async () => {
-  await drafter.close();
-  await verifier.close();
-  await tokenizer.close();
+  for (const s of started) await s.close();
 });
 
 async function plain(tokens: readonly number[], n: number): Promise<number[]> {
