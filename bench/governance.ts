@@ -23,23 +23,12 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { median } from './lib/median.js';
 import { openLoop } from './lib/open-loop.js';
-
-interface AutocannonResult {
-  requests: { average: number; total: number };
-  latency: { p50: number; p99: number };
-  errors: number;
-  non2xx: number;
-  timeouts: number;
-}
-type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+import { autocannon, cpuSeconds, hasTaskset } from './lib/server-bench.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -50,15 +39,6 @@ const PIN = process.env.BENCH_PIN !== '0' && cpus().length >= 2 && hasTaskset();
 const REQUEST = { model: 'tiergate-echo', prompt: 'The county grand jury said Friday', max_tokens: 16 };
 
 type Variant = 'gw' | 'limits' | 'tracing' | 'before';
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `--serve <variant> <dist> [otlp endpoint]`: one gateway from a compiled dist/. */
 async function serve(variant: Variant, dist: string, endpoint: string | undefined): Promise<void> {
@@ -129,15 +109,6 @@ function start(variant: Variant, dist: string, endpoint: string): Promise<Server
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux; USER_HZ 100). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** The highest rate, and the server's CPU µs per request during it (steadier than rates under background load). */
 async function highest(server: Server): Promise<{ rps: number; cpuUs: number }> {
