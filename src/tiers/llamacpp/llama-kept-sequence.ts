@@ -11,7 +11,7 @@ import type {
   VerifyOptions,
   VerifyResult,
 } from '../kept-sequence.js';
-import type { TokenLogprob } from '../tier.js';
+import { topOf } from './top-tokens.js';
 
 /** What the kept sequence borrows from its tier: the pool's release and the evaluation count. */
 export interface KeptSequenceHost {
@@ -213,17 +213,4 @@ function greedyPosition(
         ? topOf(out.probabilities, options.topLogprobs)
         : undefined,
   };
-}
-
-/** The k most likely tokens with natural-log probabilities, best first (as llamacpp-tier.ts `topOf`). */
-function topOf(probabilities: ReadonlyMap<Token, number>, k: number): TokenLogprob[] {
-  const best: { token: number; p: number }[] = [];
-  for (const [token, p] of probabilities) {
-    if (best.length === k && p <= best[k - 1]!.p) continue;
-    let i = best.length;
-    while (i > 0 && best[i - 1]!.p < p) i--;
-    best.splice(i, 0, { token: token as number, p });
-    if (best.length > k) best.pop();
-  }
-  return best.map((b) => ({ token: b.token, logprob: Math.log(b.p) }));
 }

@@ -12,7 +12,6 @@ import {
   type TierEvent,
   type TierHealth,
   type TierInfo,
-  type TokenLogprob,
 } from '../tier.js';
 import { llamaRuntime } from '../../text/llama-runtime.js';
 import { SequencePool } from './sequence-pool.js';
@@ -21,6 +20,7 @@ import { type CancelSignal } from '../cancellation.js';
 import { StepWatch } from './step-watch.js';
 import { LlamaKeptSequence } from './llama-kept-sequence.js';
 import type { KeptSequence, OpenSequenceOptions } from '../kept-sequence.js';
+import { topOf } from './top-tokens.js';
 
 /** What the edge tier holds of llama.cpp's native memory (LlamaCppTier.nativeState). */
 export interface EdgeNativeState extends ReclaimStats {
@@ -408,21 +408,4 @@ interface EvaluateOutput {
   readonly token: Token;
   readonly confidence?: number;
   readonly probabilities?: ReadonlyMap<Token, number>;
-}
-
-/**
- * The k most likely tokens with natural-log probabilities, best first. node-llama-cpp's map is
- * not reliably ordered (seen here: greedy sampling put a less likely token first), so the top k
- * are selected explicitly, in one pass with a small sorted buffer.
- */
-function topOf(probabilities: ReadonlyMap<Token, number>, k: number): TokenLogprob[] {
-  const best: { token: number; p: number }[] = [];
-  for (const [token, p] of probabilities) {
-    if (best.length === k && p <= best[k - 1]!.p) continue;
-    let i = best.length;
-    while (i > 0 && best[i - 1]!.p < p) i--;
-    best.splice(i, 0, { token: token as number, p });
-    if (best.length > k) best.pop();
-  }
-  return best.map((b) => ({ token: b.token, logprob: Math.log(b.p) }));
 }
