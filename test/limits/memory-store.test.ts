@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { buildConfig } from '../../src/config/index.js';
 import { REPO_ROOT, startGateway, type TestGateway } from '../helpers/start-gateway.js';
-import { bearer, call, gatewayClients } from '../api/grpc/grpc-client.js';
-import { complete, KEYS, limitsConfig, RPM, SCOPE_RPM, withinOneMinute } from './limits-harness.js';
+import { bearer, call, callWithTrailers, collect, gatewayClients, stream } from '../api/grpc/grpc-client.js';
+import { complete, KEYS, limitsConfig, RPM, SCOPE_RPM, TPM, withinOneMinute } from './limits-harness.js';
 import { limitTests } from './limit-suite.js';
 
 /** Per-key limits with the in-process store (one replica, the embedded default). */
@@ -44,6 +44,38 @@ describe('key limits, in-process store', () => {
       assert.equal(md.get('x-ratelimit-remaining-requests')[0], '0');
       assert.match(String(md.get('x-ratelimit-reset-requests')[0]), /^\d+(\.\d+)?m?s$/);
       assert.ok(Number(md.get('retry-after')[0]) >= 1);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('sends the x-ratelimit-* fields as trailers of a successful gRPC call, unary and streamed', async () => {
+    const c = gatewayClients(gw.grpcAddress!);
+    try {
+      const { trailers } = await callWithTrailers(
+        c.gateway,
+        'Complete',
+        { model: 'tiergate-echo', prompt: 'hi', options: { maxTokens: 2 } },
+        bearer(KEYS.scoped),
+      );
+      assert.equal(trailers.get('x-ratelimit-limit-requests')[0], String(SCOPE_RPM));
+      const left = Number(trailers.get('x-ratelimit-remaining-requests')[0]);
+      assert.ok(left >= 0 && left < SCOPE_RPM, `remaining ${left}`);
+      assert.match(String(trailers.get('x-ratelimit-reset-requests')[0]), /^\d+(\.\d+)?m?s$/);
+      const s = stream(
+        c.gateway,
+        'CompleteStream',
+        { model: 'tiergate-echo', prompt: 'hi', options: { maxTokens: 2 } },
+        bearer(KEYS.tpm),
+      );
+      const streamed = new Promise<Metadata>((resolve) =>
+        s.on('status', (st: { metadata: Metadata }) => resolve(st.metadata)),
+      );
+      await collect(s);
+      const md = await streamed;
+      assert.equal(md.get('x-ratelimit-limit-tokens')[0], String(TPM));
+      assert.ok(Number(md.get('x-ratelimit-remaining-tokens')[0]) < TPM);
+      assert.equal(md.get('x-ratelimit-limit-requests')[0], '10000');
     } finally {
       c.close();
     }

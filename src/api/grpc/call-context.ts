@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
+import { Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../errors/gateway-error.js';
 import type { Gateway } from '../../gateway/gateway.js';
@@ -9,6 +9,7 @@ import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 import type { Denial } from '../auth.js';
 import { traceContextOf } from '../trace-context.js';
 import { resilienceFields } from '../resilience-fields.js';
+import { rateLimitFields } from '../rate-limit-headers.js';
 import { toGrpcStatus } from './grpc-status.js';
 
 /** What unary and streaming calls share (grpc-js does not export ServerSurfaceCall). */
@@ -89,6 +90,18 @@ export class CallContext {
    * Request metrics and the summary line, through the writer HTTP uses; the status is the HTTP
    * equivalent of the call's ending. Returns the gRPC status to end a failed call with.
    */
+  /**
+   * Trailing metadata of a call that succeeded: the key's x-ratelimit-* fields, as HTTP sends
+   * them as headers on every answer of a key with per-minute limits (a refusal carries them in
+   * its status's metadata, grpc-status.ts).
+   */
+  successTrailers(): Metadata | undefined {
+    const fields = rateLimitFields(this.execution?.rateLimit);
+    let metadata: Metadata | undefined;
+    for (const [name, value] of Object.entries(fields)) (metadata ??= new Metadata()).set(name, value);
+    return metadata;
+  }
+
   finish(err: unknown): ReturnType<typeof toGrpcStatus> | undefined {
     const failure =
       err === undefined ? undefined : toGrpcStatus(this.signal.aborted ? this.signal.reason : err);

@@ -122,7 +122,7 @@ function unaryGeneration<Req extends { model: string }>(
           route: routeInfo(exec),
         };
         ctx.finish(undefined);
-        callback(null, response);
+        callback(null, response, ctx.successTrailers());
       } catch (err) {
         callback(ctx.finish(err)?.status ?? null);
       }
@@ -161,7 +161,7 @@ function streamedGeneration<Req extends { model: string }>(
         ctx.signal.throwIfAborted();
         await write(call, { ...chunk(0, '', ''), usage: usageOf(exec), route: routeInfo(exec) });
         ctx.finish(undefined);
-        call.end();
+        call.end(ctx.successTrailers());
       } catch (err) {
         const failure = ctx.finish(err);
         // grpc-js turns an 'error' event on a server stream into the call's status.

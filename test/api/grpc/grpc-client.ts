@@ -79,6 +79,34 @@ export function call<Res>(
   });
 }
 
+/** A unary call's response and its trailing metadata (the status's). */
+export function callWithTrailers<Res>(
+  client: GatewayClients['gateway'],
+  method: string,
+  request: unknown,
+  metadata = new Metadata(),
+): Promise<{ response: Res; trailers: Metadata }> {
+  return new Promise((resolve, reject) => {
+    let response: Res | undefined;
+    let failed: ServiceError | undefined;
+    const fn = client[method] as (
+      req: unknown,
+      md: Metadata,
+      cb: (err: ServiceError | null, res?: Res) => void,
+    ) => { on(event: 'status', listener: (s: { metadata: Metadata }) => void): unknown };
+    const c = fn.call(client, request, metadata, (err, res) => {
+      if (err !== null) failed = err;
+      else response = res;
+    });
+    // 'status' comes after the callback's value: both are known then.
+    c.on('status', (s) => {
+      setImmediate(() =>
+        failed !== undefined ? reject(failed) : resolve({ response: response as Res, trailers: s.metadata }),
+      );
+    });
+  });
+}
+
 export function stream<Res>(
   client: GatewayClients['gateway'],
   method: string,
