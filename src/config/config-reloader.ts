@@ -55,7 +55,7 @@ export class ConfigReloader {
     if (restart.length > 0) {
       this.logger.warn(
         { sections: restart },
-        `config sections changed that only take effect after a restart: ${restart.join(', ')} (tier model files, ports and keys are loaded once)`,
+        `config sections changed that only take effect after a restart: ${restart.join(', ')} (tier model files, ports, keys, the tracer and the limits store are set up once)`,
       );
     }
     return 'applied';

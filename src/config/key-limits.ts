@@ -81,3 +81,24 @@ export const KEY_LIMIT_FIELDS = {
 } as const;
 
 export type KeyLimitConfig = Static<typeof KeyLimitSchema>;
+
+/** The key name of requests without an API key (auth off). */
+export const ANONYMOUS = 'anonymous';
+
+/**
+ * `limits.byKey` entries must name a key of `auth.keys` (or `anonymous`): a misspelt name would
+ * otherwise leave the real key on its scope's defaults without a word.
+ */
+export function keyLimitProblems(
+  byKey: Readonly<Record<string, unknown>>,
+  keyNames: readonly string[],
+): string[] {
+  const known = new Set(keyNames);
+  const listed = keyNames.length > 0 ? keyNames.map((n) => `"${n}"`).join(', ') : '(none)';
+  return Object.keys(byKey)
+    .filter((name) => name !== ANONYMOUS && !known.has(name))
+    .map(
+      (name) =>
+        `/limits/byKey/${name}: no API key named "${name}" in auth.keys (names: ${listed}; "${ANONYMOUS}" is the key of requests without one)`,
+    );
+}

@@ -6,6 +6,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import { routingProblems, withRoutingDefaults, type RoutingConfig } from './policies.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { keyLimitProblems } from './key-limits.js';
 import { checkResilience, type ResilienceConfig } from './resilience.js';
 import { isTierKind, tierSchemas, type TierConfig } from './tiers/index.js';
 
@@ -212,6 +213,13 @@ function crossValidate(config: MutableConfig, env: NodeJS.ProcessEnv, problems: 
   if (auth.enabled && auth.keys.every((k) => k.sha256 === undefined)) {
     problems.push('/auth/keys: auth is enabled but no usable key is configured');
   }
+  const limits = config.limits as { byKey: Record<string, unknown> };
+  problems.push(
+    ...keyLimitProblems(
+      limits.byKey,
+      auth.keys.map((k) => k.name),
+    ),
+  );
 }
 
 export function sha256Hex(text: string): string {

@@ -11,8 +11,28 @@ import { loadTokenizer } from './load-tokenizer.js';
 import { ResilienceRuntime } from '../resilience/resilience-runtime.js';
 import { Cancellation, type CancelSignal } from '../tiers/cancellation.js';
 
-/** Config sections whose changes need a restart: they shape objects built once at start. */
-const RESTART_SECTIONS = ['server', 'grpc', 'auth', 'family', 'tokenizer', 'tiers', 'models'] as const;
+/**
+ * Config sections (or fields, dotted) whose changes need a restart: they shape objects built once
+ * at start (the tracer provider, the limits store's client).
+ */
+const RESTART_PATHS = [
+  'server',
+  'grpc',
+  'auth',
+  'family',
+  'tokenizer',
+  'tiers',
+  'models',
+  'tracing',
+  'limits.store',
+  'limits.redis',
+] as const;
+
+function valueAt(config: Config, path: string): unknown {
+  let node: unknown = config;
+  for (const part of path.split('.')) node = (node as Record<string, unknown> | undefined)?.[part];
+  return node;
+}
 
 export interface ServedModel {
   readonly name: string;
@@ -60,11 +80,11 @@ export class Gateway {
   /**
    * Hot reload: swaps in a validated config. Live parts (resilience, policies, limits, chat) take
    * effect for the next request; returns the sections that changed but only apply on restart
-   * (tiers, models, tokenizer, family, server, auth).
+   * (tiers, models, tokenizer, family, server, grpc, auth, tracing, limits.store and .redis).
    */
   applyConfig(next: Config): string[] {
-    const restart = RESTART_SECTIONS.filter(
-      (k) => JSON.stringify(next[k]) !== JSON.stringify(this.current[k]),
+    const restart = RESTART_PATHS.filter(
+      (p) => JSON.stringify(valueAt(next, p)) !== JSON.stringify(valueAt(this.current, p)),
     );
     this.resilience.apply(next);
     this.current = next;

@@ -1,5 +1,5 @@
 import type { Config } from '../config/index.js';
-import type { KeyLimitConfig } from '../config/key-limits.js';
+import { ANONYMOUS, type KeyLimitConfig } from '../config/key-limits.js';
 
 /** What one key may use, after its scope's defaults and its own entry are merged. */
 export interface EffectiveLimits {
@@ -12,8 +12,7 @@ export interface EffectiveLimits {
   readonly label: string;
 }
 
-/** The key name of requests without an API key (auth off). */
-export const ANONYMOUS = 'anonymous';
+export { ANONYMOUS } from '../config/key-limits.js';
 
 /**
  * The limits of each key under one config: `limits.byKey.<name>` field by field over the

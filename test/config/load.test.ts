@@ -199,3 +199,22 @@ test('connection timeouts have production defaults, and headers must fit in the 
   // requestTimeoutMs 0 turns the whole-request limit off.
   buildConfig({ ...minimal, server: { headersTimeoutMs: 5000, requestTimeoutMs: 0 } }, { env: {} });
 });
+
+test('limits.byKey names must be keys of auth.keys (or anonymous)', () => {
+  const auth = { enabled: true, keys: [{ name: 'alice', key: 'sk-alice-0000001' }] };
+  const ok = buildConfig(
+    {
+      ...minimal,
+      auth,
+      limits: { byKey: { alice: { requestsPerMinute: 5 }, anonymous: { requestsPerMinute: 1 } } },
+    },
+    { env: {} },
+  );
+  assert.equal(ok.limits.byKey.alice?.requestsPerMinute, 5);
+  const problems = problemsOf(() =>
+    buildConfig({ ...minimal, auth, limits: { byKey: { alcie: { requestsPerMinute: 5 } } } }, { env: {} }),
+  );
+  assert.deepEqual(problems, [
+    '/limits/byKey/alcie: no API key named "alcie" in auth.keys (names: "alice"; "anonymous" is the key of requests without one)',
+  ]);
+});

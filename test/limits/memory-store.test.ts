@@ -84,15 +84,33 @@ describe('key limits, in-process store', () => {
   it('applies changed limits on a hot reload, from the next request', async () => {
     const before = await complete(gw.baseUrl, KEYS.scoped, { prompt: 'hi', max_tokens: 1 });
     assert.equal(before.headers.get('x-ratelimit-limit-requests'), String(SCOPE_RPM));
-    const raw = limitsConfig({ byScope: { inference: { requestsPerMinute: 50 } } });
-    gw.gateway.applyConfig(
-      buildConfig(
-        { ...raw, logging: { level: 'silent' }, server: { port: 0, host: '127.0.0.1' } },
-        { baseDir: REPO_ROOT, env: {} },
-      ),
-    );
+    const reload = (limits: Record<string, unknown>, extra: Record<string, unknown> = {}): string[] =>
+      gw.gateway.applyConfig(
+        buildConfig(
+          {
+            ...limitsConfig(limits, { grpc: { enabled: true, host: '127.0.0.1', port: 0 } }),
+            logging: { level: 'silent' },
+            server: { port: 0, host: '127.0.0.1' },
+            ...extra,
+          },
+          { baseDir: REPO_ROOT, env: {} },
+        ),
+      );
+    // Limits apply live: nothing to restart for.
+    assert.deepEqual(reload({ byScope: { inference: { requestsPerMinute: 50 } } }), []);
     const after = await complete(gw.baseUrl, KEYS.scoped, { prompt: 'hi', max_tokens: 1 });
     assert.equal(after.headers.get('x-ratelimit-limit-requests'), '50');
+    // The store and tracing are set up once: a reload that changes them says they need a restart,
+    // and the store in use stays the in-process one.
+    const restart = reload(
+      { byScope: { inference: { requestsPerMinute: 50 } }, store: 'redis' },
+      { tracing: { enabled: true } },
+    );
+    assert.deepEqual(restart, ['tracing', 'limits.store']);
+    const still = await complete(gw.baseUrl, KEYS.scoped, { prompt: 'hi', max_tokens: 1 });
+    assert.equal(still.status, 200);
+    assert.equal(still.headers.get('x-ratelimit-limit-requests'), '50');
+    reload({ byScope: { inference: { requestsPerMinute: 50 } } });
   });
 
   it('stops one long stream where its tokens-per-minute limit ends, not after the whole answer', async () => {
