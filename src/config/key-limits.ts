@@ -30,7 +30,7 @@ export const KeyLimitSchema = Type.Object(
     requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1 })),
     /** Prompt + completion tokens per minute, charged as they are produced. */
     tokensPerMinute: Type.Optional(Type.Integer({ minimum: 1 })),
-    /** Generations the key runs at once on one replica (docs/governance.md says why per replica). */
+    /** Generations the key runs at once: on this replica, or on all of them with the Redis store. */
     concurrentStreams: Type.Optional(Type.Integer({ minimum: 1 })),
     budget: Type.Optional(BudgetSchema),
     /** Show this key's name as the `key` label of the usage series (keep such keys few). */
@@ -48,6 +48,11 @@ const RedisSchema = Type.Object(
     /** A command not answered within this is a store failure (then `onStoreError` applies). */
     commandTimeoutMs: Type.Integer({ minimum: 1, default: 500 }),
     connectTimeoutMs: Type.Integer({ minimum: 1, default: 2_000 }),
+    /**
+     * A key's concurrent streams are leases in Redis that each replica renews every third of
+     * this while they run: the slots of a replica that died come free after at most this long.
+     */
+    streamLeaseMs: Type.Integer({ minimum: 300, default: 15_000 }),
   },
   { additionalProperties: false, default: {} },
 );

@@ -15,6 +15,12 @@ export interface Grant {
   readonly used: number;
 }
 
+/** What an acquire got: a slot or not, and how many are held now (this one included). */
+export interface SlotGrant {
+  readonly granted: boolean;
+  readonly held: number;
+}
+
 /** A value now (the in-process store) or later (Redis). */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -35,6 +41,15 @@ export interface CounterStore {
   give(counter: Counter, amount: number): void;
   /** The counter's value now (0 when it has none). */
   used(counter: Counter): MaybePromise<number>;
+  /**
+   * Holds one of `limit` slots of `name` (a key's streams at once) for `holder`, atomically
+   * against every other acquire on any replica; none when all are held. A holder keeps its slot
+   * until release(); in Redis a slot is a lease the replica renews while it runs, so the slots of
+   * a replica that died come free by themselves.
+   */
+  acquire(name: string, holder: string, limit: number): MaybePromise<SlotGrant>;
+  /** Frees `holder`'s slot of `name` (best effort in Redis: a lost release expires). */
+  release(name: string, holder: string): void;
   /** Whether the store answers now (a gauge and the admin endpoint read it). */
   readonly up: boolean;
   close(): Promise<void>;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/gateway-error.js';
@@ -10,6 +11,7 @@ import {
   type CounterStore,
   type Grant,
   type MaybePromise,
+  type SlotGrant,
 } from './counter-store.js';
 import { ANONYMOUS, KeyLimitTable, type EffectiveLimits } from './key-limits.js';
 import { KeyUsage, type LimitName } from './key-usage.js';
@@ -46,6 +48,8 @@ export interface WindowUsage {
 
 /** A counter that is not configured: grants everything, counts nothing. */
 const NONE: Grant = { granted: Number.POSITIVE_INFINITY, used: 0 };
+/** No streams limit: nothing to hold. */
+const FREE_SLOT: SlotGrant = { granted: true, held: 0 };
 
 interface Counters {
   readonly rpm: Counter | undefined;
@@ -68,6 +72,9 @@ export class KeyLimiter {
   private table: KeyLimitTable | undefined;
   /** Generations running per key on this replica. */
   private readonly streams = new Map<string, number>();
+  /** Stream-slot holders: this replica's id and a sequence number. */
+  private readonly holderPrefix = randomUUID();
+  private holders = 0;
   /** True while the store fails: one log line per outage, and one when it is back. */
   private failing = false;
 
@@ -108,17 +115,24 @@ export class KeyLimiter {
       this.usage.admitted(key, 'other');
       return this.admission(key, 'other', undefined, undefined, false, () => undefined);
     }
-    const streams = this.running(key);
-    if (limits.concurrentStreams !== undefined && streams >= limits.concurrentStreams) {
-      this.usage.rejected(key, limits.label, 'concurrent_streams');
-      throw new GatewayError(
-        'rate_limited',
-        `Too many concurrent requests for this API key: limit ${limits.concurrentStreams}. Retry when one has finished.`,
-        { retryAfter: 1, code: 'TIERGATE_ERR_KEY_CONCURRENCY' },
-      );
+    // Counted now, before the store answers, so /admin/usage sees it at once.
+    this.streams.set(key, this.running(key) + 1);
+    // The key's streams at once: one slot per running generation, held in the store (on this
+    // replica, or across all of them with Redis) until the admission ends.
+    const max = limits.concurrentStreams;
+    const holder = max === undefined ? undefined : `${this.holderPrefix}:${++this.holders}`;
+    let slot: MaybePromise<SlotGrant> = FREE_SLOT;
+    if (holder !== undefined) {
+      try {
+        slot = this.store.acquire(`streams:${key}`, holder, max!);
+      } catch (err) {
+        return this.admitFailed(err, key, limits.label, holder);
+      }
+      if (!(slot instanceof Promise) && !slot.granted) {
+        this.freeStream(key);
+        throw this.concurrencyRefusal(key, limits);
+      }
     }
-    // Taken now, before the store answers, so concurrent admissions on this replica see it.
-    this.streams.set(key, streams + 1);
     const now = Date.now();
     const firstLease = Math.min(this.config().limits.leaseTokens, demand.maxCompletionTokens);
     const need = demand.promptTokens + firstLease;
@@ -140,17 +154,22 @@ export class KeyLimiter {
     const s = this.store;
     let result: MaybePromise<KeyAdmission>;
     try {
-      result = whenAll(
+      result = whenAll<Grant | SlotGrant, KeyAdmission>(
         [
           c.rpm === undefined ? NONE : s.take(c.rpm, 1, false),
           c.tpm === undefined ? NONE : s.take(c.tpm, need, true),
           // A soft budget only counts: the prompt now, the completion at the end.
           c.budget === undefined ? NONE : s.take(c.budget, budget!.hard ? need : demand.promptTokens, true),
+          slot,
         ],
-        ([r, t, b]) => this.decide(key, limits, demand, now, c, r!, t!, b!),
+        ([r, t, b, streams]) =>
+          this.decide(key, limits, demand, now, c, r as Grant, t as Grant, b as Grant, {
+            holder,
+            granted: (streams as SlotGrant).granted,
+          }),
       );
     } catch (err) {
-      return this.admitFailed(err, key, limits.label);
+      return this.admitFailed(err, key, limits.label, holder);
     }
     if (!(result instanceof Promise)) {
       this.recovered();
@@ -161,7 +180,7 @@ export class KeyLimiter {
         this.recovered();
         return admission;
       },
-      (err: unknown) => this.admitFailed(err, key, limits.label),
+      (err: unknown) => this.admitFailed(err, key, limits.label, holder),
     );
   }
 
@@ -206,9 +225,19 @@ export class KeyLimiter {
     r: Grant,
     t: Grant,
     b: Grant,
+    slot: { readonly holder: string | undefined; readonly granted: boolean },
   ): KeyAdmission {
     const s = this.store;
     const hard = limits.budget?.hard === true;
+    const streamsName = `streams:${key}`;
+    // A refusal here is thrown to admit(), whose admitFailed() frees the stream slot.
+    if (!slot.granted) {
+      // Another replica holds every slot: what this request took of the counters goes back.
+      if (c.rpm !== undefined) s.give(c.rpm, r.granted);
+      if (c.tpm !== undefined) s.give(c.tpm, t.granted);
+      if (c.budget !== undefined) s.give(c.budget, b.granted);
+      throw this.concurrencyRefusal(key, limits);
+    }
     // Enough for the prompt and at least one completion token (none when none was asked for).
     const least = demand.promptTokens + Math.min(1, demand.maxCompletionTokens);
     const refused: LimitName | undefined =
@@ -270,6 +299,7 @@ export class KeyLimiter {
     const soft = limits.budget !== undefined && !hard ? limits.budget : undefined;
     if (soft !== undefined) this.overrun(key, limits, b.used, demand.promptTokens);
     return this.admission(key, limits.label, info, meter, true, (outputTokens) => {
+      if (slot.holder !== undefined) s.release(streamsName, slot.holder);
       meter?.end();
       if (meter?.exhausted !== undefined) this.usage.truncated(key, limits.label, meter.exhausted);
       if (soft === undefined || outputTokens <= 0) return;
@@ -354,8 +384,18 @@ export class KeyLimiter {
     );
   }
 
+  private concurrencyRefusal(key: string, limits: EffectiveLimits): GatewayError {
+    this.usage.rejected(key, limits.label, 'concurrent_streams');
+    return new GatewayError(
+      'rate_limited',
+      `Too many concurrent requests for this API key: limit ${limits.concurrentStreams}. Retry when one has finished.`,
+      { retryAfter: 1, code: 'TIERGATE_ERR_KEY_CONCURRENCY' },
+    );
+  }
+
   /** A refusal or a store failure at admission: the stream slot goes back; `open` admits anyway. */
-  private admitFailed(err: unknown, key: string, label: string): KeyAdmission {
+  private admitFailed(err: unknown, key: string, label: string, holder?: string): KeyAdmission {
+    if (holder !== undefined) this.store.release(`streams:${key}`, holder);
     this.freeStream(key);
     this.storeFailed(err, key, label, false);
     // Fail-open: admitted without limits (and without a stream slot's count beyond this one).

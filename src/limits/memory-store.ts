@@ -1,4 +1,4 @@
-import { counterKey, type Counter, type CounterStore, type Grant } from './counter-store.js';
+import { counterKey, type Counter, type CounterStore, type Grant, type SlotGrant } from './counter-store.js';
 
 interface Entry {
   used: number;
@@ -16,6 +16,7 @@ export class MemoryCounterStore implements CounterStore {
   readonly kind = 'memory';
   readonly up = true;
   private readonly entries = new Map<string, Entry>();
+  private readonly slots = new Map<string, Set<string>>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor() {
@@ -45,9 +46,28 @@ export class MemoryCounterStore implements CounterStore {
     return this.entries.get(counterKey(counter))?.used ?? 0;
   }
 
+  acquire(name: string, holder: string, limit: number): SlotGrant {
+    let held = this.slots.get(name);
+    if (held === undefined) {
+      held = new Set();
+      this.slots.set(name, held);
+    }
+    if (held.size >= limit) return { granted: false, held: held.size };
+    held.add(holder);
+    return { granted: true, held: held.size };
+  }
+
+  release(name: string, holder: string): void {
+    const held = this.slots.get(name);
+    if (held === undefined) return;
+    held.delete(holder);
+    if (held.size === 0) this.slots.delete(name);
+  }
+
   close(): Promise<void> {
     clearInterval(this.sweeper);
     this.entries.clear();
+    this.slots.clear();
     return Promise.resolve();
   }
 

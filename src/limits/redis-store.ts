@@ -7,6 +7,7 @@ import {
   type Counter,
   type CounterStore,
   type Grant,
+  type SlotGrant,
 } from './counter-store.js';
 
 export interface RedisStoreOptions {
@@ -14,6 +15,39 @@ export interface RedisStoreOptions {
   readonly keyPrefix: string;
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** How long a stream's slot outlives its replica's last renewal (renewed every third of it). */
+  readonly streamLeaseMs: number;
+}
+
+/**
+ * A key's stream slots are a sorted set of holders scored by their lease's expiry, in Redis's
+ * own clock (TIME), so replicas' clocks do not matter. Acquire: drop expired leases, then add
+ * this holder if fewer than the limit remain — in one script, so concurrent acquires on any
+ * replica never hold more than the limit. rate-limiter-flexible counts per window and has no
+ * such semaphore, hence these two short scripts (run through ioredis's defineCommand).
+ */
+const ACQUIRE_SLOT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local held = redis.call('ZCARD', KEYS[1])
+if held >= tonumber(ARGV[2]) then return {0, held} end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+return {1, held + 1}`;
+
+/** Renews the leases of the holders given (ARGV[2..]) that still hold a slot (XX: never re-adds). */
+const RENEW_SLOTS = `
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', expiry, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return 0`;
+
+/** The two scripts as ioredis commands (defineCommand adds them to the client at run time). */
+interface SlotCommands {
+  tiergateAcquireSlot(key: string, holder: string, limit: number, leaseMs: number): Promise<[number, number]>;
+  tiergateRenewSlots(key: string, leaseMs: number, ...holders: string[]): Promise<number>;
 }
 
 /** Reconnect attempts back off up to this; ioredis keeps trying for as long as the gateway runs. */
@@ -40,6 +74,9 @@ export class RedisCounterStore implements CounterStore {
   /** Resolves at the first connection: requests at start-up wait for it rather than fail. */
   private readonly firstConnection: Promise<void>;
   private everConnected = false;
+  /** Slots this replica holds, per sorted-set key: their leases are renewed while they run. */
+  private readonly held = new Map<string, Set<string>>();
+  private readonly renewer: NodeJS.Timeout;
 
   constructor(
     private readonly options: RedisStoreOptions,
@@ -69,6 +106,10 @@ export class RedisCounterStore implements CounterStore {
       if (this.connected && !this.closed) log.warn('limits store: redis connection closed; reconnecting');
       this.connected = false;
     });
+    this.client.defineCommand('tiergateAcquireSlot', { numberOfKeys: 1, lua: ACQUIRE_SLOT });
+    this.client.defineCommand('tiergateRenewSlots', { numberOfKeys: 1, lua: RENEW_SLOTS });
+    this.renewer = setInterval(() => this.renew(), Math.max(1, Math.floor(options.streamLeaseMs / 3)));
+    this.renewer.unref();
   }
 
   get up(): boolean {
@@ -111,10 +152,64 @@ export class RedisCounterStore implements CounterStore {
     }
   }
 
+  async acquire(name: string, holder: string, limit: number): Promise<SlotGrant> {
+    if (!this.everConnected) await this.started();
+    const key = this.slotKey(name);
+    try {
+      const [granted, held] = await this.commands.tiergateAcquireSlot(
+        key,
+        holder,
+        limit,
+        this.options.streamLeaseMs,
+      );
+      if (granted === 1) {
+        let set = this.held.get(key);
+        if (set === undefined) this.held.set(key, (set = new Set()));
+        set.add(holder);
+      }
+      return { granted: granted === 1, held };
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  release(name: string, holder: string): void {
+    const key = this.slotKey(name);
+    const set = this.held.get(key);
+    set?.delete(holder);
+    if (set?.size === 0) this.held.delete(key);
+    this.client
+      .zrem(key, holder)
+      .catch((err: unknown) =>
+        this.log.debug({ err: String(err) }, 'limits store: could not free a stream slot'),
+      );
+  }
+
   close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.renewer);
     this.client.disconnect();
     return Promise.resolve();
+  }
+
+  private get commands(): SlotCommands {
+    return this.client as unknown as SlotCommands;
+  }
+
+  private slotKey(name: string): string {
+    return `${this.options.keyPrefix}:${name}`;
+  }
+
+  /** Renews every held lease, one script per key; a failed renewal is retried at the next tick. */
+  private renew(): void {
+    if (this.client.status !== 'ready') return;
+    for (const [key, holders] of this.held) {
+      this.commands
+        .tiergateRenewSlots(key, this.options.streamLeaseMs, ...holders)
+        .catch((err: unknown) =>
+          this.log.debug({ err: String(err) }, 'limits store: could not renew stream slots'),
+        );
+    }
   }
 
   /** The first connection, or the connect timeout: after that, a failure is a store failure. */

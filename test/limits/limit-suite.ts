@@ -109,12 +109,16 @@ export function limitTests(targets: () => readonly string[]): void {
     assert.ok(Math.abs(Date.now() + retryAfter * 1000 - dayEnd) < 5_000, `Retry-After ${retryAfter}`);
   });
 
-  it('limits the streams a key runs at once on a replica', async () => {
-    const url = targets()[0]!;
+  it('limits the streams a key runs at once, over every replica sharing the store', async () => {
+    const urls = targets();
     // 20 tokens at 20 ms each: every request of the burst arrives while the first ones run.
     const answers = await Promise.all(
-      Array.from({ length: 10 }, () =>
-        complete(url, KEYS.streams, { model: 'tiergate-slow', prompt: 'slow', max_tokens: 20 }),
+      Array.from({ length: 10 }, (_, i) =>
+        complete(urls[i % urls.length]!, KEYS.streams, {
+          model: 'tiergate-slow',
+          prompt: 'slow',
+          max_tokens: 20,
+        }),
       ),
     );
     const ok = answers.filter((a) => a.status === 200).length;
@@ -124,13 +128,15 @@ export function limitTests(targets: () => readonly string[]): void {
       assert.match(a.body.error?.message ?? '', /Too many concurrent requests/);
       assert.equal(a.headers.get('retry-after'), '1');
     }
-    // Every slot is back once they ended.
-    const again = await complete(url, KEYS.streams, {
-      model: 'tiergate-slow',
-      prompt: 'slow',
-      max_tokens: 2,
-    });
-    assert.equal(again.status, 200);
+    // Every slot is back once they ended, on every replica.
+    for (const url of urls) {
+      const again = await complete(url, KEYS.streams, {
+        model: 'tiergate-slow',
+        prompt: 'slow',
+        max_tokens: 2,
+      });
+      assert.equal(again.status, 200);
+    }
   });
 
   it("gives a key without its own entry its scope's defaults", async () => {

@@ -77,6 +77,8 @@ async function stopReplica(r: Replica): Promise<void> {
   clearTimeout(timer);
 }
 
+const LEASE_MS = 1_500;
+
 /** One prefix for the whole run, shared by every replica (the counters' keys must match). */
 const PREFIX = `tiergate-test-${process.pid}-${Date.now()}`;
 
@@ -90,8 +92,45 @@ function redisConfig(port: number, onStoreError: 'open' | 'closed'): Record<stri
       keyPrefix: PREFIX,
       commandTimeoutMs: 300,
       connectTimeoutMs: 300,
+      // Short, so a dead replica's stream slots come free within the test.
+      streamLeaseMs: LEASE_MS,
     },
   });
+}
+
+interface Running {
+  /** `complete` once the stream's last event came, `cut` if the connection ended first. */
+  readonly done: Promise<'complete' | 'cut'>;
+}
+
+/** Starts a streamed completion and resolves once its first token came (so it holds its slot). */
+async function startStream(url: string, key: string, body: Record<string, unknown>): Promise<Running> {
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, temperature: 0, stream: true }),
+  });
+  assert.equal(res.status, 200, await (res.status === 200 ? Promise.resolve('') : res.text()));
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (!text.includes('data: {')) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, 'the stream ended before its first token');
+    text += decoder.decode(value, { stream: true });
+  }
+  const done = (async (): Promise<'complete' | 'cut'> => {
+    try {
+      for (;;) {
+        const { value, done: end } = await reader.read();
+        if (end) return text.includes('data: [DONE]') ? 'complete' : 'cut';
+        text += decoder.decode(value, { stream: true });
+      }
+    } catch {
+      return 'cut';
+    }
+  })();
+  return { done };
 }
 
 /** Polls until `check` holds (the gateway reconnects by itself), or fails after `ms`. */
@@ -124,6 +163,38 @@ describe('key limits, Redis store shared by two gateway processes', () => {
   });
 
   limitTests(() => replicas.map((r) => r.url));
+
+  it("frees a dead replica's stream slots once their leases expire, and keeps a live replica's renewed", async () => {
+    const dying = await startReplica(redisConfig(redisPort, 'open'));
+    const [a] = replicas as [Replica, Replica];
+    // One stream on the replica that dies, then two long ones (250 tokens at 20 ms: 5 s, longer
+    // than three leases) on a live replica; each holds its slot once its first token came.
+    const long = { model: 'tiergate-slow', prompt: 'slow', max_tokens: 250 };
+    const short = { model: 'tiergate-slow', prompt: 'slow', max_tokens: 1 };
+    const held: Running[] = [];
+    try {
+      held.push(await startStream(dying.url, KEYS.streams, long));
+      held.push(await startStream(a.url, KEYS.streams, long), await startStream(a.url, KEYS.streams, long));
+      assert.equal((await complete(a.url, KEYS.streams, short)).status, 429, 'all three slots held');
+      dying.child.kill('SIGKILL');
+      await once(dying.child, 'exit');
+      const full = await complete(a.url, KEYS.streams, short);
+      assert.equal(full.status, 429, 'the dead replica holds its slot until its lease expires');
+      // Its lease ends within LEASE_MS of its last renewal; the live streams' are renewed.
+      await sleep(LEASE_MS + 100);
+      const freed = complete(a.url, KEYS.streams, { ...short, max_tokens: 40 });
+      await sleep(200);
+      // The freed slot is taken again: had the live streams' leases not been renewed (they have
+      // run longer than a lease by now), their slots would be free too.
+      const refused = await complete(a.url, KEYS.streams, short);
+      assert.equal(refused.status, 429, "a live replica's running streams keep their slots");
+      assert.equal((await freed).status, 200);
+      for (const r of held.slice(1)) assert.equal(await r.done, 'complete');
+    } finally {
+      if (dying.child.exitCode === null && dying.child.signalCode === null) dying.child.kill('SIGKILL');
+      await Promise.all(held.map((r) => r.done.catch(() => undefined)));
+    }
+  });
 
   it('fails open while Redis is down (metric, admitted without limits), then enforces again when it is back', async () => {
     const [a, b] = replicas as [Replica, Replica];
