@@ -7,6 +7,8 @@ export interface Counter {
   /** Most it may reach; Infinity for a counter that only counts (a soft budget). */
   readonly limit: number;
   readonly window: Window;
+  /** `<name>:<window start>`: the counter's key in the store (made once, with the counter). */
+  readonly id: string;
 }
 
 /** What a take got: `granted` of the amount asked, and the counter's value after it. */
@@ -73,5 +75,10 @@ export function whenAll<T, R>(
 }
 
 export function counterKey(counter: Counter): string {
-  return `${counter.name}:${counter.window.start}`;
+  return counter.id;
+}
+
+/** The counter `name` with limit `limit` in `window`. */
+export function makeCounter(name: string, limit: number, window: Window): Counter {
+  return { name, limit, window, id: `${name}:${window.start}` };
 }

@@ -12,6 +12,7 @@ import {
   type Grant,
   type MaybePromise,
   type SlotGrant,
+  makeCounter,
 } from './counter-store.js';
 import { ANONYMOUS, KeyLimitTable, type EffectiveLimits } from './key-limits.js';
 import { KeyUsage, type LimitName } from './key-usage.js';
@@ -70,8 +71,9 @@ export class KeyLimiter {
   readonly usage: KeyUsage;
   private tableFor: Config | undefined;
   private table: KeyLimitTable | undefined;
-  /** Generations running per key on this replica. */
-  private readonly streams = new Map<string, number>();
+  /** Generations running per key on this replica (one box per key ever seen: keys are few). */
+  private readonly streams = new Map<string, { n: number }>();
+  private readonly counters = new CounterCache();
   /** Stream-slot holders: this replica's id and a sequence number. */
   private readonly holderPrefix = randomUUID();
   private holders = 0;
@@ -100,7 +102,7 @@ export class KeyLimiter {
 
   /** Generations of `key` running on this replica now. */
   running(key: string): number {
-    return this.streams.get(key) ?? 0;
+    return this.streams.get(key)?.n ?? 0;
   }
 
   /**
@@ -116,7 +118,7 @@ export class KeyLimiter {
       return this.admission(key, 'other', undefined, undefined, false, () => undefined);
     }
     // Counted now, before the store answers, so /admin/usage sees it at once.
-    this.streams.set(key, this.running(key) + 1);
+    this.streamCount(key).n++;
     // The key's streams at once: one slot per running generation, held in the store (on this
     // replica, or across all of them with Redis) until the admission ends.
     const max = limits.concurrentStreams;
@@ -138,12 +140,12 @@ export class KeyLimiter {
     const need = demand.promptTokens + firstLease;
     const budget = limits.budget;
     const c: Counters = {
-      rpm: counter('rpm', key, limits.requestsPerMinute, 'minute', now),
-      tpm: counter('tpm', key, limits.tokensPerMinute, 'minute', now),
+      rpm: this.counters.get('rpm', key, limits.requestsPerMinute, 'minute', now),
+      tpm: this.counters.get('tpm', key, limits.tokensPerMinute, 'minute', now),
       budget:
         budget === undefined
           ? undefined
-          : counter(
+          : this.counters.get(
               'budget',
               key,
               budget.hard ? budget.tokens : Number.POSITIVE_INFINITY,
@@ -192,9 +194,9 @@ export class KeyLimiter {
     const now = Date.now();
     const b = limits.budget;
     const each: [string, Counter | undefined][] = [
-      ['requestsPerMinute', counter('rpm', key, limits.requestsPerMinute, 'minute', now)],
-      ['tokensPerMinute', counter('tpm', key, limits.tokensPerMinute, 'minute', now)],
-      ['budget', b === undefined ? undefined : counter('budget', key, b.tokens, b.period, now)],
+      ['requestsPerMinute', this.counters.get('rpm', key, limits.requestsPerMinute, 'minute', now)],
+      ['tokensPerMinute', this.counters.get('tpm', key, limits.tokensPerMinute, 'minute', now)],
+      ['budget', b === undefined ? undefined : this.counters.get('budget', key, b.tokens, b.period, now)],
     ];
     for (const [name, c] of each) {
       if (c === undefined) continue;
@@ -399,15 +401,20 @@ export class KeyLimiter {
     this.freeStream(key);
     this.storeFailed(err, key, label, false);
     // Fail-open: admitted without limits (and without a stream slot's count beyond this one).
-    this.streams.set(key, this.running(key) + 1);
+    this.streamCount(key).n++;
     this.usage.admitted(key, label);
     return this.admission(key, label, undefined, undefined, true, () => undefined);
   }
 
   private freeStream(key: string): void {
-    const n = this.running(key) - 1;
-    if (n <= 0) this.streams.delete(key);
-    else this.streams.set(key, n);
+    const box = this.streams.get(key);
+    if (box !== undefined && box.n > 0) box.n--;
+  }
+
+  private streamCount(key: string): { n: number } {
+    let box = this.streams.get(key);
+    if (box === undefined) this.streams.set(key, (box = { n: 0 }));
+    return box;
   }
 
   /**
@@ -442,15 +449,30 @@ export class KeyLimiter {
   }
 }
 
-function counter(
-  prefix: string,
-  key: string,
-  limit: number | undefined,
-  window: WindowKind,
-  now: number,
-): Counter | undefined {
-  if (limit === undefined) return undefined;
-  return { name: `${prefix}:${key}`, limit, window: windowAt(window, now) };
+/**
+ * Counters of one key under one config, reused within their window: a request then allocates no
+ * counter of its own (they were a measurable part of a limited request's cost, bench/governance.ts).
+ */
+class CounterCache {
+  private readonly cache = new Map<string, Counter>();
+
+  get(
+    prefix: string,
+    key: string,
+    limit: number | undefined,
+    window: WindowKind,
+    now: number,
+  ): Counter | undefined {
+    if (limit === undefined) return undefined;
+    const name = `${prefix}:${key}`;
+    // The window kind is part of the entry: a reload may turn a daily budget into a monthly one.
+    const entry = `${name}|${window}`;
+    const c = this.cache.get(entry);
+    if (c !== undefined && c.limit === limit && now >= c.window.start && now < c.window.end) return c;
+    const made = makeCounter(name, limit, windowAt(window, now));
+    this.cache.set(entry, made);
+    return made;
+  }
 }
 
 function state(c: Counter | undefined, used: number, now: number): LimitState | undefined {

@@ -1,4 +1,11 @@
-import { whenAll, type Counter, type CounterStore, type Grant, type MaybePromise } from './counter-store.js';
+import {
+  makeCounter,
+  whenAll,
+  type Counter,
+  type CounterStore,
+  type Grant,
+  type MaybePromise,
+} from './counter-store.js';
 import type { LimitName } from './key-usage.js';
 import { windowAt, type WindowKind } from './window.js';
 
@@ -144,5 +151,5 @@ export function counterAt(
   c: { readonly name: string; readonly limit: number; readonly window: WindowKind },
   now: number,
 ): Counter {
-  return { name: c.name, limit: c.limit, window: windowAt(c.window, now) };
+  return makeCounter(c.name, c.limit, windowAt(c.window, now));
 }
