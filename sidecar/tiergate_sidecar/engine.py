@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,28 @@ def _mm(weight_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.mm(x, weight_t)
 
 
+class _Packed:
+    """XNNPACK's prepacked fully-connected form of one W^T [in, out] (a copy in its own layout).
+    Used for passes of a few rows (a kept sequence's verify pass): OpenBLAS repacks the whole
+    matrix on every GEMM call, which for 2-13 rows cost 1.5-2x XNNPACK's run over weights packed
+    once (sidecar/bench_matmul.py prints both). One row stays on torch.mv, batched decode steps
+    of many rows on the GEMM (no faster with XNNPACK there)."""
+
+    def __init__(self, weight_t: torch.Tensor) -> None:
+        self.context = torch.ops.prepacked.linear_clamp_prepack(weight_t.t().contiguous(), None)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.prepacked.linear_clamp_run(x, self.context)
+
+
+@dataclass(frozen=True)
+class _PackedLayer:
+    qkv: _Packed
+    o: _Packed
+    gate_up: _Packed
+    down: _Packed
+
+
 def _transposed(weights: List[torch.Tensor]) -> torch.Tensor:
     """Stores [out_i, in] matrices side by side as one [in, sum out_i] contiguous tensor."""
     return torch.cat(weights).t().contiguous()
@@ -90,6 +112,13 @@ class Engine:
         else:
             self._out_t = _transposed([self.model.output.weight])
             self.model.output.weight.data = self._out_t.t()
+        # Multi-row passes of kept sequences (extend) on prepacked weights, where XNNPACK is built in.
+        self._packed: Optional[List[_PackedLayer]] = None
+        self._out_packed: Optional[_Packed] = None
+        if torch._C._is_xnnpack_enabled():
+            self._packed = [_PackedLayer(_Packed(w.qkv), _Packed(w.o), _Packed(w.gate_up), _Packed(w.down))
+                            for w in self._layers]
+            self._out_packed = _Packed(self._out_t)
 
     @staticmethod
     def _fuse(layer: torch.nn.Module) -> _LayerWeights:
@@ -209,9 +238,11 @@ class Engine:
         # Query i (position start + i) sees keys 0..start + i.
         hidden = torch.arange(span).view(1, span) > pos.view(n, 1)
         x = self.model.tok_embeddings.weight[torch.tensor(tokens, dtype=torch.long)]  # [n, dim]
+        packed = self._packed
         for i, layer in enumerate(self.model.layers):
             w = self._layers[i]
-            qkv = _mm(w.qkv, layer.attention_norm(x))
+            p = None if packed is None else packed[i]
+            qkv = _mm(w.qkv, layer.attention_norm(x)) if p is None else p.qkv(layer.attention_norm(x))
             q = self.llama.apply_rope(qkv[:, :q_end].reshape(n, heads, d).transpose(0, 1).unsqueeze(0), cos, sin)
             k = self.llama.apply_rope(qkv[:, q_end:k_end].reshape(n, kv_heads, d).transpose(0, 1).unsqueeze(0),
                                       cos, sin)
@@ -223,10 +254,17 @@ class Engine:
             scores = torch.matmul(qg, keys.unsqueeze(1).transpose(2, 3)) * self._scale  # [kv, group, n, span]
             scores = scores.masked_fill(hidden, float("-inf"))
             out = torch.matmul(F.softmax(scores, dim=-1), vals.unsqueeze(1))  # [kv, group, n, d]
-            x = x + _mm(w.o, out.reshape(heads, n, d).transpose(0, 1).reshape(n, heads * d))
-            gate_up = _mm(w.gate_up, layer.ffn_norm(x))
-            x = x + _mm(w.down, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
-        return _mm(self._out_t, self.model.norm(x))
+            attn = out.reshape(heads, n, d).transpose(0, 1).reshape(n, heads * d)
+            if p is None:
+                x = x + _mm(w.o, attn)
+                gate_up = _mm(w.gate_up, layer.ffn_norm(x))
+                x = x + _mm(w.down, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
+            else:
+                x = x + p.o(attn)
+                gate_up = p.gate_up(layer.ffn_norm(x))
+                x = x + p.down(F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
+        normed = self.model.norm(x)
+        return _mm(self._out_t, normed) if self._out_packed is None else self._out_packed(normed)
 
     def prefill(self, tokens: List[int]) -> Tuple[torch.Tensor, DecodeState]:
         """A single sequence in its own one-slot cache: last position's logits [vocab], state."""
