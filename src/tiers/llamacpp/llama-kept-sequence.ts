@@ -22,6 +22,13 @@ export interface KeptSequenceHost {
   /** Counts an evaluation (each holds a native sampler) for the tier's native reclaim. */
   evaluationStarted(): void;
   evaluationEnded(): void;
+  /**
+   * Runs one native call under the tier's liveness rule (step-watch.ts): `result` settles as the
+   * call does, or rejects with the tier's stall error once the call passes its limit; `native`
+   * is the call itself, which a stalled call's sequence must wait for before going back to the
+   * pool. `promptTokens`: the tokens the call feeds (its expected time grows with them).
+   */
+  watched<T>(promptTokens: number, call: () => Promise<T>): { native: Promise<T>; result: Promise<T> };
 }
 
 /**
@@ -40,6 +47,8 @@ export interface KeptSequenceHost {
 export class LlamaKeptSequence implements KeptSequence {
   private closed = false;
   private running: Promise<unknown> | undefined;
+  /** The latest native call: a stalled one outlives the call that gave up on it. */
+  private native: Promise<unknown> = Promise.resolve();
   private readonly stops: ReadonlySet<number>;
   private readonly onAbort = (): void => this.close();
 
@@ -70,14 +79,36 @@ export class LlamaKeptSequence implements KeptSequence {
       this.host.evaluationStarted();
       try {
         if (limit === 0) {
-          await this.seq.evaluateWithoutGeneratingNewTokens(append as Token[]);
+          await this.watched(append.length, () =>
+            this.seq.evaluateWithoutGeneratingNewTokens(append as Token[]),
+          );
         } else {
-          const stream = this.seq.evaluate(append as Token[], { temperature: 0, yieldEogToken: true });
-          // Leaving the loop ends the evaluation: the last drafted token stays unevaluated.
-          for await (const token of stream) {
-            if (this.closed) break;
-            tokens.push(token as number);
-            if (tokens.length >= limit || this.stops.has(token) || this.host.model.isEogToken(token)) break;
+          const steps = this.seq
+            .evaluate(append as Token[], { temperature: 0, yieldEogToken: true })
+            [Symbol.asyncIterator]();
+          // Each step watched; returning the iterator ends the evaluation, so the last drafted
+          // token stays unevaluated. After a stall it ends once the stuck step has returned.
+          let fed = append.length;
+          let failed = false;
+          try {
+            for (;;) {
+              const step = await this.watched(fed, () => steps.next());
+              fed = 0;
+              if (step.done === true) break;
+              const token = step.value;
+              if (this.closed) break;
+              tokens.push(token as number);
+              if (tokens.length >= limit || this.stops.has(token) || this.host.model.isEogToken(token)) break;
+            }
+          } catch (err) {
+            failed = true;
+            throw err;
+          } finally {
+            if (!failed) await steps.return?.();
+            else {
+              const end = (): unknown => steps.return?.();
+              this.native = this.native.then(end, end);
+            }
           }
         }
       } finally {
@@ -115,8 +146,8 @@ export class LlamaKeptSequence implements KeptSequence {
       this.host.evaluationStarted();
       let results: Awaited<ReturnType<LlamaContextSequence['controlledEvaluate']>>;
       try {
-        results = await this.seq.controlledEvaluate(
-          input as Parameters<LlamaContextSequence['controlledEvaluate']>[0],
+        results = await this.watched(fed.length, () =>
+          this.seq.controlledEvaluate(input as Parameters<LlamaContextSequence['controlledEvaluate']>[0]),
         );
       } finally {
         this.host.evaluationEnded();
@@ -139,9 +170,10 @@ export class LlamaKeptSequence implements KeptSequence {
     if (this.closed) return;
     this.closed = true;
     this.signal.removeEventListener('abort', this.onAbort);
-    // A call in flight stops at its next token; the sequence goes back to the pool after it.
+    // A call in flight stops at its next token; the sequence goes back to the pool after it, and
+    // after a native call the liveness rule gave up on, once that returns.
     const release = (): Promise<void> => this.host.release(this.seq);
-    void (this.running ?? Promise.resolve()).then(release, release);
+    void Promise.allSettled([this.running, this.native]).then(release);
   }
 
   private sampled(
@@ -164,6 +196,12 @@ export class LlamaKeptSequence implements KeptSequence {
       throw new Error(`bad sequence edit: keep ${edit.keep} of ${held}, append ${edit.append.length}`);
     if (edit.keep < held) await this.seq.eraseContextTokenRanges([{ start: edit.keep, end: held }]);
     return edit.append;
+  }
+
+  private watched<T>(promptTokens: number, call: () => Promise<T>): Promise<T> {
+    const { native, result } = this.host.watched(promptTokens, call);
+    this.native = native;
+    return result;
   }
 
   private async exclusive<T>(call: () => Promise<T>): Promise<T> {

@@ -257,12 +257,26 @@ export class LlamaCppTier implements Tier {
     promptTokens: number,
     stall: StallLatch,
   ): Promise<IteratorResult<unknown>> {
+    return this.watchedCall(promptTokens, () => steps.next(), stall);
+  }
+
+  /** A kept sequence's native call under the same rule (llama-kept-sequence.ts). */
+  private watched<T>(
+    promptTokens: number,
+    call: () => Promise<T>,
+  ): { native: Promise<T>; result: Promise<T> } {
+    const stall = new StallLatch();
+    const native = this.watchedCall(promptTokens, call, stall);
+    return { native, result: Promise.race([native, stall.tripped]) };
+  }
+
+  /** Runs `call` (after an injected stall, in tests) and reports it to the step watch. */
+  private watchedCall<T>(promptTokens: number, call: () => Promise<T>, stall: StallLatch): Promise<T> {
     const id = this.watch.begin(promptTokens, (reason) =>
       stall.trip(new TierStalledError(this.name, reason)),
     );
     const wait = this.stallUntil - performance.now();
-    const native =
-      wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)).then(() => steps.next()) : steps.next();
+    const native = wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)).then(call) : call();
     native.then(
       () => this.watch.completed(id, promptTokens),
       () => this.watch.completed(id, promptTokens, false),
@@ -284,6 +298,7 @@ export class LlamaCppTier implements Tier {
         release: (s) => pool.release(s),
         evaluationStarted: () => this.evaluationStarted(),
         evaluationEnded: () => this.evaluationEnded(),
+        watched: (promptTokens, call) => this.watched(promptTokens, call),
       },
       seq,
       this.deps.tokenizer.vocabSize,

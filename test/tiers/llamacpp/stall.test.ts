@@ -9,6 +9,7 @@ import type { MetricsService } from '../../../src/observability/metrics.js';
 import type { LlamaTokenizer } from '../../../src/text/llama-tokenizer.js';
 import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
 import { StepWatch } from '../../../src/tiers/llamacpp/step-watch.js';
+import { Cancellation } from '../../../src/tiers/cancellation.js';
 import type { GenerateRequest } from '../../../src/tiers/tier.js';
 import { startLlamaTier, type StartedLlamaTier } from '../../helpers/llama-tier.js';
 
@@ -124,5 +125,38 @@ describe('llama.cpp edge tier: a stalled step', () => {
     assert.deepEqual(tier.health(), { ready: true });
     assert.equal(tier.nativeState().sequencesInUse, 0);
     assert.deepEqual(await tokensOf(40), expected, 'it serves the same greedy tokens afterwards');
+  });
+
+  test("a kept sequence's stalled draft or verify call fails with the stall error; its sequence returns once the call does", async () => {
+    const prompt = tokenizer.tokenize('Once upon a time');
+    const greedy = {
+      sampling: { temperature: 0, topP: 1, topK: 0 },
+      seed: 1,
+      topLogprobs: 0,
+      logprobs: false,
+    };
+    for (const kind of ['verify', 'draft'] as const) {
+      const seq = await tier.openSequence({ stopTokens: [] }, new Cancellation());
+      const first = await seq.draft({ keep: 0, append: prompt }, 3); // teaches the watch, holds a prefix
+      assert.equal(first.tokens.length, 3);
+      tier.injectStall(STALL_MS);
+      const edit = { keep: first.held, append: [first.tokens[2]!] };
+      const call = kind === 'verify' ? seq.verify(edit, [1, 2, 3], greedy) : seq.draft(edit, 4);
+      const failure = await call.then(
+        () => assert.fail(`the stalled ${kind} completed`),
+        (err: unknown) => err,
+      );
+      assert.ok(failure instanceof GatewayError, String(failure));
+      assert.equal(failure.code, 'TIERGATE_ERR_TIER_STALLED');
+      assert.equal(tier.health().ready, false);
+      seq.close();
+      assert.equal(tier.nativeState().sequencesInUse, 1, `the stuck ${kind} still holds its sequence`);
+      const deadline = Date.now() + 30_000;
+      while ((!tier.health().ready || tier.nativeState().sequencesInUse > 0) && Date.now() < deadline) {
+        await sleep(25);
+      }
+      assert.deepEqual(tier.health(), { ready: true });
+      assert.equal(tier.nativeState().sequencesInUse, 0);
+    }
   });
 });
