@@ -83,9 +83,8 @@ export class LlamaKeptSequence implements KeptSequence {
             this.seq.evaluateWithoutGeneratingNewTokens(append as Token[]),
           );
         } else {
-          const steps = this.seq
-            .evaluate(append as Token[], { temperature: 0, yieldEogToken: true })
-            [Symbol.asyncIterator]();
+          const stream = this.seq.evaluate(append as Token[], { temperature: 0, yieldEogToken: true });
+          const steps = stream[Symbol.asyncIterator]();
           // Each step watched; returning the iterator ends the evaluation, so the last drafted
           // token stays unevaluated. After a stall it ends once the stuck step has returned.
           let fed = append.length;
