@@ -8,22 +8,27 @@ import { llamaRuntime } from '../../../src/text/llama-runtime.js';
 import { createRng } from '../../../src/text/sampling.js';
 import { Cancellation } from '../../../src/tiers/cancellation.js';
 import type { LlamaCppTier } from '../../../src/tiers/llamacpp/llamacpp-tier.js';
+import type { OnnxTier } from '../../../src/tiers/onnx/onnx-tier.js';
 import { startLlamaTier, type StartedLlamaTier } from '../../helpers/llama-tier.js';
 import { FAMILY_DIR } from '../../helpers/start-gateway.js';
+import { makeTier } from '../../tiers/onnx/helpers.js';
 import { chiSquare } from './chi-square.js';
 
 /**
  * Speculative sampling keeps the verifier's distribution (docs/speculative.md "What it
- * guarantees"): at temperature 1, the first token of a speculative step (Q4_K_M drafter, F32
- * verifier, both llama.cpp kept sequences, k = 4) over 3,000 seeded samples against the
- * verifier's own next-token probabilities as llama.cpp computes them. Pearson's chi-square at
- * significance 0.001; the same data under the drafter's rule (always accept) must be rejected.
+ * guarantees"): at temperature 1, the first token of a speculative step (Q4_K_M drafter on
+ * llama.cpp, k = 4) over 3,000 seeded samples against the verifier's own next-token
+ * probabilities, for two verifiers: llama.cpp on the F32 GGUF (its probabilities as llama.cpp
+ * computes them) and the ONNX tier on the FP32 export (its probabilities from its own verify
+ * pass, every token's log-probability). Pearson's chi-square at significance 0.001; the same data
+ * under the drafter's rule (always accept) must be rejected.
  */
 const SAMPLES = 3000;
 const ALPHA = 0.001;
 
 let drafter: LlamaCppTier;
 let verifier: LlamaCppTier;
+let onnx: OnnxTier;
 
 let started: StartedLlamaTier[] = [];
 
@@ -33,9 +38,12 @@ before(async () => {
     await startLlamaTier({ model: 'tiny-f32.gguf', sequences: 1, threads: 1 }, 'main'),
   ];
   [drafter, verifier] = started.map((s) => s.tier) as [LlamaCppTier, LlamaCppTier];
+  onnx = makeTier('tiny-fp32.onnx', { maxBatchSize: 2 });
+  await onnx.start();
 });
 after(async () => {
   for (const s of started) await s.close();
+  await onnx.close();
 });
 
 /** The verifier's next-token probabilities after `prompt`, from llama.cpp itself (its own softmax). */
@@ -60,7 +68,37 @@ async function verifierProbabilities(prompt: readonly number[]): Promise<Float64
   }
 }
 
-test("temperature 1: the first speculative token follows the verifier's probabilities (chi-square)", async () => {
+/** The ONNX tier's next-token probabilities after `prompt`: every token's log-probability from its verify pass. */
+async function onnxProbabilities(prompt: readonly number[]): Promise<Float64Array> {
+  const seq = await onnx.openSequence({ stopTokens: [] }, new Cancellation());
+  try {
+    const vocab = 2048;
+    const r = await seq.verify({ keep: 0, append: prompt }, [], {
+      sampling: { temperature: 1, topP: 1, topK: 0 },
+      seed: 1,
+      topLogprobs: vocab,
+      logprobs: true,
+    });
+    const p = new Float64Array(vocab);
+    for (const t of r.positions[0]!.top ?? []) p[t.token] = Math.exp(t.logprob);
+    return p;
+  } finally {
+    seq.close();
+  }
+}
+
+test("temperature 1: the first speculative token follows the llama.cpp verifier's probabilities (chi-square)", async () => {
+  await distributionMatches(() => verifier, verifierProbabilities);
+});
+
+test("temperature 1: the first speculative token follows the ONNX verifier's probabilities (chi-square)", async () => {
+  await distributionMatches(() => onnx, onnxProbabilities);
+});
+
+async function distributionMatches(
+  verifyTier: () => LlamaCppTier | OnnxTier,
+  probabilities: (prompt: readonly number[]) => Promise<Float64Array>,
+): Promise<void> {
   const golden = JSON.parse(readFileSync(join(FAMILY_DIR, 'golden.json'), 'utf8')) as {
     prompts: { ids: number[] }[];
   };
@@ -68,7 +106,7 @@ test("temperature 1: the first speculative token follows the verifier's probabil
   let prompt: number[] | undefined;
   let p: Float64Array | undefined;
   for (const candidate of golden.prompts.map((g) => g.ids)) {
-    const probs = await verifierProbabilities(candidate);
+    const probs = await probabilities(candidate);
     const top = Math.max(...probs);
     if (top > 0.15 && top < 0.9) [prompt, p] = [candidate, probs];
     if (prompt !== undefined) break;
@@ -81,7 +119,7 @@ test("temperature 1: the first speculative token follows the verifier's probabil
   const draftToken = (await probe.draft({ keep: 0, append: prompt }, 1)).tokens[0]!;
   probe.close();
   const session = new SpeculativeSession(
-    await verifier.openSequence(open, new Cancellation()),
+    await verifyTier().openSequence(open, new Cancellation()),
     await drafter.openSequence(open, new Cancellation()),
   );
   const first = new Map<number, number>();
@@ -116,4 +154,4 @@ test("temperature 1: the first speculative token follows the verifier's probabil
   assert.ok(result.pValue > ALPHA, `rejected at ${ALPHA}: p-value ${result.pValue}`);
   const wrong = chiSquare(always, p, SAMPLES);
   assert.ok(wrong.pValue < ALPHA, `the drafter's rule passed: p-value ${wrong.pValue}`);
-});
+}
