@@ -50,6 +50,13 @@ const PolicySchema = Type.Object(
           lookahead: Type.Boolean({ default: false }),
           /** Streams on the verify tier at which speculation gives way to plain decoding (default: its capacity). */
           stopAtLoad: Type.Optional(Type.Integer({ minimum: 1 })),
+          /**
+           * `always`: speculate whenever the engine routes to `verify` and the pair can run.
+           * `faster`: only when the engine predicts the pair faster than `verify` alone (its
+           * measured latency, or the prior until measured); one request in 16 speculates anyway,
+           * so a pair measured slow is measured again (docs/speculative.md "When it speculates").
+           */
+          when: Type.Union([Type.Literal('always'), Type.Literal('faster')], { default: 'always' }),
         },
         { additionalProperties: false },
       ),

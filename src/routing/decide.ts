@@ -24,6 +24,8 @@ export interface DecisionInputs {
   readonly routing: RoutingConfig;
   readonly profiles: () => Readonly<Record<string, TierProfile>>;
   readonly state: () => Readonly<Record<string, TierState>>;
+  /** Whether this request may speculate against the engine's prediction (EngineInput.exploreSpeculation). */
+  readonly exploreSpeculation?: () => boolean;
 }
 
 /**
@@ -70,6 +72,8 @@ export function decide(
     budget,
     profiles: inputs.profiles(),
     state: inputs.state(),
+    exploreSpeculation:
+      selected.policy.speculative?.when === 'faster' && inputs.exploreSpeculation?.() === true,
   });
 }
 

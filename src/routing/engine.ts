@@ -55,7 +55,16 @@ export interface EngineInput {
   readonly budget: RouteBudget;
   readonly profiles: Readonly<Record<string, TierProfile>>;
   readonly state: Readonly<Record<string, TierState>>;
+  /**
+   * This request may speculate even where the engine predicts plain decoding faster: the live
+   * router sets it on one request in SPECULATION_EXPLORE_EVERY, so a pair measured slow keeps
+   * being measured and is taken again once it pays (e.g. when the load that slowed it is gone).
+   */
+  readonly exploreSpeculation?: boolean | undefined;
 }
+
+/** One routed request in this many may speculate against the engine's prediction (above). */
+export const SPECULATION_EXPLORE_EVERY = 16;
 
 interface Candidate {
   readonly tier: string;
@@ -77,9 +86,19 @@ interface Candidate {
  */
 export function planRoute(input: EngineInput): RoutePlan {
   const { policy, budget } = input;
-  // A policy that speculates predicts its verify tier at the pair's speed while the pair can run.
-  const pair =
+  // A policy that speculates predicts its verify tier at the pair's speed while the pair can run
+  // and is predicted faster than the verify tier alone (docs/speculative.md "When it speculates").
+  let pair =
     policy.speculative === undefined ? undefined : pairPlan(policy.speculative, input.profiles, input.state);
+  let declined = '';
+  if (pair !== undefined && pair.option.when === 'faster' && input.exploreSpeculation !== true) {
+    const plain = assess(pair.option.verify, input, undefined).latencyMs;
+    const paired = assess(pair.option.verify, input, pair).latencyMs;
+    if (paired > plain) {
+      declined = `; no speculation: ${pair.name} predicted ${Math.round(paired)}ms, ${pair.option.verify} alone ${Math.round(plain)}ms`;
+      pair = undefined;
+    }
+  }
   const candidates = policy.tiers.map((t) => assess(t, input, pair));
   const feasible = sortBy(
     candidates.filter((c) => c.available && c.latencyOk && c.accuracyOk),
@@ -138,6 +157,7 @@ export function planRoute(input: EngineInput): RoutePlan {
   let reason = reasonText(code, chosen, policy.objective, budget);
   if (speculative !== undefined)
     reason += ` speculative ${pair!.name} k=${speculative.k}, predicted ${speculative.predictedMs}ms`;
+  else if (declined !== '' && chosen.tier === policy.speculative?.verify) reason += declined;
   return {
     policy: policy.name,
     objective: policy.objective,

@@ -2,7 +2,7 @@ import type { Config } from '../config/index.js';
 import type { ModelFamily } from '../family/manifest.js';
 import type { Tier } from '../tiers/tier.js';
 import { decide, type RouteQuestion } from './decide.js';
-import type { TierState } from './engine.js';
+import { SPECULATION_EXPLORE_EVERY, type TierState } from './engine.js';
 import type { LatencyObservation } from './latency-model.js';
 import type { RoutePlan } from './plan.js';
 import { TierProfiles, type ProfileSnapshot } from './tier-profiles.js';
@@ -70,16 +70,27 @@ export class Router {
     return this.profiles.snapshot();
   }
 
-  /** The plan for one request (src/routing/decide.ts); throws bad_request for an unknown requested policy. */
-  plan(q: RouteQuestion): RoutePlan {
+  /**
+   * The plan for one request (src/routing/decide.ts); throws bad_request for an unknown requested
+   * policy. `live` false (Explain): the engine's prediction alone, no speculation exploration.
+   */
+  plan(q: RouteQuestion, live = true): RoutePlan {
     return decide(
       q,
-      { routing: this.config().routing, profiles: this.snapshotFn, state: this.statesFn },
+      {
+        routing: this.config().routing,
+        profiles: this.snapshotFn,
+        state: this.statesFn,
+        exploreSpeculation: live ? this.exploreFn : undefined,
+      },
       this.staticPlans,
     );
   }
 
   private readonly snapshotFn = (): Record<string, ProfileSnapshot> => this.snapshot();
+  /** Plans of speculating policies so far: every SPECULATION_EXPLORE_EVERY-th may explore. */
+  private speculatingPlans = 0;
+  private readonly exploreFn = (): boolean => this.speculatingPlans++ % SPECULATION_EXPLORE_EVERY === 0;
   private readonly statesFn = (): Record<string, TierState> => this.states();
 }
 

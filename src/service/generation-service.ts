@@ -58,7 +58,7 @@ export class GenerationService implements ExecutionHost {
 
   /** What a request would get, without admitting, running or counting it. */
   explain(input: Pick<GenerationInput, 'model' | 'prompt' | 'maxTokens' | 'route' | 'caller'>): Explanation {
-    const planned = planRequest(this.gateway, input);
+    const planned = planRequest(this.gateway, input, false);
     const states: Record<string, ExplainedTierState> = {};
     for (const [name, state] of Object.entries(this.gateway.router.states()))
       states[name] = { ...state, detail: this.gateway.tiers.get(name)?.health().detail };

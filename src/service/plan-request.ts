@@ -48,6 +48,8 @@ export function chatPromptTokens(gateway: Gateway, messages: readonly ChatMessag
 export function planRequest(
   gateway: Gateway,
   input: Pick<GenerationInput, 'model' | 'prompt' | 'maxTokens' | 'route' | 'caller'>,
+  /** False for Explain: what the engine predicts, without speculation's exploration (engine.ts). */
+  live = true,
 ): PlannedRequest {
   const served = gateway.getModel(input.model);
   if (served === undefined) {
@@ -70,7 +72,7 @@ export function planRequest(
       maxTokens: input.maxTokens ?? gateway.config.limits.defaultMaxTokens,
     },
   };
-  const plan = gateway.router.plan(question);
+  const plan = gateway.router.plan(question, live);
   return {
     model: served.name,
     modelTier: served.tier.name,

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildConfig } from '../../../src/config/index.js';
+import { decide } from '../../../src/routing/decide.js';
 import {
   planRoute,
+  SPECULATION_EXPLORE_EVERY,
   type EngineInput,
   type TierProfile,
   type TierState,
@@ -34,7 +36,14 @@ function configWith(
 test('config: the speculative option is validated, unknown tiers rejected', () => {
   const ok = configWith({ draft: 'edge', verify: 'main' })();
   const spec = ok.routing.policies.p?.speculative;
-  assert.deepEqual(spec, { draft: 'edge', verify: 'main', k: 4, adaptive: true, lookahead: false });
+  assert.deepEqual(spec, {
+    draft: 'edge',
+    verify: 'main',
+    k: 4,
+    adaptive: true,
+    lookahead: false,
+    when: 'always',
+  });
   assert.throws(configWith({ draft: 'nope', verify: 'main' }), /speculative\/draft: no tier named "nope"/);
   assert.throws(configWith({ draft: 'edge', verify: 'gone' }), /speculative\/verify: no tier named "gone"/);
   assert.throws(configWith({ draft: 'main', verify: 'edge' }), /"edge" is not one of the policy's tiers/);
@@ -69,7 +78,7 @@ function input(state: Record<string, TierState>, profiles: Record<string, TierPr
       fallback: [],
       costPer1kTokens: {},
       onInfeasible: 'best_effort',
-      speculative: { draft: 'edge', verify: 'main', k: 4, adaptive: true, lookahead: true },
+      speculative: { draft: 'edge', verify: 'main', k: 4, adaptive: true, lookahead: true, when: 'always' },
     },
     budget: { latencyMs: 60_000, accuracyFloor: 0 },
     profiles: { edge: profile(2, 0.9), main: profile(9, 1), ...profiles },
@@ -103,4 +112,64 @@ test('engine: no speculation while the draft tier is down or the verify tier sat
   const saturated = planRoute(input({ edge: up, main: { ...up, queueDepth: 2 } }));
   assert.equal(saturated.speculative, undefined);
   assert.equal(planRoute(input({ edge: up, main: { ...up, queueDepth: 1 } })).speculative?.verify, 'main');
+});
+
+/** The input with the policy's speculation taken only when predicted faster. */
+function faster(i: EngineInput): EngineInput {
+  return { ...i, policy: { ...i.policy, speculative: { ...i.policy.speculative!, when: 'faster' } } };
+}
+
+test("engine: with when 'faster', a pair predicted slower than its verify tier alone is not taken, except on exploration requests", () => {
+  // Measured: the pair at 12 ms a token against the verify tier's 9 (speculation not paying).
+  const slow = { 'edge>main': profile(12, 0) };
+  // `when: always` (the default) speculates all the same.
+  assert.equal(planRoute(input({ edge: up, main: up }, slow)).speculative?.verify, 'main');
+  const plain = planRoute(faster(input({ edge: up, main: up }, slow)));
+  assert.equal(plain.attempts[0]?.tier, 'main');
+  assert.equal(plain.speculative, undefined);
+  const paired = Math.round(10 + 0.1 * 10 + 12 * 100);
+  const alone = Math.round(10 + 0.1 * 10 + 9 * 100);
+  assert.match(
+    plain.reason,
+    new RegExp(`no speculation: edge>main predicted ${paired}ms, main alone ${alone}ms`),
+  );
+  // An exploration request speculates anyway, so the pair keeps being measured.
+  const explored = planRoute({ ...faster(input({ edge: up, main: up }, slow)), exploreSpeculation: true });
+  assert.equal(explored.speculative?.verify, 'main');
+  assert.equal(explored.speculative?.predictedMs, paired);
+  // Exactly as fast: taken (the pair is not predicted worse).
+  assert.equal(
+    planRoute(input({ edge: up, main: up }, { 'edge>main': profile(9, 0) })).speculative?.verify,
+    'main',
+  );
+});
+
+test('decide: the live router lets one speculating request in SPECULATION_EXPLORE_EVERY explore', () => {
+  let plans = 0;
+  const explore = (): boolean => plans++ % SPECULATION_EXPLORE_EVERY === 0;
+  const base = input({ edge: up, main: up }, { 'edge>main': profile(12, 0) });
+  const routing = buildConfig(
+    {
+      tiers: { edge: { kind: 'echo' }, main: { kind: 'echo' } },
+      models: { m: { tier: 'main' } },
+      routing: {
+        policies: {
+          p: {
+            tiers: ['edge', 'main'],
+            objective: 'most_accurate',
+            speculative: { draft: 'edge', verify: 'main', when: 'faster' },
+          },
+        },
+        byModel: { m: 'p' },
+      },
+    },
+    { env: {} },
+  ).routing;
+  const speculated = Array.from({ length: 2 * SPECULATION_EXPLORE_EVERY }, () =>
+    decide(
+      { model: 'm', modelTier: 'main', options: {}, features: base.features },
+      { routing, profiles: () => base.profiles, state: () => base.state, exploreSpeculation: explore },
+    ),
+  ).filter((plan) => plan.speculative !== undefined).length;
+  assert.equal(speculated, 2);
 });
