@@ -61,7 +61,7 @@ def _mm(weight_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class _Packed:
     """XNNPACK's prepacked fully-connected form of one W^T [in, out] (a copy in its own layout).
     Used for passes of a few rows (a kept sequence's verify pass): OpenBLAS repacks the whole
-    matrix on every GEMM call, which for 2-13 rows cost 1.5-2x XNNPACK's run over weights packed
+    matrix on every GEMM call, which for 2-13 rows cost 1.5-2.5x XNNPACK's run over weights packed
     once (sidecar/bench_matmul.py prints both). One row stays on torch.mv, batched decode steps
     of many rows on the GEMM (no faster with XNNPACK there)."""
 

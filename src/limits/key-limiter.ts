@@ -126,7 +126,7 @@ export class KeyLimiter {
     let slot: MaybePromise<SlotGrant> = FREE_SLOT;
     if (holder !== undefined) {
       try {
-        slot = this.store.acquire(`streams:${key}`, holder, max!);
+        slot = this.store.acquire(slotName(key), holder, max!);
       } catch (err) {
         return this.admitFailed(err, key, limits.label, holder);
       }
@@ -231,7 +231,6 @@ export class KeyLimiter {
   ): KeyAdmission {
     const s = this.store;
     const hard = limits.budget?.hard === true;
-    const streamsName = `streams:${key}`;
     // A refusal here is thrown to admit(), whose admitFailed() frees the stream slot.
     if (!slot.granted) {
       // Another replica holds every slot: what this request took of the counters goes back.
@@ -301,7 +300,7 @@ export class KeyLimiter {
     const soft = limits.budget !== undefined && !hard ? limits.budget : undefined;
     if (soft !== undefined) this.overrun(key, limits, b.used, demand.promptTokens);
     return this.admission(key, limits.label, info, meter, true, (outputTokens) => {
-      if (slot.holder !== undefined) s.release(streamsName, slot.holder);
+      if (slot.holder !== undefined) s.release(slotName(key), slot.holder);
       meter?.end();
       if (meter?.exhausted !== undefined) this.usage.truncated(key, limits.label, meter.exhausted);
       if (soft === undefined || outputTokens <= 0) return;
@@ -397,7 +396,7 @@ export class KeyLimiter {
 
   /** A refusal or a store failure at admission: the stream slot goes back; `open` admits anyway. */
   private admitFailed(err: unknown, key: string, label: string, holder?: string): KeyAdmission {
-    if (holder !== undefined) this.store.release(`streams:${key}`, holder);
+    if (holder !== undefined) this.store.release(slotName(key), holder);
     this.freeStream(key);
     this.storeFailed(err, key, label, false);
     // Fail-open: admitted without limits (and without a stream slot's count beyond this one).
@@ -473,6 +472,11 @@ class CounterCache {
     this.cache.set(entry, made);
     return made;
   }
+}
+
+/** The store's name of a key's stream slots (concurrentStreams). */
+function slotName(key: string): string {
+  return `streams:${key}`;
 }
 
 function state(c: Counter | undefined, used: number, now: number): LimitState | undefined {
