@@ -61,6 +61,31 @@ const PolicySchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /**
+     * A cascade (docs/cascade.md): when the engine routes to `then`, the cheaper tier `first`
+     * answers first and the request escalates to `then` (from scratch, nothing sent yet) when the
+     * first answer's opening `probeTokens` tokens are below its confidence threshold.
+     * The client receives only the answer kept. Not combinable with `speculative`.
+     */
+    cascade: Type.Optional(
+      Type.Object(
+        {
+          first: Type.String({ minLength: 1 }),
+          then: Type.String({ minLength: 1 }),
+          /** Keep when the probe's mean natural-log probability per token is at least this (≤ 0). */
+          minMeanLogprob: Type.Optional(Type.Number({ maximum: 0 })),
+          /**
+           * Keep when, at every probe token, the first tier's most likely token leads the
+           * runner-up by at least this many nats (a near tie is where a quantized model and its
+           * FP32 reference part ways). Exactly one of minMeanLogprob, minMargin.
+           */
+          minMargin: Type.Optional(Type.Number({ minimum: 0 })),
+          /** Tokens the first tier's confidence is judged on (held back from the client until then). */
+          probeTokens: Type.Integer({ minimum: 1, maximum: 256, default: 8 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** When no tier meets both budgets: serve on the closest tier, or refuse with 422. */
     onInfeasible: Type.Union([Type.Literal('best_effort'), Type.Literal('reject')], {
       default: 'best_effort',
@@ -184,6 +209,24 @@ export function routingProblems(
         problems.push(`${at}: draft and verify are the same tier "${spec.draft}"`);
       if (spec.maxK !== undefined && spec.maxK < spec.k)
         problems.push(`${at}/maxK: ${spec.maxK} is below k (${spec.k})`);
+    }
+    const cascade = p.cascade;
+    if (cascade !== undefined) {
+      const at = `${prefix}/policies/${name}/cascade`;
+      for (const field of ['first', 'then'] as const) {
+        const t = cascade[field];
+        if (!tiers.has(t)) problems.push(`${at}/${field}: no tier named "${t}" (tiers: ${known})`);
+        else if (field === 'then' && !p.tiers.includes(t))
+          problems.push(`${at}/then: "${t}" is not one of the policy's tiers (${p.tiers.join(', ')})`);
+      }
+      if ((cascade.minMeanLogprob === undefined) === (cascade.minMargin === undefined))
+        problems.push(`${at}: give exactly one confidence threshold, minMeanLogprob or minMargin`);
+      if (cascade.first === cascade.then)
+        problems.push(`${at}: first and then are the same tier "${cascade.first}"`);
+      if (spec !== undefined)
+        problems.push(
+          `${at}: a policy either speculates or cascades, not both (remove one of speculative, cascade)`,
+        );
     }
     for (const t of Object.keys(p.costPer1kTokens)) {
       if (!p.tiers.includes(t))

@@ -1,5 +1,6 @@
 import type { PolicyConfig } from '../config/policies.js';
 import type {
+  CascadeRoute,
   Objective,
   RouteAttempt,
   RouteBudget,
@@ -8,6 +9,7 @@ import type {
   SkipCause,
   TierVerdict,
 } from './plan.js';
+import { cascadeRoute } from './cascade-route.js';
 import { pairPlan, speculativeRoute, type PairPlan } from './speculative-route.js';
 
 /** What the engine knows about a request before running it. */
@@ -43,7 +45,7 @@ export interface TierState {
 
 export interface NamedPolicy extends Pick<
   PolicyConfig,
-  'tiers' | 'objective' | 'fallback' | 'costPer1kTokens' | 'onInfeasible' | 'speculative'
+  'tiers' | 'objective' | 'fallback' | 'costPer1kTokens' | 'onInfeasible' | 'speculative' | 'cascade'
 > {
   readonly name: string;
 }
@@ -158,6 +160,28 @@ export function planRoute(input: EngineInput): RoutePlan {
   if (speculative !== undefined)
     reason += ` speculative ${pair!.name} k=${speculative.k}, predicted ${speculative.predictedMs}ms`;
   else if (declined !== '' && chosen.tier === policy.speculative?.verify) reason += declined;
+  let cascade: CascadeRoute | undefined;
+  const option = policy.cascade;
+  if (option !== undefined && chosen.tier === option.then) {
+    const first = assess(option.first, input, undefined);
+    const perToken = input.profiles[option.first]?.perOutputTokenMs ?? 0;
+    const outcome = cascadeRoute(
+      option,
+      {
+        available: first.available,
+        ttftMs: first.ttftMs,
+        latencyMs: first.latencyMs,
+        perOutputTokenMs: perToken,
+      },
+      chosen.latencyMs,
+      input.features.maxTokens,
+      budget.latencyMs,
+    );
+    if ('route' in outcome) {
+      cascade = outcome.route;
+      reason += ` cascade ${option.first} first (probe ${cascade.probeTokens}, ${cascade.signal} >= ${cascade.threshold}), predicted ${cascade.predictedMs}ms`;
+    } else reason += `; ${outcome.declined}`;
+  }
   return {
     policy: policy.name,
     objective: policy.objective,
@@ -168,6 +192,7 @@ export function planRoute(input: EngineInput): RoutePlan {
     reason,
     trace,
     speculative,
+    cascade,
   };
 }
 

@@ -93,6 +93,25 @@ export interface SpeculativeRoute {
   readonly predictedMs: number;
 }
 
+export type CascadeSignal = 'mean_logprob' | 'min_margin';
+
+/**
+ * A cascade (docs/cascade.md): `first` answers, and the request escalates to `then` (the plan's
+ * attempts, from scratch) when its opening `probeTokens` tokens score below `threshold`. A plan with it runs the cascade strategy
+ * (src/service/strategy.ts); its attempts start with `then`.
+ */
+export interface CascadeRoute {
+  readonly first: string;
+  readonly then: string;
+  /** What the probe judges: the tokens' mean logprob, or the smallest top-1/top-2 logprob gap. */
+  readonly signal: CascadeSignal;
+  /** The least score kept (a logprob for mean_logprob, a logprob gap for min_margin). */
+  readonly threshold: number;
+  readonly probeTokens: number;
+  /** Predicted latency when the request escalates (the probe on `first`, then `then` in full), ms. */
+  readonly predictedMs: number;
+}
+
 export interface RoutePlan {
   /** The policy's name ("none" when no policy applies). */
   readonly policy: string;
@@ -110,4 +129,6 @@ export interface RoutePlan {
   readonly trace: readonly TierVerdict[];
   /** Set when the request runs speculatively (attempts[0] is then the verify tier). */
   readonly speculative?: SpeculativeRoute | undefined;
+  /** Set when the request runs as a cascade (attempts[0] is then the escalation tier). */
+  readonly cascade?: CascadeRoute | undefined;
 }

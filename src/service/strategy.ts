@@ -2,7 +2,9 @@ import type { MetricsService } from '../observability/metrics.js';
 import type { GenerationSource } from '../pipeline/source.js';
 import { ResilientGeneration, type ExecutionRecord } from '../resilience/executor.js';
 import type { ResilienceRuntime } from '../resilience/resilience-runtime.js';
-import type { RouteAttempt, RoutePlan, SpeculativeRoute } from '../routing/plan.js';
+import type { CascadeRoute, RouteAttempt, RoutePlan, SpeculativeRoute } from '../routing/plan.js';
+import { cascadeMetrics } from './cascade/cascade-metrics.js';
+import { CascadeGeneration } from './cascade/cascade-source.js';
 import { speculationMetrics } from './speculative/speculation-metrics.js';
 import { SpeculativeGeneration } from './speculative/speculative-source.js';
 
@@ -57,7 +59,29 @@ export function speculative(route: SpeculativeRoute): ExecutionStrategy {
   };
 }
 
-/** The strategy for a plan: speculative when the plan says so, else the attempt list. */
+/**
+ * A cascade (docs/cascade.md): the cheaper tier answers first, the plan's attempt list serves the
+ * request when that answer's opening tokens are not confident enough.
+ */
+export function cascade(route: CascadeRoute): ExecutionStrategy {
+  return {
+    name: 'cascade',
+    source: (c) =>
+      new CascadeGeneration(
+        {
+          runtime: c.runtime,
+          attempts: c.attempts,
+          record: c.record,
+          deadline: c.deadline,
+          metrics: cascadeMetrics(c.metrics),
+        },
+        route,
+      ),
+  };
+}
+
+/** The strategy for a plan: speculative or a cascade when the plan says so, else the attempt list. */
 export function strategyFor(plan: RoutePlan): ExecutionStrategy {
-  return plan.speculative === undefined ? ATTEMPT_LIST : speculative(plan.speculative);
+  if (plan.speculative !== undefined) return speculative(plan.speculative);
+  return plan.cascade === undefined ? ATTEMPT_LIST : cascade(plan.cascade);
 }
