@@ -47,6 +47,14 @@ export interface SpeculationSeries {
   readonly k: Gauge<'pair'>;
 }
 
+export interface CascadeSeries {
+  readonly requests: Counter<'cascade' | 'outcome'>;
+  /** The probe's score, per judged choice. */
+  readonly probe: Histogram<'cascade' | 'signal'>;
+  /** Tokens the first tier generated for answers that were then escalated (paid for, not served). */
+  readonly discarded: Counter<'cascade'>;
+}
+
 /**
  * Owns one prom-client Registry per gateway instance (never the global one, so several apps
  * in one process, e.g. in tests, do not collide). Names follow vLLM and the OpenTelemetry GenAI
@@ -84,6 +92,8 @@ export class MetricsService {
   readonly tierReady: Gauge<'tier'>;
   /** Speculative decoding (src/service/speculative/), registered up front so the catalogue sees it. */
   readonly speculation: SpeculationSeries;
+  /** Cascades (src/service/cascade/), registered up front for the same reason. */
+  readonly cascade: CascadeSeries;
   /** Set by the gateway: updates `tierReady` from the tiers' health (called on every scrape). */
   tierReadyProbe: (() => void) | undefined;
 
@@ -182,6 +192,24 @@ export class MetricsService {
         name: 'speculative_k',
         help: 'Draft tokens per verify step the measured acceptance and costs favour, per tier pair.',
         labelNames: ['pair'],
+      }),
+    };
+    this.cascade = {
+      requests: this.counter({
+        name: 'cascade_requests_total',
+        help: 'Choices planned as a cascade ("first>>then"), by how they ran: kept, escalated, first_failed.',
+        labelNames: ['cascade', 'outcome'],
+      }),
+      probe: this.histogram({
+        name: 'cascade_probe_score',
+        help: "The first tier's probe score per judged choice: its tokens' mean logprob (signal=mean_logprob) or smallest top-1/top-2 logprob gap (signal=min_margin).",
+        labelNames: ['cascade', 'signal'],
+        buckets: [-6, -4, -3, -2.5, -2, -1.5, -1, -0.5, 0, 0.1, 0.25, 0.5, 1, 2, 4, 8],
+      }),
+      discarded: this.counter({
+        name: 'cascade_discarded_tokens_total',
+        help: "Tokens the first tier generated for choices that escalated (the cascade's cost of a wrong guess).",
+        labelNames: ['cascade'],
       }),
     };
   }

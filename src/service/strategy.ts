@@ -3,7 +3,6 @@ import type { GenerationSource } from '../pipeline/source.js';
 import { ResilientGeneration, type ExecutionRecord } from '../resilience/executor.js';
 import type { ResilienceRuntime } from '../resilience/resilience-runtime.js';
 import type { CascadeRoute, RouteAttempt, RoutePlan, SpeculativeRoute } from '../routing/plan.js';
-import { cascadeMetrics } from './cascade/cascade-metrics.js';
 import { CascadeGeneration } from './cascade/cascade-source.js';
 import { speculationMetrics } from './speculative/speculation-metrics.js';
 import { SpeculativeGeneration } from './speculative/speculative-source.js';
@@ -73,7 +72,7 @@ export function cascade(route: CascadeRoute): ExecutionStrategy {
           attempts: c.attempts,
           record: c.record,
           deadline: c.deadline,
-          metrics: cascadeMetrics(c.metrics),
+          metrics: c.metrics.cascade,
         },
         route,
       ),

@@ -25,6 +25,13 @@ export const OnnxTierSchema = Type.Object(
     maxQueue: Type.Integer({ minimum: 0, default: 64 }),
     /** Tokens per sequence (prompt + generated); 0 means the family manifest's context length. */
     contextLength: Type.Integer({ minimum: 0, default: 0 }),
+    /**
+     * What `workers × maxBatchSize` concurrent streams are worth in single streams (TierInfo
+     * batchSpeedup, docs/routing.md "Queue model"). Absent: each stream at full speed, as the
+     * engine assumed before it was measured; on `small` FP32, 16 streams give 4.3-6x one stream
+     * (`node --import tsx bench/tiers/onnx-batching.ts`).
+     */
+    batchSpeedup: Type.Optional(Type.Number({ minimum: 1 })),
     /** When a worker counts as stalled and is replaced (worker-liveness.ts). */
     liveness: Type.Optional(WorkerLivenessSchema),
   },

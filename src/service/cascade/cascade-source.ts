@@ -1,3 +1,4 @@
+import type { CascadeSeries } from '../../observability/metrics.js';
 import type { Flow, GenerationSource, TierEventSink } from '../../pipeline/source.js';
 import { AllTiersFailedError, causeOf, isRetryable } from '../../resilience/errors.js';
 import { newExecutionRecord, ResilientGeneration, type ExecutionRecord } from '../../resilience/executor.js';
@@ -6,8 +7,16 @@ import { cascadeName } from '../../routing/cascade-route.js';
 import type { CascadeRoute, RouteAttempt } from '../../routing/plan.js';
 import type { CancelSignal } from '../../tiers/cancellation.js';
 import type { GenerateRequest, TierEvent, TokenEvent } from '../../tiers/tier.js';
-import type { CascadeMetrics, CascadeOutcome } from './cascade-metrics.js';
 import { Probe } from './probe.js';
+
+/** How a cascaded choice ran, for the `outcome` label (docs/cascade.md "Metrics"). */
+type CascadeOutcome =
+  /** The first tier was confident: its answer was kept. */
+  | 'kept'
+  /** The first tier's probe was below the threshold: the request escalated. */
+  | 'escalated'
+  /** The first tier failed or refused before its answer was judged: the request escalated. */
+  | 'first_failed';
 
 /** What the source runs with (src/service/strategy.ts StrategyContext, plus the cascade's metrics). */
 export interface CascadeContext {
@@ -16,7 +25,7 @@ export interface CascadeContext {
   readonly attempts: readonly RouteAttempt[];
   readonly record: ExecutionRecord;
   readonly deadline: number | undefined;
-  readonly metrics: CascadeMetrics;
+  readonly metrics: CascadeSeries;
 }
 
 /**

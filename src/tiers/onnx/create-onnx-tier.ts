@@ -58,6 +58,7 @@ export function createOnnxTier(name: string, config: OnnxTierConfig, deps: TierD
       maxBatchSize: config.maxBatchSize,
       maxQueueDelayMs: config.maxQueueDelayMs,
       maxQueue: config.maxQueue,
+      batchSpeedup: config.batchSpeedup,
       liveness: config.liveness,
     },
     { logger: deps.logger, observer: poolMetrics(deps.metrics) },

@@ -46,6 +46,8 @@ export interface OnnxTierOptions {
   readonly maxQueue?: number | undefined;
   /** When a worker counts as stalled (defaults: src/config/tiers/worker-liveness.ts). */
   readonly liveness?: LivenessOptions | undefined;
+  /** TierInfo.batchSpeedup (absent: concurrent streams are planned at full speed each). */
+  readonly batchSpeedup?: number | undefined;
 }
 
 const ERRORS: WorkerErrors = {
@@ -168,6 +170,10 @@ export class OnnxTier implements Tier, SequenceKeeper {
       vocabSize: this.spec?.vocabSize ?? this.model?.vocabSize ?? 0,
       capacity: this.options.workers * this.options.maxBatchSize,
       maxQueue: this.options.maxQueue,
+      batchSpeedup:
+        this.options.batchSpeedup === undefined
+          ? undefined
+          : Math.min(this.options.batchSpeedup, this.options.workers * this.options.maxBatchSize),
     };
   }
 
