@@ -7,6 +7,7 @@ import { cascadeName } from '../../routing/cascade-route.js';
 import type { CascadeRoute, RouteAttempt } from '../../routing/plan.js';
 import type { CancelSignal } from '../../tiers/cancellation.js';
 import type { GenerateRequest, TierEvent, TokenEvent } from '../../tiers/tier.js';
+import { continueOnAttempts } from '../continue-attempts.js';
 import { Probe } from './probe.js';
 
 /** How a cascaded choice ran, for the `outcome` label (docs/cascade.md "Metrics"). */
@@ -137,23 +138,7 @@ export class CascadeGeneration implements GenerationSource {
     sink: TierEventSink,
   ): Promise<void> {
     const { runtime, attempts, record, deadline } = this.context;
-    const remaining = request.maxTokens - sent.length;
-    if (remaining <= 0) {
-      const flow = sink({ kind: 'finish', reason: 'length' });
-      return flow instanceof Promise ? flow.then(() => undefined) : Promise.resolve();
-    }
-    // Field by field rather than a spread: see src/pipeline/generate-choice.ts.
-    const rest: GenerateRequest = {
-      tokens: sent.length === 0 ? request.tokens : request.tokens.concat(sent),
-      sampling: request.sampling,
-      maxTokens: remaining,
-      stopTokens: request.stopTokens,
-      topLogprobs: request.topLogprobs,
-      logprobs: request.logprobs,
-      deadline: request.deadline,
-      requestId: request.requestId,
-    };
-    return new ResilientGeneration(runtime, attempts, record, deadline).run(rest, signal, sink);
+    return continueOnAttempts(runtime, attempts, record, deadline, request, sent, signal, sink);
   }
 
   private count(outcome: CascadeOutcome): void {

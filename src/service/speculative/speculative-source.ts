@@ -1,12 +1,12 @@
 import type { GenerationSource, TierEventSink } from '../../pipeline/source.js';
 import type { ExecutionRecord, ServedPart } from '../../resilience/executor.js';
-import { ResilientGeneration } from '../../resilience/executor.js';
 import { AllTiersFailedError, causeOf, isRetryable, ResilienceError } from '../../resilience/errors.js';
 import type { ResilienceRuntime } from '../../resilience/resilience-runtime.js';
 import type { RouteAttempt, SpeculativeRoute } from '../../routing/plan.js';
 import { pairName } from '../../routing/speculative-route.js';
 import { Cancellation, type CancelSignal } from '../../tiers/cancellation.js';
 import type { GenerateRequest } from '../../tiers/tier.js';
+import { continueOnAttempts } from '../continue-attempts.js';
 import { PairAdmission, type Held } from './pair-admission.js';
 import { speculate, type Ending } from './speculate.js';
 import type { SpeculationMetrics } from './speculation-metrics.js';
@@ -116,24 +116,7 @@ export class SpeculativeGeneration implements GenerationSource {
     sink: TierEventSink,
   ): Promise<void> {
     const { runtime, record } = this.context;
-    const remaining = request.maxTokens - sent.length;
-    if (remaining <= 0) {
-      const flow = sink({ kind: 'finish', reason: 'length' });
-      return flow instanceof Promise ? flow.then(() => undefined) : Promise.resolve();
-    }
-    // Field by field rather than a spread: see src/pipeline/generate-choice.ts.
-    const rest: GenerateRequest = {
-      tokens: sent.length === 0 ? request.tokens : request.tokens.concat(sent),
-      sampling: request.sampling,
-      maxTokens: remaining,
-      stopTokens: request.stopTokens,
-      topLogprobs: request.topLogprobs,
-      logprobs: request.logprobs,
-      deadline: request.deadline,
-      requestId: request.requestId,
-    };
-    const plain = new ResilientGeneration(runtime, attempts, record, this.deadline);
-    return plain.run(rest, signal, sink);
+    return continueOnAttempts(runtime, attempts, record, this.deadline, request, sent, signal, sink);
   }
 
   /** The pair starts serving: recorded for headers, logs and the pair's latency model. */
