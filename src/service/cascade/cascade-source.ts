@@ -113,7 +113,7 @@ export class CascadeGeneration implements GenerationSource {
       return this.escalate(request, sent, signal, sink);
     }
     // The first tier's part still teaches its latency model (src/service/latency-credit.ts).
-    record.parts.push(...scratch.parts.filter((p) => !record.parts.includes(p)));
+    record.parts.push(...scratch.parts);
     if (failure !== undefined) {
       if (!isRetryable(failure)) throw failure;
       this.count('first_failed');
