@@ -21,7 +21,12 @@
  * Options (env): BENCH_SLO_FAMILY (small), BENCH_SLO_SECONDS (40), BENCH_SLO_LOAD (1.0),
  * BENCH_SLO_TIGHT (4), BENCH_SLO_SEED (1), BENCH_SLO_TIERS (edge,main,fallback),
  * BENCH_SLO_VARIANTS (all: routed,edge,main,fallback), BENCH_SLO_MAIN_SPEEDUP (4.3: the main tier's
- * batchSpeedup, as config/small.yaml; 0 leaves it unset).
+ * batchSpeedup, as config/small.yaml; 0 leaves it unset), BENCH_SLO_QUANTILE (0.95: the latency
+ * models' quantile, routing.quantile), BENCH_SLO_BULK_EDGE_MAX_LOAD (1: bulk requests use a policy of
+ * their own that plans the edge tier only while its load is below this — 1: only while edge is
+ * idle; 0 = no limit),
+ * BENCH_SLO_RATE (requests/s instead of the calibrated rate) and BENCH_SLO_BUDGETS (ms per class,
+ * "interactive,accuracy,bulk", instead of the calibrated budgets): to compare router builds.
  */
 import { loadavg } from 'node:os';
 import { buildConfig } from '../src/config/index.js';
@@ -39,6 +44,16 @@ const TIGHT = Number(process.env.BENCH_SLO_TIGHT ?? 4);
 const SEED = Number(process.env.BENCH_SLO_SEED ?? 1);
 const TIERS = (process.env.BENCH_SLO_TIERS ?? 'edge,main,fallback').split(',');
 const MAIN_SPEEDUP = Number(process.env.BENCH_SLO_MAIN_SPEEDUP ?? 4.3);
+// Budgets must hold for 95% of requests, so the latency models predict their p95 (the gateway's
+// default is p90).
+const QUANTILE = Number(process.env.BENCH_SLO_QUANTILE ?? 0.95);
+// Bulk requests use their own policy, which keeps the edge tier's last streams for the latency-bound
+// classes: it plans edge only while edge's load is below this (0: no limit, one policy for all).
+const BULK_EDGE_MAX_LOAD = Number(process.env.BENCH_SLO_BULK_EDGE_MAX_LOAD ?? 1);
+// To compare two builds of the router on the same load: a fixed rate and fixed budgets instead
+// of calibrated ones (calibration on a shared machine moves them by a quarter between runs).
+const FIXED_RATE = Number(process.env.BENCH_SLO_RATE ?? 0);
+const FIXED_BUDGETS = process.env.BENCH_SLO_BUDGETS?.split(',').map(Number);
 const ROOT = new URL('../', import.meta.url).pathname;
 const MODEL = `tiergate-${FAMILY}`;
 
@@ -86,12 +101,20 @@ const config = buildConfig(
     models: { [MODEL]: { tier: TIERS[0] } },
     routing: {
       minSamples: 8,
+      quantile: QUANTILE,
       policies: {
         slo: {
           tiers: TIERS,
           objective: 'cheapest',
           costPer1kTokens: Object.fromEntries(TIERS.map((t) => [t, COST[t]])),
           onInfeasible: 'best_effort',
+        },
+        bulk: {
+          tiers: TIERS,
+          objective: 'cheapest',
+          costPer1kTokens: Object.fromEntries(TIERS.map((t) => [t, COST[t]])),
+          onInfeasible: 'best_effort',
+          maxLoad: BULK_EDGE_MAX_LOAD > 0 && TIERS.includes('edge') ? { edge: BULK_EDGE_MAX_LOAD } : {},
         },
       },
       byModel: { [MODEL]: 'slo' },
@@ -106,6 +129,8 @@ interface Outcome {
   readonly tier: string;
   readonly tokens: number;
   readonly ok: boolean;
+  /** The engine's predicted latency (from the route reason), when it routed the request. */
+  readonly predictedMs: number | undefined;
 }
 
 async function send(
@@ -126,12 +151,44 @@ async function send(
     }),
   });
   const body = (await res.json()) as { usage?: { completion_tokens?: number } };
+  const predicted = /latency ([\d.]+)ms/.exec(res.headers.get('x-tiergate-route-reason') ?? '');
   return {
+    predictedMs: predicted === null ? undefined : Number(predicted[1]),
     ms: performance.now() - t0,
     tier: res.headers.get('x-tiergate-served-by') ?? res.headers.get('x-tiergate-tier') ?? '?',
     tokens: body.usage?.completion_tokens ?? 0,
     ok: res.status === 200,
   };
+}
+
+/** What the engine learned: each tier's latency model as /v1/route/explain reports it. */
+async function learned(url: string): Promise<string> {
+  const explained = (await (
+    await fetch(`${url}/v1/route/explain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: 'once upon a time', max_tokens: 16 }),
+    })
+  ).json()) as {
+    profiles?: Record<
+      string,
+      {
+        ttftMs: number;
+        ttftPerPromptTokenMs: number;
+        perOutputTokenMs: number;
+        perOutputTokenPerStreamMs?: number;
+        perOutputTokenPerBusyTierMs?: number;
+      }
+    >;
+  };
+  return TIERS.map((t) => {
+    const p = explained.profiles?.[t];
+    return p === undefined
+      ? `${t} ?`
+      : `${t} ttft ${p.ttftMs.toFixed(1)} + ${p.ttftPerPromptTokenMs.toFixed(2)}/prompt token, per token ` +
+          `${p.perOutputTokenMs.toFixed(2)} + ${(p.perOutputTokenPerStreamMs ?? 0).toFixed(2)}/stream + ` +
+          `${(p.perOutputTokenPerBusyTierMs ?? 0).toFixed(2)}/busy tier ms`;
+  }).join('; ');
 }
 
 const server = await startServer(config, createLogger('silent'));
@@ -174,9 +231,11 @@ try {
   const bestFor = (c: RequestClass): number =>
     Math.min(...TIERS.filter((t) => accuracy[t]! >= c.floor).map((t) => unloaded[t]![c.name]!));
   for (const c of CLASSES)
-    c.budgetMs = Math.round((c.name === 'interactive' ? TIGHT : 2 * TIGHT) * bestFor(c));
+    c.budgetMs =
+      FIXED_BUDGETS?.[CLASSES.indexOf(c)] ??
+      Math.round((c.name === 'interactive' ? TIGHT : 2 * TIGHT) * bestFor(c));
   const best = Math.max(...Object.values(alone));
-  const rate = LOAD * best;
+  const rate = FIXED_RATE > 0 ? FIXED_RATE : LOAD * best;
   for (const tier of TIERS) {
     process.stdout.write(
       `${tier.padEnd(9)} accuracy ${accuracy[tier]!.toFixed(5)}; unloaded ms: ` +
@@ -186,8 +245,9 @@ try {
   }
   process.stdout.write(
     `classes: ${CLASSES.map((c) => `${c.name} ${c.share * 100}% (${c.tokens} tokens, budget ${c.budgetMs} ms, floor ${c.floor.toFixed(5)})`).join('; ')}\n` +
-      `offered: ${rate.toFixed(2)} req/s for ${SECONDS} s (${LOAD} x the fastest tier alone), Poisson, seed ${SEED}; ` +
-      `main batchSpeedup ${MAIN_SPEEDUP > 0 ? MAIN_SPEEDUP : 'unset'}\n\n`,
+      `offered: ${rate.toFixed(2)} req/s for ${SECONDS} s (${FIXED_RATE > 0 ? 'fixed' : `${LOAD} x the fastest tier alone`}), Poisson, seed ${SEED}; ` +
+      `main batchSpeedup ${MAIN_SPEEDUP > 0 ? MAIN_SPEEDUP : 'unset'}; latency quantile ${QUANTILE}; ` +
+      `bulk policy maxLoad ${BULK_EDGE_MAX_LOAD > 0 ? `edge ${BULK_EDGE_MAX_LOAD}` : 'none'}\n\n`,
   );
 
   // One arrival sequence for every variant.
@@ -210,6 +270,7 @@ try {
     [
       'routed (policy engine)',
       (c) => ({
+        'x-tiergate-policy': c.name === 'bulk' ? 'bulk' : 'slo',
         'x-tiergate-latency-budget-ms': String(c.budgetMs),
         'x-tiergate-accuracy-floor': String(c.floor),
       }),
@@ -256,12 +317,42 @@ try {
       }
       return `${c.name}: ${[...cells].map(([t, [m, n]]) => `${t} ${m}/${n}`).join(', ')}`;
     }).join('; ');
+    // How well the engine's predictions held, per tier it routed to: the share of requests that
+    // took no longer than predicted (its quantile, p90 by default, is the aim) and the median ratio.
+    const predictedOn = new Map<string, number[]>();
+    for (const o of outcomes) {
+      if (o.predictedMs === undefined || o.predictedMs <= 0) continue;
+      const list = predictedOn.get(o.tier) ?? [];
+      list.push(o.ms / o.predictedMs);
+      predictedOn.set(o.tier, list);
+    }
+    // Misses the engine saw coming (no tier predicted within budget: capacity) against misses it
+    // did not (predicted within, took longer: the latency model).
+    const planned = outcomes.filter((o) => o.predictedMs !== undefined);
+    const within = planned.filter((o) => o.predictedMs! <= o.c.budgetMs);
+    const over = planned.filter((o) => o.predictedMs! > o.c.budgetMs);
+    const metOf = (list: typeof outcomes): number => list.filter((o) => met.includes(o)).length;
+    const foresight =
+      planned.length === 0
+        ? ''
+        : `planned within budget ${within.length} (met ${metOf(within)}), over budget ${over.length} (met ${metOf(over)})`;
+    const predictions = [...predictedOn]
+      .map(
+        ([t, r]) =>
+          `${t} ${((r.filter((x) => x <= 1).length / r.length) * 100).toFixed(0)}% within, median ${median(r).toFixed(2)}x`,
+      )
+      .join('; ');
     process.stdout.write(
       `${name.padEnd(24)} met both budgets ${((met.length / outcomes.length) * 100).toFixed(2)}% = ${met.length}/${outcomes.length} (${perClass}); ` +
         `goodput ${goodput.toFixed(1)} tokens/s; p50 ${median(outcomes.map((o) => o.ms)).toFixed(0)} ms; ` +
         `errors ${outcomes.filter((o) => !o.ok).length}; served: ${served}; ${took.toFixed(1)} s\n` +
-        `${''.padEnd(24)} met/served by tier: ${byTier}\n`,
+        `${''.padEnd(24)} met/served by tier: ${byTier}\n` +
+        (predictions === '' ? '' : `${''.padEnd(24)} actual / predicted latency: ${predictions}\n`) +
+        (foresight === '' ? '' : `${''.padEnd(24)} ${foresight}\n`),
     );
+    // What the latency models learned from the routed run (each tier's p-quantile terms).
+    if (name.startsWith('routed'))
+      process.stdout.write(`${''.padEnd(24)} learned: ${await learned(server.url)}\n`);
   }
   const singles = TIERS.filter((t) => goodputs[`${t} only`] !== undefined);
   const routed = goodputs['routed (policy engine)'];

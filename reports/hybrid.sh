@@ -43,7 +43,7 @@ run() { # title, command...
 run "Speculative decoding across tiers" \
   node --import tsx bench/speculative.ts --family "models/$family" --verifiers main,fallback --ks 4,8 --rounds 3 --tokens 128 --prompts 3
 run "Mixed service levels near capacity" \
-  env BENCH_SLO_FAMILY="$family" BENCH_SLO_LOAD=0.75 node --import tsx bench/routing-slo.ts
+  env BENCH_SLO_FAMILY="$family" BENCH_SLO_LOAD=0.85 node --import tsx bench/routing-slo.ts
 run "Cascades: accuracy against cost" \
   node --import tsx bench/cascade.ts --family "models/$family" --probe 8
 cp "$tmp" "$out"

@@ -28,6 +28,12 @@ const PolicySchema = Type.Object(
     /** Price per 1,000 tokens (prompt + completion) per tier, in any unit; missing tiers cost 0. */
     costPer1kTokens: Type.Record(Type.String({ minLength: 1 }), Type.Number({ minimum: 0 }), { default: {} }),
     /**
+     * Headroom kept for other traffic (docs/routing.md "Load limits"): this policy plans a tier
+     * first only while the tier's load (requests running and queued on it, every policy's) is
+     * below its limit here, e.g. bulk work kept off the tier that latency-bound requests need.
+     */
+    maxLoad: Type.Record(Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 }), { default: {} }),
+    /**
      * Speculative decoding across tiers (docs/speculative.md): when the engine routes to `verify`,
      * `draft` proposes up to k tokens and `verify` checks them in one forward pass; the output is
      * the verify tier's (token for token when greedy).
@@ -226,6 +232,12 @@ export function routingProblems(
       if (spec !== undefined)
         problems.push(
           `${at}: a policy either speculates or cascades, not both (remove one of speculative, cascade)`,
+        );
+    }
+    for (const t of Object.keys(p.maxLoad)) {
+      if (!p.tiers.includes(t))
+        problems.push(
+          `${prefix}/policies/${name}/maxLoad/${t}: not one of the policy's tiers (${p.tiers.join(', ')})`,
         );
     }
     for (const t of Object.keys(p.costPer1kTokens)) {

@@ -96,6 +96,9 @@ export async function runAttempt(
           streamed.chunks.push(event.tokens);
           streamed.count += event.tokens.length;
           part.tokens += event.tokens.length;
+          part.occupancySum! += guard.admission.running;
+          part.othersBusySum! += runtime.busyTiers() - 1;
+          part.occupancySamples!++;
           if (part.tokens > event.tokens.length) part.lastTokenAt = performance.now();
         } else {
           part.finished = true;
@@ -147,6 +150,9 @@ function servedPart(ctx: AttemptContext, tier: string, startedAt: number): Serve
     firstTokenAt: at,
     lastTokenAt: at,
     tokens: 0,
+    occupancySum: 0,
+    othersBusySum: 0,
+    occupancySamples: 0,
     finished: false,
   };
   ctx.record.parts.push(part);

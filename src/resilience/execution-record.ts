@@ -13,6 +13,15 @@ export interface ServedPart {
   firstTokenAt: number;
   lastTokenAt: number;
   tokens: number;
+  /**
+   * Requests the tier was running, summed over this part's token events (with `occupancySamples`
+   * the mean batch the part decoded in: what its per-token time is learned against). Absent: not
+   * known (a speculative pair's part).
+   */
+  occupancySum?: number;
+  /** Other tiers running anything, summed over the same events (they share the machine's cores). */
+  othersBusySum?: number;
+  occupancySamples?: number;
   /** True when this part ended the choice (finish event). */
   finished: boolean;
 }

@@ -113,6 +113,13 @@ export class ResilienceRuntime {
     return { running, queued };
   }
 
+  /** Tiers running at least one request (read on every token event: no allocation). */
+  busyTiers(): number {
+    let busy = 0;
+    for (const g of this.guards.values()) if (g.admission.running > 0) busy++;
+    return busy;
+  }
+
   guard(name: string): TierGuard | undefined {
     return this.guards.get(name);
   }

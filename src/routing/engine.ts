@@ -23,7 +23,18 @@ export interface RequestFeatures {
 export interface TierProfile {
   readonly ttftMs: number;
   readonly ttftPerPromptTokenMs: number;
+  /** Added to ttftMs per other request running on the tier, and per other busy tier (learned). */
+  readonly ttftPerStreamMs?: number | undefined;
+  readonly ttftPerBusyTierMs?: number | undefined;
+  /** Per output token for a request running alone on the tier. */
   readonly perOutputTokenMs: number;
+  /**
+   * Added per output token for each other request the tier runs at once (the latency model's
+   * fit; absent or 0: not learned, and the queue model's throughput stands for it).
+   */
+  readonly perOutputTokenPerStreamMs?: number | undefined;
+  /** Added per output token for each other tier busy at the time (they share the cores). */
+  readonly perOutputTokenPerBusyTierMs?: number | undefined;
   readonly queueMs: number;
   /** Relative to the FP32 reference, in (0, 1]. */
   readonly accuracy: number;
@@ -48,6 +59,8 @@ export interface NamedPolicy extends Pick<
   'tiers' | 'objective' | 'fallback' | 'costPer1kTokens' | 'onInfeasible' | 'speculative' | 'cascade'
 > {
   readonly name: string;
+  /** PolicyConfig maxLoad (absent: no limits). */
+  readonly maxLoad?: Readonly<Record<string, number>> | undefined;
 }
 
 export interface EngineInput {
@@ -78,6 +91,11 @@ interface Candidate {
   readonly available: boolean;
   readonly latencyOk: boolean;
   readonly accuracyOk: boolean;
+  /** Below the policy's maxLoad for the tier (or no limit). */
+  readonly withinLoad: boolean;
+  /** The tier's load and the policy's limit on it, for the trace. */
+  readonly load: number;
+  readonly maxLoad: number | undefined;
   readonly skip: SkipCause | undefined;
 }
 
@@ -103,10 +121,13 @@ export function planRoute(input: EngineInput): RoutePlan {
   }
   const candidates = policy.tiers.map((t) => assess(t, input, pair));
   const feasible = sortBy(
-    candidates.filter((c) => c.available && c.latencyOk && c.accuracyOk),
+    candidates.filter((c) => c.available && c.latencyOk && c.accuracyOk && c.withinLoad),
     policy.objective,
   );
   const available = candidates.filter((c) => c.available);
+  // Best effort keeps to the policy's load limits while any tier is within them.
+  const withinLoad = available.filter((c) => c.withinLoad);
+  const pool = withinLoad.length > 0 ? withinLoad : available;
   let chosen: Candidate | undefined = feasible[0];
   let code: RouteReasonCode = 'objective';
   if (chosen === undefined) {
@@ -129,16 +150,16 @@ export function planRoute(input: EngineInput): RoutePlan {
     // Best effort: honour the accuracy floor first (a wrong answer on time is still wrong), then
     // the latency budget, then take the most accurate tier.
     const accurate = sortBy(
-      available.filter((c) => c.accuracyOk),
+      pool.filter((c) => c.accuracyOk),
       'fastest',
     );
     const fast = sortBy(
-      available.filter((c) => c.latencyOk),
+      pool.filter((c) => c.latencyOk),
       'most_accurate',
     );
     if (accurate[0] !== undefined) [chosen, code] = [accurate[0], 'best_effort_accuracy'];
     else if (fast[0] !== undefined) [chosen, code] = [fast[0], 'best_effort_latency'];
-    else [chosen, code] = [sortBy(available, 'most_accurate')[0]!, 'best_effort'];
+    else [chosen, code] = [sortBy(pool, 'most_accurate')[0]!, 'best_effort'];
   }
   const bestEffort = code !== 'objective';
   const order = [chosen, ...fallbacks(input, candidates, chosen, bestEffort)];
@@ -228,20 +249,35 @@ function assess(
   const p = pair !== undefined && tier === pair.option.verify ? pair.profile : profiles[tier];
   const s = state[tier] ?? { ready: false, breakerOpen: false, queueDepth: 0, capacity: 1 };
   const prompt = Math.max(0, features.promptTokens);
-  const decodeMs = p === undefined ? 0 : p.perOutputTokenMs * Math.max(0, features.maxTokens - 1);
-  const serviceMs = p === undefined ? 0 : p.ttftMs + p.ttftPerPromptTokenMs * prompt + decodeMs;
-  // A request that finds the tier's throughput taken waits for whole service times of the ones
-  // ahead of it: in the queue, or sharing compute with them when the tier does not batch.
-  const streams = Math.max(1, Math.min(s.capacity, s.throughput ?? s.capacity));
+  const tokens = Math.max(0, features.maxTokens - 1);
+  const perStream = p?.perOutputTokenPerStreamMs ?? 0;
+  const ttftPerStream = p?.ttftPerStreamMs ?? 0;
+  // Learned slowdown per stream: the request meets the batch it joins (capped at what the tier
+  // runs at once), and only requests beyond that capacity wait. Not learned: the stated
+  // throughput (batchSpeedup) stands for it — beyond it requests wait, in effect, in whole
+  // service times of the ones ahead (in the queue, or time-sharing the tier's compute).
+  const cap = Math.max(1, Math.min(s.capacity, UNBOUNDED_STREAMS));
+  const streams = perStream > 0 || ttftPerStream > 0 ? cap : Math.max(1, Math.min(cap, s.throughput ?? cap));
+  const joins = Math.min(s.queueDepth + 1, cap);
+  // Other tiers busy now: on one machine they share its cores.
+  const busy = p === undefined ? 0 : busyOthers(tier, state);
+  const ttftBase =
+    p === undefined ? 0 : p.ttftMs + p.ttftPerPromptTokenMs * prompt + (p.ttftPerBusyTierMs ?? 0) * busy;
+  const perTokenBase = p === undefined ? 0 : p.perOutputTokenMs + (p.perOutputTokenPerBusyTierMs ?? 0) * busy;
+  const decodeMs = (perTokenBase + perStream * (joins - 1)) * tokens;
+  const serviceMs =
+    ttftBase + ttftPerStream * (streams - 1) + (perTokenBase + perStream * (streams - 1)) * tokens;
   const waves = s.queueDepth >= streams ? Math.ceil((s.queueDepth - streams + 1) / streams) : 0;
   const queueMs = (p?.queueMs ?? 0) + waves * serviceMs;
-  const ttftMs = p === undefined ? Infinity : queueMs + p.ttftMs + p.ttftPerPromptTokenMs * prompt;
+  const ttftMs = p === undefined ? Infinity : queueMs + ttftBase + ttftPerStream * (joins - 1);
   const latencyMs = ttftMs + decodeMs;
   const accuracy = p?.accuracy ?? 0;
   const cost = ((prompt + Math.max(0, features.maxTokens)) / 1000) * (policy.costPer1kTokens[tier] ?? 0);
   const available = p !== undefined && s.ready && !s.breakerOpen;
   const latencyOk = latencyMs <= budget.latencyMs;
   const accuracyOk = accuracy >= budget.accuracyFloor;
+  const limit = policy.maxLoad?.[tier];
+  const withinLoad = limit === undefined || s.queueDepth < limit;
   const skip: SkipCause | undefined =
     !s.ready || p === undefined
       ? 'not_ready'
@@ -251,9 +287,35 @@ function assess(
           ? 'accuracy'
           : !latencyOk
             ? 'latency'
-            : undefined;
-  return { tier, ttftMs, latencyMs, queueMs, accuracy, cost, available, latencyOk, accuracyOk, skip };
+            : !withinLoad
+              ? 'load_limit'
+              : undefined;
+  return {
+    tier,
+    ttftMs,
+    latencyMs,
+    queueMs,
+    accuracy,
+    cost,
+    available,
+    latencyOk,
+    accuracyOk,
+    withinLoad,
+    load: s.queueDepth,
+    maxLoad: limit,
+    skip,
+  };
 }
+
+/** Other tiers with requests running or waiting now. */
+function busyOthers(tier: string, state: Readonly<Record<string, TierState>>): number {
+  let busy = 0;
+  for (const name in state) if (name !== tier && state[name]!.queueDepth > 0) busy++;
+  return busy;
+}
+
+/** Above this a tier's stated capacity is "no limit" (the echo tier): no batch to model. */
+const UNBOUNDED_STREAMS = 4096;
 
 const comparators: Record<Objective, (a: Candidate, b: Candidate) => number> = {
   cheapest: (a, b) => a.cost - b.cost || a.latencyMs - b.latencyMs,
@@ -322,6 +384,7 @@ function verdict(
     why = `skipped: accuracy ${c.accuracy.toFixed(4)} < floor ${budget.accuracyFloor}`;
   else if (c.skip === 'latency')
     why = `skipped: latency ${ms(c.latencyMs)} ms > budget ${budget.latencyMs} ms`;
+  else if (c.skip === 'load_limit') why = `skipped: load ${c.load} >= the policy's maxLoad ${c.maxLoad}`;
   else why = `feasible, not best by objective: ${pred}`;
   if (!chosen && attempt > 0) why += ` (fallback #${attempt})`;
   return {
@@ -332,7 +395,7 @@ function verdict(
     accuracy: c.accuracy,
     cost: c.cost,
     available: c.available,
-    feasible: c.available && c.latencyOk && c.accuracyOk,
+    feasible: c.available && c.latencyOk && c.accuracyOk && c.withinLoad,
     chosen,
     attempt: attempt >= 0 ? attempt : undefined,
     skip: c.skip,

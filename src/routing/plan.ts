@@ -39,7 +39,8 @@ export interface RouteAttempt {
 }
 
 /** Why a tier was skipped; undefined for the chosen tier and tiers that were merely not best. */
-export type SkipCause = 'not_ready' | 'breaker_open' | 'latency' | 'accuracy' | 'not_candidate';
+export type SkipCause =
+  'not_ready' | 'breaker_open' | 'latency' | 'accuracy' | 'load_limit' | 'not_candidate';
 
 /** The engine's view of one tier for one request. */
 export interface TierVerdict {

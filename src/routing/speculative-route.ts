@@ -30,7 +30,11 @@ export function outputTier(name: string): string {
 export interface LatencyTerms {
   readonly ttftMs: number;
   readonly ttftPerPromptTokenMs: number;
+  readonly ttftPerStreamMs?: number | undefined;
+  readonly ttftPerBusyTierMs?: number | undefined;
   readonly perOutputTokenMs: number;
+  readonly perOutputTokenPerStreamMs?: number | undefined;
+  readonly perOutputTokenPerBusyTierMs?: number | undefined;
   readonly queueMs: number;
 }
 
@@ -55,7 +59,11 @@ export function pairPrior(verify: LatencyTerms, draft: LatencyTerms): LatencyTer
   return {
     ttftMs: verify.ttftMs + draft.ttftMs,
     ttftPerPromptTokenMs: verify.ttftPerPromptTokenMs + draft.ttftPerPromptTokenMs,
+    ttftPerStreamMs: verify.ttftPerStreamMs,
+    ttftPerBusyTierMs: verify.ttftPerBusyTierMs,
     perOutputTokenMs: verify.perOutputTokenMs / PRIOR_SPEEDUP,
+    perOutputTokenPerStreamMs: (verify.perOutputTokenPerStreamMs ?? 0) / PRIOR_SPEEDUP,
+    perOutputTokenPerBusyTierMs: (verify.perOutputTokenPerBusyTierMs ?? 0) / PRIOR_SPEEDUP,
     queueMs: verify.queueMs,
   };
 }
@@ -99,7 +107,11 @@ export function pairPlan(
     profile: {
       ttftMs: terms.ttftMs,
       ttftPerPromptTokenMs: terms.ttftPerPromptTokenMs,
+      ttftPerStreamMs: terms.ttftPerStreamMs,
+      ttftPerBusyTierMs: terms.ttftPerBusyTierMs,
       perOutputTokenMs: terms.perOutputTokenMs,
+      perOutputTokenPerStreamMs: terms.perOutputTokenPerStreamMs,
+      perOutputTokenPerBusyTierMs: terms.perOutputTokenPerBusyTierMs,
       queueMs: terms.queueMs,
       accuracy: v.accuracy,
     },

@@ -13,6 +13,8 @@ export interface ProfileSnapshot extends TierProfile {
   readonly samples: number;
   /** Whether the latency terms are measured (true) or the configured prior (false). */
   readonly live: boolean;
+  /** Live: the quantile of the admission waits observed (the engine predicts from load instead). */
+  readonly observedQueueMs: number;
   /** Where the accuracy came from. */
   readonly accuracySource: 'config' | 'eval' | 'manifest' | 'unknown';
 }
@@ -70,8 +72,15 @@ export class TierProfiles {
     return {
       ttftMs: est.ttftMs,
       ttftPerPromptTokenMs: est.ttftPerPromptTokenMs,
+      ttftPerStreamMs: est.ttftPerStreamMs,
+      ttftPerBusyTierMs: est.ttftPerBusyTierMs,
       perOutputTokenMs: est.perOutputTokenMs,
-      queueMs: est.queueMs,
+      perOutputTokenPerStreamMs: est.perOutputTokenPerStreamMs,
+      perOutputTokenPerBusyTierMs: est.perOutputTokenPerBusyTierMs,
+      // A live model predicts queueing from the tier's load (src/routing/engine.ts), not from
+      // what earlier requests waited; the prior's fixed wait applies until then.
+      queueMs: est.live ? 0 : est.queueMs,
+      observedQueueMs: est.live ? est.queueMs : 0,
       samples: est.samples,
       live: est.live,
       // A tier with no known accuracy cannot meet any floor above 0.

@@ -6,7 +6,8 @@ import type { LatencyObservation } from '../routing/latency-model.js';
  * of it, each from that tier's own timings (a continuation teaches the tier that took over its
  * part, with the longer prompt it was given). The first tier's time to first token counts from
  * the request's arrival (queueing included, as the engine predicts it); a later tier's from its
- * own attempt's start. Per-token time is the mean over the parts that made more than one token.
+ * own attempt's start, and its wait for admission is reported apart. Per-token time is the mean
+ * over the parts that made more than one token.
  */
 export function latencyCredits(
   parts: readonly ServedPart[],
@@ -22,6 +23,9 @@ export function latencyCredits(
     let prompt = Infinity;
     let perTokenSum = 0;
     let perTokenCount = 0;
+    let occupancySum = 0;
+    let othersBusySum = 0;
+    let occupancySamples = 0;
     for (const p of parts) {
       if (p.tier !== tier || p.tokens === 0) continue;
       firstToken = Math.min(firstToken, p.firstTokenAt);
@@ -31,6 +35,9 @@ export function latencyCredits(
         perTokenSum += (p.lastTokenAt - p.firstTokenAt) / (p.tokens - 1);
         perTokenCount++;
       }
+      occupancySum += p.occupancySum ?? 0;
+      othersBusySum += p.othersBusySum ?? 0;
+      occupancySamples += p.occupancySamples ?? 0;
     }
     if (firstToken === Infinity) continue;
     out.push({
@@ -38,7 +45,12 @@ export function latencyCredits(
       observation: {
         promptTokens: prompt,
         ttftMs: firstToken - (tier === first ? arrivedAt : started),
+        // The first tier's wait for an admission slot (and the routing before it): the engine
+        // predicts that part from the tier's load now, not from what earlier requests waited.
+        queueMs: tier === first ? Math.max(0, started - arrivedAt) : undefined,
         perTokenMs: perTokenCount > 0 ? perTokenSum / perTokenCount : undefined,
+        concurrency: occupancySamples > 0 ? occupancySum / occupancySamples : undefined,
+        otherTiersBusy: occupancySamples > 0 ? othersBusySum / occupancySamples : undefined,
       },
     });
   }

@@ -228,6 +228,109 @@ test('a tier that does not batch plans concurrent requests as if they ran one af
   assert.equal(batched.attempts[0]!.tier, 'edge');
 });
 
+test('a learned per-stream slowdown predicts the batch a request joins, and queueing only beyond capacity', () => {
+  // main: 2 ms per token alone, +1 ms for every other request in its batch (the latency model's
+  // fit); 16 streams at once, stated throughput 4 (not used once the slowdown is learned).
+  const learned = { ...profiles, main: { ...profiles.main!, perOutputTokenPerStreamMs: 1 } };
+  const main = (queueDepth: number): ReturnType<typeof planRoute>['trace'][number] =>
+    planRoute(
+      input({
+        profiles: learned,
+        state: { ...allUp, main: { ...up, queueDepth, capacity: 16, throughput: 4 } },
+      }),
+    ).trace.find((v) => v.tier === 'main')!;
+  // Alone: 20 + 20 + 10 x 2 = 60 ms. Joining 5 others: 10 tokens at 2 + 5 = 7 ms: 110 ms, no wait.
+  assert.equal(main(0).latencyMs, 60);
+  assert.equal(main(5).queueMs, 0);
+  assert.equal(main(5).latencyMs, 110);
+  // Full (16 running): one wave of a full batch's service time (20 + 20 + 10 x 17) = 210 ms of
+  // wait, then decoding in a full batch.
+  assert.equal(main(16).queueMs, 210);
+  assert.equal(main(16).latencyMs, 210 + 210);
+  // The same load without the learned slope: throughput 4 means waiting whole service times.
+  const stated = planRoute(
+    input({ state: { ...allUp, main: { ...up, queueDepth: 5, capacity: 16, throughput: 4 } } }),
+  ).trace.find((v) => v.tier === 'main')!;
+  assert.equal(stated.queueMs, 60);
+  // A tight budget: main fits alone but not in the batch it would join, where edge still fits.
+  const tight = (queueDepth: number): string =>
+    planRoute(
+      input({
+        profiles: learned,
+        policy: policy({ tiers: ['main', 'edge'], objective: 'most_accurate' }),
+        budget: { latencyMs: 100, accuracyFloor: 0 },
+        state: { ...allUp, main: { ...up, queueDepth, capacity: 16 } },
+      }),
+    ).attempts[0]!.tier;
+  assert.equal(tight(0), 'main');
+  assert.equal(tight(5), 'edge');
+});
+
+test('a learned slowdown per busy tier is added while other tiers of the machine run requests', () => {
+  const learned = { ...profiles, main: { ...profiles.main!, perOutputTokenPerBusyTierMs: 3 } };
+  const latency = (edgeDepth: number, fallbackDepth: number): number =>
+    planRoute(
+      input({
+        profiles: learned,
+        state: {
+          edge: { ...up, queueDepth: edgeDepth },
+          main: up,
+          fallback: { ...up, queueDepth: fallbackDepth },
+        },
+      }),
+    ).trace.find((v) => v.tier === 'main')!.latencyMs;
+  // Alone 60 ms; each busy tier adds 3 ms to each of the 10 tokens after the first.
+  assert.equal(latency(0, 0), 60);
+  assert.equal(latency(2, 0), 90);
+  assert.equal(latency(1, 3), 120);
+});
+
+test("a policy's maxLoad keeps it off a tier whose load reached the limit, while another tier is feasible", () => {
+  const limited = policy({ objective: 'cheapest', maxLoad: { edge: 2 } });
+  const at = (edgeDepth: number, budget = 1000): ReturnType<typeof planRoute> =>
+    planRoute(
+      input({
+        policy: limited,
+        budget: { latencyMs: budget, accuracyFloor: 0 },
+        state: { ...allUp, edge: { ...up, queueDepth: edgeDepth } },
+      }),
+    );
+  assert.equal(at(1).attempts[0]!.tier, 'edge');
+  const full = at(2);
+  assert.equal(full.attempts[0]!.tier, 'main');
+  const edge = full.trace.find((v) => v.tier === 'edge')!;
+  assert.equal(edge.skip, 'load_limit');
+  assert.equal(edge.feasible, false);
+  assert.match(edge.why, /load 2 >= the policy's maxLoad 2/);
+  // Other policies are not limited.
+  assert.equal(
+    planRoute(
+      input({
+        policy: policy({ objective: 'cheapest' }),
+        state: { ...allUp, edge: { ...up, queueDepth: 2 } },
+      }),
+    ).attempts[0]!.tier,
+    'edge',
+  );
+  // Best effort (nothing meets a 20 ms budget) stays within the limits too...
+  const late = at(2, 20);
+  assert.equal(late.bestEffort, true);
+  assert.equal(late.attempts[0]!.tier, 'main');
+  // ...unless no tier is within them.
+  const everywhere = planRoute(
+    input({
+      policy: policy({ maxLoad: { edge: 1, main: 1, fallback: 1 } }),
+      state: {
+        edge: { ...up, queueDepth: 1 },
+        main: { ...up, queueDepth: 1 },
+        fallback: { ...up, queueDepth: 1 },
+      },
+    }),
+  );
+  assert.equal(everywhere.bestEffort, true);
+  assert.equal(everywhere.attempts[0]!.tier, 'edge');
+});
+
 test('tiers outside the policy are never considered', () => {
   const plan = planRoute(input({ policy: policy({ tiers: ['main', 'fallback'] }) }));
   assert.deepEqual(

@@ -200,6 +200,38 @@ describe('routing by latency budget and accuracy floor on real tiers', () => {
     assert.equal(after, before);
   });
 
+  test('requests that decode together teach the latency model how many ran at once', async () => {
+    const router = gw.gateway.router;
+    const seen: { tier: string; concurrency: number | undefined }[] = [];
+    const observe = router.observe.bind(router);
+    router.observe = (tier, observation) => {
+      seen.push({ tier, concurrency: observation.concurrency });
+      observe(tier, observation);
+    };
+    try {
+      const pin = { 'x-tiergate-tier': 'main' };
+      // Alone: the tier runs this request only.
+      await (await complete(pin, { max_tokens: 16 })).arrayBuffer();
+      assert.deepEqual(seen, [{ tier: 'main', concurrency: 1 }]);
+      // Four at once into main's batch of four: each decoded beside the others.
+      seen.length = 0;
+      await Promise.all(
+        [0, 1, 2, 3].map(async (i) =>
+          (await complete(pin, { max_tokens: 48, prompt: `Batch ${i}` })).arrayBuffer(),
+        ),
+      );
+      assert.equal(seen.length, 4);
+      assert.ok(
+        seen.every(
+          (o) => o.tier === 'main' && o.concurrency !== undefined && o.concurrency >= 1 && o.concurrency <= 4,
+        ),
+      );
+      assert.ok(Math.max(...seen.map((o) => o.concurrency!)) > 1, JSON.stringify(seen));
+    } finally {
+      router.observe = observe;
+    }
+  });
+
   test('route decisions are counted by policy, tier and reason code', async () => {
     const v = await metricValue(
       gw.baseUrl,

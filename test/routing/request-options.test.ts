@@ -101,7 +101,7 @@ test('policy config: defaults are filled in and names are cross-checked', () => 
   assert.throws(
     () =>
       config({
-        policies: { x: { tiers: ['edge', 'gpu'], fallback: ['main'] } },
+        policies: { x: { tiers: ['edge', 'gpu'], fallback: ['main'], maxLoad: { main: 2 } } },
         defaultPolicy: 'nope',
         byModel: { m: 'y' },
       }),
@@ -109,6 +109,7 @@ test('policy config: defaults are filled in and names are cross-checked', () => 
       err instanceof ConfigError &&
       /\/routing\/policies\/x\/tiers\/1: no tier named "gpu"/.test(err.message) &&
       /\/routing\/policies\/x\/fallback\/0: "main" is not one of the policy's tiers/.test(err.message) &&
+      /\/routing\/policies\/x\/maxLoad\/main: not one of the policy's tiers/.test(err.message) &&
       /\/routing\/defaultPolicy: no policy named "nope"/.test(err.message) &&
       /\/routing\/byModel\/m: no policy named "y"/.test(err.message),
   );
