@@ -8,15 +8,19 @@ import {
 } from '../../src/routing/latency-model.js';
 
 const prior = { ttftMs: 40, ttftPerPromptTokenMs: 0.5, perOutputTokenMs: 3, queueMs: 2 };
+/** A prior states no load slopes. */
+const NO_LOAD_TERMS = {
+  ttftPerStreamMs: 0,
+  ttftPerBusyTierMs: 0,
+  perOutputTokenPerStreamMs: 0,
+  perOutputTokenPerBusyTierMs: 0,
+};
 
 test('the configured prior answers until minSamples requests were observed', () => {
   const m = new LatencyModel(prior, { window: 16, quantile: 0.9, minSamples: 3 });
   assert.deepEqual(m.estimate(), {
     ...prior,
-    ttftPerStreamMs: 0,
-    ttftPerBusyTierMs: 0,
-    perOutputTokenPerStreamMs: 0,
-    perOutputTokenPerBusyTierMs: 0,
+    ...NO_LOAD_TERMS,
     samples: 0,
     live: false,
   });
@@ -24,10 +28,7 @@ test('the configured prior answers until minSamples requests were observed', () 
   m.observe({ promptTokens: 20, ttftMs: 6, perTokenMs: 1 });
   assert.deepEqual(m.estimate(), {
     ...prior,
-    ttftPerStreamMs: 0,
-    ttftPerBusyTierMs: 0,
-    perOutputTokenPerStreamMs: 0,
-    perOutputTokenPerBusyTierMs: 0,
+    ...NO_LOAD_TERMS,
     samples: 2,
     live: false,
   });
@@ -109,14 +110,14 @@ test('no slope without loads a whole stream apart; a missing concurrency counts 
   assert.equal(o.estimate().perOutputTokenPerStreamMs, 0);
 });
 
-test('time per token is also fitted against other tiers busy meanwhile (they share the cores)', () => {
+test('TTFT and time per token are also fitted against other tiers busy meanwhile (they share the cores)', () => {
   const m = new LatencyModel(prior, { window: 64, quantile: 0.5, minSamples: 4 });
   // 2 ms + 1 ms per stream in the tier's batch + 4 ms per other busy tier, loads mixed.
   for (let c = 1; c <= 6; c++)
     for (let o = 0; o <= 2; o++)
       m.observe({
         promptTokens: 10,
-        ttftMs: 10,
+        ttftMs: 10 + 5 * c + 7 * o,
         perTokenMs: 2 + c + 4 * o,
         concurrency: c,
         otherTiersBusy: o,
@@ -125,6 +126,12 @@ test('time per token is also fitted against other tiers busy meanwhile (they sha
   assert.ok(Math.abs(e.perOutputTokenPerStreamMs - 1) < 1e-9);
   assert.ok(Math.abs(e.perOutputTokenPerBusyTierMs - 4) < 1e-9);
   assert.ok(Math.abs(e.perOutputTokenMs - 3) < 1e-9);
+  // TTFT the same way (10 ms + 5 ms per stream + 7 ms per busy tier), reported for one stream.
+  assert.ok(Math.abs(e.ttftPerStreamMs - 5) < 1e-9);
+  assert.ok(Math.abs(e.ttftPerBusyTierMs - 7) < 1e-9);
+  assert.ok(Math.abs(e.ttftMs - 15) < 1e-9);
+  // Prompts 10 tokens each: no slope per prompt token.
+  assert.equal(e.ttftPerPromptTokenMs, 0);
 });
 
 test('slopes: never negative, each fitted alone when the other is not usable or moves with it', () => {
@@ -158,25 +165,6 @@ test('slopes: never negative, each fitted alone when the other is not usable or 
   const c = Float64Array.from([10, 40, 20, 30, 60, 50, 20, 80]);
   const yy = a.map((_, i) => 1 + 2 * a[i]! + 3 * b[i]! + 0.5 * c[i]!);
   close(nonNegativeSlopes([a, b, c], yy, [1, 1, 1]), [2, 3, 0.5]);
-});
-
-test('TTFT is fitted against the load the request met as well, reported for one stream', () => {
-  const m = new LatencyModel(prior, { window: 64, quantile: 0.5, minSamples: 4 });
-  for (let c = 1; c <= 8; c++)
-    for (const o of [0, 1])
-      m.observe({
-        promptTokens: 10,
-        ttftMs: 10 + 5 * c + 7 * o,
-        perTokenMs: 2,
-        concurrency: c,
-        otherTiersBusy: o,
-      });
-  const e = m.estimate();
-  assert.ok(Math.abs(e.ttftPerStreamMs - 5) < 1e-9);
-  assert.ok(Math.abs(e.ttftPerBusyTierMs - 7) < 1e-9);
-  assert.ok(Math.abs(e.ttftMs - 15) < 1e-9);
-  // Prompts 10 tokens each: no slope per prompt token.
-  assert.equal(e.ttftPerPromptTokenMs, 0);
 });
 
 test('a burst that made requests wait for admission does not stay in the TTFT base', () => {
@@ -227,10 +215,7 @@ test('reconfigure (hot reload): new prior and options apply, the newest observat
   m.reconfigure(slower, { window: 16, quantile: 0.5, minSamples: 100 });
   assert.deepEqual(m.estimate(), {
     ...slower,
-    ttftPerStreamMs: 0,
-    ttftPerBusyTierMs: 0,
-    perOutputTokenPerStreamMs: 0,
-    perOutputTokenPerBusyTierMs: 0,
+    ...NO_LOAD_TERMS,
     samples: 16,
     live: false,
   });
