@@ -45,6 +45,8 @@ export interface LatencyEstimate {
    * and not what the engine predicts with: it predicts queueing from the tier's load).
    */
   readonly queueMs: number;
+  /** Whether the window holds loads of other tiers a whole tier apart (the busy-tier slopes could be learned). */
+  readonly busyTiersSeen: boolean;
   /** Live observations in the window. */
   readonly samples: number;
   /** False while fewer than minSamples were seen and the configured prior answers. */
@@ -174,7 +176,7 @@ export class LatencyModel {
     const { quantile, minSamples } = this.options;
     const n = this.count;
     if (n < minSamples) {
-      return { ...this.priorTerms(), samples: n, live: false };
+      return { ...this.priorTerms(), busyTiersSeen: false, samples: n, live: false };
     }
     const prompt = this.prompt.subarray(0, n);
     // TTFT without the wait for admission: the engine predicts that from the tier's load at the
@@ -206,6 +208,7 @@ export class LatencyModel {
         perOutputTokenPerBusyTierMs: 0,
       }),
       queueMs: queue,
+      busyTiersSeen: spread(others) >= 1,
       samples: n,
       live: true,
     };
@@ -244,7 +247,7 @@ export class LatencyModel {
     };
   }
 
-  private priorTerms(): Omit<LatencyEstimate, 'samples' | 'live'> {
+  private priorTerms(): Omit<LatencyEstimate, 'samples' | 'live' | 'busyTiersSeen'> {
     const p = this.prior;
     return {
       ttftMs: p.ttftMs,

@@ -15,6 +15,11 @@ export interface ProfileSnapshot extends TierProfile {
   readonly live: boolean;
   /** Live: the quantile of the admission waits observed (the engine predicts from load instead). */
   readonly observedQueueMs: number;
+  /**
+   * Where the busy-tier slopes come from: the tier's own window, or — for a tier never seen
+   * while others were busy — borrowed from the tiers that were, in proportion to its own speed.
+   */
+  readonly busySlopes: 'learned' | 'borrowed' | 'none';
   /** Where the accuracy came from. */
   readonly accuracySource: 'config' | 'eval' | 'manifest' | 'unknown';
 }
@@ -53,6 +58,7 @@ export class TierProfiles {
   snapshot(): Record<string, ProfileSnapshot> {
     const out: Record<string, ProfileSnapshot> = {};
     for (const tier of Object.keys(this.variants)) out[tier] = this.profile(tier);
+    borrowBusySlopes(out);
     // A speculative pair ("edge>main", docs/speculative.md) once its own model is live; until
     // then the engine plans it from its tiers' profiles (src/routing/speculative-route.ts).
     if (this.models.size > Object.keys(out).length) {
@@ -81,6 +87,7 @@ export class TierProfiles {
       // what earlier requests waited; the prior's fixed wait applies until then.
       queueMs: est.live ? 0 : est.queueMs,
       observedQueueMs: est.live ? est.queueMs : 0,
+      busySlopes: est.busyTiersSeen ? 'learned' : 'none',
       samples: est.samples,
       live: est.live,
       // A tier with no known accuracy cannot meet any floor above 0.
@@ -124,6 +131,44 @@ export class TierProfiles {
     }
     return m;
   }
+}
+
+/**
+ * Tiers on one machine share its cores, so a tier whose window never held requests made while
+ * other tiers were busy (e.g. one the router rarely picks, calibrated alone) would be predicted as
+ * if it had the machine to itself. Until it learns its own, it is given the slowdown the tiers
+ * that did learn theirs show, relative to their own speed (the median of their slope ÷ base).
+ */
+function borrowBusySlopes(profiles: Record<string, ProfileSnapshot>): void {
+  const learned = Object.values(profiles).filter((p) => p.live && p.busySlopes === 'learned');
+  if (learned.length === 0) return;
+  const ratio = (slope: (p: ProfileSnapshot) => number, base: (p: ProfileSnapshot) => number): number =>
+    medianOf(learned.filter((p) => base(p) > 0).map((p) => slope(p) / base(p)));
+  const perToken = ratio(
+    (p) => p.perOutputTokenPerBusyTierMs ?? 0,
+    (p) => p.perOutputTokenMs,
+  );
+  const ttft = ratio(
+    (p) => p.ttftPerBusyTierMs ?? 0,
+    (p) => p.ttftMs,
+  );
+  if (perToken === 0 && ttft === 0) return;
+  for (const [tier, p] of Object.entries(profiles)) {
+    if (p.busySlopes === 'learned') continue;
+    profiles[tier] = {
+      ...p,
+      perOutputTokenPerBusyTierMs: perToken * p.perOutputTokenMs,
+      ttftPerBusyTierMs: ttft * p.ttftMs,
+      busySlopes: 'borrowed',
+    };
+  }
+}
+
+function medianOf(values: number[]): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function seedOf(routing: RoutingConfig, tier: string): ProfileSeed {

@@ -14,6 +14,7 @@ const NO_LOAD_TERMS = {
   ttftPerBusyTierMs: 0,
   perOutputTokenPerStreamMs: 0,
   perOutputTokenPerBusyTierMs: 0,
+  busyTiersSeen: false,
 };
 
 test('the configured prior answers until minSamples requests were observed', () => {
