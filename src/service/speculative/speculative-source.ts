@@ -59,6 +59,9 @@ export class SpeculativeGeneration implements GenerationSource {
     const timer = runtime.deadlines.watch(end, () =>
       local.abort(timeout(this.name, end >= this.deadline, limitMs)),
     );
+    // The pair's attempt starts now (its verify slot held), not at its first token: the latency
+    // credit takes the time before this as the wait for admission (src/service/latency-credit.ts).
+    const startedAt = performance.now();
     try {
       ending = await speculate({
         request,
@@ -67,7 +70,7 @@ export class SpeculativeGeneration implements GenerationSource {
         held,
         route: this.route,
         sent,
-        part: () => this.servedPart(request, sent.length),
+        part: () => this.servedPart(request, sent.length, startedAt),
         metrics,
         pair: this.name,
         deadline: this.deadline,
@@ -120,13 +123,13 @@ export class SpeculativeGeneration implements GenerationSource {
   }
 
   /** The pair starts serving: recorded for headers, logs and the pair's latency model. */
-  private servedPart(request: GenerateRequest, sent: number): ServedPart {
+  private servedPart(request: GenerateRequest, sent: number, startedAt: number): ServedPart {
     const { record } = this.context;
     record.servedBy.push(this.name);
     const at = performance.now();
     const part: ServedPart = {
       tier: this.name,
-      startedAt: at,
+      startedAt,
       promptTokens: request.tokens.length + sent,
       firstTokenAt: at,
       lastTokenAt: at,

@@ -61,3 +61,24 @@ test('greedy edge>main (llama.cpp drafts, ONNX verifies) equals main alone, toke
   console.log(`# edge>main: draft tokens proposed ${proposed}, accepted ${accepted}`);
   assert.ok(accepted > 0 && accepted <= proposed);
 });
+
+test("the pair's latency model learns its time to first token apart from the wait for admission", async () => {
+  const router = gw.gateway.router;
+  const seen: { tier: string; ttftMs: number; queueMs: number | undefined }[] = [];
+  const observe = router.observe.bind(router);
+  router.observe = (tier, o) => {
+    seen.push({ tier, ttftMs: o.ttftMs, queueMs: o.queueMs });
+    observe(tier, o);
+  };
+  try {
+    const r = await complete(gw, { ...base, prompt: PROMPTS[0] }, { 'x-tiergate-policy': 'k5' });
+    assert.equal(r.headers.get('x-tiergate-served-by'), 'edge>main');
+  } finally {
+    router.observe = observe;
+  }
+  const pair = seen.find((o) => o.tier === 'edge>main');
+  assert.ok(pair !== undefined && pair.queueMs !== undefined, JSON.stringify(seen));
+  // The wait before the pair's attempt started is only part of its time to first token: drafting
+  // and the first verify pass come after it.
+  assert.ok(pair.queueMs < pair.ttftMs, JSON.stringify(pair));
+});
