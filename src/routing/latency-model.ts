@@ -341,27 +341,6 @@ function spread(x: Float64Array): number {
   return hi - lo;
 }
 
-/** Slope of the least-squares line through (x, y); 0 when x does not vary. */
-export function leastSquaresSlope(x: Float64Array, y: Float64Array): number {
-  const n = x.length;
-  if (n < 2) return 0;
-  let mx = 0;
-  let my = 0;
-  for (let i = 0; i < n; i++) {
-    mx += x[i]!;
-    my += y[i]!;
-  }
-  mx /= n;
-  my /= n;
-  let sxy = 0;
-  let sxx = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (x[i]! - mx) * (y[i]! - my);
-    sxx += (x[i]! - mx) ** 2;
-  }
-  return sxx === 0 ? 0 : sxy / sxx;
-}
-
 /** The q-quantile with linear interpolation between order statistics (type 7, as NumPy's default). */
 export function quantileOf(values: Float64Array, q: number): number {
   if (values.length === 0) return 0;

@@ -1,11 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  LatencyModel,
-  leastSquaresSlope,
-  nonNegativeSlopes,
-  quantileOf,
-} from '../../src/routing/latency-model.js';
+import { LatencyModel, nonNegativeSlopes, quantileOf } from '../../src/routing/latency-model.js';
 
 const prior = { ttftMs: 40, ttftPerPromptTokenMs: 0.5, perOutputTokenMs: 3, queueMs: 2 };
 /** A prior states no load slopes. */
@@ -179,8 +174,8 @@ test('a burst that made requests wait for admission does not stay in the TTFT ba
 test('helpers: quantile (type 7) and least-squares slope', () => {
   assert.equal(quantileOf(Float64Array.from([1, 2, 3, 4]), 0.5), 2.5);
   assert.equal(quantileOf(Float64Array.from([]), 0.9), 0);
-  assert.equal(leastSquaresSlope(Float64Array.from([1, 1]), Float64Array.from([3, 5])), 0);
-  assert.equal(leastSquaresSlope(Float64Array.from([0, 1, 2]), Float64Array.from([1, 3, 5])), 2);
+  assert.deepEqual(nonNegativeSlopes([Float64Array.from([1, 1])], Float64Array.from([3, 5]), [0]), [0]);
+  assert.deepEqual(nonNegativeSlopes([Float64Array.from([0, 1, 2])], Float64Array.from([1, 3, 5]), [0]), [2]);
 });
 
 test('a full window is re-sorted every window/16 observations, not on every request', () => {
