@@ -18,7 +18,8 @@
  * (accuracy, bulk) × the best unloaded median latency among the tiers that meet its floor; rate = BENCH_SLO_LOAD × the requests per second the fastest tier completes the mix alone
  * at concurrency 8. All tiers run in this gateway process and its workers on the same cores.
  *
- * Options (env): BENCH_SLO_FAMILY (small), BENCH_SLO_SECONDS (40), BENCH_SLO_LOAD (1.0),
+ * Options (env): BENCH_SLO_FAMILY (small), BENCH_SLO_SECONDS (40), BENCH_SLO_WARMUP (10: seconds of
+ * the same traffic each variant serves first, reported apart), BENCH_SLO_LOAD (1.0),
  * BENCH_SLO_TIGHT (4), BENCH_SLO_SEED (1), BENCH_SLO_TIERS (edge,main,fallback),
  * BENCH_SLO_VARIANTS (all: routed,edge,main,fallback), BENCH_SLO_MAIN_SPEEDUP (4.3: the main tier's
  * batchSpeedup, as config/small.yaml; 0 leaves it unset), BENCH_SLO_QUANTILE (0.95: the latency
@@ -26,8 +27,13 @@
  * their own that plans the edge tier only while its load is below this — 1: only while edge is
  * idle; 0 = no limit),
  * BENCH_SLO_RATE (requests/s instead of the calibrated rate) and BENCH_SLO_BUDGETS (ms per class,
- * "interactive,accuracy,bulk", instead of the calibrated budgets): to compare router builds.
+ * "interactive,accuracy,bulk", instead of the calibrated budgets): to compare router builds;
+ * BENCH_SLO_BUSY_PRIOR (0.5: routing.busyTierSlowdown, as config/small.yaml; 0: none),
+ * BENCH_SLO_SPECULATE ("draft>verify", e.g. "edge>main": the interactive/accuracy policy speculates
+ * with that pair when the engine predicts it faster, `when: faster`, lookahead on; unset: never);
+ * BENCH_SLO_DUMP (a file: one JSON line per request of every variant, to study the misses).
  */
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { buildConfig } from '../src/config/index.js';
 import { loadModelFamily } from '../src/family/manifest.js';
@@ -39,6 +45,10 @@ import { median } from './lib/median.js';
 
 const FAMILY = process.env.BENCH_SLO_FAMILY ?? 'small';
 const SECONDS = Number(process.env.BENCH_SLO_SECONDS ?? 40);
+// Seconds of the same mixed traffic each variant serves before the measured SECONDS: the router's
+// latency models start from calibration runs of one tier at a time, so they have never seen the
+// tiers slow each other down; a gateway in service has. Counted apart, and printed.
+const WARMUP = Number(process.env.BENCH_SLO_WARMUP ?? 10);
 const LOAD = Number(process.env.BENCH_SLO_LOAD ?? 1.0);
 const TIGHT = Number(process.env.BENCH_SLO_TIGHT ?? 4);
 const SEED = Number(process.env.BENCH_SLO_SEED ?? 1);
@@ -50,10 +60,15 @@ const QUANTILE = Number(process.env.BENCH_SLO_QUANTILE ?? 0.95);
 // Bulk requests use their own policy, which keeps the edge tier's last streams for the latency-bound
 // classes: it plans edge only while edge's load is below this (0: no limit, one policy for all).
 const BULK_EDGE_MAX_LOAD = Number(process.env.BENCH_SLO_BULK_EDGE_MAX_LOAD ?? 1);
+// routing.busyTierSlowdown, as config/small.yaml: the slowdown per other busy tier predicted until
+// one is measured (the tiers are calibrated one at a time, so none is at the start).
+const BUSY_PRIOR = Number(process.env.BENCH_SLO_BUSY_PRIOR ?? 0.5);
 // To compare two builds of the router on the same load: a fixed rate and fixed budgets instead
 // of calibrated ones (calibration on a shared machine moves them by a quarter between runs).
 const FIXED_RATE = Number(process.env.BENCH_SLO_RATE ?? 0);
 const FIXED_BUDGETS = process.env.BENCH_SLO_BUDGETS?.split(',').map(Number);
+const SPECULATE = process.env.BENCH_SLO_SPECULATE?.split('>');
+const DUMP = process.env.BENCH_SLO_DUMP;
 const ROOT = new URL('../', import.meta.url).pathname;
 const MODEL = `tiergate-${FAMILY}`;
 
@@ -102,12 +117,18 @@ const config = buildConfig(
     routing: {
       minSamples: 8,
       quantile: QUANTILE,
+      busyTierSlowdown: BUSY_PRIOR,
       policies: {
         slo: {
           tiers: TIERS,
           objective: 'cheapest',
           costPer1kTokens: Object.fromEntries(TIERS.map((t) => [t, COST[t]])),
           onInfeasible: 'best_effort',
+          ...(SPECULATE === undefined
+            ? {}
+            : {
+                speculative: { draft: SPECULATE[0], verify: SPECULATE[1], when: 'faster', lookahead: true },
+              }),
         },
         bulk: {
           tiers: TIERS,
@@ -124,6 +145,15 @@ const config = buildConfig(
   { baseDir: ROOT, env: {} },
 );
 
+/**
+ * The accuracy of an answer from its x-tiergate-served-by header: a speculative pair's ("edge>main")
+ * is its verifier's, which decided every token; an answer continued on another tier after a failure
+ * ("main, edge") is only as accurate as its least accurate part.
+ */
+function answerAccuracy(servedBy: string): number {
+  return Math.min(...servedBy.split(', ').map((part) => accuracy[part.split('>').at(-1)!] ?? 0));
+}
+
 interface Outcome {
   readonly ms: number;
   readonly tier: string;
@@ -131,6 +161,8 @@ interface Outcome {
   readonly ok: boolean;
   /** The engine's predicted latency (from the route reason), when it routed the request. */
   readonly predictedMs: number | undefined;
+  /** The route reason header, for BENCH_SLO_DUMP. */
+  readonly reason: string;
 }
 
 async function send(
@@ -151,8 +183,10 @@ async function send(
     }),
   });
   const body = (await res.json()) as { usage?: { completion_tokens?: number } };
-  const predicted = /latency ([\d.]+)ms/.exec(res.headers.get('x-tiergate-route-reason') ?? '');
+  const reason = res.headers.get('x-tiergate-route-reason') ?? '';
+  const predicted = /latency ([\d.]+)ms/.exec(reason);
   return {
+    reason,
     predictedMs: predicted === null ? undefined : Number(predicted[1]),
     ms: performance.now() - t0,
     tier: res.headers.get('x-tiergate-served-by') ?? res.headers.get('x-tiergate-tier') ?? '?',
@@ -191,6 +225,7 @@ async function learned(url: string): Promise<string> {
   }).join('; ');
 }
 
+if (DUMP !== undefined) writeFileSync(DUMP, '');
 const server = await startServer(config, createLogger('silent'));
 try {
   process.stdout.write(
@@ -245,9 +280,10 @@ try {
   }
   process.stdout.write(
     `classes: ${CLASSES.map((c) => `${c.name} ${c.share * 100}% (${c.tokens} tokens, budget ${c.budgetMs} ms, floor ${c.floor.toFixed(5)})`).join('; ')}\n` +
-      `offered: ${rate.toFixed(2)} req/s for ${SECONDS} s (${FIXED_RATE > 0 ? 'fixed' : `${LOAD} x the fastest tier alone`}), Poisson, seed ${SEED}; ` +
+      `offered: ${rate.toFixed(2)} req/s for ${WARMUP} s of warm-up + ${SECONDS} s measured (${FIXED_RATE > 0 ? 'fixed' : `${LOAD} x the fastest tier alone`}), Poisson, seed ${SEED}; ` +
       `main batchSpeedup ${MAIN_SPEEDUP > 0 ? MAIN_SPEEDUP : 'unset'}; latency quantile ${QUANTILE}; ` +
-      `bulk policy maxLoad ${BULK_EDGE_MAX_LOAD > 0 ? `edge ${BULK_EDGE_MAX_LOAD}` : 'none'}\n\n`,
+      `bulk policy maxLoad ${BULK_EDGE_MAX_LOAD > 0 ? `edge ${BULK_EDGE_MAX_LOAD}` : 'none'}; ` +
+      `busy-tier prior ${BUSY_PRIOR}; speculation ${SPECULATE === undefined ? 'none' : `${SPECULATE.join('>')} when faster`}\n\n`,
   );
 
   // One arrival sequence for every variant.
@@ -255,7 +291,7 @@ try {
   const arrivals: { at: number; c: RequestClass }[] = [];
   for (let t = 0; ;) {
     t += (-Math.log(1 - rng.next()) / rate) * 1000;
-    if (t > SECONDS * 1000) break;
+    if (t > (WARMUP + SECONDS) * 1000) break;
     const u = rng.next();
     const c =
       u < CLASSES[0]!.share
@@ -292,10 +328,35 @@ try {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       pending.push(send(server.url, headers(a.c), a.c, i).then((o) => ({ ...o, c: a.c })));
     }
-    const outcomes = await Promise.all(pending);
-    const took = (performance.now() - t0) / 1000;
-    const met = outcomes.filter((o) => o.ok && o.ms <= o.c.budgetMs && (accuracy[o.tier] ?? 0) >= o.c.floor);
+    const all = await Promise.all(pending);
+    const took = (performance.now() - t0) / 1000 - WARMUP;
+    const metBudgets = (o: Outcome & { c: RequestClass }): boolean =>
+      o.ok && o.ms <= o.c.budgetMs && answerAccuracy(o.tier) >= o.c.floor;
+    const measured = arrivals.findIndex((a) => a.at >= WARMUP * 1000);
+    const first = measured === -1 ? arrivals.length : measured;
+    const warm = all.slice(0, first);
+    const outcomes = all.slice(first);
+    const met = outcomes.filter(metBudgets);
     const goodput = met.reduce((s, o) => s + o.tokens, 0) / took;
+    if (DUMP !== undefined)
+      for (const [i, o] of all.entries())
+        appendFileSync(
+          DUMP,
+          JSON.stringify({
+            variant: name,
+            i,
+            atMs: Math.round(arrivals[i]!.at),
+            class: o.c.name,
+            budgetMs: o.c.budgetMs,
+            tier: o.tier,
+            ms: Math.round(o.ms),
+            predictedMs: o.predictedMs,
+            met: metBudgets(o),
+            warmup: i < first,
+            tokens: o.tokens,
+            reason: o.reason,
+          }) + '\n',
+        );
     goodputs[name] = goodput;
     const served = Object.entries(
       outcomes.reduce<Record<string, number>>((m, o) => ({ ...m, [o.tier]: (m[o.tier] ?? 0) + 1 }), {}),
@@ -348,7 +409,10 @@ try {
         `errors ${outcomes.filter((o) => !o.ok).length}; served: ${served}; ${took.toFixed(1)} s\n` +
         `${''.padEnd(24)} met/served by tier: ${byTier}\n` +
         (predictions === '' ? '' : `${''.padEnd(24)} actual / predicted latency: ${predictions}\n`) +
-        (foresight === '' ? '' : `${''.padEnd(24)} ${foresight}\n`),
+        (foresight === '' ? '' : `${''.padEnd(24)} ${foresight}\n`) +
+        (warm.length === 0
+          ? ''
+          : `${''.padEnd(24)} warm-up (first ${WARMUP} s, not counted above): met both budgets ${warm.filter(metBudgets).length}/${warm.length}\n`),
     );
     // What the latency models learned from the routed run (each tier's p-quantile terms).
     if (name.startsWith('routed'))

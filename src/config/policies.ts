@@ -133,6 +133,13 @@ export const RoutingSchema = Type.Object(
     window: Type.Integer({ minimum: 8, maximum: 100_000, default: 256 }),
     /** Live requests a tier needs before its measurements replace the configured prior. */
     minSamples: Type.Integer({ minimum: 1, default: 8 }),
+    /**
+     * Until some tier has measured how much other busy tiers slow it down (tiers on one machine
+     * share its cores), each tier is predicted this fraction slower per other busy tier: e.g. 0.5
+     * adds half its own TTFT and time per token. 0: the tiers do not slow each other until measured
+     * (tiers on separate machines). docs/routing.md "Load-aware latency models".
+     */
+    busyTierSlowdown: Type.Number({ minimum: 0, maximum: 10, default: 0 }),
   },
   { additionalProperties: false, default: {} },
 );

@@ -17,9 +17,10 @@ export interface ProfileSnapshot extends TierProfile {
   readonly observedQueueMs: number;
   /**
    * Where the busy-tier slopes come from: the tier's own window, or — for a tier never seen
-   * while others were busy — borrowed from the tiers that were, in proportion to its own speed.
+   * while others were busy — borrowed from the tiers that were, in proportion to its own speed;
+   * while no tier has been, `routing.busyTierSlowdown` (prior).
    */
-  readonly busySlopes: 'learned' | 'borrowed' | 'none';
+  readonly busySlopes: 'learned' | 'borrowed' | 'prior' | 'none';
   /** Where the accuracy came from. */
   readonly accuracySource: 'config' | 'eval' | 'manifest' | 'unknown';
 }
@@ -58,7 +59,7 @@ export class TierProfiles {
   snapshot(): Record<string, ProfileSnapshot> {
     const out: Record<string, ProfileSnapshot> = {};
     for (const tier of Object.keys(this.variants)) out[tier] = this.profile(tier);
-    borrowBusySlopes(out);
+    borrowBusySlopes(out, this.routing().busyTierSlowdown);
     // A speculative pair ("edge>main", docs/speculative.md) once its own model is live; until
     // then the engine plans it from its tiers' profiles (src/routing/speculative-route.ts).
     if (this.models.size > Object.keys(out).length) {
@@ -138,20 +139,27 @@ export class TierProfiles {
  * other tiers were busy (e.g. one the router rarely picks, calibrated alone) would be predicted as
  * if it had the machine to itself. Until it learns its own, it is given the slowdown the tiers
  * that did learn theirs show, relative to their own speed (the median of their slope ÷ base).
+ * Before any tier has (a gateway just started, its tiers calibrated one at a time), the configured
+ * prior fraction stands in: predicting every tier as if it had the machine to itself would send
+ * work to all of them at once and overload the machine before the models learn better.
  */
-function borrowBusySlopes(profiles: Record<string, ProfileSnapshot>): void {
+function borrowBusySlopes(profiles: Record<string, ProfileSnapshot>, prior: number): void {
   const learned = Object.values(profiles).filter((p) => p.live && p.busySlopes === 'learned');
-  if (learned.length === 0) return;
   const ratio = (slope: (p: ProfileSnapshot) => number, base: (p: ProfileSnapshot) => number): number =>
     medianOf(learned.filter((p) => base(p) > 0).map((p) => slope(p) / base(p)));
-  const perToken = ratio(
-    (p) => p.perOutputTokenPerBusyTierMs ?? 0,
-    (p) => p.perOutputTokenMs,
-  );
-  const ttft = ratio(
-    (p) => p.ttftPerBusyTierMs ?? 0,
-    (p) => p.ttftMs,
-  );
+  const [perToken, ttft] =
+    learned.length === 0
+      ? [prior, prior]
+      : [
+          ratio(
+            (p) => p.perOutputTokenPerBusyTierMs ?? 0,
+            (p) => p.perOutputTokenMs,
+          ),
+          ratio(
+            (p) => p.ttftPerBusyTierMs ?? 0,
+            (p) => p.ttftMs,
+          ),
+        ];
   if (perToken === 0 && ttft === 0) return;
   for (const [tier, p] of Object.entries(profiles)) {
     if (p.busySlopes === 'learned') continue;
@@ -159,7 +167,7 @@ function borrowBusySlopes(profiles: Record<string, ProfileSnapshot>): void {
       ...p,
       perOutputTokenPerBusyTierMs: perToken * p.perOutputTokenMs,
       ttftPerBusyTierMs: ttft * p.ttftMs,
-      busySlopes: 'borrowed',
+      busySlopes: learned.length === 0 ? 'prior' : 'borrowed',
     };
   }
 }

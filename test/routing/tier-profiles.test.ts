@@ -61,3 +61,29 @@ test('tiers that learned no slowdown from each other (separate machines) lend no
   assert.equal(snap.fallback!.busySlopes, 'none');
   assert.equal(snap.fallback!.perOutputTokenPerBusyTierMs, 0);
 });
+
+test('before any tier has measured its slowdown, routing.busyTierSlowdown stands in for every tier', () => {
+  const prior = Value.Default(RoutingSchema, { minSamples: 4, busyTierSlowdown: 0.5 }) as RoutingConfig;
+  const profiles = new TierProfiles(prior, { edge: undefined, main: undefined }, family);
+  // Both calibrated alone: neither window holds a request made while the other was busy.
+  for (let i = 0; i < 8; i++) profiles.observe('edge', { promptTokens: 10, ttftMs: 10, perTokenMs: 2 });
+  let snap = profiles.snapshot();
+  assert.equal(snap.edge!.busySlopes, 'prior');
+  assert.equal(snap.edge!.perOutputTokenPerBusyTierMs, 1);
+  assert.equal(snap.edge!.ttftPerBusyTierMs, 5);
+  // main is still on its configured seed (5 ms per token by default): the prior scales that.
+  assert.equal(snap.main!.busySlopes, 'prior');
+  assert.equal(snap.main!.perOutputTokenPerBusyTierMs, 2.5);
+  // Once edge measures its own slowdown (here none: separate machines), the prior no longer applies.
+  for (let o = 0; o <= 2; o++)
+    for (let i = 0; i < 3; i++)
+      profiles.observe('edge', { promptTokens: 10, ttftMs: 10, perTokenMs: 2, otherTiersBusy: o });
+  snap = profiles.snapshot();
+  assert.equal(snap.edge!.busySlopes, 'learned');
+  assert.equal(snap.edge!.perOutputTokenPerBusyTierMs, 0);
+  assert.equal(snap.main!.busySlopes, 'none');
+  assert.equal(snap.main!.perOutputTokenPerBusyTierMs, 0);
+  // The default (0) predicts no slowdown until measured, as before.
+  const plain = new TierProfiles(routing, { edge: undefined }, family);
+  assert.equal(plain.snapshot().edge!.busySlopes, 'none');
+});
