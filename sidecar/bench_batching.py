@@ -4,6 +4,8 @@ forward pass, for
   plain batched form, what bench/tier-baselines.ts prints beside the sidecar), and
 - the sidecar's decode path: Engine.step_slots over its preallocated slot cache, with the rows in
   slots 0..N-1 (`engine`) or in reverse order, which the step must gather (`engine-gather`);
+- `batcher`: the sidecar's scheduler (per-row sampling, token events to one reading thread per
+  stream) in this process, without gRPC;
 - `grpc`: a real sidecar process serving 1 vs N concurrent Generate streams to a Python gRPC
   client (the sidecar with its gRPC threads, without the gateway's side of the streams).
 Prints one JSON line per measurement on stdout (progress on stderr). Rounds alternate the forms;
@@ -11,7 +13,7 @@ each figure is the median of the rounds.
 
   /usr/bin/python3 sidecar/bench_batching.py --model models/small/small-f32.gguf [--rows 8]
     [--tokens 64] [--rounds 3] [--threads 1] [--blas-threads 1]
-    [--forms plain,engine,engine-gather,grpc] [--profile]
+    [--forms plain,engine,engine-gather,batcher,grpc] [--profile]
 """
 
 from __future__ import annotations
@@ -61,6 +63,43 @@ def engine_loop(engine: Engine, rows: int, tokens: int, reversed_slots: bool = F
         nxt = logits.argmax(-1).tolist()
         pos += 1
     return rows * (tokens - 1) / (time.perf_counter() - t)
+
+
+def batcher_loop(engine: Engine, rows: int, tokens: int) -> float:
+    """The sidecar's scheduler (DecodeBatcher: per-row sampling, token events) in this process,
+    each stream read by its own thread as the gRPC request threads do, without gRPC: what the
+    scheduler and its request threads cost beside `engine`, and what gRPC costs beside this."""
+    import threading
+
+    from tiergate_sidecar.batcher import END, TOKEN, DecodeBatcher, Sequence
+    from tiergate_sidecar.counters import Counters
+    from tiergate_sidecar.jsonlog import JsonLogger
+    from tiergate_sidecar.sampling import SamplingParams
+
+    batcher = DecodeBatcher(engine, rows, Counters(), JsonLogger("warn"))
+    firsts: List[float] = []
+    counts = [0] * rows
+
+    def run(i: int) -> None:
+        seq = Sequence(tokens=list(PROMPT), params=SamplingParams(temperature=0, top_p=1.0, top_k=0, seed=None),
+                       max_tokens=tokens, stop_tokens=frozenset(), top_logprobs=0, deadline=None)
+        batcher.submit(seq)
+        while True:
+            kind, _ = seq.events.get()
+            if kind == TOKEN:
+                if counts[i] == 0:
+                    firsts.append(time.perf_counter())
+                counts[i] += 1
+            elif kind == END:
+                break
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(rows)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batcher.stop()
+    return (sum(counts) - rows) / (time.perf_counter() - max(firsts))
 
 
 def grpc_loop(engine: Engine, rows: int, tokens: int) -> float:
@@ -149,7 +188,7 @@ def main() -> None:
     engine = load_engine(args.model, "")
     _SIDECARS.update(model=args.model, rows=args.rows)
     forms: Dict[str, Callable[[Engine, int, int], float]] = {
-        "plain": plain_loop, "engine": engine_loop, "grpc": grpc_loop,
+        "plain": plain_loop, "engine": engine_loop, "batcher": batcher_loop, "grpc": grpc_loop,
         "engine-gather": lambda e, r, t: engine_loop(e, r, t, reversed_slots=True)}
     chosen = [f for f in args.forms.split(",") if f in forms]
     results: Dict[str, Dict[int, List[float]]] = {f: {1: [], args.rows: []} for f in chosen}
