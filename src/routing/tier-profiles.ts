@@ -59,7 +59,7 @@ export class TierProfiles {
   snapshot(): Record<string, ProfileSnapshot> {
     const out: Record<string, ProfileSnapshot> = {};
     for (const tier of Object.keys(this.variants)) out[tier] = this.profile(tier);
-    borrowBusySlopes(out, this.routing().busyTierSlowdown);
+    fillBusySlopes(out, this.routing().busyTierSlowdown);
     // A speculative pair ("edge>main", docs/speculative.md) once its own model is live; until
     // then the engine plans it from its tiers' profiles (src/routing/speculative-route.ts).
     if (this.models.size > Object.keys(out).length) {
@@ -143,7 +143,7 @@ export class TierProfiles {
  * prior fraction stands in: predicting every tier as if it had the machine to itself would send
  * work to all of them at once and overload the machine before the models learn better.
  */
-function borrowBusySlopes(profiles: Record<string, ProfileSnapshot>, prior: number): void {
+function fillBusySlopes(profiles: Record<string, ProfileSnapshot>, prior: number): void {
   const learned = Object.values(profiles).filter((p) => p.live && p.busySlopes === 'learned');
   const ratio = (slope: (p: ProfileSnapshot) => number, base: (p: ProfileSnapshot) => number): number =>
     medianOf(learned.filter((p) => base(p) > 0).map((p) => slope(p) / base(p)));
