@@ -7,13 +7,16 @@ forward pass, for
 - `batcher`: the sidecar's scheduler (per-row sampling, token events to one reading thread per
   stream) in this process, without gRPC;
 - `grpc`: a real sidecar process serving 1 vs N concurrent Generate streams to a Python gRPC
-  client (the sidecar with its gRPC threads, without the gateway's side of the streams).
+  client (the sidecar with its gRPC threads, without the gateway's side of the streams), which
+  opts in to token batches as the gateway's RemoteTier does (every token queued for a stream goes
+  in one message per send); `grpc-single`: the same without the opt-in, one message per token
+  (what an older client gets), to show the two side by side.
 Prints one JSON line per measurement on stdout (progress on stderr). Rounds alternate the forms;
 each figure is the median of the rounds.
 
   /usr/bin/python3 sidecar/bench_batching.py --model models/small/small-f32.gguf [--rows 8]
     [--tokens 64] [--rounds 3] [--threads 1] [--blas-threads 1]
-    [--forms plain,engine,engine-gather,batcher,grpc] [--profile]
+    [--forms plain,engine,engine-gather,batcher,grpc,grpc-single] [--profile]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
@@ -102,11 +105,13 @@ def batcher_loop(engine: Engine, rows: int, tokens: int) -> float:
     return (sum(counts) - rows) / (time.perf_counter() - max(firsts))
 
 
-def grpc_loop(engine: Engine, rows: int, tokens: int) -> float:
+def grpc_loop(engine: Engine, rows: int, tokens: int, batches: bool = True) -> float:
     """Aggregate tokens/s of `rows` concurrent Generate streams to a real sidecar process
     (started once, --max-concurrent rows), read by a Python gRPC client: the sidecar with its
     gRPC threads but without the gateway's side of the streams. Counts tokens after each
-    stream's first, like the other forms (prefill excluded)."""
+    stream's first message, like the other forms (prefill excluded; a first message carrying
+    several tokens excludes them all). batches: the request's accept_token_batches
+    (proto/tiergate/v1/tier.proto TokenBatch)."""
     import threading
 
     import grpc
@@ -116,15 +121,22 @@ def grpc_loop(engine: Engine, rows: int, tokens: int) -> float:
     stub = _sidecar(engine, rows)
     firsts: List[float] = []
     counts = [0] * rows
+    messages = [0] * rows
+    first_counts = [0] * rows
 
     def run(i: int) -> None:
         request = tier_pb2.GenerateRequest(tokens=PROMPT, max_tokens=tokens,
-                                           sampling=tier_pb2.Sampling(temperature=0))
+                                           sampling=tier_pb2.Sampling(temperature=0),
+                                           accept_token_batches=batches)
         for message in stub.Generate(request):
-            if message.HasField("token"):
+            kind = message.WhichOneof("event")
+            n = 1 if kind == "token" else len(message.token_batch.tokens) if kind == "token_batch" else 0
+            if n > 0:
                 if counts[i] == 0:
                     firsts.append(time.perf_counter())
-                counts[i] += 1
+                    first_counts[i] = n
+                counts[i] += n
+                messages[i] += 1
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(rows)]
     for t in threads:
@@ -132,7 +144,15 @@ def grpc_loop(engine: Engine, rows: int, tokens: int) -> float:
     for t in threads:
         t.join()
     del grpc
-    return (sum(counts) - rows) / (time.perf_counter() - max(firsts))
+    elapsed = time.perf_counter() - max(firsts)
+    _TOKENS_PER_MESSAGE.setdefault(("grpc" if batches else "grpc-single", rows), []).append(
+        sum(counts) / max(1, sum(messages)))
+    return (sum(counts) - sum(first_counts)) / elapsed
+
+
+# Mean tokens per token message of each grpc measurement, by (form, rows): how much coalescing
+# happened (1.0 without the opt-in).
+_TOKENS_PER_MESSAGE: Dict[Tuple[str, int], List[float]] = {}
 
 
 _SIDECARS: Dict[str, object] = {}
@@ -189,6 +209,7 @@ def main() -> None:
     _SIDECARS.update(model=args.model, rows=args.rows)
     forms: Dict[str, Callable[[Engine, int, int], float]] = {
         "plain": plain_loop, "engine": engine_loop, "batcher": batcher_loop, "grpc": grpc_loop,
+        "grpc-single": lambda e, r, t: grpc_loop(e, r, t, batches=False),
         "engine-gather": lambda e, r, t: engine_loop(e, r, t, reversed_slots=True)}
     chosen = [f for f in args.forms.split(",") if f in forms]
     results: Dict[str, Dict[int, List[float]]] = {f: {1: [], args.rows: []} for f in chosen}
@@ -214,9 +235,14 @@ def main() -> None:
         one = statistics.median(results[f][1])
         many = statistics.median(results[f][args.rows])
         ratios = [m / o for o, m in zip(results[f][1], results[f][args.rows])]
-        print(json.dumps({"form": f, "threads": torch.get_num_threads(), "blas_threads": blas, "rows": args.rows,
-                          "single_tps": round(one, 1), "aggregate_tps": round(many, 1),
-                          "ratio": round(statistics.median(ratios), 2)}))
+        line = {"form": f, "threads": torch.get_num_threads(), "blas_threads": blas, "rows": args.rows,
+                "single_tps": round(one, 1), "aggregate_tps": round(many, 1),
+                "ratio": round(statistics.median(ratios), 2)}
+        if f.startswith("grpc"):
+            # Warm-up runs included; per rows, the median over the runs.
+            for rows, key in ((1, "single_tokens_per_message"), (args.rows, "aggregate_tokens_per_message")):
+                line[key] = round(statistics.median(_TOKENS_PER_MESSAGE.get((f, rows), [0.0])), 2)
+        print(json.dumps(line))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,19 @@
 """The tiergate.v1.Tier gRPC service over one Engine.
 
 Generate hands its sequence to the DecodeBatcher (up to `max_concurrent` decode together; more
-wait for a slot until their deadline) and streams what it produces. Before every step the
-batcher checks whether the call is still wanted — cancelled by the client, past the gRPC
-deadline or past `deadline_unix_ms` — and stops there, so a dropped request frees the CPU within
-one step.
+wait for a slot until their deadline) and streams what it produces: one message per token, or,
+to a client that set `accept_token_batches`, every token already queued for the stream in one
+TokenBatch message per send. Before every step the batcher checks whether the call is still
+wanted — cancelled by the client, past the gRPC deadline or past `deadline_unix_ms` — and stops
+there, so a dropped request frees the CPU within one step.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import grpc
 import torch
@@ -22,7 +24,7 @@ from .gen.tiergate.v1 import tier_pb2, tier_pb2_grpc
 from .jsonlog import JsonLogger
 from .kept import KeptError, KeptState
 from .batcher import FINISH, TOKEN, DecodeBatcher, Sequence
-from .sampling import SamplingParams
+from .sampling import Sampled, SamplingParams
 
 
 class TierServicer(tier_pb2_grpc.TierServicer):
@@ -93,15 +95,34 @@ class TierServicer(tier_pb2_grpc.TierServicer):
         self.counters.add("generate_started")
         self.counters.add("active_requests")
         outcome, started = "failed", time.perf_counter()
+        batches = request.accept_token_batches
+        messages = 0
         batcher.submit(seq)
         try:
+            # An event taken off the queue while draining tokens, handled next.
+            held: Optional[Tuple[str, object]] = None
             while True:
-                kind, payload = seq.events.get()
-                if kind == TOKEN:
-                    s = payload
-                    yield tier_pb2.GenerateResponse(token=tier_pb2.GeneratedToken(
-                        token=s.token, logprob=s.logprob,
-                        top=[tier_pb2.TokenLogprob(token=t, logprob=lp) for t, lp in s.top]))
+                kind, payload = held if held is not None else seq.events.get()
+                held = None
+                if kind == TOKEN and not batches:
+                    messages += 1
+                    yield tier_pb2.GenerateResponse(token=_generated(payload))
+                elif kind == TOKEN:
+                    # gRPC pulls this generator for the next message once the previous one is
+                    # sent, so whatever the scheduler queued meanwhile is here: send it all in one
+                    # message. Only what is already queued — never wait for more (no latency).
+                    ready = [_generated(payload)]
+                    while True:
+                        try:
+                            event = seq.events.get_nowait()
+                        except queue.Empty:
+                            break
+                        if event[0] != TOKEN:
+                            held = event  # the finish (or end) goes after these tokens
+                            break
+                        ready.append(_generated(event[1]))
+                    messages += 1
+                    yield tier_pb2.GenerateResponse(token_batch=tier_pb2.TokenBatch(tokens=ready))
                 elif kind == FINISH:
                     reason = tier_pb2.FINISH_REASON_STOP if payload == "stop" else tier_pb2.FINISH_REASON_LENGTH
                     yield tier_pb2.GenerateResponse(finish=tier_pb2.Finish(
@@ -124,6 +145,7 @@ class TierServicer(tier_pb2_grpc.TierServicer):
             self.counters.add({"finished": "generate_finished", "cancelled": "generate_cancelled",
                                "deadline": "generate_deadline_exceeded"}.get(outcome, "generate_failed"))
             log.info("generate", outcome=outcome, prompt_tokens=len(tokens), completion_tokens=seq.produced,
+                     token_messages=messages, batched=batches,
                      duration_ms=round((time.perf_counter() - started) * 1000, 2))
 
     # -- Score ---------------------------------------------------------------------------------
@@ -230,6 +252,11 @@ class TierServicer(tier_pb2_grpc.TierServicer):
             counters=tier_pb2.Counters(**self.counters.snapshot()),
             runtime=self.runtime,
         )
+
+
+def _generated(s: Sampled) -> tier_pb2.GeneratedToken:
+    return tier_pb2.GeneratedToken(token=s.token, logprob=s.logprob,
+                                   top=[tier_pb2.TokenLogprob(token=t, logprob=lp) for t, lp in s.top])
 
 
 def _deadline(request: Optional[tier_pb2.GenerateRequest], context: grpc.ServicerContext) -> Optional[float]:

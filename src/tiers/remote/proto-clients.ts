@@ -47,6 +47,12 @@ export interface GenerateRequestMessage {
   topLogprobs: number;
   deadlineUnixMs: number;
   requestId: string;
+  /**
+   * The client takes GenerateResponse.tokenBatch (tier.proto): a server that honours it sends
+   * every token inside a batch; a server that predates it sends `token` messages regardless.
+   * Optional here: servers (src/worker/tier-service.ts) see `false` from a client that omits it.
+   */
+  acceptTokenBatches?: boolean;
 }
 
 export interface TokenLogprobMessage {
@@ -56,9 +62,17 @@ export interface TokenLogprobMessage {
 
 export type FinishReasonName = 'FINISH_REASON_UNSPECIFIED' | 'FINISH_REASON_STOP' | 'FINISH_REASON_LENGTH';
 
+export interface GeneratedTokenMessage {
+  token: number;
+  logprob: number;
+  top: TokenLogprobMessage[];
+}
+
 export interface GenerateResponseMessage {
-  event?: 'token' | 'finish';
-  token?: { token: number; logprob: number; top: TokenLogprobMessage[] } | null;
+  event?: 'token' | 'tokenBatch' | 'finish';
+  token?: GeneratedTokenMessage | null;
+  /** The tokens that were ready when the server sent, in order; only to a client that opted in. */
+  tokenBatch?: { tokens: GeneratedTokenMessage[] } | null;
   finish?: {
     reason: FinishReasonName;
     usage: { promptTokens: number; completionTokens: number } | null;

@@ -13,6 +13,8 @@ import {
   type TierFramework,
   type TierHealth,
   type TierInfo,
+  type TokenEvent,
+  type TokenLogprob,
 } from '../tier.js';
 import { TierUnavailableError } from '../errors.js';
 import { HealthProbe } from './health-probe.js';
@@ -20,6 +22,7 @@ import {
   channelOptions,
   createTierClient,
   unary,
+  type GeneratedTokenMessage,
   type GenerateRequestMessage,
   type GenerateResponseMessage,
   type InfoResponseMessage,
@@ -192,6 +195,10 @@ export class RemoteTier implements Tier {
         topLogprobs: request.topLogprobs,
         deadlineUnixMs: deadline,
         requestId: request.requestId ?? '',
+        // The sidecar then sends every token queued for the stream in one message per send
+        // (tier.proto TokenBatch), instead of a message per token; a server that does not know
+        // the field (an older sidecar, a `tiergate worker`) keeps sending `token` messages.
+        acceptTokenBatches: true,
       },
       traceMetadata(request.requestId),
       { deadline: new Date(deadline) },
@@ -202,14 +209,19 @@ export class RemoteTier implements Tier {
     let finished = false;
     try {
       for await (const message of call as AsyncIterable<GenerateResponseMessage>) {
-        if (message.token) {
+        if (message.tokenBatch) {
+          // One TokenEvent for the batch: the tokens arrived together, so the layers above run
+          // once for them (src/tiers/tier.ts TokenEvent).
+          const batch = message.tokenBatch.tokens;
+          if (batch.length === 0) continue;
+          tokens += batch.length;
+          yield tokensEvent(batch);
+        } else if (message.token) {
           tokens++;
           yield tokenEvent(
             message.token.token,
             message.token.logprob,
-            message.token.top.length > 0
-              ? message.token.top.map((t) => ({ token: t.token, logprob: t.logprob }))
-              : undefined,
+            message.token.top.length > 0 ? topOf(message.token) : undefined,
           );
         } else if (message.finish) {
           finished = true;
@@ -373,6 +385,20 @@ export class RemoteTier implements Tier {
     }
     return this.client;
   }
+}
+
+function topOf(t: GeneratedTokenMessage): TokenLogprob[] {
+  return t.top.map((a) => ({ token: a.token, logprob: a.logprob }));
+}
+
+/** A TokenBatch's tokens as one event; `top` as for single tokens (absent when none has any). */
+function tokensEvent(batch: readonly GeneratedTokenMessage[]): TokenEvent {
+  return {
+    kind: 'tokens',
+    tokens: batch.map((t) => t.token),
+    logprobs: batch.map((t) => t.logprob),
+    top: batch.some((t) => t.top.length > 0) ? batch.map(topOf) : undefined,
+  };
 }
 
 /** grpc-js's call form with metadata before the options (the typed client declares only the other). */
