@@ -3,7 +3,10 @@
  * decoder (not a tier runner; run it directly):
  *
  *   node --import tsx bench/tiers/kv-merge.ts [--family models/tiny] [--variant onnx-fp32]
- *     [--rows 16] [--past 256] [--reps 20]
+ *     [--file any.onnx] [--rows 16] [--past 256] [--reps 20] [--profile]
+ *
+ * `--file` measures another decoder file instead of the family's variant, e.g. the optimum form
+ * of the same weights written by `models/scripts/export_onnx.py --kv-io present --out …`.
  *
  * Prints the time of one decode step of `rows` sequences with `past` cached positions and the
  * time to re-pack that batch's cache (what a join/leave costs: one copy of every row), into the
@@ -12,17 +15,18 @@
  * written into reused buffers as the tier does; `rows` × (one-row step) / (rows-row step) is the
  * most any loop over this graph can gain from batching at that cache length. `--profile` adds
  * where a step's kernel time goes (ONNX Runtime's profiler, one row and `rows` rows): weight
- * matmuls, the attention's own kernels (the Concat of past and new keys/values, the score and
- * value matmuls, mask and softmax), and the rest.
+ * matmuls, the attention's own kernels (the Concat of past and new keys/values, or of the scores
+ * in a decoder that outputs only the new positions; the score and value matmuls, mask and
+ * softmax), and the rest.
  */
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { loadModelFamily, resolveVariant } from '../../src/family/manifest.js';
-import { readDecoderSpec } from '../../src/tiers/onnx/decoder-spec.js';
+import { kvOutputName, readDecoderSpec, type DecoderSpec } from '../../src/tiers/onnx/decoder-spec.js';
 import { idTensor, stepMask } from '../../src/tiers/onnx/feeds.js';
 import { KvArena } from '../../src/tiers/onnx/kv-arena.js';
 import { KvBatch, type RowRef } from '../../src/tiers/onnx/kv-batch.js';
@@ -37,6 +41,7 @@ async function main(): Promise<void> {
       reps: { type: 'string', default: '20' },
       family: { type: 'string', default: fileURLToPath(new URL('../../models/tiny', import.meta.url)) },
       variant: { type: 'string', default: 'onnx-fp32' },
+      file: { type: 'string', default: '' },
       profile: { type: 'boolean', default: false },
     },
   });
@@ -45,7 +50,7 @@ async function main(): Promise<void> {
   const reps = Number(values.reps);
 
   const family = loadModelFamily(values.family);
-  const file = resolveVariant(family, values.variant, '.onnx').file;
+  const file = values.file || resolveVariant(family, values.variant, '.onnx').file;
   const session = await ort.InferenceSession.create(file, {
     intraOpNumThreads: 1,
     executionMode: 'sequential',
@@ -115,9 +120,10 @@ async function main(): Promise<void> {
     const pastData = Array.from({ length: shape.layers * 2 }, () =>
       new Float32Array(n * shape.kvHeads * past * shape.headDim).fill(0.01),
     );
-    const presentData = Array.from(
-      { length: shape.layers * 2 },
-      () => new Float32Array(n * shape.kvHeads * (past + 1) * shape.headDim),
+    const presentData = Array.from({ length: shape.layers * 2 }, () =>
+      spec.kvOutputs === 'present'
+        ? new Float32Array(n * shape.kvHeads * (past + 1) * shape.headDim)
+        : undefined,
     );
     const logits = new Float32Array(n * vocab);
     const lengths = new Array<number>(n).fill(past);
@@ -137,7 +143,7 @@ async function main(): Promise<void> {
             pastData[2 * l + j] as Float32Array,
             [n, shape.kvHeads, past, shape.headDim],
           );
-          fetches[`present.${l}.${kv}`] = new ort.Tensor('float32', presentData[2 * l + j] as Float32Array, [
+          fetches[kvOutputName(spec.kvOutputs, 2 * l + j)] = kvFetch(spec, presentData[2 * l + j], [
             n,
             shape.kvHeads,
             past + 1,
@@ -192,8 +198,10 @@ async function main(): Promise<void> {
       `re-pack of the whole batch (join/leave) into reused buffers: median ${med(packMs)} ms ` +
       `(${((percentile(packMs, 50) / percentile(stepMs, 50)) * 100).toFixed(0)}% of a step)\n` +
       `the same re-pack into freshly allocated buffers: median ${med(freshPackMs)} ms\n` +
-      `steady state: present outputs adopted as the next past, 0 copies per step\n` +
-      `batching ceiling at ${past} cached positions (${values.variant}, reused output buffers): one row ` +
+      (spec.kvOutputs === 'present'
+        ? `steady state: present outputs adopted as the next past, 0 copies per step\n`
+        : `steady state: each step's new positions written into spare columns, 0 copies of the cache per step\n`) +
+      `batching ceiling at ${past} cached positions (${values.file ? basename(file) : values.variant}, ${spec.kvOutputs} outputs): one row ` +
       `${med(oneMs)} ms, ${rows} rows ${med(manyMs)} ms; ${rows} × one-row / ${rows}-row step: median ` +
       `${percentile(ratios, 50).toFixed(2)}× (of ${reps} pairs); by CPU time ${percentile(cpuRatios, 50).toFixed(2)}×\n` +
       `sampling ${rows} logits rows of ${vocab}: argmax median ${med(argmaxMs)} ms, softmax (logSumExp) ` +
@@ -204,6 +212,18 @@ async function main(): Promise<void> {
   if (values.profile) {
     for (const n of [1, rows]) process.stdout.write(`${await profileStep(file, n, past, reps)}\n`);
   }
+}
+
+/**
+ * The fetch of a KV output: a present output goes into the reused buffer `data` (as the tier
+ * writes it); an `append` decoder's new positions are small and ORT allocates them.
+ */
+function kvFetch(
+  spec: DecoderSpec,
+  data: Float32Array | undefined,
+  dims: readonly number[],
+): ort.Tensor | null {
+  return spec.kvOutputs === 'present' && data !== undefined ? new ort.Tensor('float32', data, dims) : null;
 }
 
 interface ProfileEvent {
@@ -231,9 +251,8 @@ async function profileStep(file: string, n: number, past: number, reps: number):
   const pastData = new Float32Array(n * spec.kvHeads * past * spec.headDim).fill(0.01);
   // Outputs into reused buffers, as the tier writes them (fresh ones would add page faults).
   const presentDims = [n, spec.kvHeads, past + 1, spec.headDim];
-  const presents = Array.from(
-    { length: spec.layers * 2 },
-    () => new Float32Array(n * spec.kvHeads * (past + 1) * spec.headDim),
+  const presents = Array.from({ length: spec.layers * 2 }, () =>
+    spec.kvOutputs === 'present' ? new Float32Array(n * spec.kvHeads * (past + 1) * spec.headDim) : undefined,
   );
   const vocab = spec.vocabSize ?? 0;
   const logits = new Float32Array(n * vocab);
@@ -249,11 +268,7 @@ async function profileStep(file: string, n: number, past: number, reps: number):
     for (let l = 0; l < spec.layers; l++) {
       for (const [j, kv] of ['key', 'value'].entries()) {
         feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', pastData, dims);
-        fetches[`present.${l}.${kv}`] = new ort.Tensor(
-          'float32',
-          presents[2 * l + j] as Float32Array,
-          presentDims,
-        );
+        fetches[kvOutputName(spec.kvOutputs, 2 * l + j)] = kvFetch(spec, presents[2 * l + j], presentDims);
       }
     }
     await session.run(feeds, fetches);

@@ -22,8 +22,10 @@ import { loadModelFamily, resolveVariant } from '../../src/family/manifest.js';
 import { LlamaTokenizer } from '../../src/text/llama-tokenizer.js';
 import { argmax } from '../../src/text/sampling.js';
 import { encodePrompt } from '../../src/text/tokenizer.js';
-import { readDecoderSpec } from '../../src/tiers/onnx/decoder-spec.js';
+import { kvOutputName, readDecoderSpec, type DecoderSpec } from '../../src/tiers/onnx/decoder-spec.js';
 import { idTensor, stepMask } from '../../src/tiers/onnx/feeds.js';
+import { KvArena } from '../../src/tiers/onnx/kv-arena.js';
+import { KvBatch } from '../../src/tiers/onnx/kv-batch.js';
 import type { Tier } from '../../src/tiers/tier.js';
 import { median } from '../lib/median.js';
 import { decodeTps, greedyRequest, timeStream } from './measure.js';
@@ -95,6 +97,21 @@ async function plainLoop(
   const out = await session.run(feeds);
   let logits = (out['logits'] as ort.Tensor).data as Float32Array;
   let stride = logits.length / rows;
+  if (spec.kvOutputs === 'append') {
+    const first = Array.from({ length: rows }, (_, r) =>
+      argmax(logits.subarray(r * stride + stride - vocab, (r + 1) * stride)),
+    );
+    const present = pastNames.map(
+      (_, t) => (out[kvOutputName('append', t)] as ort.Tensor).data as Float32Array,
+    );
+    return appendLoop(
+      session,
+      spec,
+      KvBatch.padded(spec, present, n, new Array<number>(rows).fill(n)),
+      first,
+      tokens,
+    );
+  }
   // Two reused buffers per KV tensor (ping-pong), sized for the whole run, and one for logits.
   const cap = rows * kvHeads * (n + tokens) * headDim;
   const bufs = warmBuffers(`${rows}`, pastNames.length, cap);
@@ -142,6 +159,70 @@ async function plainLoop(
     logits = logitsBuf;
     stride = vocab;
     next = Array.from({ length: rows }, (_, r) => argmax(logits.subarray(r * vocab, (r + 1) * vocab)));
+  }
+  const wallMs = performance.now() - t0;
+  const usedMs = cpuMs() - c0;
+  const count = (tokens - 1) * rows;
+  return { wall: (count * 1000) / wallMs, cpu: (count * 1000) / usedMs };
+}
+
+/** Spare columns per re-pack: the tier's own choice (src/tiers/onnx/decode-engine.ts). */
+const APPEND_SPARE = 32;
+const arenas = new Map<number, KvArena>();
+
+/**
+ * The plain loop for a decoder that outputs only the new positions: the cache stays in reused
+ * buffers with spare columns, each step's new column is written in place, and the rows are
+ * re-packed when the spare columns run out (the tier's KV code, without its worker, messages
+ * or scheduling).
+ */
+async function appendLoop(
+  session: ort.InferenceSession,
+  spec: DecoderSpec,
+  prefilled: KvBatch,
+  first: number[],
+  tokens: number,
+): Promise<Rate> {
+  const rows = first.length;
+  const vocab = spec.vocabSize ?? 0;
+  let arena = arenas.get(rows);
+  if (arena === undefined) {
+    arena = new KvArena(spec.layers * 2);
+    arenas.set(rows, arena);
+  }
+  const all = (kv: KvBatch) => Array.from({ length: rows }, (_, row) => ({ source: kv, row }));
+  let kv = KvBatch.pack(spec, all(prefilled), arena, undefined, APPEND_SPARE);
+  const logitsBuf = (
+    warmBuffers(`${rows} logits`, 1, rows * vocab)[0] as readonly [Float32Array, Float32Array]
+  )[0];
+  let next = first;
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  for (let i = 1; i < tokens; i++) {
+    if (kv.spare === 0) kv = KvBatch.pack(spec, all(kv), arena, kv, APPEND_SPARE);
+    const dims = [rows, spec.kvHeads, kv.capacity, spec.headDim];
+    const stepFeeds: Record<string, ort.Tensor> = {
+      input_ids: idTensor(spec.inputIdsType, next, [rows, 1]),
+      attention_mask: stepMask(spec.attentionMaskType, kv.lengths, kv.width, kv.capacity),
+    };
+    if (spec.positionIds) stepFeeds['position_ids'] = idTensor(spec.positionIds, kv.lengths, [rows, 1]);
+    const fetches: Record<string, ort.Tensor | null> = {
+      logits: new ort.Tensor('float32', logitsBuf, [rows, 1, vocab]),
+    };
+    kv.tensors.forEach((data, t) => {
+      stepFeeds[`past_key_values.${kvOutputName('present', t).slice('present.'.length)}`] = new ort.Tensor(
+        'float32',
+        data,
+        dims,
+      );
+      fetches[kvOutputName('append', t)] = null;
+    });
+    const out = await session.run(stepFeeds, fetches);
+    kv.append(
+      kv.tensors.map((_, t) => (out[kvOutputName('append', t)] as ort.Tensor).data as Float32Array),
+      1,
+    );
+    next = Array.from({ length: rows }, (_, r) => argmax(logitsBuf.subarray(r * vocab, (r + 1) * vocab)));
   }
   const wallMs = performance.now() - t0;
   const usedMs = cpuMs() - c0;

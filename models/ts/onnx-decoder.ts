@@ -1,6 +1,8 @@
 /**
- * Runs a tiergate ONNX decoder (optimum I/O convention: input_ids, attention_mask, position_ids,
- * past_key_values.N.key|value -> logits, present.N.key|value) in onnxruntime-node.
+ * Runs a tiergate ONNX decoder (input_ids, attention_mask, position_ids,
+ * past_key_values.N.key|value -> logits and either present.N.key|value, the optimum convention,
+ * or new_key_values.N.key|value, the new positions only) in onnxruntime-node. With the latter it
+ * joins past and new positions itself, so callers always get past + new back.
  * Used by the model build (perplexity), verify, tests and the model benchmark; the gateway's ONNX
  * tier has its own worker-thread runtime.
  */
@@ -34,6 +36,8 @@ export class OnnxDecoder {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly shape: DecoderShape,
+    /** Whether the model outputs only the new positions (new_key_values.N.*). */
+    private readonly appendsOnly: boolean,
   ) {}
 
   static async load(path: string, threads = 1): Promise<OnnxDecoder> {
@@ -49,7 +53,8 @@ export class OnnxDecoder {
     if (typeof kvHeads !== 'number' || typeof headDim !== 'number') {
       throw new Error(`${path}: past_key_values.0.key must have static head count and size`);
     }
-    return new OnnxDecoder(session, { layers: pastNames.length / 2, kvHeads, headDim });
+    const appendsOnly = session.outputNames.includes('new_key_values.0.key');
+    return new OnnxDecoder(session, { layers: pastNames.length / 2, kvHeads, headDim }, appendsOnly);
   }
 
   /** Zero-length past for a first step. */
@@ -101,11 +106,15 @@ export class OnnxDecoder {
     const logits = out['logits'];
     if (logits === undefined) throw new Error('model returned no logits');
     const presents: ort.Tensor[] = [];
+    const prefix = this.appendsOnly ? 'new_key_values' : 'present';
     for (let i = 0; i < this.shape.layers; i++) {
-      const k = out[`present.${i}.key`];
-      const v = out[`present.${i}.value`];
-      if (k === undefined || v === undefined) throw new Error(`model returned no present.${i}`);
+      const k = out[`${prefix}.${i}.key`];
+      const v = out[`${prefix}.${i}.value`];
+      if (k === undefined || v === undefined) throw new Error(`model returned no ${prefix}.${i}`);
       presents.push(k, v);
+    }
+    if (this.appendsOnly && pastLen > 0) {
+      return { logits: logits.data as Float32Array, batch, seq, vocab: logits.dims[2] ?? 0, presents: presents.map((t, i) => joinPositions(pastKv[i] as ort.Tensor, t)) };
     }
     const vocab = logits.dims[2] ?? 0;
     return { logits: logits.data as Float32Array, batch, seq, vocab, presents };
@@ -148,4 +157,18 @@ export function logSoftmaxAt(data: Float32Array, offset: number, length: number,
   let sum = 0;
   for (let i = 0; i < length; i++) sum += Math.exp((data[offset + i] as number) - max);
   return (data[offset + target] as number) - max - Math.log(sum);
+}
+
+/** past [b, h, p, d] followed by new [b, h, s, d] along the position axis. */
+function joinPositions(past: ort.Tensor, added: ort.Tensor): ort.Tensor {
+  const [b = 0, h = 0, p = 0, d = 0] = past.dims;
+  const s = added.dims[2] ?? 0;
+  const a = past.data as Float32Array;
+  const n = added.data as Float32Array;
+  const out = new Float32Array(b * h * (p + s) * d);
+  for (let bh = 0; bh < b * h; bh++) {
+    out.set(a.subarray(bh * p * d, (bh + 1) * p * d), bh * (p + s) * d);
+    out.set(n.subarray(bh * s * d, (bh + 1) * s * d), (bh * (p + s) + p) * d);
+  }
+  return new ort.Tensor('float32', out, [b, h, p + s, d]);
 }

@@ -77,13 +77,16 @@ test('the eval slice matches the manifest', () => {
   assert.equal(tokens, manifest.evaluation.tokens);
 });
 
-test('ONNX variants follow the optimum decoder I/O convention', async () => {
+test('ONNX variants take the optimum decoder inputs and output only the new positions', async () => {
   const layers = Number(manifest.architecture['n_layers']);
   const past = Array.from({ length: layers }, (_, i) => [
     `past_key_values.${i}.key`,
     `past_key_values.${i}.value`,
   ]);
-  const present = Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]);
+  const added = Array.from({ length: layers }, (_, i) => [
+    `new_key_values.${i}.key`,
+    `new_key_values.${i}.value`,
+  ]);
   for (const v of manifest.variants.filter((x) => x.format === 'onnx')) {
     const session = await ort.InferenceSession.create(variantPath(v));
     try {
@@ -92,7 +95,7 @@ test('ONNX variants follow the optimum decoder I/O convention', async () => {
         ['input_ids', 'attention_mask', 'position_ids', ...past.flat()],
         v.id,
       );
-      assert.deepEqual(session.outputNames, ['logits', ...present.flat()], v.id);
+      assert.deepEqual(session.outputNames, ['logits', ...added.flat()], v.id);
     } finally {
       await session.release();
     }

@@ -48,6 +48,9 @@ from .gguf_reader import GgufTensors
 OPSET = 17
 BLOCK = 32
 PRECISIONS = ("fp32", "int8", "int4")
+# KV-cache I/O: "append" outputs only the new positions' keys/values (new_key_values.N.*), so the
+# caller keeps the cache in place; "present" is the optimum convention (present.N.* = past + new).
+KV_IO = ("append", "present")
 # The value masked scores are set to (llama.py's masked_fill value).
 MASKED = -1e9
 # onnxruntime memory-maps an external initializer only when its offset is a multiple of the
@@ -218,8 +221,10 @@ class _Graph:
 
 class _Writer:
     def __init__(self, gguf: GgufTensors, shape: DecoderShape, precision: str, data: ExternalData,
-                 on_tensor: Callable[[str], None]) -> None:
+                 on_tensor: Callable[[str], None], kv_io: str) -> None:
         self.gguf, self.s, self.precision, self.data, self.on_tensor = gguf, shape, precision, data, on_tensor
+        self.kv_io = kv_io
+        self.past_len = ""
         self.g = _Graph()
         # INT4 with a tied output: the MatMulNBits weights made from the embedding (embedding()).
         self._tied_int4: Optional[Tuple[str, str, int, int]] = None
@@ -318,14 +323,36 @@ class _Writer:
         k = self.rope(self.linear(x, p + "attn_k.weight", kv * d, s.dim), kv, cos, sin)
         v_lin = self.linear(x, p + "attn_v.weight", kv * d, s.dim)
         v = g.op("Transpose", [g.op("Reshape", [v_lin, g.const([0, 0, kv, d], I64)])], perm=[0, 2, 1, 3])
-        k = g.op("Concat", [f"past_key_values.{i}.key", k], [f"present.{i}.key"], axis=2)
-        v = g.op("Concat", [f"past_key_values.{i}.value", v], [f"present.{i}.value"], axis=2)
         axis2 = g.const([2], I64)
         qg = g.op("Reshape", [q, g.const([0, kv, rep, -1, d], I64)])
-        kt = g.op("Transpose", [g.op("Unsqueeze", [k, axis2])], perm=[0, 1, 2, 4, 3])
-        scores = g.op("Div", [g.op("MatMul", [qg, kt]), g.const(math.sqrt(d), F32)])
-        probs = g.op("Softmax", [g.op("Where", [mask, scores, g.const(MASKED, F32)])], axis=-1)
-        out = g.op("MatMul", [probs, g.op("Unsqueeze", [v, axis2])])
+
+        def scores_with(keys: str) -> str:
+            kt = g.op("Transpose", [g.op("Unsqueeze", [keys, axis2])], perm=[0, 1, 2, 4, 3])
+            return g.op("MatMul", [qg, kt])
+
+        def weighted(p: str, values: str) -> str:
+            return g.op("MatMul", [p, g.op("Unsqueeze", [values, axis2])])
+
+        past_k, past_v = f"past_key_values.{i}.key", f"past_key_values.{i}.value"
+        if self.kv_io == "present":
+            k = g.op("Concat", [past_k, k], [f"present.{i}.key"], axis=2)
+            v = g.op("Concat", [past_v, v], [f"present.{i}.value"], axis=2)
+            scores = g.op("Div", [scores_with(k), g.const(math.sqrt(d), F32)])
+            probs = g.op("Softmax", [g.op("Where", [mask, scores, g.const(MASKED, F32)])], axis=-1)
+            out = weighted(probs, v)
+        else:
+            # The past is only read: scores against it and against the new keys are joined (a
+            # [.., T, P+T] tensor, small) instead of the cache itself, and the new keys/values
+            # are the only KV outputs. The caller appends them to its cache in place.
+            k = g.op("Identity", [k], [f"new_key_values.{i}.key"])
+            v = g.op("Identity", [v], [f"new_key_values.{i}.value"])
+            joined = g.op("Concat", [scores_with(past_k), scores_with(k)], axis=-1)
+            scores = g.op("Div", [joined, g.const(math.sqrt(d), F32)])
+            probs = g.op("Softmax", [g.op("Where", [mask, scores, g.const(MASKED, F32)])], axis=-1)
+            last = g.const([-1], I64)
+            p_past = g.op("Slice", [probs, g.const([0], I64), self.past_len, last])
+            p_new = g.op("Slice", [probs, self.past_len, g.const([np.iinfo(np.int64).max], I64), last])
+            out = g.op("Add", [weighted(p_past, past_v), weighted(p_new, v)])
         out = g.op("Transpose", [g.op("Reshape", [out, g.const([0, s.n_heads, -1, d], I64)])], perm=[0, 2, 1, 3])
         out = g.op("Reshape", [out, g.const([0, 0, s.n_heads * d], I64)])
         return self.linear(out, p + "attn_output.weight", s.dim, s.n_heads * d)
@@ -383,7 +410,8 @@ class _Writer:
         zero, one = g.const(0, I64), g.const(1, I64)
         axis0 = g.const([0], I64)
         seq = g.op("Squeeze", [g.op("Shape", ["input_ids"], start=1, end=2), axis0])
-        past = g.op("Squeeze", [g.op("Shape", ["past_key_values.0.key"], start=2, end=3), axis0])
+        self.past_len = g.op("Shape", ["past_key_values.0.key"], start=2, end=3)
+        past = g.op("Squeeze", [self.past_len, axis0])
         total = g.op("Add", [past, seq])
         # Causal: query i (absolute position past + i) sees keys 0 .. past + i; and the padding mask.
         q_idx = g.op("Unsqueeze", [g.op("Add", [g.op("Range", [zero, seq, one]), past]), g.const([1], I64)])
@@ -418,8 +446,12 @@ class _Writer:
             for kind in ("key", "value"):
                 inputs.append(helper.make_tensor_value_info(
                     f"past_key_values.{i}.{kind}", TensorProto.FLOAT, ["batch_size", s.n_kv_heads, "past_sequence_length", d]))
-                outputs.append(helper.make_tensor_value_info(
-                    f"present.{i}.{kind}", TensorProto.FLOAT, ["batch_size", s.n_kv_heads, "total_sequence_length", d]))
+                if self.kv_io == "present":
+                    outputs.append(helper.make_tensor_value_info(
+                        f"present.{i}.{kind}", TensorProto.FLOAT, ["batch_size", s.n_kv_heads, "total_sequence_length", d]))
+                else:
+                    outputs.append(helper.make_tensor_value_info(
+                        f"new_key_values.{i}.{kind}", TensorProto.FLOAT, ["batch_size", s.n_kv_heads, "sequence_length", d]))
         return helper.make_graph(g.nodes, f"tiergate-decoder-{self.precision}", inputs, outputs, initializer=g.initializers)
 
 
@@ -429,10 +461,13 @@ def tensor_count(shape: DecoderShape) -> int:
 
 
 def write_decoder(gguf_path: str, out_path: str, precision: str = "fp32",
-                  on_tensor: Optional[Callable[[int, int, str], None]] = None) -> dict:
-    """Writes the decoder to out_path and its weights to out_path + ".data"; returns sizes."""
+                  on_tensor: Optional[Callable[[int, int, str], None]] = None, kv_io: str = "append") -> dict:
+    """Writes the decoder to out_path and its weights to out_path + ".data"; returns sizes.
+    kv_io: "append" (new_key_values outputs) or "present" (the optimum convention)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    if kv_io not in KV_IO:
+        raise ValueError(f"kv_io {kv_io!r}: one of {', '.join(KV_IO)}")
     gguf = GgufTensors(gguf_path)
     shape = decoder_shape(gguf)
     if precision == "int4" and (shape.dim % BLOCK or shape.ffn_dim % BLOCK):
@@ -448,7 +483,7 @@ def write_decoder(gguf_path: str, out_path: str, precision: str = "fp32",
     data_path = os.path.join(os.path.dirname(os.path.abspath(out_path)), data_file_name(out_path))
     data = ExternalData(data_path)
     try:
-        graph = _Writer(gguf, shape, precision, data, tick).build()
+        graph = _Writer(gguf, shape, precision, data, tick, kv_io).build()
     finally:
         data.close()
     opsets = [helper.make_opsetid("", OPSET)]

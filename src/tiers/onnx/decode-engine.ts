@@ -8,7 +8,7 @@
  */
 import ort from 'onnxruntime-node';
 import { argmax, createRng, logSoftmax, sampleToken, type Rng } from '../../text/sampling.js';
-import type { DecoderSpec } from './decoder-spec.js';
+import { kvOutputName, type DecoderSpec } from './decoder-spec.js';
 import { verifyPosition, type VerifyPosition } from '../../text/speculative-sampling.js';
 import type { KeptMessage, KeptCall, KeptReply } from '../worker-host/protocol.js';
 import { idTensor, rangeTensor, stepMask } from './feeds.js';
@@ -61,6 +61,12 @@ interface ScoreJob {
 const PREFILL_TOKENS = 1024;
 /** Padding allowed in a prefill group, as a share of its real prompt positions. */
 const PREFILL_PADDING = 0.25;
+/**
+ * Spare cache columns kept after a re-pack for an `append` decoder: its steps write in place
+ * until they run out (a re-pack every 32 steps at most), and attention reads them masked, so
+ * more would cost attention work on every step.
+ */
+const APPEND_SPARE = 32;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -80,6 +86,8 @@ export class DecodeEngine {
   private active: ActiveSequence[] = [];
   private kv: KvBatch;
   private readonly arena: KvArena;
+  /** Spare columns a re-pack leaves: APPEND_SPARE for an `append` decoder, else 0. */
+  private readonly spare: number;
   /** Reused logits output of decode steps (rows × vocab floats), when the vocabulary is static. */
   private logitsBuffer = new Float32Array(0);
   private running = false;
@@ -103,6 +111,7 @@ export class DecodeEngine {
     this.emit = emit;
     this.kv = KvBatch.empty(this.shape);
     this.arena = new KvArena(spec.layers * 2);
+    this.spare = spec.kvOutputs === 'append' ? APPEND_SPARE : 0;
   }
 
   submit(request: SequenceRequest): void {
@@ -217,7 +226,7 @@ export class DecodeEngine {
         }
         if (joined.length > 0) {
           this.active = [...this.active, ...joined];
-          this.kv = KvBatch.pack(this.shape, refs, this.arena, this.kv);
+          this.kv = KvBatch.pack(this.shape, refs, this.arena, this.kv, this.spare);
         }
         // Prefill results go out before the step so that time to first token is not one step late.
         this.emit({ type: 'events', batchSize: 0, events: events.splice(0) });
@@ -248,13 +257,13 @@ export class DecodeEngine {
     this.cancelled.clear();
     if (next.length === this.active.length) return false;
     this.active = next;
-    this.kv = KvBatch.pack(this.shape, survivors, this.arena, this.kv);
+    this.kv = KvBatch.pack(this.shape, survivors, this.arena, this.kv, this.spare);
     return true;
   }
 
   private pastFeeds(kv: KvBatch, rows = kv.rows): Record<string, ort.Tensor> {
     const feeds: Record<string, ort.Tensor> = {};
-    const dims = [rows, this.shape.kvHeads, kv.width, this.shape.headDim];
+    const dims = [rows, this.shape.kvHeads, kv.capacity, this.shape.headDim];
     for (let l = 0; l < this.shape.layers; l++) {
       feeds[`past_key_values.${l}.key`] = new ort.Tensor('float32', kv.tensors[2 * l] as Float32Array, dims);
       feeds[`past_key_values.${l}.value`] = new ort.Tensor(
@@ -266,33 +275,29 @@ export class DecodeEngine {
     return feeds;
   }
 
-  private presents(out: ort.InferenceSession.ReturnType): Float32Array[] {
-    const tensors: Float32Array[] = [];
-    for (let l = 0; l < this.shape.layers; l++) {
-      for (const kv of ['key', 'value'])
-        tensors.push((out[`present.${l}.${kv}`] as ort.Tensor).data as Float32Array);
-    }
-    return tensors;
+  /** The KV outputs of a run: present (past + new) or, for an `append` decoder, the new positions. */
+  private kvOutputs(out: ort.InferenceSession.ReturnType): Float32Array[] {
+    return Array.from(
+      { length: this.shape.layers * 2 },
+      (_, t) => (out[kvOutputName(this.spec.kvOutputs, t)] as ort.Tensor).data as Float32Array,
+    );
   }
 
   /**
    * Runs the decoder over `tokens` of one sequence after the unpadded one-row cache `past` (empty
-   * for a prompt); returns logits [tokens, vocab] and presents.
+   * for a prompt); returns logits [tokens, vocab] and the cache that now holds the tokens too.
    */
   private async forward(
     tokens: readonly number[],
     past: KvBatch = KvBatch.empty(this.shape),
-  ): Promise<{ logits: Float32Array; present: Float32Array[] }> {
+  ): Promise<{ logits: Float32Array; kv: KvBatch }> {
     const n = tokens.length;
     const p = past.width;
     // An empty past of one row: [1, kv_heads, 0, head_dim]; a zero-length past works
     // (test/tiers/onnx/golden.test.ts runs it).
     const feeds = this.pastFeeds(past, 1);
     feeds['input_ids'] = idTensor(this.spec.inputIdsType, tokens, [1, n]);
-    feeds['attention_mask'] = idTensor(this.spec.attentionMaskType, new Uint8Array(p + n).fill(1), [
-      1,
-      p + n,
-    ]);
+    feeds['attention_mask'] = stepMask(this.spec.attentionMaskType, [p], p, past.capacity, n);
     if (this.spec.positionIds) {
       feeds['position_ids'] =
         p === 0
@@ -304,7 +309,16 @@ export class DecodeEngine {
             );
     }
     const out = await this.gate.run(n === 1 && p > 0 ? 'step' : 'prefill', n, () => this.session.run(feeds));
-    return { logits: (out['logits'] as ort.Tensor).data as Float32Array, present: this.presents(out) };
+    const logits = (out['logits'] as ort.Tensor).data as Float32Array;
+    const kvOut = this.kvOutputs(out);
+    if (this.spec.kvOutputs === 'present' || p === 0)
+      return { logits, kv: KvBatch.single(this.shape, kvOut, p + n) };
+    const kv =
+      past.spare >= n
+        ? past
+        : KvBatch.pack(this.shape, [{ source: past, row: 0 }], undefined, undefined, Math.max(n, this.spare));
+    kv.append(kvOut, n);
+    return { logits, kv };
   }
 
   /** One call on a kept sequence: edit its cache, evaluate, answer (kept-result or kept-error). */
@@ -375,12 +389,13 @@ export class DecodeEngine {
     const held = seq.tokens.length;
     if (keep === held) return;
     const { kvHeads, headDim } = this.shape;
+    const stride = seq.kv.capacity;
     seq.kv = KvBatch.single(
       this.shape,
       seq.kv.tensors.map((src) => {
         const dst = new Float32Array(kvHeads * keep * headDim);
         for (let h = 0; h < kvHeads; h++) {
-          dst.set(src.subarray(h * held * headDim, (h * held + keep) * headDim), h * keep * headDim);
+          dst.set(src.subarray(h * stride * headDim, (h * stride + keep) * headDim), h * keep * headDim);
         }
         return dst;
       }),
@@ -391,8 +406,8 @@ export class DecodeEngine {
 
   /** Feeds `tokens` to a kept sequence; returns their logits [tokens, vocab]. */
   private async extend(seq: KeptState, tokens: readonly number[]): Promise<Float32Array> {
-    const { logits, present } = await this.forward(tokens, seq.kv);
-    seq.kv = KvBatch.single(this.shape, present, seq.tokens.length + tokens.length);
+    const { logits, kv } = await this.forward(tokens, seq.kv);
+    seq.kv = kv;
     seq.tokens.push(...tokens);
     return logits;
   }
@@ -433,7 +448,8 @@ export class DecodeEngine {
     const out = await this.gate.run('prefill', n * width, () => this.session.run(feeds));
     const logits = (out['logits'] as ort.Tensor).data as Float32Array;
     const vocab = logits.length / (n * width);
-    const kv = KvBatch.padded(this.shape, this.presents(out), width, lengths);
+    // From an empty past, an `append` decoder's new positions are the whole cache, as present is.
+    const kv = KvBatch.padded(this.shape, this.kvOutputs(out), width, lengths);
     const seqs: ActiveSequence[] = [];
     const rows: number[] = [];
     live.forEach((request, row) => {
@@ -486,6 +502,12 @@ export class DecodeEngine {
   }
 
   private async step(events: SequenceEvent[]): Promise<void> {
+    const append = this.spec.kvOutputs === 'append';
+    if (append && this.kv.spare === 0) {
+      // No column left to write in place: re-pack with spare columns again.
+      const all = this.active.map((_, row) => ({ source: this.kv, row }));
+      this.kv = KvBatch.pack(this.shape, all, this.arena, this.kv, this.spare);
+    }
     const kv = this.kv;
     const rows = kv.rows;
     const feeds = this.pastFeeds(kv);
@@ -494,12 +516,8 @@ export class DecodeEngine {
       this.active.map((s) => s.pending),
       [rows, 1],
     );
-    feeds['attention_mask'] = stepMask(this.spec.attentionMaskType, kv.lengths, kv.width);
+    feeds['attention_mask'] = stepMask(this.spec.attentionMaskType, kv.lengths, kv.width, kv.capacity);
     if (this.spec.positionIds) feeds['position_ids'] = idTensor(this.spec.positionIds, kv.lengths, [rows, 1]);
-    // ORT writes the presents straight into the arena buffer the past does not occupy.
-    const presentDims = [rows, this.shape.kvHeads, kv.width + 1, this.shape.headDim];
-    const presentSize = rows * this.shape.kvHeads * (kv.width + 1) * this.shape.headDim;
-    const present: Float32Array[] = [];
     const vocab = this.spec.vocabSize;
     let logitsOut: ort.Tensor | null = null;
     if (vocab !== undefined) {
@@ -508,18 +526,26 @@ export class DecodeEngine {
       logitsOut = new ort.Tensor('float32', this.logitsBuffer.subarray(0, rows * vocab), [rows, 1, vocab]);
     }
     const fetches: Record<string, ort.Tensor | null> = { logits: logitsOut };
-    for (let l = 0; l < this.shape.layers; l++) {
-      ['key', 'value'].forEach((name, j) => {
-        const t = 2 * l + j;
-        const view = this.arena.take(t, presentSize, kv.tensors[t]);
-        present.push(view);
-        fetches[`present.${l}.${name}`] = new ort.Tensor('float32', view, presentDims);
-      });
+    // present: ORT writes past + new straight into the arena buffer the past does not occupy.
+    // append: the new positions are small; ORT allocates them and they are copied in place.
+    const presentDims = [rows, this.shape.kvHeads, kv.width + 1, this.shape.headDim];
+    const presentSize = rows * this.shape.kvHeads * (kv.width + 1) * this.shape.headDim;
+    const present: Float32Array[] = [];
+    for (let t = 0; t < this.shape.layers * 2; t++) {
+      const name = kvOutputName(this.spec.kvOutputs, t);
+      if (append) {
+        fetches[name] = null;
+        continue;
+      }
+      const view = this.arena.take(t, presentSize, kv.tensors[t]);
+      present.push(view);
+      fetches[name] = new ort.Tensor('float32', view, presentDims);
     }
     const out = await this.gate.run('step', rows, () => this.session.run(feeds, fetches));
     const logits = (out['logits'] as ort.Tensor).data as Float32Array;
     const stride = logits.length / rows;
-    kv.advance(present);
+    if (append) kv.append(this.kvOutputs(out), 1);
+    else kv.advance(present);
 
     const survivors: RowRef[] = [];
     const next: ActiveSequence[] = [];
@@ -537,7 +563,7 @@ export class DecodeEngine {
     });
     if (next.length !== this.active.length) {
       this.active = next;
-      this.kv = KvBatch.pack(this.shape, survivors, this.arena, kv);
+      this.kv = KvBatch.pack(this.shape, survivors, this.arena, kv, this.spare);
     }
   }
 

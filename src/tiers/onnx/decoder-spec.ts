@@ -5,6 +5,9 @@
  *           past_key_values.N.key|value [b, kv_heads, past, head_dim]
  *   outputs logits [b, s, vocab], present.N.key|value [b, kv_heads, past + s, head_dim]
  * https://huggingface.co/docs/optimum/exporters/onnx/usage_guides/export_a_model (decoder I/O)
+ * or tiergate's own "append" form (models/lib/tiergate_model/onnx_writer.py), whose KV outputs
+ * are only the new positions, new_key_values.N.key|value [b, kv_heads, s, head_dim]: the cache
+ * stays in the caller's buffer (docs/main-tier.md "KV cache in place").
  */
 import { OnnxTierError } from './onnx-tier-error.js';
 
@@ -18,6 +21,9 @@ export interface IoMetadata {
 
 export type IdType = 'int64' | 'int32';
 
+/** present: outputs past + new (the optimum convention); append: outputs only the new positions. */
+export type KvOutputs = 'present' | 'append';
+
 export interface DecoderSpec {
   readonly layers: number;
   readonly kvHeads: number;
@@ -28,6 +34,13 @@ export interface DecoderSpec {
   readonly attentionMaskType: IdType;
   /** Without position_ids the model derives positions itself; batching then stays at 1. */
   readonly positionIds: IdType | undefined;
+  readonly kvOutputs: KvOutputs;
+}
+
+/** The name of KV output `t` (past_key_values order: l0.key, l0.value, l1.key, …). */
+export function kvOutputName(kvOutputs: KvOutputs, t: number): string {
+  const prefix = kvOutputs === 'append' ? 'new_key_values' : 'present';
+  return `${prefix}.${Math.floor(t / 2)}.${t % 2 === 0 ? 'key' : 'value'}`;
 }
 
 const PAST = /^past_key_values\.(\d+)\.(key|value)$/;
@@ -62,11 +75,12 @@ export function readDecoderSpec(
     if (match) layers = Math.max(layers, Number(match[1]) + 1);
   }
   if (layers === 0) missing.push('past_key_values.0.key', 'past_key_values.0.value');
-  for (let i = 0; i < layers; i++) {
-    for (const kv of ['key', 'value']) {
-      if (!byName.has(`past_key_values.${i}.${kv}`)) missing.push(`past_key_values.${i}.${kv}`);
-      if (!outNames.has(`present.${i}.${kv}`)) missing.push(`present.${i}.${kv} (output)`);
-    }
+  const kvOutputs: KvOutputs = outNames.has('new_key_values.0.key') ? 'append' : 'present';
+  for (let t = 0; t < layers * 2; t++) {
+    const past = `past_key_values.${kvOutputName('present', t).slice('present.'.length)}`;
+    if (!byName.has(past)) missing.push(past);
+    const out = kvOutputName(kvOutputs, t);
+    if (!outNames.has(out)) missing.push(`${out} (output)`);
   }
   if (!outNames.has('logits')) missing.push('logits (output)');
   if (missing.length > 0) {
@@ -102,5 +116,6 @@ export function readDecoderSpec(
     inputIdsType: idType(byName.get('input_ids')) ?? 'int64',
     attentionMaskType: idType(byName.get('attention_mask')) ?? 'int64',
     positionIds: idType(byName.get('position_ids')),
+    kvOutputs,
   };
 }

@@ -14,20 +14,34 @@ export function idTensor(type: IdType, values: ArrayLike<number>, dims: readonly
 }
 
 /**
- * attention_mask for a one-token step over a left-padded cache of `width` columns: row r has
- * zeros over its `width - lengths[r]` pad columns and ones over its real past and the new token.
+ * attention_mask for a step of `count` new tokens (one by default) over a left-padded cache of
+ * `width` used columns out of `capacity`: row r has zeros over its `width - lengths[r]` pad
+ * columns and over the spare columns [width, capacity), and ones over its real past and the new
+ * tokens.
  */
-export function stepMask(type: IdType, lengths: readonly number[], width: number): ort.Tensor {
-  const cols = width + 1;
+export function stepMask(
+  type: IdType,
+  lengths: readonly number[],
+  width: number,
+  capacity = width,
+  count = 1,
+): ort.Tensor {
+  const cols = capacity + count;
   const dims = [lengths.length, cols];
   // Range fills, not per-element conversion: this runs on every decode step.
   if (type === 'int32') {
     const data = new Int32Array(lengths.length * cols).fill(1);
-    lengths.forEach((len, r) => data.fill(0, r * cols, r * cols + (width - len)));
+    lengths.forEach((len, r) => {
+      data.fill(0, r * cols, r * cols + (width - len));
+      data.fill(0, r * cols + width, r * cols + capacity);
+    });
     return new ort.Tensor('int32', data, dims);
   }
   const data = new BigInt64Array(lengths.length * cols).fill(1n);
-  lengths.forEach((len, r) => data.fill(0n, r * cols, r * cols + (width - len)));
+  lengths.forEach((len, r) => {
+    data.fill(0n, r * cols, r * cols + (width - len));
+    data.fill(0n, r * cols + width, r * cols + capacity);
+  });
   return new ort.Tensor('int64', data, dims);
 }
 

@@ -18,9 +18,9 @@ function single(len: number, tag: number): KvBatch {
 }
 
 /** Row r, head h of tensor t as a list of positions (first dim only), pads included. */
-function column(b: KvBatch, t: number, r: number, h: number): number[] {
+function column(b: KvBatch, t: number, r: number, h: number, cols = b.width): number[] {
   const out: number[] = [];
-  for (let p = 0; p < b.width; p++) out.push(b.tensors[t]![((r * 2 + h) * b.width + p) * 2] as number);
+  for (let p = 0; p < cols; p++) out.push(b.tensors[t]![((r * 2 + h) * b.capacity + p) * 2] as number);
   return out;
 }
 
@@ -92,4 +92,40 @@ test('packing into reused arena memory zeroes padding and never overwrites the c
   const third = KvBatch.pack(shape, [{ source: second, row: 1 }], arena, second);
   assert.equal(third.tensors[0]!.buffer, first.tensors[0]!.buffer);
   assert.deepEqual(column(third, 1, 0, 1), [3110]);
+});
+
+test('pack leaves zeroed spare columns; append writes new positions in place; re-pack keeps them', () => {
+  const arena = new KvArena(2);
+  // Stale values in the arena: spare and pad columns must still come out as zeros.
+  arena.take(0, 64, undefined).fill(Number.NaN);
+  arena.take(1, 64, undefined).fill(Number.NaN);
+  const batch = KvBatch.pack(
+    shape,
+    [
+      { source: single(2, 1), row: 0 },
+      { source: single(1, 2), row: 0 },
+    ],
+    arena,
+    undefined,
+    3,
+  );
+  assert.equal(batch.width, 2);
+  assert.equal(batch.capacity, 5);
+  assert.equal(batch.spare, 3);
+  assert.deepEqual(column(batch, 0, 1, 1, 5), [0, 2010, 0, 0, 0]);
+  // New positions: [rows, kvHeads, count, headDim] = [2, 2, 2, 2].
+  const news = [0, 1].map((t) => Float32Array.from({ length: 16 }, (_, i) => 9000 + t * 100 + i));
+  batch.append(news, 2);
+  assert.equal(batch.width, 4);
+  assert.deepEqual(batch.lengths, [4, 3]);
+  assert.equal(batch.spare, 1);
+  // Row 1, head 1 of tensor 0 is block 3 of the new tensor: values 9012 (dim 0), 9014.
+  assert.deepEqual(column(batch, 0, 1, 1, 5), [0, 2010, 9012, 9014, 0]);
+  assert.throws(() => batch.append(news, 2), /capacity 5/);
+  // Re-packing row 1 alone trims the shared pad column and adds spare columns again.
+  const repacked = KvBatch.pack(shape, [{ source: batch, row: 1 }], arena, batch, 2);
+  assert.equal(repacked.width, 3);
+  assert.equal(repacked.capacity, 5);
+  assert.deepEqual(column(repacked, 0, 0, 1, 5), [2010, 9012, 9014, 0, 0]);
+  assert.ok(repacked.tensors[0]!.buffer !== batch.tensors[0]!.buffer);
 });

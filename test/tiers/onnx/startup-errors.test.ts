@@ -73,7 +73,20 @@ test('readDecoderSpec reads layers, kv heads and head size from the metadata', (
     inputIdsType: 'int64',
     attentionMaskType: 'int64',
     positionIds: undefined,
+    kvOutputs: 'present',
   });
+  // A decoder whose KV outputs are only the new positions (models/lib/tiergate_model/onnx_writer.py).
+  const appended = outputs.map((m) => ({ ...m, name: m.name.replace('present.', 'new_key_values.') }));
+  assert.equal(readDecoderSpec(inputs, appended, 'm.onnx').kvOutputs, 'append');
+  assert.throws(
+    () =>
+      readDecoderSpec(
+        inputs,
+        appended.filter((m) => m.name !== 'new_key_values.1.value'),
+        'm.onnx',
+      ),
+    /missing new_key_values\.1\.value \(output\)/,
+  );
   // A layer whose value input and present output are missing is named precisely.
   const broken = inputs.filter((m) => m.name !== 'past_key_values.1.value');
   assert.throws(
