@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { LlamaContextSequence, Token } from 'node-llama-cpp';
 import { sharedLlama } from '../models/ts/gguf-runner.js';
-import { OnnxDecoder, argmax } from '../models/ts/onnx-decoder.js';
+import ort from 'onnxruntime-node';
 import { loadModelFamily, resolveVariant, type ModelFamily } from '../src/family/manifest.js';
 import { LlamaTokenizer } from '../src/text/llama-tokenizer.js';
 import { encodePrompt } from '../src/text/tokenizer.js';
@@ -37,6 +37,7 @@ import { aggregate, decodeTps, greedyRequest, timeStream } from './tiers/measure
 import type { BenchContext, TierRunner } from './tiers/runner.js';
 import { runner as llamaRunner } from './tiers/llamacpp.js';
 import { runner as onnxRunner } from './tiers/onnx.js';
+import { plainLoop } from './tiers/onnx-loop.js';
 import { runner as remoteRunner } from './tiers/remote.js';
 import { runner as tfjsRunner } from './tiers/tfjs.js';
 import { TfjsRunner } from '../models/ts/tfjs-runner.js';
@@ -197,40 +198,41 @@ async function benchLlama(variant: string): Promise<void> {
 
 // ---- ONNX Runtime ------------------------------------------------------------------------------
 
-/** Plain greedy loop on this thread; rows > 1 decode `rows` copies of the prompt in one batch. */
-async function onnxLoop(decoder: OnnxDecoder, rows: number): Promise<number> {
-  let res = await decoder.step(Array.from({ length: rows }, () => prompt));
-  const t0 = performance.now();
-  for (let i = 1; i < TOKENS; i++) {
-    const next = Array.from({ length: rows }, (_, b) => [
-      argmax(res.logits, (b * res.seq + res.seq - 1) * res.vocab, res.vocab),
-    ]);
-    res = await decoder.step(next, res.presents);
-  }
-  return ((TOKENS - 1) * rows * 1000) / (performance.now() - t0);
+/**
+ * Plain greedy loop on this thread (bench/tiers/onnx-loop.ts: outputs in reused buffers, the
+ * cache kept as the tier keeps it); rows > 1 decode `rows` copies of the prompt in one batch.
+ */
+async function onnxLoop(session: ort.InferenceSession, file: string, rows: number): Promise<number> {
+  return (await plainLoop(session, file, prompt, rows, TOKENS)).wall;
 }
 
 async function benchOnnx(variant: string): Promise<void> {
   const B = Number(values.batch);
-  const decoder = await OnnxDecoder.load(resolveVariant(family, variant, '.onnx').file);
+  const file = resolveVariant(family, variant, '.onnx').file;
+  const session = await ort.InferenceSession.create(file, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
   const tier = target(onnxRunner, variant, B);
   await tier.start();
   const pair: Pair = { label: `onnxruntime ${variant}`, loop: [], tier: [] };
   const loopB: number[] = [];
   const tierB: number[] = [];
   try {
-    await onnxLoop(decoder, 1);
+    await onnxLoop(session, file, 1);
     await tierSingle(tier);
     for (let r = 0; r < ROUNDS; r++) {
       say(`onnxruntime ${variant}: round ${r + 1}/${ROUNDS}`);
-      pair.loop.push(await onnxLoop(decoder, 1));
+      pair.loop.push(await onnxLoop(session, file, 1));
       pair.tier.push(await tierSingle(tier));
-      loopB.push(await onnxLoop(decoder, B));
+      loopB.push(await onnxLoop(session, file, B));
       tierB.push(await aggregate(tier, [prompt], TOKENS, B));
     }
   } finally {
     await tier.close();
-    await decoder.release();
+    await session.release();
   }
   overhead.push(pair);
   const tier1 = pair.tier;
