@@ -3,11 +3,12 @@
  * supervisor) serving either a small random-weight GGUF written by the shared model definition
  * (fast, no dependency on the trained family) or the model family's F32 GGUF.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { Value } from '@sinclair/typebox/value';
 import { pino, type Logger } from 'pino';
@@ -15,6 +16,7 @@ import { RemoteTierSchema, type RemoteTierConfig } from '../../../src/config/tie
 import { loadModelFamily, type ModelFamily } from '../../../src/family/manifest.js';
 import { MetricsService } from '../../../src/observability/metrics.js';
 import { RemoteTier } from '../../../src/tiers/remote/remote-tier.js';
+import { SIDECAR_DIR } from '../../../src/tiers/remote/sidecar-supervisor.js';
 import type { GenerateRequest, TierEvent } from '../../../src/tiers/tier.js';
 import { flat } from '../../helpers/tier-events.js';
 
@@ -126,4 +128,26 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/**
+ * Starts a sidecar by hand (external mode: `python3 -m tiergate_sidecar --listen 127.0.0.1:0`
+ * plus `args`) and resolves with the process and the address from its "listening" log line.
+ */
+export async function startExternalSidecar(
+  args: readonly string[],
+): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(PYTHON, ['-m', 'tiergate_sidecar', '--listen', '127.0.0.1:0', ...args], {
+    cwd: SIDECAR_DIR,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const address = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stderr! });
+    lines.on('line', (line) => {
+      const record = JSON.parse(line) as { msg: string; address?: string };
+      if (record.msg === 'listening' && record.address !== undefined) resolve(record.address);
+    });
+    child.on('exit', (code) => reject(new Error(`sidecar exited with ${code}`)));
+  });
+  return { child, address };
 }

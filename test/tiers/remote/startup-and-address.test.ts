@@ -11,8 +11,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TierUnavailableError } from '../../../src/tiers/errors.js';
 import { RemoteTierError } from '../../../src/tiers/remote/remote-tier-error.js';
-import { SIDECAR_DIR } from '../../../src/tiers/remote/sidecar-supervisor.js';
-import { collect, makeTier, PYTHON, randomModel, request, waitFor } from './helpers.js';
+import { collect, makeTier, randomModel, request, startExternalSidecar, waitFor } from './helpers.js';
 
 function alive(pid: number): boolean {
   try {
@@ -25,23 +24,8 @@ function alive(pid: number): boolean {
 
 describe('remote tier start-up', () => {
   it('connects to an external sidecar by address', async () => {
-    const child = spawn(
-      PYTHON,
-      ['-m', 'tiergate_sidecar', '--model', randomModel(), '--listen', '127.0.0.1:0'],
-      {
-        cwd: SIDECAR_DIR,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
+    const { child, address } = await startExternalSidecar(['--model', randomModel()]);
     try {
-      const address = await new Promise<string>((resolve, reject) => {
-        const lines = createInterface({ input: child.stderr! });
-        lines.on('line', (line) => {
-          const record = JSON.parse(line) as { msg: string; address?: string };
-          if (record.msg === 'listening' && record.address !== undefined) resolve(record.address);
-        });
-        child.on('exit', (code) => reject(new Error(`sidecar exited with ${code}`)));
-      });
       const h = makeTier({ address, connectTimeoutMs: 30_000, required: true });
       await h.tier.start();
       assert.equal(h.tier.health().ready, true);

@@ -4,8 +4,7 @@
  * alternatives as the same streams read one message per token by a client that did not opt in,
  * and that client only ever receives `token` messages. One sidecar serves both.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -14,9 +13,8 @@ import {
   type GenerateResponseMessage,
   type TierClient,
 } from '../../../src/tiers/remote/proto-clients.js';
-import { SIDECAR_DIR } from '../../../src/tiers/remote/sidecar-supervisor.js';
 import type { TierEvent } from '../../../src/tiers/tier.js';
-import { makeTier, PYTHON, randomModel, request, type TierHarness } from './helpers.js';
+import { makeTier, randomModel, request, startExternalSidecar, type TierHarness } from './helpers.js';
 
 const PROMPTS = [[1, 5, 9, 3], [2], [7, 7, 7, 7, 7, 7, 7, 7, 7], [11, 12], [40, 41, 42], [3, 1, 4, 1, 5]];
 const MAX_TOKENS = 48;
@@ -109,28 +107,13 @@ describe('remote tier: token batches from the sidecar', () => {
   let client: TierClient;
 
   before(async () => {
-    child = spawn(
-      PYTHON,
-      [
-        '-m',
-        'tiergate_sidecar',
-        '--model',
-        randomModel(),
-        '--listen',
-        '127.0.0.1:0',
-        '--max-concurrent',
-        String(PROMPTS.length),
-      ],
-      { cwd: SIDECAR_DIR, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    const address = await new Promise<string>((resolve, reject) => {
-      const lines = createInterface({ input: child.stderr! });
-      lines.on('line', (line) => {
-        const record = JSON.parse(line) as { msg: string; address?: string };
-        if (record.msg === 'listening' && record.address !== undefined) resolve(record.address);
-      });
-      child.on('exit', (code) => reject(new Error(`sidecar exited with ${code}`)));
-    });
+    let address: string;
+    ({ child, address } = await startExternalSidecar([
+      '--model',
+      randomModel(),
+      '--max-concurrent',
+      String(PROMPTS.length),
+    ]));
     h = makeTier({ address, connectTimeoutMs: 60_000, required: true, maxConcurrent: PROMPTS.length });
     await h.tier.start();
     client = createTierClient(address, channelOptions(10_000));
