@@ -9,7 +9,12 @@
  */
 import ort from 'onnxruntime-node';
 import { argmax } from '../../src/text/sampling.js';
-import { kvOutputName, readDecoderSpec, type DecoderSpec } from '../../src/tiers/onnx/decoder-spec.js';
+import {
+  kvInputName,
+  kvOutputName,
+  readDecoderSpec,
+  type DecoderSpec,
+} from '../../src/tiers/onnx/decoder-spec.js';
 import { idTensor, stepMask } from '../../src/tiers/onnx/feeds.js';
 import { KvArena } from '../../src/tiers/onnx/kv-arena.js';
 import { KvBatch } from '../../src/tiers/onnx/kv-batch.js';
@@ -193,11 +198,7 @@ async function appendLoop(
       logits: new ort.Tensor('float32', logitsBuf, [rows, 1, vocab]),
     };
     kv.tensors.forEach((data, t) => {
-      stepFeeds[`past_key_values.${kvOutputName('present', t).slice('present.'.length)}`] = new ort.Tensor(
-        'float32',
-        data,
-        dims,
-      );
+      stepFeeds[kvInputName(t)] = new ort.Tensor('float32', data, dims);
       fetches[kvOutputName('append', t)] = null;
     });
     const out = await session.run(stepFeeds, fetches);

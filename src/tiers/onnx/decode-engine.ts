@@ -8,7 +8,7 @@
  */
 import ort from 'onnxruntime-node';
 import { argmax, createRng, logSoftmax, sampleToken, type Rng } from '../../text/sampling.js';
-import { kvOutputName, type DecoderSpec } from './decoder-spec.js';
+import { kvInputName, kvOutputName, type DecoderSpec } from './decoder-spec.js';
 import { verifyPosition, type VerifyPosition } from '../../text/speculative-sampling.js';
 import type { KeptMessage, KeptCall, KeptReply } from '../worker-host/protocol.js';
 import { idTensor, rangeTensor, stepMask } from './feeds.js';
@@ -264,14 +264,9 @@ export class DecodeEngine {
   private pastFeeds(kv: KvBatch, rows = kv.rows): Record<string, ort.Tensor> {
     const feeds: Record<string, ort.Tensor> = {};
     const dims = [rows, this.shape.kvHeads, kv.capacity, this.shape.headDim];
-    for (let l = 0; l < this.shape.layers; l++) {
-      feeds[`past_key_values.${l}.key`] = new ort.Tensor('float32', kv.tensors[2 * l] as Float32Array, dims);
-      feeds[`past_key_values.${l}.value`] = new ort.Tensor(
-        'float32',
-        kv.tensors[2 * l + 1] as Float32Array,
-        dims,
-      );
-    }
+    kv.tensors.forEach((data, t) => {
+      feeds[kvInputName(t)] = new ort.Tensor('float32', data, dims);
+    });
     return feeds;
   }
 

@@ -37,10 +37,17 @@ export interface DecoderSpec {
   readonly kvOutputs: KvOutputs;
 }
 
-/** The name of KV output `t` (past_key_values order: l0.key, l0.value, l1.key, …). */
+/** `layer.key` or `layer.value` of KV tensor `t` (order: l0.key, l0.value, l1.key, …). */
+const kvSuffix = (t: number): string => `${Math.floor(t / 2)}.${t % 2 === 0 ? 'key' : 'value'}`;
+
+/** The name of KV input `t`: past_key_values.N.key|value. */
+export function kvInputName(t: number): string {
+  return `past_key_values.${kvSuffix(t)}`;
+}
+
+/** The name of KV output `t`: present.N.* or, for an `append` decoder, new_key_values.N.*. */
 export function kvOutputName(kvOutputs: KvOutputs, t: number): string {
-  const prefix = kvOutputs === 'append' ? 'new_key_values' : 'present';
-  return `${prefix}.${Math.floor(t / 2)}.${t % 2 === 0 ? 'key' : 'value'}`;
+  return `${kvOutputs === 'append' ? 'new_key_values' : 'present'}.${kvSuffix(t)}`;
 }
 
 const PAST = /^past_key_values\.(\d+)\.(key|value)$/;
@@ -77,7 +84,7 @@ export function readDecoderSpec(
   if (layers === 0) missing.push('past_key_values.0.key', 'past_key_values.0.value');
   const kvOutputs: KvOutputs = outNames.has('new_key_values.0.key') ? 'append' : 'present';
   for (let t = 0; t < layers * 2; t++) {
-    const past = `past_key_values.${kvOutputName('present', t).slice('present.'.length)}`;
+    const past = kvInputName(t);
     if (!byName.has(past)) missing.push(past);
     const out = kvOutputName(kvOutputs, t);
     if (!outNames.has(out)) missing.push(`${out} (output)`);

@@ -78,24 +78,17 @@ test('readDecoderSpec reads layers, kv heads and head size from the metadata', (
   // A decoder whose KV outputs are only the new positions (models/lib/tiergate_model/onnx_writer.py).
   const appended = outputs.map((m) => ({ ...m, name: m.name.replace('present.', 'new_key_values.') }));
   assert.equal(readDecoderSpec(inputs, appended, 'm.onnx').kvOutputs, 'append');
-  assert.throws(
-    () =>
-      readDecoderSpec(
-        inputs,
-        appended.filter((m) => m.name !== 'new_key_values.1.value'),
-        'm.onnx',
-      ),
-    /missing new_key_values\.1\.value \(output\)/,
-  );
-  // A layer whose value input and present output are missing is named precisely.
-  const broken = inputs.filter((m) => m.name !== 'past_key_values.1.value');
-  assert.throws(
-    () =>
-      readDecoderSpec(
-        broken,
-        outputs.filter((m) => m.name !== 'present.2.key'),
-        'm.onnx',
-      ),
-    /missing past_key_values\.1\.value, present\.2\.key \(output\)/,
-  );
+  // Missing inputs and outputs are named precisely, in either form.
+  const without = <T extends { name: string }>(list: readonly T[], name: string): T[] =>
+    list.filter((m) => m.name !== name);
+  const cases: [typeof inputs, typeof outputs, RegExp][] = [
+    [inputs, without(appended, 'new_key_values.1.value'), /missing new_key_values\.1\.value \(output\)/],
+    [
+      without(inputs, 'past_key_values.1.value'),
+      without(outputs, 'present.2.key'),
+      /missing past_key_values\.1\.value, present\.2\.key \(output\)/,
+    ],
+  ];
+  for (const [ins, outs, message] of cases)
+    assert.throws(() => readDecoderSpec(ins, outs, 'm.onnx'), message);
 });
