@@ -37,7 +37,7 @@ FROM node:20-bookworm-slim AS runtime
 RUN apt-get update -q \
   && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
        python3 python3-torch libopenblas0-pthread python3-numpy python3-grpcio python3-protobuf \
-       python3-sentencepiece tini \
+       python3-numba python3-sentencepiece tini \
   && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 tiergate \
   && useradd --system --uid 10001 --gid tiergate --home-dir /app --shell /usr/sbin/nologin tiergate

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   python3-torch libopenblas0-pthread python3-numpy python3-grpcio python3-protobuf
-  python3-sentencepiece python3-onnx protobuf-compiler protobuf-compiler-grpc prometheus redis-server
+  python3-numba python3-sentencepiece python3-onnx protobuf-compiler protobuf-compiler-grpc prometheus redis-server
 )
 
 missing=()

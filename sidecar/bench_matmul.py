@@ -1,11 +1,13 @@
 """The sidecar's matrix products for a few rows, side by side (what Engine uses where):
-OpenBLAS's GEMM through torch.mm (x @ W^T, W^T stored [in, out]), XNNPACK's fully-connected run
-over weights packed once (torch.ops.prepacked), and torch.mv for one row. Weights are several
+OpenBLAS's GEMM through torch.mm (x @ W^T, W^T stored [in, out]), the panel kernel over weights
+packed once (tiergate_sidecar/panels.py: batched decode steps and verify passes), XNNPACK's
+fully-connected run over weights packed once (torch.ops.prepacked; tried before the panel kernel,
+kept here for comparison), and torch.mv for one row. Weights are several
 matrices of the `small` family's widest layer shape, more than the caches hold, so each product
 reads its matrix from memory as a decode step does. Prints µs per product, medians of rounds.
 With --model, also a kept sequence's pass of n positions after a cached prompt (Engine.extend, a
-speculative verify) with its matrices on XNNPACK's packed weights and on the GEMM, alternating,
-beside a one-position pass (a decode step).
+speculative verify) with its matrices on the panel kernel and on the GEMM, alternating, beside a
+one-position pass (a decode step).
 
   /usr/bin/python3 sidecar/bench_matmul.py [--in 512] [--out 3072] [--rows 1,2,5,9,13] [--rounds 5]
     [--model models/small/small-f32.gguf]
@@ -23,6 +25,7 @@ import torch
 
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 from tiergate_sidecar.blas import set_blas_threads  # noqa: E402
+from tiergate_sidecar.panels import Panels  # noqa: E402
 
 
 def timed(f: Callable[[], object], count: int, rounds: int, reps: int = 10) -> float:
@@ -50,15 +53,17 @@ def main() -> None:
     weights = [torch.randn(args.n, args.k) for _ in range(count)]
     transposed = [w.t().contiguous() for w in weights]
     packed = [torch.ops.prepacked.linear_clamp_prepack(w, None) for w in weights]
+    panels = [Panels(wt) for wt in transposed]
     print(f"[{args.k} -> {args.n}] x {count} matrices, µs per product (median of {args.rounds} rounds)")
-    print("rows  openblas_gemm  xnnpack_packed  mv_one_row")
+    print("rows  openblas_gemm  panel_kernel  xnnpack_packed  mv_one_row")
     for rows in (int(r) for r in args.rows.split(",")):
         x = torch.randn(rows, args.k)
         gemm = timed(lambda: [torch.mm(x, wt) for wt in transposed], count, args.rounds)
+        panel = timed(lambda: [p(x) for p in panels], count, args.rounds)
         xnn = timed(lambda: [torch.ops.prepacked.linear_clamp_run(x, p) for p in packed], count, args.rounds)
         mv = (timed(lambda: [torch.mv(wt.t(), x[0]) for wt in transposed], count, args.rounds)
               if rows == 1 else float("nan"))
-        print(f"{rows:4d}  {gemm:13.1f}  {xnn:14.1f}  {mv:10.1f}")
+        print(f"{rows:4d}  {gemm:13.1f}  {panel:12.1f}  {xnn:14.1f}  {mv:10.1f}")
     if args.model:
         extend_passes(args.model, [int(r) for r in args.rows.split(",") if int(r) > 1], args.rounds)
 
@@ -67,23 +72,23 @@ def extend_passes(model: str, sizes: List[int], rounds: int) -> None:
     from tiergate_sidecar.engine import load_engine
 
     engine = load_engine(model, "")
-    packed = (engine._packed, engine._out_packed)  # noqa: SLF001 — the A/B switches them
+    panels = (engine._panels, engine._out_panels)  # noqa: SLF001 — the A/B switches them
     prompt = [1, 450, 5874, 310, 278, 3303, 3900] * 4
     ms: dict = {}
     with torch.inference_mode():
         cache = engine.allocate_slots(1, zeroed=False)
         engine.extend(cache, 0, prompt)
         for _ in range(rounds * 2):
-            for form in ("gemm", "xnnpack"):
-                engine._packed, engine._out_packed = packed if form == "xnnpack" else (None, None)  # noqa: SLF001
+            for form in ("gemm", "panels"):
+                engine._panels, engine._out_panels = panels if form == "panels" else (None, None)  # noqa: SLF001
                 for n in [1] + sizes:
                     t = time.perf_counter()
                     engine.extend(cache, len(prompt), [5] * n)
                     ms.setdefault((form, n), []).append((time.perf_counter() - t) * 1000)
     print(f"Engine.extend after {len(prompt)} cached positions, ms per pass (median of {rounds * 2})")
-    print("positions  gemm   xnnpack")
+    print("positions  gemm   panels")
     for n in [1] + sizes:
-        print(f"{n:9d}  {statistics.median(ms[('gemm', n)]):5.2f}  {statistics.median(ms[('xnnpack', n)]):7.2f}")
+        print(f"{n:9d}  {statistics.median(ms[('gemm', n)]):5.2f}  {statistics.median(ms[('panels', n)]):6.2f}")
 
 
 if __name__ == "__main__":

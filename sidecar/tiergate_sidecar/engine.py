@@ -7,10 +7,12 @@ weights one token per sequence per step, but:
   plain eager loop to ~0.4× llama.cpp (FACTS.md);
 - Q/K/V and gate/up projections each run as one matmul over weights stored side by side (the
   modules' parameters are views into them, so forward() is unchanged and no memory is added);
-- every matrix is stored transposed, [in, out] contiguous, and a batch computes x @ W^T as a
-  plain x @ Wt: OpenBLAS's non-transposed GEMM is the faster one for the few rows of a decode
-  step (measured with sidecar/bench_batching.py: see docs/fallback-tier.md), and forward()'s
-  F.linear on the transposed views lands on that same GEMM;
+- every matrix is stored transposed, [in, out] contiguous: forward()'s F.linear on the
+  transposed views lands on OpenBLAS's non-transposed GEMM, the faster one for many rows;
+- a pass of a few rows (a batched decode step, a kept sequence's verify pass) runs on a second
+  copy of the weights packed into panels (panels.py), where numba is installed: OpenBLAS's GEMM
+  for 8 rows took 2.5-3x one row's time, the panel kernel reads the weights once
+  (sidecar/bench_matmul.py; docs/fallback-tier.md);
 - a single sequence uses matrix-vector products: on Debian's torch a 1-row F.linear measured
   several times slower than torch.mv of the same weights (mv reads Wt through a transposed view
   as fast as a contiguous W).
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .model_loader import LoadedModel, load_gguf_model
+from .panels import Panels, load_kernel
 
 
 @dataclass
@@ -51,33 +54,23 @@ class _LayerWeights:
     down: torch.Tensor
 
 
-def _mm(weight_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """x [B, in] → x W^T [B, out] with W^T = weight_t [in, out]; matrix-vector for one row."""
+def _mm(weight_t: torch.Tensor, panels: Optional[Panels], x: torch.Tensor) -> torch.Tensor:
+    """x [B, in] → x W^T [B, out] with W^T = weight_t [in, out]: matrix-vector for one row, the
+    panel kernel for more where it is compiled, else OpenBLAS's GEMM."""
     if x.shape[0] == 1:
         return torch.mv(weight_t.t(), x[0]).unsqueeze(0)
+    if panels is not None:
+        return panels(x)
     return torch.mm(x, weight_t)
 
 
-class _Packed:
-    """XNNPACK's prepacked fully-connected form of one W^T [in, out] (a copy in its own layout).
-    Used for passes of a few rows (a kept sequence's verify pass): OpenBLAS repacks the whole
-    matrix on every GEMM call, which for 2-13 rows cost 1.5-2.5x XNNPACK's run over weights packed
-    once (sidecar/bench_matmul.py prints both). One row stays on torch.mv, batched decode steps
-    of many rows on the GEMM (no faster with XNNPACK there)."""
-
-    def __init__(self, weight_t: torch.Tensor) -> None:
-        self.context = torch.ops.prepacked.linear_clamp_prepack(weight_t.t().contiguous(), None)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.prepacked.linear_clamp_run(x, self.context)
-
-
 @dataclass(frozen=True)
-class _PackedLayer:
-    qkv: _Packed
-    o: _Packed
-    gate_up: _Packed
-    down: _Packed
+class _PanelLayer:
+    """The layer's matrices again, packed once for few-row products (panels.py)."""
+    qkv: Panels
+    o: Panels
+    gate_up: Panels
+    down: Panels
 
 
 def _transposed(weights: List[torch.Tensor]) -> torch.Tensor:
@@ -86,7 +79,7 @@ def _transposed(weights: List[torch.Tensor]) -> torch.Tensor:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel, variant: str) -> None:
+    def __init__(self, loaded: LoadedModel, variant: str, few_row_kernel: bool = True) -> None:
         self.model = loaded.model
         self.llama = loaded.llama
         self.cfg = loaded.model.cfg
@@ -112,13 +105,15 @@ class Engine:
         else:
             self._out_t = _transposed([self.model.output.weight])
             self.model.output.weight.data = self._out_t.t()
-        # Multi-row passes of kept sequences (extend) on prepacked weights, where XNNPACK is built in.
-        self._packed: Optional[List[_PackedLayer]] = None
-        self._out_packed: Optional[_Packed] = None
-        if torch._C._is_xnnpack_enabled():
-            self._packed = [_PackedLayer(_Packed(w.qkv), _Packed(w.o), _Packed(w.gate_up), _Packed(w.down))
+        # Passes of a few rows (batched decode steps, a kept sequence's verify pass) on weights
+        # packed once into panels: a copy of every matrix, used where numba is installed.
+        self.panels_unavailable = load_kernel() if few_row_kernel else "turned off"
+        self._panels: Optional[List[_PanelLayer]] = None
+        self._out_panels: Optional[Panels] = None
+        if self.panels_unavailable is None:
+            self._panels = [_PanelLayer(Panels(w.qkv), Panels(w.o), Panels(w.gate_up), Panels(w.down))
                             for w in self._layers]
-            self._out_packed = _Packed(self._out_t)
+            self._out_panels = Panels(self._out_t)
 
     @staticmethod
     def _fuse(layer: torch.nn.Module) -> _LayerWeights:
@@ -140,6 +135,9 @@ class Engine:
         att.wo.weight.data = o.t()
         ff.w2.weight.data = down.t()
         return _LayerWeights(qkv, o, gate_up, down)
+
+    def _layer_panels(self, i: int) -> Optional[_PanelLayer]:
+        return None if self._panels is None else self._panels[i]
 
     # -- decoding ------------------------------------------------------------------------------
 
@@ -191,8 +189,8 @@ class Engine:
         contiguous = slots == list(range(slots[0], slots[0] + b))
         x = self.model.tok_embeddings.weight[torch.tensor(tokens, dtype=torch.long)]  # [B, dim]
         for i, layer in enumerate(self.model.layers):
-            w = self._layers[i]
-            qkv = _mm(w.qkv, layer.attention_norm(x))
+            w, p = self._layers[i], self._layer_panels(i)
+            qkv = _mm(w.qkv, p.qkv if p else None, layer.attention_norm(x))
             q = self.llama.apply_rope(qkv[:, :q_end].reshape(b, heads, 1, d), cos, sin)
             k = self.llama.apply_rope(qkv[:, q_end:k_end].reshape(b, kv_heads, 1, d), cos, sin)
             kc, vc = cache.keys[i], cache.values[i]
@@ -212,10 +210,10 @@ class Engine:
             if hidden is not None:
                 scores = scores.masked_fill(hidden, float("-inf"))
             out = torch.matmul(F.softmax(scores, dim=-1), vals)  # [B, kv_heads, group, d]
-            x = x + _mm(w.o, out.reshape(b, heads * d))
-            gate_up = _mm(w.gate_up, layer.ffn_norm(x))
-            x = x + _mm(w.down, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
-        return _mm(self._out_t, self.model.norm(x))
+            x = x + _mm(w.o, p.o if p else None, out.reshape(b, heads * d))
+            gate_up = _mm(w.gate_up, p.gate_up if p else None, layer.ffn_norm(x))
+            x = x + _mm(w.down, p.down if p else None, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
+        return _mm(self._out_t, self._out_panels, self.model.norm(x))
 
     def extend(self, cache: SlotCache, start: int, tokens: List[int]) -> torch.Tensor:
         """Feeds `tokens` at positions start.. of a one-slot cache in one pass that attends to
@@ -238,11 +236,9 @@ class Engine:
         # Query i (position start + i) sees keys 0..start + i.
         hidden = torch.arange(span).view(1, span) > pos.view(n, 1)
         x = self.model.tok_embeddings.weight[torch.tensor(tokens, dtype=torch.long)]  # [n, dim]
-        packed = self._packed
         for i, layer in enumerate(self.model.layers):
-            w = self._layers[i]
-            p = None if packed is None else packed[i]
-            qkv = _mm(w.qkv, layer.attention_norm(x)) if p is None else p.qkv(layer.attention_norm(x))
+            w, p = self._layers[i], self._layer_panels(i)
+            qkv = _mm(w.qkv, p.qkv if p else None, layer.attention_norm(x))
             q = self.llama.apply_rope(qkv[:, :q_end].reshape(n, heads, d).transpose(0, 1).unsqueeze(0), cos, sin)
             k = self.llama.apply_rope(qkv[:, q_end:k_end].reshape(n, kv_heads, d).transpose(0, 1).unsqueeze(0),
                                       cos, sin)
@@ -255,16 +251,10 @@ class Engine:
             scores = scores.masked_fill(hidden, float("-inf"))
             out = torch.matmul(F.softmax(scores, dim=-1), vals.unsqueeze(1))  # [kv, group, n, d]
             attn = out.reshape(heads, n, d).transpose(0, 1).reshape(n, heads * d)
-            if p is None:
-                x = x + _mm(w.o, attn)
-                gate_up = _mm(w.gate_up, layer.ffn_norm(x))
-                x = x + _mm(w.down, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
-            else:
-                x = x + p.o(attn)
-                gate_up = p.gate_up(layer.ffn_norm(x))
-                x = x + p.down(F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
-        normed = self.model.norm(x)
-        return _mm(self._out_t, normed) if self._out_packed is None else self._out_packed(normed)
+            x = x + _mm(w.o, p.o if p else None, attn)
+            gate_up = _mm(w.gate_up, p.gate_up if p else None, layer.ffn_norm(x))
+            x = x + _mm(w.down, p.down if p else None, F.silu(gate_up[:, :ffn]) * gate_up[:, ffn:])
+        return _mm(self._out_t, self._out_panels, self.model.norm(x))
 
     def prefill(self, tokens: List[int]) -> Tuple[torch.Tensor, DecodeState]:
         """A single sequence in its own one-slot cache: last position's logits [vocab], state."""
@@ -295,9 +285,10 @@ class Engine:
                 logits = self.step(state, int(torch.argmax(logits)))
 
 
-def load_engine(model_path: str, models_lib: str, model_id: str = "", variant: str = "") -> Engine:
+def load_engine(model_path: str, models_lib: str, model_id: str = "", variant: str = "",
+                few_row_kernel: bool = True) -> Engine:
     loaded = load_gguf_model(model_path, models_lib)
     if model_id:
         loaded = LoadedModel(loaded.model, loaded.llama, model_id, loaded.precision,
                              loaded.context_length, loaded.vocab_size)
-    return Engine(loaded, variant or f"gguf-{loaded.precision}")
+    return Engine(loaded, variant or f"gguf-{loaded.precision}", few_row_kernel)

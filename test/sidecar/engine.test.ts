@@ -2,7 +2,8 @@
  * The sidecar's model loading and KV-cache decoding: any llama-architecture GGUF in F32 or F16
  * loads into the shared model definition, and the decode paths (one sequence; several batched
  * in non-contiguous cache slots; equal-length prompts prefilled together; a kept sequence's
- * multi-token feed after a cached prefix) give the same logits as the shared model's full forward().
+ * multi-token feed after a cached prefix) give the same logits as the shared model's full forward(),
+ * with few-row products on the panel kernel and on OpenBLAS's GEMM.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ interface Report {
   extend_max_abs_diff: number;
   greedy: number[];
   precision: string;
+  few_row_products: string;
   config: Record<string, number | boolean>;
 }
 
@@ -36,8 +38,11 @@ describe('sidecar engine', () => {
     );
     assert.equal(r.status, 0, r.stderr);
     const reports = JSON.parse(r.stdout) as Report[];
-    dtypes.forEach((dtype, i) => {
-      const rep = reports[i]!;
+    assert.equal(reports.length, 4);
+    reports.forEach((rep, i) => {
+      const dtype = dtypes[i >> 1]!;
+      // scripts/install.sh installs numba, so the kernel must be in use where it is asked for.
+      assert.equal(rep.few_row_products, i % 2 === 0 ? 'panels' : 'gemm');
       assert.equal(rep.precision, dtype);
       assert.deepEqual(rep.config, {
         dim: 64,
@@ -50,6 +55,7 @@ describe('sidecar engine', () => {
         tie_embeddings: false,
       });
       assert.equal(rep.greedy.length, 24);
+      assert.deepEqual(rep.greedy, reports[i & ~1]!.greedy);
       assert.ok(rep.max_abs_diff < 1e-4, `${dtype}: largest logit difference ${rep.max_abs_diff}`);
       assert.ok(
         rep.batched_max_abs_diff < 1e-4,

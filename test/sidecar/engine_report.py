@@ -3,7 +3,8 @@ the largest difference between the KV-cache decode path and the shared model's f
 over a greedy run, the greedy tokens, and the parsed hyper-parameters.
 
 Usage: PYTHONPATH=sidecar /usr/bin/python3 test/sidecar/engine_report.py PROMPT_IDS_JSON STEPS MODEL.gguf...
-(one JSON report per model, as a list: one interpreter start for all of them)
+(two JSON reports per model, few-row products on the panel kernel and on OpenBLAS's GEMM, as
+one list: one interpreter start for all of them)
 """
 
 import json
@@ -16,11 +17,12 @@ from tiergate_sidecar.engine import load_engine
 
 def main() -> None:
     prompt, steps = json.loads(sys.argv[1]), int(sys.argv[2])
-    print(json.dumps([report(path, prompt, steps) for path in sys.argv[3:]]))
+    # Each model twice: few-row products on the panel kernel, then on OpenBLAS's GEMM.
+    print(json.dumps([report(path, prompt, steps, kernel) for path in sys.argv[3:] for kernel in (True, False)]))
 
 
-def report(path: str, prompt: list, steps: int) -> dict:
-    engine = load_engine(path, "")
+def report(path: str, prompt: list, steps: int, kernel: bool) -> dict:
+    engine = load_engine(path, "", few_row_kernel=kernel)
     worst = 0.0
     with torch.inference_mode():
         logits, state = engine.prefill(prompt)
@@ -92,6 +94,7 @@ def report(path: str, prompt: list, steps: int) -> dict:
         "extend_max_abs_diff": extend_worst,
         "greedy": seq[len(prompt):],
         "precision": engine.precision,
+        "few_row_products": "gemm" if engine.panels_unavailable else "panels",
         "config": {"dim": cfg.dim, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_kv_heads": cfg.n_kv_heads,
                    "vocab_size": cfg.vocab_size, "ffn_dim": cfg.ffn_dim, "max_seq_len": cfg.max_seq_len,
                    "tie_embeddings": cfg.tie_embeddings},

@@ -1,0 +1,44 @@
+/**
+ * The sidecar's few-row product kernel (sidecar/tiergate_sidecar/panels.py), which replaces
+ * OpenBLAS's GEMM for batched decode steps: its contract is torch's product. Row counts below,
+ * at and above the kernel's register block, widths that are not a multiple of its panel, a
+ * non-contiguous input; each row's result does not depend on the rows beside it.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { SIDECAR_DIR } from '../../src/tiers/remote/sidecar-supervisor.js';
+import { PYTHON } from '../tiers/remote/helpers.js';
+
+interface Case {
+  rows: number;
+  in: number;
+  out: number;
+  shape: number[];
+  dtype: string;
+  max_rel_diff: number;
+  rows_alone_identical: boolean;
+}
+
+describe('sidecar panel kernel', () => {
+  it('equals torch.mm within float32 rounding for any rows and widths, each row independent of the others', () => {
+    const r = spawnSync(PYTHON, [join(import.meta.dirname, 'panels_report.py')], {
+      cwd: SIDECAR_DIR,
+      env: { ...process.env, PYTHONPATH: SIDECAR_DIR },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { unavailable: string | null; rows: number; cases: Case[] };
+    assert.equal(report.unavailable, null, 'numba is installed by scripts/install.sh');
+    assert.equal(report.cases.length, 6);
+    for (const c of report.cases) {
+      const name = `${c.rows} x ${c.in} -> ${c.out}`;
+      assert.deepEqual(c.shape, [c.rows, c.out], name);
+      assert.equal(c.dtype, 'torch.float32', name);
+      assert.ok(c.max_rel_diff < 1e-5, `${name}: differs from the float64 product by ${c.max_rel_diff}`);
+      assert.ok(c.rows_alone_identical, `${name}: a row's result changed with the rows beside it`);
+    }
+    assert.ok(report.cases.some((c) => c.rows > 2 * report.rows), 'a case spans three row groups');
+  });
+});
