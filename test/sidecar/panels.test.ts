@@ -39,6 +39,9 @@ describe('sidecar panel kernel', () => {
       assert.ok(c.max_rel_diff < 1e-5, `${name}: differs from the float64 product by ${c.max_rel_diff}`);
       assert.ok(c.rows_alone_identical, `${name}: a row's result changed with the rows beside it`);
     }
-    assert.ok(report.cases.some((c) => c.rows > 2 * report.rows), 'a case spans three row groups');
+    assert.ok(
+      report.cases.some((c) => c.rows > 2 * report.rows),
+      'a case spans three row groups',
+    );
   });
 });
