@@ -100,12 +100,16 @@ def main(argv: list) -> int:
         "torch": torch.__version__, "grpcio": grpc.__version__, "python": sys.version.split()[0],
         "threads": str(torch.get_num_threads()), "blas_threads": str(blas if blas is not None else "n/a"),
         "model_path": args.model, "load_ms": str(load_ms),
+        "few_row_products": "gemm" if engine.panels_unavailable else "panels",
     }
     tier.attach(engine, runtime)
     health.set_all(SERVING)
     log.info("serving", model=args.model, model_id=engine.model_id, variant=engine.variant,
              context_length=engine.context_length, vocab_size=engine.vocab_size,
              threads=torch.get_num_threads(), max_concurrent=args.max_concurrent, load_ms=load_ms)
+    if engine.panels_unavailable:
+        log.warn("batched steps on OpenBLAS's GEMM, slower than the panel kernel",
+                 reason=engine.panels_unavailable)
 
     stopping.wait()
     health.set_all(NOT_SERVING)
