@@ -2,7 +2,8 @@
  * The sidecar's few-row product kernel (sidecar/tiergate_sidecar/panels.py), which replaces
  * OpenBLAS's GEMM for batched decode steps: its contract is torch's product. Row counts below,
  * at and above the kernel's register block, widths that are not a multiple of its panel, a
- * non-contiguous input; each row's result does not depend on the rows beside it.
+ * non-contiguous input, both panel widths (AVX-512's, AVX2's); each row's result does not depend
+ * on the rows beside it.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ interface Case {
   rows: number;
   in: number;
   out: number;
+  panel: number;
   shape: number[];
   dtype: string;
   max_rel_diff: number;
@@ -31,9 +33,10 @@ describe('sidecar panel kernel', () => {
     assert.equal(r.status, 0, r.stderr);
     const report = JSON.parse(r.stdout) as { unavailable: string | null; rows: number; cases: Case[] };
     assert.equal(report.unavailable, null, 'numba is installed by scripts/install.sh');
-    assert.equal(report.cases.length, 6);
+    assert.equal(report.cases.length, 12);
+    assert.deepEqual([...new Set(report.cases.map((c) => c.panel))], [16, 8]);
     for (const c of report.cases) {
-      const name = `${c.rows} x ${c.in} -> ${c.out}`;
+      const name = `${c.rows} x ${c.in} -> ${c.out}, panels of ${c.panel}`;
       assert.deepEqual(c.shape, [c.rows, c.out], name);
       assert.equal(c.dtype, 'torch.float32', name);
       assert.ok(c.max_rel_diff < 1e-5, `${name}: differs from the float64 product by ${c.max_rel_diff}`);
