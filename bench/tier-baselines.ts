@@ -404,12 +404,16 @@ try {
 out.push(
   `## Tier overhead: ${TOKENS} greedy tokens, one stream, model ${family.id} (median of ${ROUNDS} rounds)`,
   '',
-  '| framework / variant | plain loop tok/s | tier tok/s | tier ÷ loop |',
-  '|---|---:|---:|---:|',
+  // The µs column is what the tier adds per token (its time per token minus the loop's, median
+  // over rounds): on a model whose step is short (tiny) it shows the tier's own cost, on a big
+  // one it is within the run-to-run noise of the memory bandwidth other tenants leave.
+  '| framework / variant | plain loop tok/s | tier tok/s | tier ÷ loop | tier − loop, µs per token |',
+  '|---|---:|---:|---:|---:|',
   ...overhead.map(
     (p) =>
       `| ${p.label} | ${fmt(median(p.loop))} | ${fmt(median(p.tier))} | ` +
-      `${fmt(median(p.tier.map((x, i) => x / (p.loop[i] as number))), 3)} |`,
+      `${fmt(median(p.tier.map((x, i) => x / (p.loop[i] as number))), 3)} | ` +
+      `${fmt(median(p.tier.map((x, i) => 1e6 / x - 1e6 / (p.loop[i] as number))))} |`,
   ),
   '',
   `## Batching: aggregate tokens/s of concurrent streams (${TOKENS} tokens each)`,
