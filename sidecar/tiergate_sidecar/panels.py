@@ -78,15 +78,19 @@ def load_kernel(width: int = 0) -> Optional[str]:
     except ImportError as err:
         _unavailable = f"numba is not installed ({err}); few-row products use OpenBLAS's GEMM"
         return _unavailable
-    width = width or host_width()
-    if width in _kernels:
-        return None
-    scope: dict = {"zero": np.float32(0)}
-    exec(compile(_kernel_source(ROWS, width), "<tiergate panels kernel>", "exec"), scope)  # noqa: S102
-    # Only fused multiply-adds are allowed: no reassociation, so every sum keeps its order.
-    compiled = numba.njit(fastmath={"contract"}, nogil=True)(scope["kernel"])
-    compiled(np.zeros((4, ROWS), np.float32), np.ones((1, 4, width), np.float32),
-             np.empty((ROWS, width), np.float32))
+    try:
+        width = width or host_width()
+        if width in _kernels:
+            return None
+        scope: dict = {"zero": np.float32(0)}
+        exec(compile(_kernel_source(ROWS, width), "<tiergate panels kernel>", "exec"), scope)  # noqa: S102
+        # Only fused multiply-adds are allowed: no reassociation, so every sum keeps its order.
+        compiled = numba.njit(fastmath={"contract"}, nogil=True)(scope["kernel"])
+        compiled(np.zeros((4, ROWS), np.float32), np.ones((1, 4, width), np.float32),
+                 np.empty((ROWS, width), np.float32))
+    except Exception as err:  # noqa: BLE001 — a numba that cannot compile here: the GEMM still works
+        _unavailable = f"numba could not compile the panel kernel ({type(err).__name__}: {err}); few-row products use OpenBLAS's GEMM"
+        return _unavailable
     _kernels[width] = compiled
     return None
 
