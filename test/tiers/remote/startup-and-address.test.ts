@@ -31,8 +31,7 @@ describe('remote tier start-up', () => {
       assert.equal(h.tier.health().ready, true);
       assert.equal(h.tier.sidecarPid, undefined, 'nothing is spawned in address mode');
       const ready = h.lines.find((l) => l.msg === 'remote tier ready') as
-        | { runtime?: Record<string, string> }
-        | undefined;
+        { runtime?: Record<string, string> } | undefined;
       // scripts/install.sh installs numba: batched steps run on the panel kernel.
       assert.equal(ready?.runtime?.few_row_products, 'panels');
       const r = await collect(h.tier.generate(request([1, 2, 3], 5), new AbortController().signal));
