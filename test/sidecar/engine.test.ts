@@ -5,12 +5,10 @@
  * multi-token feed after a cached prefix) give the same logits as the shared model's full forward(),
  * with few-row products on the panel kernel and on OpenBLAS's GEMM.
  */
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SIDECAR_DIR } from '../../src/tiers/remote/sidecar-supervisor.js';
-import { PYTHON, randomModel } from '../tiers/remote/helpers.js';
+import { randomModel } from '../tiers/remote/helpers.js';
+import { pythonReport } from './python-report.js';
 
 interface Report {
   max_abs_diff: number;
@@ -26,18 +24,11 @@ interface Report {
 describe('sidecar engine', () => {
   it('loads F32 and F16 GGUFs; single and batched KV-cache decoding match the full forward pass', () => {
     const dtypes = ['f32', 'f16'] as const;
-    const r = spawnSync(
-      PYTHON,
-      [
-        join(import.meta.dirname, 'engine_report.py'),
-        '[1, 5, 9, 3]',
-        '24',
-        ...dtypes.map((d) => randomModel(d)),
-      ],
-      { cwd: SIDECAR_DIR, env: { ...process.env, PYTHONPATH: SIDECAR_DIR }, encoding: 'utf8' },
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const reports = JSON.parse(r.stdout) as Report[];
+    const reports = pythonReport<Report[]>('engine_report.py', [
+      '[1, 5, 9, 3]',
+      '24',
+      ...dtypes.map((d) => randomModel(d)),
+    ]);
     assert.equal(reports.length, 4);
     reports.forEach((rep, i) => {
       const dtype = dtypes[i >> 1]!;

@@ -5,12 +5,9 @@
  * non-contiguous input, both panel widths (AVX-512's, AVX2's); each row's result does not depend
  * on the rows beside it.
  */
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SIDECAR_DIR } from '../../src/tiers/remote/sidecar-supervisor.js';
-import { PYTHON } from '../tiers/remote/helpers.js';
+import { pythonReport } from './python-report.js';
 
 interface Case {
   rows: number;
@@ -25,13 +22,9 @@ interface Case {
 
 describe('sidecar panel kernel', () => {
   it('equals torch.mm within float32 rounding for any rows and widths, each row independent of the others', () => {
-    const r = spawnSync(PYTHON, [join(import.meta.dirname, 'panels_report.py')], {
-      cwd: SIDECAR_DIR,
-      env: { ...process.env, PYTHONPATH: SIDECAR_DIR },
-      encoding: 'utf8',
-    });
-    assert.equal(r.status, 0, r.stderr);
-    const report = JSON.parse(r.stdout) as { unavailable: string | null; rows: number; cases: Case[] };
+    const report = pythonReport<{ unavailable: string | null; rows: number; cases: Case[] }>(
+      'panels_report.py',
+    );
     assert.equal(report.unavailable, null, 'numba is installed by scripts/install.sh');
     assert.equal(report.cases.length, 12);
     assert.deepEqual([...new Set(report.cases.map((c) => c.panel))], [16, 8]);

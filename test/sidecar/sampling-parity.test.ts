@@ -3,14 +3,10 @@
  * the Python sampler (sidecar/tiergate_sidecar/sampling.py) picks the same tokens as
  * src/text/sampling.ts, so a seeded request gives the same output whichever tier serves it.
  */
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRng, sampleToken } from '../../src/text/sampling.js';
-import { SIDECAR_DIR } from '../../src/tiers/remote/sidecar-supervisor.js';
-
-const PYTHON = '/usr/bin/python3';
+import { pythonReport } from './python-report.js';
 
 describe('sidecar sampling parity with the gateway', () => {
   it('picks the same tokens for greedy, temperature, top-k and top-p with the same seeds', () => {
@@ -24,17 +20,10 @@ describe('sidecar sampling parity with the gateway', () => {
       { temperature: 0.9, topP: 0.5, topK: 20, seed: 4_000_000_000 },
     ];
     const draws = 50;
-    const r = spawnSync(
-      PYTHON,
-      [join(import.meta.dirname, 'sampling_report.py'), JSON.stringify({ logits, cases, draws })],
-      {
-        cwd: SIDECAR_DIR,
-        env: { ...process.env, PYTHONPATH: SIDECAR_DIR },
-        encoding: 'utf8',
-      },
+    const py = pythonReport<{ tokens: number[]; logprob0: number; top: [number, number][] }[]>(
+      'sampling_report.py',
+      [JSON.stringify({ logits, cases, draws })],
     );
-    assert.equal(r.status, 0, r.stderr);
-    const py = JSON.parse(r.stdout) as { tokens: number[]; logprob0: number; top: [number, number][] }[];
     cases.forEach((c, i) => {
       const rng = createRng(c.seed);
       const ts = Array.from({ length: draws }, () => sampleToken(logits, c, rng, 3));

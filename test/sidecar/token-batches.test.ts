@@ -6,12 +6,10 @@
  * waits for more tokens); a client that did not opt in only ever gets `token` messages. The
  * servicer runs in a Python process over a real engine (test/sidecar/token_batches_report.py).
  */
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SIDECAR_DIR } from '../../src/tiers/remote/sidecar-supervisor.js';
-import { PYTHON, randomModel } from '../tiers/remote/helpers.js';
+import { randomModel } from '../tiers/remote/helpers.js';
+import { pythonReport } from './python-report.js';
 
 interface Message {
   kind: 'token' | 'token_batch' | 'finish';
@@ -54,15 +52,10 @@ function kinds(messages: Message[]): string[] {
 }
 
 describe('sidecar token batches', () => {
-  const r = spawnSync(PYTHON, [join(import.meta.dirname, 'token_batches_report.py'), randomModel('f32')], {
-    cwd: SIDECAR_DIR,
-    env: { ...process.env, PYTHONPATH: SIDECAR_DIR },
-    encoding: 'utf8',
-  });
-  const report = (): Report => {
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout) as Report;
-  };
+  // One interpreter run for every case below, made by the first that reads it.
+  let cached: Report | undefined;
+  const report = (): Report =>
+    (cached ??= pythonReport<Report>('token_batches_report.py', [randomModel('f32')]));
 
   it('a client that does not opt in gets one token message per token, slow reader or not', () => {
     const rep = report();
