@@ -70,7 +70,7 @@ def host_width() -> int:
 
 
 def load_kernel(width: int = 0) -> Optional[str]:
-    """Compiles the kernel for `width` (default: the host's) once per process (about 1.5 s);
+    """Compiles the kernel for `width` (default: the host's) once per process;
     returns why it cannot, or None."""
     global _unavailable
     try:
